@@ -1,0 +1,28 @@
+"""The package's exceptions. Each message names the thing at fault and what was expected."""
+
+from __future__ import annotations
+
+
+class FerBatchError(Exception):
+    """Base class of every error fer-batch raises on purpose."""
+
+
+class UsageError(FerBatchError, ValueError):
+    """An option or argument has a value that is not allowed."""
+
+
+class InputError(FerBatchError):
+    """A media file or dataset cannot be read or is not what it claims to be."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class DatasetError(FerBatchError):
+    """A training or evaluation dataset has no usable rows or an unknown layout."""
+
+
+class ModelError(FerBatchError):
+    """A model name or file cannot be resolved, loaded, or does not fit the expected interface."""

@@ -1,0 +1,1 @@
+"""Training and evaluation of the emotion classifiers (datasets, architectures, recipes, metrics)."""

@@ -1,0 +1,263 @@
+"""FER-2013 datasets: the Kaggle CSV layout and image-folder trees, both as uint8 48x48x1 arrays.
+
+Both loaders return the same :class:`Dataset`, so a model never knows where its faces came from, and the same face
+gives the same array through either path (a 48x48 grayscale PNG is read back unchanged).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..labels import EMOTIONS, NUM_CLASSES, label_for_name
+
+SIZE = 48
+PIXELS = SIZE * SIZE
+
+#: Kaggle's ``Usage`` values, and the folder names people use, mapped to our split names.
+SPLIT_ALIASES = {
+    "training": "train",
+    "train": "train",
+    "publictest": "val",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "privatetest": "test",
+    "test": "test",
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Split:
+    """Faces and labels of one split: ``x`` uint8 (N, 48, 48, 1), ``y`` int64 (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def counts(self) -> list[int]:
+        return np.bincount(self.y, minlength=NUM_CLASSES).tolist()
+
+
+@dataclass
+class Dataset:
+    """Named splits (``train``, ``val``, ``test``; any may be missing) and the problems met while loading."""
+
+    splits: dict[str, Split]
+    source: str
+    problems: list[str] = field(default_factory=list)
+    #: How the splits were made: "usage" (the file says), "folders", or "stratified-80/20".
+    split_method: str = "usage"
+
+    def __getitem__(self, name: str) -> Split:
+        return self.splits[name]
+
+    def get(self, name: str) -> Split | None:
+        return self.splits.get(name)
+
+
+def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
+    """Load a FER-2013 CSV (plain or ``.gz``) or an image-folder tree, whichever ``path`` is."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"--data {str(path)!r}: no such file or directory")
+    if path.is_dir():
+        return load_folder(path, seed=seed, val_fraction=val_fraction)
+    return load_csv(path, seed=seed, val_fraction=val_fraction)
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def parse_pixels(text: str) -> np.ndarray:
+    """Parse Kaggle's space-separated pixel string into a (48, 48) uint8 array; ValueError says what is wrong."""
+    tokens = text.split()
+    if len(tokens) != PIXELS:
+        raise ValueError(f"expected {PIXELS} pixel values, got {len(tokens)}")
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if not _is_number(t))
+        raise ValueError(f"non-numeric pixel value {bad[:20]!r}") from None
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
+        raise ValueError("pixel values must lie in 0..255")
+    return np.rint(values).astype(np.uint8).reshape(SIZE, SIZE)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
+    """Read the Kaggle CSV layout ``emotion,pixels[,Usage]``.
+
+    ``Training`` rows become ``train``, ``PublicTest`` rows ``val`` and ``PrivateTest`` rows ``test``. Without a
+    ``Usage`` column the rows are split 80/20, stratified by class and seeded, as in the seed paper. Malformed rows
+    are skipped and listed in :attr:`Dataset.problems` with their line numbers (the header is line 1).
+    """
+    path = Path(path)
+    problems: list[str] = []
+    per_split: dict[str, tuple[list[np.ndarray], list[int]]] = {}
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            try:
+                header = [h.strip().lower() for h in next(reader)]
+            except StopIteration:
+                raise DatasetError(f"{path}: the file is empty") from None
+            if "emotion" not in header or "pixels" not in header:
+                raise DatasetError(
+                    f"{path}: expected a header with columns 'emotion,pixels[,Usage]', got {','.join(header)[:80]!r}"
+                )
+            i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
+            i_usage = header.index("usage") if "usage" in header else None
+            for line_no, row in enumerate(reader, start=2):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                try:
+                    label = int(row[i_emotion].strip())
+                    if not 0 <= label < NUM_CLASSES:
+                        raise ValueError(f"label {label} outside 0-{NUM_CLASSES - 1}")
+                    face = parse_pixels(row[i_pixels])
+                    split = "all"
+                    if i_usage is not None:
+                        usage = row[i_usage].strip().lower()
+                        if usage not in SPLIT_ALIASES:
+                            raise ValueError(f"unknown Usage {row[i_usage]!r}")
+                        split = SPLIT_ALIASES[usage]
+                except IndexError:
+                    problems.append(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}")
+                    continue
+                except ValueError as exc:
+                    msg = str(exc)
+                    if msg.startswith("invalid literal for int()"):
+                        msg = f"label {row[i_emotion].strip()[:20]!r} is not an integer"
+                    problems.append(f"{path}:{line_no}: {msg}")
+                    continue
+                xs, ys = per_split.setdefault(split, ([], []))
+                xs.append(face)
+                ys.append(label)
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read as a FER-2013 CSV ({exc})") from None
+    if not per_split:
+        raise DatasetError(f"{path}: no usable rows ({len(problems)} malformed)")
+    splits = {name: _stack(xs, ys) for name, (xs, ys) in per_split.items()}
+    method = "usage"
+    if "all" in splits:
+        everything = splits.pop("all")
+        train, val = stratified_split(everything, val_fraction=val_fraction, seed=seed)
+        splits.setdefault("train", train)
+        splits.setdefault("val", val)
+        method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
+    return Dataset(splits=splits, source=str(path), problems=problems, split_method=method)
+
+
+def read_face_image(path: str | Path) -> np.ndarray:
+    """Any image file as a (48, 48) uint8 grayscale face (area-resampled when it is another size)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            arr = (arr / max(arr.max(), 1.0) * 255.0) if arr.max() > 255 else arr
+            gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        else:
+            gray = np.asarray(im.convert("L"), dtype=np.uint8)
+    if gray.shape != (SIZE, SIZE):
+        import cv2
+
+        gray = cv2.resize(gray, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
+    """Read ``ROOT/<split>/<emotion>/*.png|jpg`` (or ``ROOT/<emotion>/...`` without splits).
+
+    Split folders may be named train/training, val/valid/validation/publictest, test/privatetest; class folders
+    by FER-2013 name or a common alias (anger, happiness, sadness, ...). An unknown class folder is an error that
+    lists the accepted names; unreadable images are skipped and listed in :attr:`Dataset.problems`.
+    """
+    root = Path(root)
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise DatasetError(f"{root}: expected class folders or split folders (train/val/test), found none")
+    as_splits = {p: SPLIT_ALIASES.get(p.name.lower()) for p in subdirs}
+    if all(v is not None for v in as_splits.values()):
+        layout = {split: p for p, split in as_splits.items()}
+    elif any(v is not None for v in as_splits.values()):
+        odd = [p.name for p, v in as_splits.items() if v is None]
+        raise DatasetError(f"{root}: mixes split folders with other folders {odd}; expected only train/val/test")
+    else:
+        layout = {"all": root}
+    problems: list[str] = []
+    splits: dict[str, Split] = {}
+    for split, split_dir in layout.items():
+        xs, ys = [], []
+        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            label = label_for_name(class_dir.name)
+            if label is None:
+                raise DatasetError(
+                    f"{class_dir}: unknown emotion folder {class_dir.name!r}; expected one of "
+                    f"{', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
+                )
+            for image in sorted(class_dir.rglob("*")):
+                if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        xs.append(read_face_image(image))
+                except Exception as exc:  # PIL raises many types for bad files; report and go on
+                    problems.append(f"{image}: unreadable image ({type(exc).__name__}: {exc})")
+                    continue
+                ys.append(label)
+        if ys:
+            splits[split] = _stack(xs, ys)
+    if not splits:
+        raise DatasetError(f"{root}: no readable images in any class folder ({len(problems)} unreadable)")
+    method = "folders"
+    if "all" in splits:
+        train, val = stratified_split(splits.pop("all"), val_fraction=val_fraction, seed=seed)
+        splits.update(train=train, val=val)
+        method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
+    return Dataset(splits=splits, source=str(root), problems=problems, split_method=method)
+
+
+def stratified_split(data: Split, *, val_fraction: float, seed: int) -> tuple[Split, Split]:
+    """Seeded per-class split, so both parts keep the class balance of the whole."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in range(NUM_CLASSES):
+        idx = np.flatnonzero(data.y == label)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    tr = np.sort(np.concatenate(train_idx))
+    va = np.sort(np.concatenate(val_idx))
+    return Split(data.x[tr], data.y[tr]), Split(data.x[va], data.y[va])
+
+
+def _stack(xs: list[np.ndarray], ys: list[int]) -> Split:
+    x = np.stack(xs).reshape(-1, SIZE, SIZE, 1) if xs else np.zeros((0, SIZE, SIZE, 1), np.uint8)
+    return Split(x=x, y=np.asarray(ys, dtype=np.int64))
