@@ -55,3 +55,35 @@ def load_keras_model(path: str | Path):
             f"got {shape_in} -> {shape_out}"
         )
     return model
+
+
+class Classifier:
+    """A loaded emotion model that turns uint8 (N, 48, 48, 1) crops into (N, 7) probabilities.
+
+    TensorFlow places the model on a GPU when one is visible; nothing here assumes a CPU.
+    """
+
+    def __init__(self, model: str | Path | None = None):
+        self.path = resolve_model(model)
+        self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
+        self.model = load_keras_model(self.path)
+
+    def predict(self, crops) -> "np.ndarray":
+        """Probabilities (rows sum to 1) for a batch of crops; an empty batch gives shape (0, 7)."""
+        import numpy as np
+
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[..., None]
+        if crops.shape[1:] != (48, 48, 1):
+            raise ValueError(f"crops must have shape (N, 48, 48, 1), got {crops.shape}")
+        if len(crops) == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
+        probs = np.asarray(self.model.predict_on_batch(crops.astype(np.float32)), dtype=np.float64)
+        probs = np.clip(probs, 0.0, None)
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_model(model: str | Path | None = None) -> Classifier:
+    """Load a packaged model by name (``fast``, ``accurate``) or a ``.keras`` file; ``None`` gives ``fast``."""
+    return Classifier(model)

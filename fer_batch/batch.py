@@ -1,0 +1,134 @@
+"""A whole batch job: run the pipeline over the inputs and write the timeline, errors, summary and charts.
+
+This is the one function the CLI calls (:func:`run_batch`); it knows nothing of argv, exit codes or terminals.
+Progress is reported through an optional object with the :class:`Progress` methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .config import RunConfig
+from .pipeline import SourceStart, iter_events
+from .records import FaceRecord, SourceDone
+from .sources import discover
+
+log = logging.getLogger("fer_batch")
+FLUSH_ROWS = 256
+
+
+class Progress(Protocol):
+    def start(self, total_sources: int, already_done: int) -> None: ...
+    def source_start(self, event: SourceStart) -> None: ...
+    def frames(self, n: int) -> None: ...
+    def source_done(self, done: SourceDone) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunReport:
+    """What a run did: counts of sources, the failures, and the files it wrote."""
+
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0  # already complete in the run being resumed
+    ignored: int = 0  # files inside directories that are not media by their suffix
+    rows: int = 0
+    errors: list[SourceDone] = field(default_factory=list)
+    outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed", f"{self.skipped} skipped (already done)"]
+        if self.ignored:
+            parts.append(f"{self.ignored} non-media files ignored")
+        return f"sources: {', '.join(parts)}; {self.rows} rows written"
+
+
+def _settings(config: RunConfig) -> dict:
+    """The options a resumed run must share with the interrupted one for their output to be identical."""
+    from .classify import resolve_model
+
+    a = config.analyze
+    model = resolve_model(a.model)
+    return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
+            "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
+            "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels}
+
+
+def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None) -> RunReport:
+    """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`."""
+    from .sinks import RunWriter
+
+    report = RunReport()
+    found = discover(config.paths)
+    report.ignored = found.skipped
+    writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config))
+    report.outputs["timeline"] = config.out
+    report.outputs["errors"] = config.errors_path
+    committed = set(writer.committed)
+    report.skipped = sum(1 for s in found.sources if s.name in committed)
+    if progress:
+        progress.start(len(found.sources) + len(found.rejected), report.skipped)
+    buffer: list[FaceRecord] = []
+
+    def finish(done: SourceDone):
+        writer.write(buffer)
+        buffer.clear()
+        writer.commit(done)
+        if done.error:
+            report.failed += 1
+            report.errors.append(done)
+            log.info("failed: %s: %s", done.source, done.error)
+        else:
+            report.succeeded += 1
+        if progress:
+            progress.source_done(done)
+
+    try:
+        for name, reason in found.rejected:
+            if name not in committed:
+                finish(SourceDone(name, "", frames=0, faces=0, error=reason))
+        current_frame = None
+        for event in iter_events(config=config.analyze, sources=found.sources, skip=committed,
+                                 classifier=classifier):
+            if isinstance(event, FaceRecord):
+                buffer.append(event)
+                report.rows += 1
+                key = (event.source, event.frame)
+                if key != current_frame:
+                    current_frame = key
+                    if progress:
+                        progress.frames(1)
+                if len(buffer) >= FLUSH_ROWS:
+                    writer.write(buffer)
+                    buffer.clear()
+            elif isinstance(event, SourceDone):
+                finish(event)
+            elif isinstance(event, SourceStart):
+                if progress:
+                    progress.source_start(event)
+    finally:
+        writer.close()
+        if progress:
+            progress.close()
+
+    if config.summary or config.charts:
+        from .summary import read_timeline, summarize
+
+        timeline = read_timeline(config.out)
+        if config.summary:
+            summarize(timeline, smooth=config.smooth).to_csv(config.summary, index=False, encoding="utf-8",
+                                                               errors="surrogateescape")
+            report.outputs["summary"] = config.summary
+        if config.charts:
+            from .charts import write_charts
+
+            report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth)
+    return report

@@ -1,0 +1,108 @@
+"""Charts of a run (matplotlib on the headless Agg canvas): a timeline per video, an overall distribution."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTIONS
+
+#: One colour per emotion, the same in every chart.
+COLORS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#f2b705",
+          "sad": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
+MAX_FACE_PANELS = 4
+
+
+def _figure(**kwargs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def chart_name(source: str, used: set[str]) -> str:
+    """A file-system-safe, unique PNG name derived from the source path."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.strip("/")).strip("._") or "source"
+    stem = stem[-120:]
+    name = f"{stem}.png"
+    if name in used:
+        name = f"{stem}-{hashlib.sha1(source.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}.png"
+    used.add(name)
+    return name
+
+
+def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = None) -> Path:
+    """Emotion probabilities over time, one panel per face id (the most-seen faces first)."""
+    from .summary import smooth_probabilities
+
+    faces = rows.dropna(subset=["face_id"])
+    counts = faces["face_id"].value_counts()
+    face_ids = sorted(counts.index[:MAX_FACE_PANELS], key=lambda f: -counts[f])
+    n = max(len(face_ids), 1)
+    fig = _figure(figsize=(10, 2.4 * n + 0.8), layout="constrained")
+    axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
+    t_end = float(rows["time_s"].max()) if rows["time_s"].notna().any() else float(rows["frame"].max())
+    if not face_ids:
+        axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
+    for ax, fid in zip(axes, face_ids):
+        g = faces[faces["face_id"] == fid].sort_values("frame")
+        t = g["time_s"].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            t = g["frame"].to_numpy(dtype=np.float64)
+        probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
+        if smooth:
+            probs = smooth_probabilities(t, probs, smooth)
+        # Gaps where the face is out of view stay empty instead of being bridged by a straight line.
+        dt = np.diff(t)
+        step = np.median(dt) if len(dt) else 1.0
+        breaks = np.flatnonzero(dt > 3 * step) + 1
+        for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
+            ax.stackplot(seg_t, seg_p.T, colors=[COLORS[e] for e in EMOTIONS], alpha=0.9, linewidth=0)
+        ax.set_xlim(0, max(t_end, 1e-3))
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"face {int(fid)}\nprobability")
+        ax.grid(alpha=0.2)
+    axes[-1].set_xlabel("time (s)")
+    handles = [__import__("matplotlib.patches", fromlist=["Patch"]).Patch(color=COLORS[e], label=e) for e in EMOTIONS]
+    fig.legend(handles=handles, loc="outside upper center", ncols=7, frameon=False)
+    title = source if len(source) < 90 else "…" + source[-88:]
+    fig.suptitle(title + (f" (smoothed over {smooth:g} s)" if smooth else ""), fontsize=10)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_distribution(timeline, path: Path) -> Path:
+    """Share of analysed faces per predicted emotion across all sources (images and video frames alike)."""
+    faces = timeline.dropna(subset=["face_id"])
+    counts = faces["emotion"].value_counts().reindex(list(EMOTIONS), fill_value=0)
+    total = int(counts.sum())
+    fig = _figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    shares = counts / total if total else counts.astype(float)
+    bars = ax.bar(list(EMOTIONS), shares, color=[COLORS[e] for e in EMOTIONS])
+    for bar, c in zip(bars, counts):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), str(int(c)), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("share of faces")
+    n_sources = timeline["source"].nunique()
+    ax.set_title(f"Emotions across {n_sources} source(s), {total} face detections")
+    ax.set_ylim(0, max(float(shares.max()) * 1.15 if total else 1.0, 0.05))
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_charts(timeline, directory: str | Path, smooth: float | None = None) -> list[Path]:
+    """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written, used = [], {"emotion_distribution.png"}
+    for source, rows in timeline.groupby("source", sort=False):
+        if rows["media"].iloc[0] != "video":
+            continue
+        written.append(plot_video_timeline(source, rows, directory / chart_name(source, used), smooth=smooth))
+    written.append(plot_distribution(timeline, directory / "emotion_distribution.png"))
+    return written

@@ -1,0 +1,69 @@
+"""The ``fer-batch`` command: argument parsing, exit codes and progress bars, over the library's public functions.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``. Nothing heavy
+(TensorFlow, MediaPipe, OpenCV) is imported here or at the top of those modules, so ``fer-batch --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import DatasetError, FerBatchError, InputError, ModelError, UsageError
+
+# Exit codes, documented in README.md ("Exit codes").
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1  # the run finished, but one or more input files could not be analysed
+EXIT_USAGE = 2  # bad option value, missing path, refusing to overwrite an output (argparse also uses 2)
+EXIT_MODEL = 3  # the model cannot be found, loaded, or has the wrong interface
+EXIT_DATASET = 4  # a training/evaluation dataset is unusable
+EXIT_INTERRUPTED = 130  # Ctrl-C; what was written so far stays valid (see --resume)
+
+SUBCOMMANDS = ("analyze", "train", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-batch",
+        description="Batch facial-emotion analysis: detect faces in images and videos, classify each into the "
+        "seven FER-2013 emotions, write per-frame timelines, summaries and charts.",
+    )
+    parser.add_argument("--version", action="version", version=f"fer-batch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from . import analyze, train
+
+    analyze.add_parser(subparsers)
+    train.add_parsers(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fer-batch`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModelError as exc:
+        print(f"fer-batch {args.command}: model error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except DatasetError as exc:
+        print(f"fer-batch {args.command}: dataset error: {exc}", file=sys.stderr)
+        return EXIT_DATASET
+    except InputError as exc:
+        print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except KeyboardInterrupt:
+        print(f"fer-batch {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FerBatchError as exc:  # any other deliberate error
+        print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""``fer-batch analyze``: options -> RunConfig -> :func:`fer_batch.batch.run_batch` -> exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import EXIT_OK, EXIT_SOME_FAILED
+
+HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
+per-frame timeline CSV (one row per face per analysed frame, one row per frame without a face)."""
+
+EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed in OUT.errors.csv);
+2 usage error (nothing was analysed); 3 model cannot be loaded; 130 interrupted (use --resume)."""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("analyze", help="analyse images and videos", description=HELP, epilog=EPILOG)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image/video files and/or directories (walked recursively)")
+    p.add_argument("--out", required=True, type=Path, help="timeline CSV to write")
+    p.add_argument("--summary", type=Path, help="per-source, per-face summary CSV to write")
+    p.add_argument("--charts", type=Path, metavar="DIR", help="directory for PNG charts")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th video frame (default 1)")
+    sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second of video")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="faces per classifier batch (default 256)")
+    p.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="packaged model (fast, accurate) or a .keras file (default: fast)")
+    p.add_argument("--detector", default="short", metavar="short|full",
+                   help="MediaPipe BlazeFace model: short (faces within ~2 m, default) or full (small, distant faces)")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than PX pixels")
+    p.add_argument("--min-score", type=float, default=0.5, metavar="S", help="detection score threshold (default 0.5)")
+    p.add_argument("--detect-size", type=int, default=640, metavar="PX",
+                   help="longer side frames are reduced to for detection only (default 640)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="files decoded and detected in parallel")
+    p.add_argument("--smooth", type=float, metavar="SECONDS",
+                   help="also summarise after a centred moving average over SECONDS of video")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="write tracebacks and details to OUT.debug.log")
+    p.set_defaults(run=run)
+
+
+class _TqdmProgress:
+    """Progress bars: sources overall, and frames within the current video."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.files = None
+        self.frames_bar = None
+
+    def start(self, total_sources, already_done):
+        self.files = self._tqdm(total=total_sources, initial=already_done, unit="file", desc="files", position=0,
+                                dynamic_ncols=True)
+
+    def source_start(self, event):
+        if self.frames_bar is not None:
+            self.frames_bar.close()
+        self.frames_bar = None
+        if event.media == "video":
+            name = event.source if len(event.source) <= 40 else "…" + event.source[-39:]
+            self.frames_bar = self._tqdm(total=event.frames or None, unit="frame", desc=name, position=1,
+                                         leave=False, dynamic_ncols=True)
+
+    def frames(self, n):
+        if self.frames_bar is not None:
+            self.frames_bar.update(n)
+
+    def source_done(self, done):
+        self.files.update(1)
+        if done.error:
+            self.files.write(f"error: {done.source}: {done.error}", file=sys.stderr)
+
+    def close(self):
+        for bar in (self.frames_bar, self.files):
+            if bar is not None:
+                bar.close()
+
+
+class _QuietProgress:
+    """No bars, but failures are still named on stderr as they happen."""
+
+    def start(self, total_sources, already_done): ...
+    def source_start(self, event): ...
+    def frames(self, n): ...
+    def source_done(self, done):
+        if done.error:
+            print(f"error: {done.source}: {done.error}", file=sys.stderr)
+    def close(self): ...
+
+
+def _quiet_native_logs() -> None:
+    # TensorFlow's and MediaPipe's C++ start-up chatter would bury our own messages; the CLI (never the library)
+    # turns it down, and only where the user has not chosen a level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import AnalyzeConfig, RunConfig
+
+    config = RunConfig(
+        paths=tuple(args.paths), out=args.out, summary=args.summary, charts=args.charts, smooth=args.smooth,
+        overwrite=args.overwrite, resume=args.resume,
+        analyze=AnalyzeConfig(every=args.every, fps=args.fps, batch_size=args.batch_size, model=args.model,
+                              detector=args.detector, min_face=args.min_face, min_score=args.min_score,
+                              detect_max_side=args.detect_size, workers=args.workers),
+    )
+    from ..classify import resolve_model
+
+    resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
+    _quiet_native_logs()
+    handler = None
+    if args.debug:
+        import logging
+
+        handler = logging.FileHandler(config.out.with_name(config.out.stem + ".debug.log"), encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+        logger = logging.getLogger("fer_batch")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    from ..batch import run_batch
+    from ..classify import Classifier
+
+    classifier = Classifier(config.analyze.model)
+    progress = _QuietProgress() if args.quiet else _TqdmProgress()
+    try:
+        report = run_batch(config, progress=progress, classifier=classifier)
+    finally:
+        if handler is not None:
+            import logging
+
+            logging.getLogger("fer_batch").removeHandler(handler)
+            handler.close()
+    print(f"fer-batch: {report.line()}", file=sys.stderr)
+    print(f"timeline: {report.outputs['timeline']}", file=sys.stderr)
+    if report.failed:
+        print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
+    for key in ("summary", "charts"):
+        if key in report.outputs:
+            value = report.outputs[key]
+            shown = config.charts if key == "charts" else value
+            print(f"{key + ':':<9} {shown}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_SOME_FAILED

@@ -1,0 +1,92 @@
+"""Validated, frozen option objects for ``analyze`` and the batch run around it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+DETECTORS = ("short", "full")
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """What to analyse in each source and how; shared by the Python API and the CLI.
+
+    ``every`` and ``fps`` choose which video frames are analysed (every N-th frame, or about F frames a second of
+    video time); images always give one frame.
+    """
+
+    every: int = 1
+    fps: float | None = None
+    batch_size: int = 256
+    model: str | None = None  # packaged name or .keras path; None -> the packaged default ("fast")
+    detector: str = "short"
+    min_face: int = 0  # pixels: faces whose box is smaller on either side are ignored
+    min_score: float = 0.5
+    detect_max_side: int | None = 640  # frames are reduced to this longer side for detection only
+    workers: int = 1  # sources decoded and detected in parallel
+    max_pixels: int = 100_000_000  # larger images are refused instead of exhausting memory
+    queue_frames: int = 64  # bound on frames in flight between detection and classification, per worker
+
+    def __post_init__(self):
+        if not isinstance(self.every, int) or self.every < 1:
+            raise UsageError(f"--every must be a whole number >= 1, got {self.every!r}")
+        if self.fps is not None:
+            if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+                raise UsageError(f"--fps must be a positive number of frames per second, got {self.fps!r}")
+            if self.every != 1:
+                raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.detector not in DETECTORS:
+            raise UsageError(f"--detector {self.detector!r} is not allowed; choose one of {', '.join(DETECTORS)}")
+        if self.min_face < 0:
+            raise UsageError(f"--min-face must be >= 0 pixels, got {self.min_face}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise UsageError(f"--min-score must lie between 0 and 1, got {self.min_score}")
+        if self.detect_max_side is not None and self.detect_max_side < 64:
+            raise UsageError(f"--detect-size must be at least 64 pixels, got {self.detect_max_side}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.queue_frames < 1:
+            raise UsageError(f"queue_frames must be at least 1, got {self.queue_frames}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole batch run: the analysis options plus where results go."""
+
+    paths: tuple[str, ...]
+    out: Path
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    summary: Path | None = None
+    charts: Path | None = None
+    smooth: float | None = None  # seconds of centred moving average for the smoothed summary
+    overwrite: bool = False
+    resume: bool = False
+    debug_log: Path | None = None
+
+    def __post_init__(self):
+        if not self.paths:
+            raise UsageError("give at least one file or directory to analyse")
+        missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
+        if missing:
+            raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
+        if self.out.suffix.lower() != ".csv":
+            raise UsageError(f"--out must name a .csv file, got {str(self.out)!r}")
+        if self.out.is_dir():
+            raise UsageError(f"--out {str(self.out)!r} is a directory; give a .csv file path")
+        if self.overwrite and self.resume:
+            raise UsageError("--overwrite and --resume contradict each other; give one")
+        if self.out.exists() and not (self.overwrite or self.resume):
+            raise UsageError(f"--out {str(self.out)!r} already exists; pass --overwrite to replace it or --resume "
+                             "to continue the run that wrote it")
+        if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
+            raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
+
+    @property
+    def errors_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".errors.csv")

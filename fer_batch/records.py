@@ -1,0 +1,73 @@
+"""The records a run produces, and the timeline CSV's columns (defined here once)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .labels import EMOTIONS
+
+#: Timeline CSV columns, in order (documented in README.md, "Output columns").
+COLUMNS: tuple[str, ...] = (
+    "source", "media", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score",
+    *EMOTIONS, "emotion", "confidence",
+)
+ERROR_COLUMNS: tuple[str, ...] = ("source", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """One face in one analysed frame, or (face fields None) an analysed frame with no face."""
+
+    source: str
+    media: str  # "image" or "video"
+    frame: int
+    time_s: float | None
+    face_id: int | None = None
+    x: int | None = None
+    y: int | None = None
+    w: int | None = None
+    h: int | None = None
+    det_score: float | None = None
+    probs: tuple[float, ...] | None = None
+
+    @property
+    def has_face(self) -> bool:
+        return self.face_id is not None
+
+    @property
+    def emotion(self) -> str | None:
+        if self.probs is None:
+            return None
+        return EMOTIONS[max(range(len(self.probs)), key=self.probs.__getitem__)]
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.probs is None else max(self.probs)
+
+    def to_row(self) -> list:
+        """Values in :data:`COLUMNS` order; None for empty cells."""
+        t = None if self.time_s is None or not math.isfinite(self.time_s) else round(self.time_s, 4)
+        probs = [round(p, 6) for p in self.probs] if self.probs is not None else [None] * len(EMOTIONS)
+        conf = None if self.probs is None else round(self.confidence, 6)
+        score = None if self.det_score is None else round(self.det_score, 4)
+        return [self.source, self.media, self.frame, t, self.face_id, self.x, self.y, self.w, self.h, score,
+                *probs, self.emotion, conf]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDone:
+    """The end of one source: how many frames were analysed, and the error that stopped it, if any.
+
+    A source can have both rows and an error (a video that broke off mid-stream): its rows are kept.
+    """
+
+    source: str
+    media: str
+    frames: int
+    faces: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

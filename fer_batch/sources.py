@@ -1,0 +1,266 @@
+"""Finding media files and turning each into a stream of RGB frames.
+
+Directories are walked recursively in sorted order, hidden entries skipped and symlink loops survived. Images give
+one frame; videos give the frames chosen by ``every``/``fps``, counted as they decode (header frame counts and
+frame rates are hints, not facts). Skipped video frames are grabbed without colour conversion.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One media file. ``name`` is how it appears in outputs: the path as given, or below a given directory."""
+
+    path: Path
+    name: str
+    media: str  # "image" or "video"
+
+
+@dataclass
+class Discovery:
+    """What walking the input paths found."""
+
+    sources: list[Source] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) for named non-media files
+    skipped: int = 0  # files inside directories that are not media by their suffix
+
+
+def media_kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def discover(paths) -> Discovery:
+    """Expand files and directories into a deterministic list of media sources.
+
+    A file named explicitly that is not media by its suffix is rejected with a reason; inside directories such
+    files are only counted, so a stray README does not fail a batch.
+    """
+    found = Discovery()
+    seen: set[str] = set()
+
+    def add(path: Path, name: str, explicit: bool):
+        kind = media_kind(path)
+        if kind is None:
+            if explicit:
+                found.rejected.append((name, f"not a supported image or video file (suffix {path.suffix or 'none'!r})"))
+            else:
+                found.skipped += 1
+            return
+        key = os.path.realpath(path)
+        if key in seen:
+            return
+        seen.add(key)
+        found.sources.append(Source(path=path, name=name, media=kind))
+
+    for given in paths:
+        root = Path(given)
+        if root.is_dir():
+            _walk(root, str(given), add, visited=set())
+        else:
+            add(root, str(given), explicit=True)
+    return found
+
+
+def _walk(directory: Path, name: str, add, visited: set) -> None:
+    try:
+        st = directory.stat()
+    except OSError:
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in visited:  # a symlink loop, or the same directory reached twice
+        return
+    visited.add(key)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        add(directory / ".unreadable-directory", name, explicit=False)
+        _ = exc
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        child = Path(entry.path)
+        child_name = os.path.join(name, entry.name)
+        try:
+            is_dir = entry.is_dir()  # follows symlinks; loops are caught by `visited`
+        except OSError:
+            is_dir = False
+        if is_dir:
+            _walk(child, child_name, add, visited)
+        else:
+            add(child, child_name, explicit=False)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One analysed frame: its index in the decoded stream, its time in seconds (None for images), RGB pixels."""
+
+    index: int
+    time_s: float | None
+    rgb: np.ndarray
+
+
+def _check_nonempty(source: Source) -> None:
+    try:
+        size = source.path.stat().st_size
+    except OSError as exc:
+        raise InputError(source.name, f"cannot read file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise InputError(source.name, "empty file (0 bytes)")
+    if not os.access(source.path, os.R_OK):
+        raise InputError(source.name, "permission denied")
+
+
+def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
+    """Decode an image to RGB uint8, honouring EXIF orientation and converting gray, 16-bit, palette, CMYK, alpha."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    _check_nonempty(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's DecompressionBombWarning: we apply our own limit below
+            with Image.open(source.path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InputError(source.name, f"image is {w}x{h} ({w * h / 1e6:.0f} megapixels), above the "
+                                                  f"{max_pixels / 1e6:.0f}-megapixel limit")
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb(im)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(source.name, "not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(source.name, f"image too large to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
+
+
+def _to_rgb(im) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if arr.max(initial=0) > 255:  # 16-bit data: map 0..65535 onto 0..255
+            arr = arr / 257.0
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Composite transparent pixels onto white rather than whatever colour they happen to store.
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        im = canvas
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def _valid_fps(fps: float) -> bool:
+    return math.isfinite(fps) and 0.5 <= fps <= 1000.0
+
+
+def probe_video(source: Source) -> dict:
+    """Header facts of a video (frame count, fps, size); hints only, used for progress bars."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(source.path))
+    try:
+        if not cap.isOpened():
+            return {}
+        return {
+            "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        }
+    finally:
+        cap.release()
+
+
+def iter_frames(source: Source, every: int = 1, fps: float | None = None,
+                max_pixels: int = 100_000_000) -> Iterator[Frame]:
+    """Yield the frames of ``source`` that are to be analysed."""
+    if source.media == "image":
+        yield Frame(index=0, time_s=None, rgb=read_image(source, max_pixels))
+        return
+    if source.media != "video":
+        raise ValueError(f"unknown media kind {source.media!r}")
+    yield from _iter_video(source, every, fps, max_pixels)
+
+
+def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int) -> Iterator[Frame]:
+    import cv2
+
+    _check_nonempty(source)
+    cap = cv2.VideoCapture(str(source.path))
+    try:
+        if not cap.isOpened():
+            raise InputError(source.name, "cannot open as a video (unsupported or corrupt container)")
+        header_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        header_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        fps_ok = _valid_fps(header_fps)
+        index = -1
+        last_t = -1.0
+        next_sample_t = 0.0
+        while True:
+            if not cap.grab():
+                break
+            index += 1
+            t = _frame_time(cap, index, header_fps if fps_ok else None, last_t)
+            if t is not None:
+                last_t = t
+            if sample_fps is not None:
+                # Without a usable timestamp, fall back to the frame index at 30 fps (documented in README).
+                t_eff = t if t is not None else index / 30.0
+                if t_eff + 1e-6 < next_sample_t:
+                    continue
+                while next_sample_t <= t_eff + 1e-6:
+                    next_sample_t += 1.0 / sample_fps
+            elif index % every:
+                continue
+            ok, bgr = cap.retrieve()
+            if not ok or bgr is None:
+                break
+            if bgr.shape[0] * bgr.shape[1] > max_pixels:
+                raise InputError(source.name, f"video frames are {bgr.shape[1]}x{bgr.shape[0]}, above the "
+                                              f"{max_pixels / 1e6:.0f}-megapixel limit")
+            yield Frame(index=index, time_s=t, rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        decoded = index + 1
+        if decoded == 0:
+            raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")
+        if header_frames > 0 and decoded < 0.9 * header_frames and header_frames - decoded > 5:
+            raise InputError(source.name, f"video ended after {decoded} of the {header_frames} frames its header "
+                                          "announces (truncated or corrupt); rows up to there were kept")
+    finally:
+        cap.release()
+
+
+def _frame_time(cap, index: int, fps: float | None, last_t: float) -> float | None:
+    """Seconds from the start: the container's timestamp when it is sane, else index / fps."""
+    import cv2
+
+    msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+    if msec is not None and math.isfinite(msec) and (index == 0 or msec / 1000.0 > last_t):
+        return msec / 1000.0
+    if fps is not None:
+        return index / fps
+    return None

@@ -1,0 +1,81 @@
+"""Face ids within a video: boxes are matched from frame to frame so a timeline can follow one person.
+
+Greedy matching on intersection-over-union, with a centre-distance fallback for fast motion or sparse sampling.
+A track survives ``max_missed`` analysed frames without a match (a missed detection, a blink of occlusion); a face
+that stays away longer comes back under a new id, since nothing here recognises people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class _Track:
+    id: int
+    box: tuple[float, float, float, float]
+    missed: int = 0
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre_affinity(a, b) -> float:
+    """1 when centres coincide, 0 when they are a face width apart (scaled by the larger face)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    d = ((ax + aw / 2 - bx - bw / 2) ** 2 + (ay + ah / 2 - by - bh / 2) ** 2) ** 0.5
+    size = max(aw, ah, bw, bh, 1.0)
+    scale = min(aw * ah, bw * bh) / max(aw * ah, bw * bh, 1e-9)
+    return max(0.0, 1.0 - d / size) * (scale**0.5)
+
+
+class FaceTracker:
+    """Assigns stable integer ids (0, 1, 2, ... per video) to face boxes across consecutive analysed frames."""
+
+    def __init__(self, max_missed: int = 5, min_iou: float = 0.1, min_affinity: float = 0.3):
+        self.max_missed = max_missed
+        self.min_iou = min_iou
+        self.min_affinity = min_affinity
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+
+    def update(self, boxes) -> list[int]:
+        """Ids for this frame's boxes (x, y, w, h), in the order given."""
+        pairs = []
+        for ti, track in enumerate(self._tracks):
+            for bi, box in enumerate(boxes):
+                overlap = iou(track.box, box)
+                score = overlap if overlap >= self.min_iou else 0.0
+                if score == 0.0:
+                    aff = _centre_affinity(track.box, box)
+                    score = aff * 0.5 if aff >= self.min_affinity else 0.0  # below any real overlap
+                if score > 0:
+                    pairs.append((score, ti, bi))
+        pairs.sort(reverse=True)
+        ids: list[int | None] = [None] * len(boxes)
+        used_tracks: set[int] = set()
+        for score, ti, bi in pairs:
+            if ti in used_tracks or ids[bi] is not None:
+                continue
+            used_tracks.add(ti)
+            track = self._tracks[ti]
+            track.box, track.missed = tuple(boxes[bi]), 0
+            ids[bi] = track.id
+        for ti, track in enumerate(self._tracks):
+            if ti not in used_tracks:
+                track.missed += 1
+        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+        for bi, box in enumerate(boxes):
+            if ids[bi] is None:
+                ids[bi] = self._next_id
+                self._tracks.append(_Track(self._next_id, tuple(box)))
+                self._next_id += 1
+        return ids  # type: ignore[return-value]

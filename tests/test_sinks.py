@@ -1,0 +1,95 @@
+"""Timeline/errors writers: per-source commits, the resume journal, and exact CSV round trips."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fer_batch.errors import UsageError
+from fer_batch.records import COLUMNS, FaceRecord, SourceDone
+from fer_batch.sinks import RunWriter
+from fer_batch.summary import read_timeline
+
+PROBS = (0.1, 0.05, 0.05, 0.5, 0.1, 0.1, 0.1)
+
+
+def _records(name, n):
+    return [FaceRecord(name, "video", i, i / 10, face_id=0, x=1, y=2, w=30, h=30, det_score=0.9, probs=PROBS)
+            for i in range(n)]
+
+
+def _writer(tmp_path, resume=False, settings=None):
+    out = tmp_path / "out.csv"
+    return RunWriter(out, tmp_path / "out.errors.csv", resume=resume, settings=settings or {"every": 1})
+
+
+def test_rows_reach_the_timeline_only_at_commit(tmp_path):
+    w = _writer(tmp_path)
+    w.write(_records("a.mp4", 3))
+    assert len(read_timeline(tmp_path / "out.csv")) == 0  # staged, not committed
+    w.commit(SourceDone("a.mp4", "video", 3, 3))
+    w.commit(SourceDone("bad.jpg", "image", 0, 0, error="empty file (0 bytes)"))
+    w.close()
+    df = read_timeline(tmp_path / "out.csv")
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == 3 and (df["source"] == "a.mp4").all()
+    errors = pd.read_csv(tmp_path / "out.errors.csv")
+    assert errors.to_dict("records") == [{"source": "bad.jpg", "error": "empty file (0 bytes)"}]
+
+
+def test_resume_truncates_a_half_copied_source_and_skips_committed_ones(tmp_path):
+    w = _writer(tmp_path)
+    w.write(_records("a.mp4", 4))
+    w.commit(SourceDone("a.mp4", "video", 4, 4))
+    w.write(_records("b.mp4", 2))
+    w.close()
+    # Simulate a kill in the middle of copying b's rows into the timeline.
+    with open(tmp_path / "out.csv", "a") as f:
+        f.write("b.mp4,video,0,0.0,0,1,2,30,30,0.9,0.1,0.05")
+    with open(tmp_path / "out.csv.journal" if False else tmp_path / ".out.csv.journal", "a") as j:
+        j.write('{"source": "b.mp4", "tor')  # a torn journal line
+    w2 = _writer(tmp_path, resume=True)
+    assert set(w2.committed) == {"a.mp4"}
+    w2.write(_records("b.mp4", 2))
+    w2.commit(SourceDone("b.mp4", "video", 2, 2))
+    w2.close()
+    df = read_timeline(tmp_path / "out.csv")
+    assert df.groupby("source").size().to_dict() == {"a.mp4": 4, "b.mp4": 2}
+
+
+def test_resume_refuses_different_options(tmp_path):
+    _writer(tmp_path, settings={"every": 1}).close()
+    with pytest.raises(UsageError, match="every"):
+        _writer(tmp_path, resume=True, settings={"every": 5})
+
+
+def test_resume_without_journal_is_refused(tmp_path):
+    (tmp_path / "out.csv").write_text("x\n")
+    with pytest.raises(UsageError, match="no journal"):
+        _writer(tmp_path, resume=True)
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00") | st.sampled_from(
+        [",", '"', "\n", "\r", " ", "'", "é", "日", "本"]),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=names)
+def test_any_source_name_round_trips_through_pandas_exactly(tmp_path, name):
+    d = tmp_path / "rt"
+    d.mkdir(exist_ok=True)
+    w = RunWriter(d / "o.csv", d / "o.errors.csv", resume=False, settings={})
+    w.write([FaceRecord(name, "image", 0, None, face_id=0, x=1, y=2, w=3, h=4, det_score=0.5, probs=PROBS),
+             FaceRecord(name, "image", 1, None)])
+    w.commit(SourceDone(name, "image", 1, 1, error=f"odd: {name}"))
+    w.close()
+    df = read_timeline(d / "o.csv")
+    assert df["source"].tolist() == [name, name]
+    assert pd.isna(df["face_id"].iloc[1]) and df["face_id"].iloc[0] == 0
+    err = pd.read_csv(d / "o.errors.csv", dtype=str, keep_default_na=False)
+    assert err["source"].tolist() == [name] and err["error"].tolist() == [f"odd: {name}"]

@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.labels import EMOTIONS
+from fer_batch.records import COLUMNS, FaceRecord
+from fer_batch.summary import smooth_probabilities, summarize
+
+
+def _timeline(records):
+    return pd.DataFrame([r.to_row() for r in records], columns=COLUMNS)
+
+
+def _p(k, strength=0.7):
+    p = np.full(7, (1 - strength) / 6)
+    p[k] = strength
+    return tuple(p)
+
+
+def test_summary_matches_timeline_counts_and_means():
+    recs = []
+    for i in range(10):  # face 0: happy 6 frames then sad 4; face 1 appears in frames 0-2; frame 9 has no face
+        if i < 9:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 0, 0, 0, 10, 10, 0.9, _p(3 if i < 6 else 4)))
+        else:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5))
+        if i < 3:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 1, 50, 0, 10, 10, 0.8, _p(5)))
+    recs.append(FaceRecord("empty.jpg", "image", 0, None))
+    s = summarize(_timeline(recs))
+    f0 = s[(s.source == "v.mp4") & (s.face_id == 0)].iloc[0]
+    assert f0.frames_analysed == 10 and f0.frames_with_face == 9
+    assert f0.dominant_emotion == "happy"
+    assert f0.share_happy == pytest.approx(6 / 9) and f0.share_sad == pytest.approx(3 / 9)
+    assert sum(f0[f"mean_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
+    f1 = s[(s.source == "v.mp4") & (s.face_id == 1)].iloc[0]
+    assert f1.frames_with_face == 3 and f1.dominant_emotion == "surprise"
+    empty = s[s.source == "empty.jpg"].iloc[0]
+    assert empty.frames_with_face == 0 and pd.isna(empty.face_id)
+
+
+def test_smoothing_removes_a_one_frame_flicker():
+    t = np.arange(30) / 10.0
+    probs = np.array([_p(3)] * 30)
+    probs[15] = _p(0, 0.9)
+    sm = smooth_probabilities(t, probs, window_s=1.0)
+    assert sm.argmax(axis=1).tolist() == [3] * 30
+    np.testing.assert_allclose(sm.sum(axis=1), 1.0)
+    recs = [FaceRecord("v.mp4", "video", i, t[i], 0, 0, 0, 5, 5, 0.9, tuple(probs[i])) for i in range(30)]
+    s = summarize(_timeline(recs), smooth=1.0)
+    assert s.iloc[0].share_angry == pytest.approx(1 / 30, abs=1e-6) and s.iloc[0].smoothed_share_angry == 0.0

@@ -1,0 +1,37 @@
+from fer_batch.track import FaceTracker, iou
+
+
+def test_iou_basics():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert abs(iou((0, 0, 10, 10), (5, 0, 10, 10)) - 50 / 150) < 1e-9
+
+
+def test_two_moving_faces_keep_their_ids_even_when_listed_in_swapped_order():
+    tracker = FaceTracker()
+    a, b = [100, 100, 50, 50], [400, 120, 60, 60]
+    assert tracker.update([a, b]) == [0, 1]
+    for step in range(1, 20):
+        a2 = [100 + 8 * step, 100, 50, 50]
+        b2 = [400 - 5 * step, 120 + 2 * step, 60, 60]
+        order = [b2, a2] if step % 2 else [a2, b2]
+        ids = tracker.update(order)
+        assert ids == ([1, 0] if step % 2 else [0, 1])
+
+
+def test_brief_miss_keeps_id_but_long_absence_gets_new_id():
+    tracker = FaceTracker(max_missed=3)
+    box = [50, 50, 40, 40]
+    assert tracker.update([box]) == [0]
+    for _ in range(3):
+        assert tracker.update([]) == []
+    assert tracker.update([box]) == [0]  # missed 3 frames: still the same track
+    for _ in range(4):
+        tracker.update([])
+    assert tracker.update([box]) == [1]  # gone longer than max_missed: a new id
+
+
+def test_fast_motion_without_overlap_matches_by_centre():
+    tracker = FaceTracker()
+    tracker.update([[100, 100, 80, 80]])
+    assert tracker.update([[150, 110, 80, 80]]) == [0]
