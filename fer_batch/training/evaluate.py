@@ -25,7 +25,8 @@ def evaluate_model(model, split, batch_size: int = 256) -> dict:
     return classification_report(split.y, probs.argmax(axis=1))
 
 
-def write_report(out: Path, reports: dict[str, dict], history: dict | None = None, extra: dict | None = None) -> dict:
+def write_report(out: Path, reports: dict[str, dict], history: dict | None = None, extra: dict | None = None,
+                 *, print_tables: bool = True) -> dict:
     """Write ``metrics.json``, one confusion-matrix PNG per split and the training curves."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,6 +38,85 @@ def write_report(out: Path, reports: dict[str, dict], history: dict | None = Non
         plot_history(history, out / "curves.png")
         metrics["history"] = history
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    for name, report in reports.items():
-        print(format_report(report, title=f"== {name} =="))
+    if print_tables:
+        for name, report in reports.items():
+            print(format_report(report, title=f"== {name} =="))
     return metrics
+
+
+#: ``--split`` values of ``fer-batch evaluate``.
+SPLIT_CHOICES = ("val", "test", "train", "all")
+
+
+def select_splits(dataset, requested=None, *, seed: int = 0, val_fraction: float = 0.2) -> dict:
+    """The named :class:`~fer_batch.training.datasets.Split` objects to evaluate.
+
+    ``dataset`` is loaded with ``holdout=False``. With ``requested`` None: every split present except ``train``
+    (FER-2013: PublicTest as ``val`` and PrivateTest as ``test``), or every row (``all``) for data without splits.
+    ``all`` is every row of the file together. ``val``/``train`` of data without splits are the seeded, stratified
+    holdout and remainder that ``fer-batch train`` makes with the same ``seed`` and ``val_fraction``.
+    """
+    from ..errors import UsageError
+    from .datasets import Split, stratified_split
+
+    have = dataset.splits
+    unsplit = set(have) == {"all"}
+    if not requested:
+        if unsplit:
+            return {"all": have["all"]}
+        chosen = [name for name in ("val", "test") if name in have]
+        if not chosen:
+            raise UsageError(
+                f"{dataset.source} has only a {', '.join(sorted(have))} split and evaluating on training data is "
+                "rarely meant; pass --split train (or --split all) to do it anyway"
+            )
+        requested = chosen
+    result = {}
+    for name in dict.fromkeys(requested):
+        if name not in SPLIT_CHOICES:
+            raise UsageError(f"--split {name!r} is not allowed; choose one of {', '.join(SPLIT_CHOICES)}")
+        if name == "all":
+            parts = list(have.values())
+            result["all"] = parts[0] if len(parts) == 1 else Split(
+                np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+        elif unsplit and name in ("train", "val"):
+            train, val = stratified_split(have["all"], val_fraction=val_fraction, seed=seed)
+            result[name] = train if name == "train" else val
+        elif name in have:
+            result[name] = have[name]
+        else:
+            present = "no splits (use --split all, or val/train for the seeded 80/20 holdout)" if unsplit \
+                else f"the splits {', '.join(sorted(have))}"
+            raise UsageError(f"--split {name}: {dataset.source} has no {name} split; it has {present}")
+    return result
+
+
+def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: int = 0,
+             batch_size: int = 256) -> dict:
+    """Evaluate ``model`` on the labelled ``data`` and return ``{"model", "data", "splits": {name: report}}``.
+
+    ``model`` is a Keras model, a packaged name (``fast``, ``accurate``) or a ``.keras`` path (loaded with
+    :func:`fer_batch.classify.load_keras_model`, safe mode); ``data`` a FER-2013 CSV, an image folder or a loaded
+    :class:`~fer_batch.training.datasets.Dataset`; ``splits`` as in :func:`select_splits`. With ``out``, writes
+    ``metrics.json`` and ``confusion_<split>.png`` there. Reports are those of
+    :func:`~fer_batch.training.metrics.classification_report`.
+    """
+    from .datasets import Dataset, load_dataset
+
+    if isinstance(splits, str):
+        splits = [splits]
+    model_name = getattr(model, "name", None)
+    if isinstance(model, (str, Path)):
+        from ..classify import load_keras_model, resolve_model
+
+        path = resolve_model(model)
+        model_name = str(model)
+        model = load_keras_model(path)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, seed=seed, holdout=False)
+    chosen = select_splits(dataset, splits, seed=seed)
+    reports = {name: evaluate_model(model, split, batch_size) for name, split in chosen.items()}
+    info = {"model": model_name, "data": dataset.source, "split_method": dataset.split_method,
+            "skipped_rows": len(dataset.problems)}
+    if out is not None:
+        return write_report(Path(out), reports, extra=info, print_tables=False)
+    return {**info, "splits": reports}

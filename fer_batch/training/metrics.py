@@ -11,6 +11,11 @@ def confusion_matrix(y_true, y_pred, num_classes: int = NUM_CLASSES) -> np.ndarr
     """Counts ``cm[true, predicted]``."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} holds labels outside 0-{num_classes - 1}")
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
@@ -18,7 +23,9 @@ def classification_report(y_true, y_pred) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
     A class with no predictions (or no examples) gets precision (or recall) 0, the usual convention, so one empty
-    class cannot make the macro average undefined.
+    class cannot make the macro average undefined. Macro-F1 averages over the classes that occur in ``y_true`` or
+    ``y_pred`` (scikit-learn's default): a class absent from both, as in a dataset of only some emotions, neither
+    helps nor hurts; a class predicted but absent from the labels counts with F1 0.
     """
     cm = confusion_matrix(y_true, y_pred)
     tp = np.diag(cm).astype(np.float64)
@@ -29,10 +36,11 @@ def classification_report(y_true, y_pred) -> dict:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     total = cm.sum()
+    present = (support > 0) | (predicted > 0)
     return {
         "n": int(total),
         "accuracy": float(tp.sum() / total) if total else 0.0,
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
             name: {
                 "precision": float(precision[i]),

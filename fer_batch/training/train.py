@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import DatasetError, UsageError
 from ..labels import NUM_CLASSES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -115,9 +115,10 @@ def machine_info() -> dict:
 class _Batches:
     """Shuffled, augmented batches from uint8 arrays (a ``keras.utils.PyDataset``, built lazily).
 
-    The shuffle order depends only on (seed, epoch), so a resumed run sees the same batches it would have seen.
-    Augmentation runs here rather than inside the trained model so a distillation teacher sees the very same
-    augmented faces as its student.
+    The shuffle order depends only on (seed, epoch), and a batch's augmentation and mixup only on (seed, epoch,
+    batch), so a resumed run sees the very batches it would have seen (``fit`` must not reshuffle them: it is called
+    with ``shuffle=False``). Augmentation runs here rather than inside the trained model so a distillation teacher
+    sees the very same augmented faces as its student.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -149,6 +150,7 @@ class _Batches:
                 idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
                 x = self.x[idx].astype("float32")
                 if self.augmenter is not None:
+                    _reseed(self.augmenter, (self.seed, self.epoch, index))
                     x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
                 y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
                 if self.mixup > 0:
@@ -161,6 +163,22 @@ class _Batches:
                 return x, y
 
         return Batches(*args, **kwargs)
+
+
+def _reseed(augmenter, key: tuple[int, ...]) -> None:
+    """Set every random layer's seed state from ``key`` (and the layer's position, so layers draw independently).
+
+    Keras's random layers advance a SeedGenerator on each call, a state no checkpoint holds; reseeding per batch
+    makes augmentation a pure function of (seed, epoch, batch) instead.
+    """
+    import keras
+
+    for j, layer in enumerate(augmenter.layers):
+        generators = [v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)]
+        generators += list(getattr(layer, "_backend_generators", {}).values())
+        for k, generator in enumerate(generators):
+            value = int(np.random.default_rng([*key, j, k]).integers(0, 2**31 - 1))
+            generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
 
 
 def _distiller(student, teacher, temperature: float, weight: float, label_smoothing: float):
@@ -182,9 +200,11 @@ def _distiller(student, teacher, temperature: float, weight: float, label_smooth
 
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
             t = ops.stop_gradient(self.teacher(x, training=False))
-            soft_t = ops.softmax(ops.log(ops.clip(t, 1e-7, 1.0)) / temperature)
+            log_t = ops.log_softmax(ops.log(ops.clip(t, 1e-7, 1.0)) / temperature)
             log_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature)
-            kd = -ops.mean(ops.sum(soft_t * log_s, axis=-1)) * temperature**2
+            # KL(teacher || student): the cross-entropy's gradient without the teacher's entropy, so the loss
+            # reads 0 when the student matches its teacher.
+            kd = ops.mean(ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)) * temperature**2
             hard = self.hard(y, y_pred)
             return weight * kd + (1 - weight) * hard
 
@@ -207,30 +227,57 @@ def with_tta(net, tta: str):
     return keras.Model(inputs, outputs, name=f"{net.name}_flip_tta")
 
 
-def train(config: TrainConfig, *, verbose: int | str = "auto") -> dict:
-    """Run one training and return its metrics (also written to ``out/metrics.json``)."""
+def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list | None = None) -> dict:
+    """Run one training and return its metrics (also written to ``out/metrics.json``).
+
+    ``callbacks`` are extra Keras callbacks, run after the checkpoint and history ones (tests use one to interrupt a
+    run at an epoch boundary, as Ctrl-C would).
+    """
     import keras
 
-    from .architectures import build_augmenter, build_model
-    from .datasets import load_dataset
+    from .architectures import ARCHITECTURES, build_augmenter, build_model
+    from .datasets import load_dataset, report_problems
     from .evaluate import evaluate_model, write_report
 
+    if config.arch not in ARCHITECTURES:
+        build_model(config.arch)  # raises UsageError listing the valid names, before any slow work
+    teacher_path = None
+    if config.teacher:
+        from ..classify import resolve_model
+
+        teacher_path = resolve_model(config.teacher)  # a packaged name or a .keras path; ModelError when neither
+
+    # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
+    dataset = load_dataset(config.data, seed=config.seed)
+    report_problems(dataset)
+    train_split = dataset.get("train")
+    if train_split is None or not len(train_split):
+        raise DatasetError(
+            f"{config.data}: no training rows (found splits: {', '.join(sorted(dataset.splits)) or 'none'}); "
+            "a CSV needs Usage=Training rows or no Usage column, a folder a train/ folder or no split folders"
+        )
+    val_split = dataset.get("val")
+
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt = config.resolved_checkpoint_dir()
-    if not config.resume and ckpt.exists():
+    backup_dir = ckpt / "backup"
+    history_path = out / "history.csv"
+    restored_epoch = _backup_epoch(backup_dir)
+    if config.resume and restored_epoch is not None:
+        _check_resumable(config, out / "config.json")
+    if not config.resume and backup_dir.exists():
         import shutil
 
-        shutil.rmtree(ckpt)
+        # Only our own sub-folder: --checkpoint-dir may name a folder that holds other things.
+        shutil.rmtree(backup_dir)
+    out.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(parents=True, exist_ok=True)
-
-    dataset = load_dataset(config.data, seed=config.seed)
-    for problem in dataset.problems[:20]:
-        print(f"skipped: {problem}", file=sys.stderr)
-    if len(dataset.problems) > 20:
-        print(f"skipped: ... and {len(dataset.problems) - 20} more malformed rows", file=sys.stderr)
-    train_split = dataset["train"]
-    val_split = dataset.get("val")
+    resuming = config.resume and restored_epoch is not None
+    if resuming:
+        _truncate_history(history_path, restored_epoch)
+        print(f"resuming from the end of epoch {restored_epoch} (checkpoint {backup_dir})", file=sys.stderr)
+    elif config.resume:
+        print(f"no checkpoint in {backup_dir}; starting from epoch 1", file=sys.stderr)
 
     keras.utils.set_random_seed(config.seed)
     net = build_model(config.arch)
@@ -263,9 +310,11 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> dict:
     if config.teacher:
         from ..classify import load_keras_model
 
-        teacher = load_keras_model(config.teacher)
+        teacher = load_keras_model(teacher_path)
         trainer = _distiller(net, teacher, config.temperature, config.distill_weight, config.label_smoothing)
         trainer.compile(optimizer=optimizer, metrics=["accuracy"])
+        # BackupAndRestore needs a built model; a subclassed one is built by calling it once.
+        trainer(np.zeros((1, *net.input_shape[1:]), "float32"))
     else:
         trainer = net
         trainer.compile(
@@ -282,11 +331,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> dict:
         def on_epoch_begin(self, epoch, logs=None):
             batches.set_epoch(epoch)
 
-    history_path = out / "history.csv"
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False),
+    # The history row of an epoch is written before its checkpoint: a crash between the two leaves a row that the
+    # resumed run drops (see _truncate_history) and redoes, never a missing row.
+    all_callbacks = [
         EpochSeed(),
-        keras.callbacks.CSVLogger(str(history_path), append=config.resume and history_path.exists()),
+        keras.callbacks.CSVLogger(str(history_path), append=resuming and history_path.exists()),
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        *(callbacks or []),
     ]
     (out / "config.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "checkpoint_dir": str(ckpt), "machine": machine_info(),
@@ -295,8 +346,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> dict:
          "keras": keras.__version__, "backend": keras.backend.backend()}, indent=2))
 
     started = time.perf_counter()
-    trainer.fit(batches, epochs=config.epochs, validation_data=val_data, batch_size=256,
-                callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the batches are already shuffled per (seed, epoch); Keras's own shuffle of the batch order
+    # would draw from Python's global random state, which a resumed run cannot restore.
+    trainer.fit(batches, epochs=config.epochs, validation_data=val_data, batch_size=256, shuffle=False,
+                callbacks=all_callbacks, verbose=verbose)
     wall = time.perf_counter() - started
 
     final = with_tta(net, config.tta)
@@ -318,6 +371,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> dict:
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch values from ``history.csv``; CSVLogger's "NA" (no validation split) and blanks are left out."""
     import csv
 
     if not path.exists():
@@ -326,6 +380,64 @@ def _read_history(path: Path) -> dict[str, list[float]]:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             for k, v in row.items():
-                if k != "epoch" and v not in (None, ""):
+                if k == "epoch" or k is None or v in (None, ""):
+                    continue
+                try:
                     history.setdefault(k, []).append(float(v))
-    return history
+                except ValueError:
+                    continue
+    return {k: v for k, v in history.items() if v}
+
+
+def _backup_epoch(backup_dir: Path) -> int | None:
+    """Epochs completed according to a BackupAndRestore checkpoint, or None when there is none."""
+    meta = backup_dir / "training_metadata.json"
+    if not (backup_dir / "latest.weights.h5").exists() or not meta.exists():
+        return None
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _truncate_history(path: Path, epochs_done: int) -> None:
+    """Keep the rows of the first ``epochs_done`` epochs: a resumed run redoes the epoch it was in."""
+    import csv
+
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs_done]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
+#: Choices a checkpoint cannot survive: they change the weights' or the optimizer's structure, or the step count.
+_MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher")
+
+
+def _check_resumable(config: TrainConfig, config_json: Path) -> None:
+    """Refuse a resume whose checkpoint cannot fit the new settings; warn where it fits but the schedule changes."""
+    try:
+        before = json.loads(config_json.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing to compare with: trust the checkpoint
+    now = dataclasses.asdict(config)
+    changed = [k for k in _MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+        raise UsageError(
+            f"--resume: the checkpoint in {config.resolved_checkpoint_dir()} was made with different settings "
+            f"({diffs}); resume with the original ones, or start again without --resume (with --overwrite)"
+        )
+    if "epochs" in before and before["epochs"] != config.epochs and not config.paper_recipe:
+        print(
+            f"warning: --epochs changed from {before['epochs']} to {config.epochs} on resume: the cosine learning-rate "
+            f"schedule is recomputed for {config.epochs} epochs and continues from the step reached, so the result "
+            "differs from an uninterrupted run of either length",
+            file=sys.stderr,
+        )

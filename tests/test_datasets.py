@@ -1,0 +1,210 @@
+"""FER-2013 CSV and image-folder loaders: malformed rows, identical arrays either way, splits."""
+
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_batch.errors import DatasetError
+from fer_batch.labels import EMOTIONS
+from fer_batch.training.datasets import load_csv, load_dataset, load_folder, read_face_image, stratified_split
+from synthetic_faces import make_faces, pixels_text, write_csv, write_folder
+
+
+def _sorted(split):
+    """A split's faces and labels in a canonical order, to compare two loaders that read in different orders."""
+    keys = [(int(y), x.tobytes()) for x, y in zip(split.x, split.y)]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return split.x[order], split.y[order]
+
+
+def test_csv_reads_faces_labels_and_usage(tmp_path):
+    x, y = make_faces(2)
+    usage = ["Training"] * 7 + ["PublicTest"] * 4 + ["PrivateTest"] * 3
+    ds = load_csv(write_csv(tmp_path / "f.csv", x, y, usage))
+    assert ds.split_method == "usage" and ds.problems == []
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 7, "val": 4, "test": 3}
+    assert ds["train"].x.dtype == np.uint8 and ds["train"].x.shape == (7, 48, 48, 1)
+    np.testing.assert_array_equal(ds["train"].x[..., 0], x[:7])
+    np.testing.assert_array_equal(ds["val"].y, y[7:11])
+    np.testing.assert_array_equal(ds["test"].x[..., 0], x[11:])
+
+
+def test_malformed_rows_are_skipped_and_reported_with_line_numbers(tmp_path):
+    x, y = make_faces(1)
+    good = pixels_text(x[0])
+    rows = [
+        "emotion,pixels,Usage",                       # line 1
+        f"0,{good},Training",                          # 2 ok
+        f"1,{' '.join(['7'] * 2000)},Training",        # 3 wrong pixel count
+        f"2,ab {' '.join(good.split()[1:])},Training",  # 4 non-numeric pixel
+        f"7,{good},Training",                          # 5 label outside 0-6
+        "3",                                           # 6 missing columns
+        f"x,{good},Training",                          # 7 label not an integer
+        f"4,{good},Sometimes",                         # 8 unknown Usage
+        f"5,{' '.join(['300'] + good.split()[1:])},PublicTest",  # 9 value above 255
+        "",                                            # 10 blank: ignored silently
+        f"6,{good},PublicTest",                        # 11 ok
+    ]
+    path = tmp_path / "messy.csv"
+    path.write_text("\n".join(rows) + "\n")
+    ds = load_csv(path)
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1, "val": 1}
+    assert ds["val"].y.tolist() == [6]
+    problems = "\n".join(ds.problems)
+    assert len(ds.problems) == 7, problems
+    expected = {
+        3: "expected 2304 pixel values, got 2000",
+        4: "non-numeric pixel value",
+        5: "label 7 outside 0-6",
+        6: "expected 3 columns, got 1",
+        7: "label 'x' is not an integer",
+        8: "unknown Usage 'Sometimes'",
+        9: "0..255",
+    }
+    for problem, (line, message) in zip(ds.problems, expected.items()):
+        assert problem.startswith(f"{path}:{line}: "), problem
+        assert message in problem, problem
+
+
+def test_no_usable_rows_names_the_file_and_shows_problems(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("emotion,pixels\n9,1 2 3\nfoo,bar\n")
+    with pytest.raises(DatasetError) as err:
+        load_csv(path)
+    text = str(err.value)
+    assert str(path) in text and "no usable rows" in text
+    assert f"{path}:2:" in text and f"{path}:3:" in text
+
+
+@pytest.mark.parametrize("content", ["", "emotion,Usage\n3,Training\n", "a,b,c\n1,2,3\n"])
+def test_missing_columns_or_empty_file(tmp_path, content):
+    path = tmp_path / "x.csv"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=str(path)):
+        load_csv(path)
+
+
+def test_gzip_and_bom_and_spaced_header(tmp_path):
+    x, y = make_faces(1)
+    plain = write_csv(tmp_path / "plain.csv", x, y)
+    text = plain.read_text().replace("emotion,pixels", "\ufeffemotion, pixels", 1)
+    gz = tmp_path / "f.csv.gz"
+    with gzip.open(gz, "wt") as f:
+        f.write(text)
+    a, b = load_csv(plain, holdout=False), load_csv(gz, holdout=False)
+    np.testing.assert_array_equal(a["all"].x, b["all"].x)
+    np.testing.assert_array_equal(a["all"].y, y)
+
+
+def test_csv_and_folder_give_identical_arrays(tmp_path):
+    x, y = make_faces(4, seed=3)
+    splits = (["train", "val", "test"] * 10)[: len(y)]
+    usage = [{"train": "Training", "val": "PublicTest", "test": "PrivateTest"}[s] for s in splits]
+    from_csv = load_dataset(write_csv(tmp_path / "f.csv", x, y, usage))
+    from_folder = load_dataset(write_folder(tmp_path / "tree", x, y, splits))
+    assert from_folder.split_method == "folders" and from_folder.problems == []
+    assert set(from_csv.splits) == set(from_folder.splits) == {"train", "val", "test"}
+    for name in from_csv.splits:
+        cx, cy = _sorted(from_csv[name])
+        fx, fy = _sorted(from_folder[name])
+        assert cx.dtype == fx.dtype == np.uint8 and cx.shape == fx.shape
+        np.testing.assert_array_equal(cx, fx)
+        np.testing.assert_array_equal(cy, fy)
+
+
+def test_folder_aliases_and_split_folder_names(tmp_path):
+    aliases = {0: "anger", 1: "Disgusted", 2: "fearful", 3: "happiness", 4: "sadness", 5: "surprised", 6: "neutral"}
+    x, y = make_faces(1)
+    write_folder(tmp_path / "t", x, y, ["Training"] * 7, names=aliases)
+    ds = load_folder(tmp_path / "t", holdout=False)
+    assert set(ds.splits) == {"train"}
+    fx, fy = _sorted(ds["train"])
+    ex, ey = _sorted(type(ds["train"])(x[..., None], y))
+    np.testing.assert_array_equal(fy, ey)
+    np.testing.assert_array_equal(fx, ex)
+
+
+def test_unknown_class_folder_names_it_and_lists_valid_names(tmp_path):
+    x, y = make_faces(1)
+    write_folder(tmp_path / "t", x, y)
+    (tmp_path / "t" / "contempt").mkdir()
+    with pytest.raises(DatasetError) as err:
+        load_folder(tmp_path / "t")
+    text = str(err.value)
+    assert "contempt" in text and str(tmp_path / "t" / "contempt") in text
+    for name in EMOTIONS:
+        assert name in text
+
+
+def test_split_folders_mixed_with_others_is_an_error(tmp_path):
+    (tmp_path / "train" / "happy").mkdir(parents=True)
+    (tmp_path / "extras").mkdir()
+    with pytest.raises(DatasetError, match="extras"):
+        load_folder(tmp_path)
+
+
+def test_other_sizes_and_colour_images_are_converted(tmp_path):
+    x, _ = make_faces(1, seed=5)
+    face = x[2]
+    # 96x96 RGB with equal channels: area-downscaled 2x2 blocks and the luma of a grey give back the face exactly.
+    big = np.repeat(np.repeat(face, 2, axis=0), 2, axis=1)
+    Image.fromarray(np.stack([big] * 3, axis=-1)).save(tmp_path / "rgb96.png")
+    np.testing.assert_array_equal(read_face_image(tmp_path / "rgb96.png"), face)
+    Image.fromarray(np.stack([face] * 3 + [np.full_like(face, 255)], axis=-1)).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_face_image(tmp_path / "a.png"), face)
+    Image.fromarray(face.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    assert np.abs(read_face_image(tmp_path / "deep.png").astype(int) - face).max() <= 1
+    # A real colour image of another size: grey by ITU-R 601 luma, 48x48.
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "red.jpg", quality=100)
+    out = read_face_image(tmp_path / "red.jpg")
+    assert out.shape == (48, 48) and out.dtype == np.uint8
+    assert abs(int(out.mean()) - round(200 * 0.299)) <= 2
+
+
+def test_folder_skips_unreadable_images_and_reports_them(tmp_path):
+    x, y = make_faces(1)
+    write_folder(tmp_path / "t", x, y)
+    (tmp_path / "t" / "happy" / "broken.png").write_bytes(b"not a png")
+    ds = load_folder(tmp_path / "t", holdout=False)
+    assert len(ds["all"]) == 7
+    assert len(ds.problems) == 1 and "broken.png" in ds.problems[0]
+
+
+def test_no_usage_column_gives_a_stratified_seeded_80_20_split(tmp_path):
+    x, y = make_faces(10, seed=1)
+    extra = np.flatnonzero(y == 3)[:5]  # uneven classes: happy gets 15 rows
+    x, y = np.concatenate([x, x[extra]]), np.concatenate([y, y[extra]])
+    path = write_csv(tmp_path / "f.csv", x, y)
+    a, b, c = load_csv(path, seed=1), load_csv(path, seed=1), load_csv(path, seed=2)
+    assert a.split_method == "stratified-80/20"
+    np.testing.assert_array_equal(a["val"].x, b["val"].x)
+    np.testing.assert_array_equal(a["train"].y, b["train"].y)
+    assert not np.array_equal(a["val"].x, c["val"].x)
+    counts = np.bincount(y, minlength=7)
+    assert a["val"].counts() == [round(n * 0.2) for n in counts]  # 2 of each, 3 of happy's 15
+    assert a["train"].counts() == [n - round(n * 0.2) for n in counts]
+    # Together the two parts are the file: nothing lost, nothing twice.
+    whole = load_csv(path, holdout=False)["all"]
+    joined = type(whole)(np.concatenate([a["train"].x, a["val"].x]), np.concatenate([a["train"].y, a["val"].y]))
+    for got, want in zip(_sorted(joined), _sorted(whole)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_folder_without_splits_is_split_the_same_way(tmp_path):
+    x, y = make_faces(5)
+    write_folder(tmp_path / "t", x, y)
+    ds = load_folder(tmp_path / "t", seed=4)
+    again = stratified_split(load_folder(tmp_path / "t", holdout=False)["all"], val_fraction=0.2, seed=4)
+    assert ds.split_method == "stratified-80/20"
+    assert ds["val"].counts() == [1] * 7
+    np.testing.assert_array_equal(ds["val"].x, again[1].x)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(tmp_path / "nope.csv")
+

@@ -1,0 +1,362 @@
+"""``fer-batch train`` and ``fer-batch evaluate`` end to end on a tiny generated dataset, resume, and the errors."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from fer_batch.cli import EXIT_DATASET, EXIT_MODEL, EXIT_OK, EXIT_USAGE, build_parser, main  # noqa: E402
+from synthetic_faces import make_faces, pixels_text, write_csv, write_folder  # noqa: E402
+
+N_PER_CLASS, TRAIN_PER_CLASS = 30, 22  # 154 training rows, 56 PublicTest rows
+#: One quick epoch that learns: the paper's constant-rate Adam, small batches, the tiny net.
+QUICK = ["--recipe", "paper", "--arch", "tiny", "--batch-size", "4", "--lr", "0.01"]
+
+
+def run_cli(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A Kaggle-layout CSV of generated faces, with two malformed rows (lines 3 and 5) among the good ones."""
+    base = tmp_path_factory.mktemp("data")
+    x, y = make_faces(N_PER_CLASS, seed=1)
+    n_train = 7 * TRAIN_PER_CLASS
+    usage = ["Training" if i < n_train else "PublicTest" for i in range(len(y))]
+    path = write_csv(base / "faces.csv", x, y, usage)
+    lines = path.read_text().splitlines()
+    lines.insert(2, "3,1 2 3,Training")  # line 3: wrong pixel count
+    lines.insert(4, f"8,{pixels_text(x[0])},Training")  # line 5: label outside 0-6
+    path.write_text("\n".join(lines) + "\n")
+    return {"csv": path, "x": x, "y": y, "usage": usage, "base": base}
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """One epoch of the tiny net through the CLI, with flip TTA in the saved model."""
+    base = tmp_path_factory.mktemp("run")
+    out, ckpt = base / "run", base / "ckpt"
+    rc, stdout, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt,
+                                  "--epochs", "1", "--tta", "flip", *QUICK])
+    assert rc == EXIT_OK, stderr
+    return {"out": out, "ckpt": ckpt, "stdout": stdout, "stderr": stderr}
+
+
+def _history(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_the_run_and_learns(trained, data):
+    out = trained["out"]
+    for name in ("model.keras", "metrics.json", "confusion_val.png", "curves.png", "config.json", "history.csv"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    # Malformed rows are reported with their line numbers, and training went on without them.
+    assert f"{data['csv']}:3: expected 2304 pixel values, got 3" in trained["stderr"]
+    assert f"{data['csv']}:5: label 8 outside 0-6" in trained["stderr"]
+    assert f"checkpoints: {trained['ckpt']}" in trained["stderr"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["arch"] == "tiny" and config["config"]["paper_recipe"] is True
+    assert config["config"]["tta"] == "flip" and config["config"]["learning_rate"] == 0.01
+    assert config["splits"]["train"]["n"] == 7 * TRAIN_PER_CLASS and config["splits"]["val"]["n"] == 56
+    rows = _history(out / "history.csv")
+    assert [r["epoch"] for r in rows] == ["0"]
+    # One epoch is enough to beat a uniform guess (cross-entropy ln 7 = 1.95) on held-out faces.
+    assert float(rows[0]["val_loss"]) < math.log(7) - 0.15
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["splits"]["val"]["n"] == 56 and "val_no_tta" in metrics["splits"]
+    assert metrics["arch"] == "tiny" and metrics["tta"] == "flip"
+    assert f"model: {out / 'model.keras'}" in trained["stdout"]
+
+
+def _independent_val(data):
+    """PublicTest faces and labels, read without the package's loader."""
+    with open(data["csv"], newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["Usage"] == "PublicTest"]
+    x = np.array([[int(v) for v in r["pixels"].split()] for r in rows], dtype=np.uint8).reshape(-1, 48, 48, 1)
+    return x, np.array([int(r["emotion"]) for r in rows])
+
+
+def test_evaluate_matches_predictions_of_the_saved_model(trained, data, tmp_path):
+    from fer_batch.classify import load_keras_model
+
+    rc, stdout, stderr = run_cli(["evaluate", "--model", trained["out"] / "model.keras", "--data", data["csv"],
+                                  "--out", tmp_path / "ev"])
+    assert rc == EXIT_OK, stderr
+    assert f"{data['csv']}:3:" in stderr  # malformed rows are reported here too
+    # Independently: load the saved file, predict the PublicTest faces, count.
+    x, y = _independent_val(data)
+    pred = np.asarray(load_keras_model(trained["out"] / "model.keras").predict_on_batch(x.astype("float32")))
+    pred = pred.argmax(axis=1)
+    accuracy = float((pred == y).mean())
+    cm = np.zeros((7, 7), int)
+    np.add.at(cm, (y, pred), 1)
+    printed = re.findall(r"^accuracy (\d\.\d{4})  macro-F1 \S+  \(n=(\d+)\)$", stdout, flags=re.M)
+    assert printed == [(f"{accuracy:.4f}", "56")]  # default: every split but train -> val only here
+    assert "== val ==" in stdout
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(metrics["splits"]) == {"val"}
+    assert metrics["splits"]["val"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert metrics["splits"]["val"]["confusion_matrix"] == cm.tolist()
+    assert (tmp_path / "ev" / "confusion_val.png").stat().st_size > 0
+    # The same faces as an image folder give the same report.
+    x_all, y_all, usage = data["x"], data["y"], data["usage"]
+    root = write_folder(tmp_path / "tree", x_all, y_all, ["val" if u == "PublicTest" else "train" for u in usage])
+    rc, stdout2, _ = run_cli(["evaluate", "--model", trained["out"] / "model.keras", "--data", root])
+    assert rc == EXIT_OK
+    assert re.findall(r"^accuracy .*$", stdout2, flags=re.M) == re.findall(r"^accuracy .*$", stdout, flags=re.M)
+
+
+def test_evaluate_split_choices_for_data_without_splits(trained, data, tmp_path):
+    path = write_csv(tmp_path / "nosplit.csv", data["x"], data["y"])
+    model = trained["out"] / "model.keras"
+    rc, stdout, stderr = run_cli(["evaluate", "--model", model, "--data", path])
+    assert rc == EXIT_OK and "(n=210)" in stdout and "== all ==" in stdout
+    assert "no train/val/test splits" in stderr
+    # --split val is the seeded, stratified holdout that `train --seed S` validates on: 6 of each class's 30.
+    rc, stdout, _ = run_cli(["evaluate", "--model", model, "--data", path, "--split", "val", "--split", "train"])
+    assert rc == EXIT_OK and "(n=42)" in stdout and "(n=168)" in stdout
+    rc, _, stderr = run_cli(["evaluate", "--model", model, "--data", path, "--split", "test"])
+    assert rc == EXIT_USAGE and "has no test split" in stderr
+    # Data with splits: --split all is every row together; a split it lacks is named.
+    rc, stdout, _ = run_cli(["evaluate", "--model", model, "--data", data["csv"], "--split", "all"])
+    assert rc == EXIT_OK and "(n=210)" in stdout
+    rc, _, stderr = run_cli(["evaluate", "--model", model, "--data", data["csv"], "--split", "test"])
+    assert rc == EXIT_USAGE and "train, val" in stderr
+
+
+def test_evaluate_model_errors(data, tmp_path):
+    from fer_batch.classify import MODELS_DIR
+
+    rc, _, stderr = run_cli(["evaluate", "--model", "fastest", "--data", data["csv"]])
+    assert rc == EXIT_MODEL and "fast, accurate" in stderr
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"no zip")
+    rc, _, stderr = run_cli(["evaluate", "--model", bad, "--data", data["csv"]])
+    assert rc == EXIT_MODEL and "cannot load" in stderr
+    if not (MODELS_DIR / "fast.keras").exists():
+        rc, _, stderr = run_cli(["evaluate", "--data", data["csv"]])  # the default, packaged `fast`
+        assert rc == EXIT_MODEL and "fast" in stderr
+
+
+def test_dataset_errors_exit_4(tmp_path, trained):
+    empty = tmp_path / "broken.csv"
+    empty.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n12,oops,PublicTest\n")
+    for command in (["train", "--out", tmp_path / "r", "--checkpoint-dir", tmp_path / "c", *QUICK],
+                    ["evaluate", "--model", trained["out"] / "model.keras"]):
+        rc, _, stderr = run_cli([*command, "--data", empty])
+        assert rc == EXIT_DATASET, stderr
+        assert str(empty) in stderr and "no usable rows" in stderr and f"{empty}:2:" in stderr
+    assert not (tmp_path / "r").exists()  # nothing was written for a dataset that cannot be used
+    x, y = make_faces(1)
+    root = write_folder(tmp_path / "tree", x, y, ["train"] * 7)
+    (root / "train" / "bored").mkdir()
+    rc, _, stderr = run_cli(["train", "--data", root, "--out", tmp_path / "r2", *QUICK])
+    assert rc == EXIT_DATASET
+    assert str(root / "train" / "bored") in stderr and "angry, disgust, fear, happy, sad, surprise, neutral" in stderr
+    rc, _, stderr = run_cli(["train", "--data", tmp_path / "missing.csv", "--out", tmp_path / "r3", *QUICK])
+    assert rc == EXIT_DATASET and "missing.csv" in stderr
+
+
+def test_usage_and_model_errors_fail_before_any_work(data, tmp_path):
+    common = ["--data", data["csv"], "--out", tmp_path / "r", "--checkpoint-dir", tmp_path / "c"]
+    rc, _, stderr = run_cli(["train", *common, "--arch", "vgg-huge"])
+    assert rc == EXIT_USAGE and "vgg-m" in stderr
+    rc, _, stderr = run_cli(["train", *common, "--epochs", "0"])
+    assert rc == EXIT_USAGE and "--epochs" in stderr
+    rc, _, stderr = run_cli(["train", *common, "--teacher", "wise"])
+    assert rc == EXIT_MODEL and "fast, accurate" in stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_finished_run_is_not_overwritten_without_asking(trained, data):
+    argv = ["train", "--data", data["csv"], "--out", trained["out"], "--checkpoint-dir", trained["ckpt"],
+            "--epochs", "1", *QUICK]
+    rc, _, stderr = run_cli(argv)
+    assert rc == EXIT_USAGE and "--resume" in stderr and "--overwrite" in stderr
+    # A checkpoint made with another architecture cannot be resumed.
+    rc, _, stderr = run_cli([*argv, "--resume", "--arch", "vgg-small"])
+    assert rc == EXIT_USAGE and "arch 'tiny' -> 'vgg-small'" in stderr
+
+
+class _InterruptAfterFirstEpoch:
+    """A Keras callback that stops the run as Ctrl-C would, once epoch 1 is checkpointed."""
+
+    def __new__(cls):
+        import keras
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 0:
+                    raise KeyboardInterrupt
+
+        return Interrupt()
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(data, tmp_path):
+    """What --resume guarantees: same weights, optimizer state and schedule step, so the same result.
+
+    The default recipe (warm-up, then cosine decay over all epochs) is used: the schedule is a function of the
+    optimizer's step count, which the checkpoint restores, so the resumed epoch runs at the rates it would have.
+    Batch order, augmentation and mixup are functions of (seed, epoch, batch), so the resumed epoch also sees the
+    very batches it would have seen.
+    """
+    from fer_batch.classify import load_keras_model
+    from fer_batch.training.train import TrainConfig, train
+
+    opts = ["--arch", "tiny", "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--mixup", "0.2",
+            "--tta", "none", "--epochs", "2"]
+    a_out, a_ckpt = tmp_path / "a", tmp_path / "a_ckpt"
+    config = TrainConfig(data=str(data["csv"]), out=str(a_out), checkpoint_dir=str(a_ckpt), arch="tiny",
+                         batch_size=8, optimizer="adam", learning_rate=0.01, mixup=0.2, tta="none", epochs=2)
+    assert config.augment == "standard" and config.warmup_epochs == 1.0 and not config.paper_recipe
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with pytest.raises(KeyboardInterrupt):
+            train(config, verbose=0, callbacks=[_InterruptAfterFirstEpoch()])
+    assert [r["epoch"] for r in _history(a_out / "history.csv")] == ["0"]
+    assert not (a_out / "model.keras").exists()
+    assert json.loads((a_ckpt / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+    rc, stdout, stderr = run_cli(["train", "--data", data["csv"], "--out", a_out, "--checkpoint-dir", a_ckpt,
+                                  "--resume", *opts])
+    assert rc == EXIT_OK, stderr
+    assert "resuming from the end of epoch 1" in stderr and "Epoch 1/2" not in stdout
+    b_out = tmp_path / "b"
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", b_out, "--checkpoint-dir", tmp_path / "b_ckpt",
+                             *opts])
+    assert rc == EXIT_OK, stderr
+
+    resumed, straight = _history(a_out / "history.csv"), _history(b_out / "history.csv")
+    assert [r["epoch"] for r in resumed] == ["0", "1"]
+    for r, s in zip(resumed, straight):
+        for key in ("loss", "val_loss", "accuracy"):
+            assert float(r[key]) == pytest.approx(float(s[key]), rel=1e-4, abs=1e-5), (r, s)
+    wa = load_keras_model(a_out / "model.keras").get_weights()
+    wb = load_keras_model(b_out / "model.keras").get_weights()
+    for x, y in zip(wa, wb):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_resume_with_more_epochs_continues_with_a_recomputed_schedule(data, tmp_path):
+    """``--epochs 1`` then ``--resume --epochs 2``: continues (no restart), with a warning about the schedule.
+
+    It is not the same as an uninterrupted 2-epoch run: the first epoch's cosine decay already reached 0.
+    """
+    opts = ["--arch", "tiny", "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--augment", "none",
+            "--tta", "none"]
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, *opts]
+    rc, _, stderr = run_cli([*common, "--epochs", "1"])
+    assert rc == EXIT_OK, stderr
+    first = _history(out / "history.csv")
+    rc, stdout, stderr = run_cli([*common, "--epochs", "2", "--resume"])
+    assert rc == EXIT_OK, stderr
+    assert "--epochs changed from 1 to 2" in stderr and "resuming from the end of epoch 1" in stderr
+    rows = _history(out / "history.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert rows[0] == first[0]  # epoch 1 was not redone
+    assert json.loads((ckpt / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]["loss"]) == 2
+    # Resuming a finished run trains nothing more and leaves its history alone.
+    rc, _, stderr = run_cli([*common, "--epochs", "2", "--resume"])
+    assert rc == EXIT_OK and len(_history(out / "history.csv")) == 2
+
+
+def test_distillation_from_a_teacher(trained, data, tmp_path):
+    out = tmp_path / "student"
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", tmp_path / "c",
+                             "--teacher", trained["out"] / "model.keras", "--epochs", "1", "--tta", "none",
+                             "--mixup", "0.2", *QUICK])
+    assert rc == EXIT_OK, stderr
+    rows = _history(out / "history.csv")
+    # KL divergence to the teacher (x T^2) blended with the labels' cross-entropy: finite, and not the
+    # teacher-entropy-inflated value of a plain cross-entropy to soft targets.
+    assert 0 <= float(rows[0]["loss"]) < 10
+    from fer_batch.classify import load_keras_model
+
+    student = load_keras_model(out / "model.keras")
+    assert student.name == "tiny"  # the student alone is saved, not the teacher
+
+
+def test_recipe_paper_and_overrides():
+    from fer_batch.cli.train import config_from_args
+
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(["train", "--data", "d.csv", "--out", "o", "--recipe", "paper"]))
+    assert (config.arch, config.epochs, config.optimizer, config.lr, config.augment, config.tta) == \
+        ("seed", 20, "adam", 1e-3, "none", "none")
+    assert config.paper_recipe and config.label_smoothing == 0.0
+    config = config_from_args(parser.parse_args(["train", "--data", "d.csv", "--out", "o", "--recipe", "paper",
+                                                 "--epochs", "3", "--arch", "tiny", "--lr", "0.5"]))
+    assert (config.arch, config.epochs, config.lr, config.optimizer) == ("tiny", 3, 0.5, "adam")
+    default = config_from_args(parser.parse_args(["train", "--data", "d.csv", "--out", "o"]))
+    assert (default.arch, default.optimizer, default.tta, default.paper_recipe) == ("vgg-m", "sgd", "flip", False)
+
+
+def test_help_lists_every_architecture(capsys):
+    from fer_batch.cli.train import ARCH_HELP
+    from fer_batch.training.architectures import ARCHITECTURES
+
+    assert list(ARCH_HELP) == list(ARCHITECTURES)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for name in ARCHITECTURES:
+        assert name in text
+    for option in ("--resume", "--checkpoint-dir", "--recipe", "--teacher", "--tta", "--mixup"):
+        assert option in text
+
+
+def test_training_rows_only_trains_without_validation(tmp_path):
+    x, y = make_faces(3, seed=2)
+    path = write_csv(tmp_path / "train_only.csv", x, y, ["Training"] * len(y))
+    out = tmp_path / "run"
+    rc, _, stderr = run_cli(["train", "--data", path, "--out", out, "--checkpoint-dir", tmp_path / "c",
+                             "--epochs", "1", *QUICK])
+    assert rc == EXIT_OK, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["splits"] == {} and len(metrics["history"]["loss"]) == 1
+    assert "val_loss" not in metrics["history"]  # CSVLogger's "NA" placeholders are not numbers
+    assert (out / "curves.png").is_file() and (out / "model.keras").is_file()
+    # Nothing to evaluate but training rows: evaluate says so instead of silently scoring the training set.
+    rc, _, stderr = run_cli(["evaluate", "--model", out / "model.keras", "--data", path])
+    assert rc == EXIT_USAGE and "--split train" in stderr
+    rc, stdout, _ = run_cli(["evaluate", "--model", out / "model.keras", "--data", path, "--split", "train"])
+    assert rc == EXIT_OK and "(n=21)" in stdout
+
+
+def test_history_rows_of_an_unfinished_epoch_are_dropped_on_resume(tmp_path):
+    """A crash after an epoch's history row but before its checkpoint: the resumed run redoes that epoch once."""
+    from fer_batch.training.train import _read_history, _truncate_history
+
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.2,1.9,0.2,1.8\n1,0.3,1.7,0.3,1.6\n"
+                    "2,0.4,1.5,NA,NA\n")
+    _truncate_history(path, 2)  # the checkpoint holds 2 finished epochs
+    assert [r["epoch"] for r in _history(path)] == ["0", "1"]
+    assert _read_history(path) == {"accuracy": [0.2, 0.3], "loss": [1.9, 1.7], "val_accuracy": [0.2, 0.3],
+                                   "val_loss": [1.8, 1.6]}
+
+
+def test_help_defaults_are_trainconfig_defaults():
+    import dataclasses
+
+    from fer_batch.cli.train import DEFAULTS
+    from fer_batch.training.train import TrainConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert {k: fields[k] for k in DEFAULTS} == DEFAULTS
