@@ -1,0 +1,63 @@
+"""Shared bits of the benchmarks: machine description, workload clips, peak memory."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+CACHE = Path(os.environ.get("FER_BATCH_BENCH_CACHE", Path.home() / ".cache" / "fer-batch" / "bench"))
+
+
+def machine_line() -> str:
+    """CPU model, cores and vector extensions: every speed figure is printed beside this."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fer_batch.training.train import machine_info
+
+    info = machine_info()
+    return (f"machine: {info.get('cpu', platform.processor())}, {info['cpus']} cores, "
+            f"vector extensions: {' '.join(info.get('vector_extensions', [])) or 'unknown'}; "
+            f"python {info['python']}")
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024.0
+
+
+def workload_clip(name: str, *, seconds: float, size=(1280, 720), fps: float = 30.0, faces: int = 1,
+                  bitrate: int | None = 3_000_000) -> Path:
+    """A generated face clip, cached under ``CACHE`` (H.264 when PyAV is installed, else MPEG-4 part 2)."""
+    from fer_batch import synthetic
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    codec = "h264" if synthetic.h264_available() else "mp4v"
+    path = CACHE / f"{name}-{size[0]}x{size[1]}-{fps:g}fps-{seconds:g}s-{faces}f-{codec}.mp4"
+    if not path.exists():
+        tmp = path.with_suffix(".part.mp4")
+        print(f"generating {path.name} ...", file=sys.stderr, flush=True)
+        synthetic.write_face_video(tmp, seconds=seconds, fps=fps, size=size, faces=faces, codec=codec,
+                                   bitrate=bitrate if codec == "h264" else None)
+        tmp.rename(path)
+    return path
+
+
+def decode_fps(path: Path, limit: int | None = None) -> tuple[float, int]:
+    """OpenCV reading every frame (decode + colour conversion): the floor any analysis is compared with."""
+    import time
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    t = time.perf_counter()
+    while limit is None or n < limit:
+        ok, _ = cap.read()
+        if not ok:
+            break
+        n += 1
+    dt = time.perf_counter() - t
+    cap.release()
+    return n / dt, n

@@ -1,0 +1,65 @@
+"""Classifier throughput against video decoding, side by side in one run.
+
+The `fast` model's floor: it must classify faces (in batches, test-time augmentation included) at least as fast as
+OpenCV decodes the frames of a 1280x720 H.264 clip at an ordinary bitrate, on the same machine.
+
+    python benchmarks/classify_speed.py [--models fast accurate PATH.keras] [--seconds 20] [--batch 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from _common import decode_fps, machine_line, workload_clip  # noqa: E402
+
+
+def faces_per_second(model, batch: int, seconds: float = 6.0) -> float:
+    import numpy as np
+
+    x = np.random.default_rng(0).integers(0, 256, (batch, 48, 48, 1), dtype=np.uint8)
+    for _ in range(3):
+        model.predict(x)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        model.predict(x)
+        n += batch
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["fast", "accurate"])
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the 720p clip to decode")
+    ap.add_argument("--bitrate", type=int, default=3_000_000)
+    ap.add_argument("--batch", type=int, default=256)
+    args = ap.parse_args()
+
+    print(machine_line())
+    clip = workload_clip("decode", seconds=args.seconds, bitrate=args.bitrate)
+    from fer_batch.classify import Classifier
+
+    rows = []
+    dfps, frames = decode_fps(clip)
+    print(f"decode floor: OpenCV read {frames} frames of {clip.name} at {dfps:.0f} frames/s")
+    for name in args.models:
+        try:
+            clf = Classifier(name)
+        except Exception as exc:  # a missing packaged model is reported, not fatal
+            print(f"{name}: skipped ({exc})")
+            continue
+        fps = faces_per_second(clf, args.batch)
+        rows.append((name, clf.model.count_params(), fps, fps / dfps))
+    print(f"{'model':<14}{'params':>10}{'faces/s':>10}{'x decode':>10}")
+    for name, params, fps, ratio in rows:
+        print(f"{name:<14}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m fer_batch`` runs the ``fer-batch`` command."""
+
+from .cli import entry
+
+entry()

@@ -1,0 +1,167 @@
+"""End-to-end analysis on generated media: the Python API and the CLI, with real detection and classification."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
+from fer_batch.config import AnalyzeConfig
+from fer_batch.labels import EMOTIONS
+from fer_batch.pipeline import analyze, analyze_source
+from fer_batch.records import COLUMNS
+from fer_batch.summary import read_timeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from fer_batch.classify import Classifier
+
+    return Classifier()
+
+
+def _probs(records):
+    return np.array([r.probs for r in records if r.probs is not None])
+
+
+def test_one_face_photo(one_face_photo, classifier):
+    recs = list(analyze([one_face_photo], classifier=classifier))
+    assert len(recs) == 1
+    r = recs[0]
+    assert r.media == "image" and r.frame == 0 and r.time_s is None and r.face_id == 0
+    assert r.det_score > 0.5 and r.w > 50 and r.h > 50
+    assert abs(sum(r.probs) - 1.0) < 1e-5 and r.emotion in EMOTIONS and r.confidence == max(r.probs)
+
+
+def test_several_faces_get_ids_left_to_right(multi_face_photo, classifier):
+    recs = list(analyze([multi_face_photo], classifier=classifier))
+    assert [r.face_id for r in recs] == [0, 1, 2]
+    assert [r.x for r in recs] == sorted(r.x for r in recs)
+
+
+def test_no_face_photo_gives_one_empty_row(no_face_photo, classifier):
+    recs = list(analyze([no_face_photo], classifier=classifier))
+    assert len(recs) == 1 and recs[0].face_id is None and recs[0].probs is None and recs[0].emotion is None
+
+
+def test_video_rows_ids_and_sampling(face_video, classifier):
+    recs = list(analyze([face_video.path], classifier=classifier))
+    frames = sorted({r.frame for r in recs})
+    assert frames == list(range(face_video.frames))  # every frame accounted for, faces or not
+    by_frame = {f: [r for r in recs if r.frame == f] for f in frames}
+    np.testing.assert_allclose(_probs(recs).sum(axis=1), 1.0, atol=1e-5)
+    # While the face stays fully in view it keeps one id; out of view the frame has one empty row.
+    for start, stop in face_video.intervals("in"):
+        ids = {r.face_id for f in range(start, stop) for r in by_frame[f]}
+        assert len(ids) == 1 and None not in ids, (start, stop, ids)
+    for start, stop in face_video.intervals("out"):
+        for f in range(start, stop):
+            assert [r.face_id for r in by_frame[f]] == [None]
+    times = [by_frame[f][0].time_s for f in frames]
+    assert times == sorted(times) and times[-1] == pytest.approx((face_video.frames - 1) / face_video.fps, abs=0.05)
+
+    every = list(analyze([face_video.path], classifier=classifier, every=5))
+    assert sorted({r.frame for r in every}) == list(range(0, face_video.frames, 5))
+    fps2 = list(analyze([face_video.path], classifier=classifier, fps=2.0))
+    step = face_video.fps / 2.0
+    assert sorted({r.frame for r in fps2}) == [int(round(i * step)) for i in range(len({r.frame for r in fps2}))]
+
+
+def test_parallel_workers_match_single_threaded(face_video, multi_face_photo, one_face_photo, classifier, tmp_path):
+    for p in (face_video.path, multi_face_photo, one_face_photo):
+        shutil.copy(p, tmp_path / Path(p).name)
+    single = list(analyze([tmp_path], classifier=classifier, workers=1, batch_size=7))
+    parallel = list(analyze([tmp_path], classifier=classifier, workers=2, batch_size=64))
+    key = lambda r: (r.source, r.frame, -1 if r.face_id is None else r.face_id)  # noqa: E731
+    single.sort(key=key)
+    parallel.sort(key=key)
+    assert [r.to_row()[:10] for r in single] == [r.to_row()[:10] for r in parallel]
+    np.testing.assert_allclose(_probs(single), _probs(parallel), atol=1e-5)
+    recs, done = analyze_source(tmp_path / Path(face_video.path).name, classifier=classifier)
+    assert done.ok and done.frames == face_video.frames
+    mine = [r for r in single if r.source.endswith(Path(face_video.path).name)]
+    assert [r.to_row()[2:10] for r in recs] == [r.to_row()[2:10] for r in mine]
+
+
+def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no_face_photo, face_video,
+                                  corrupt_video, capsys):
+    media = tmp_path / "media"
+    media.mkdir()
+    for p in (one_face_photo, multi_face_photo, no_face_photo, face_video.path, corrupt_video):
+        shutil.copy(p, media / Path(p).name)
+    (media / "empty.jpg").write_bytes(b"")
+    (media / "fake.png").write_text("not an image")
+    out = tmp_path / "res.csv"
+    code = main(["analyze", str(media), "--out", str(out), "--summary", str(tmp_path / "sum.csv"),
+                 "--charts", str(tmp_path / "charts"), "--every", "2", "--smooth", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_SOME_FAILED
+    assert "empty.jpg: empty file" in err and "fake.png" in err and "3 failed" in err
+    timeline = read_timeline(out)
+    assert list(timeline.columns) == list(COLUMNS)
+    errors = pd.read_csv(tmp_path / "res.errors.csv")
+    assert sorted(Path(s).name for s in errors["source"]) == ["corrupt.mp4", "empty.jpg", "fake.png"]
+    video = timeline[timeline["source"].str.endswith(Path(face_video.path).name)]
+    assert sorted(video["frame"].unique()) == list(range(0, face_video.frames, 2))
+    faces = timeline.dropna(subset=["face_id"])
+    np.testing.assert_allclose(faces[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
+    assert (faces["emotion"] == faces[list(EMOTIONS)].idxmax(axis=1)).all()
+    # The summary agrees with the timeline it came from.
+    summary = pd.read_csv(tmp_path / "sum.csv")
+    for row in summary.dropna(subset=["face_id"]).itertuples():
+        rows = faces[(faces["source"] == row.source) & (faces["face_id"] == row.face_id)]
+        assert row.frames_with_face == rows["frame"].nunique()
+        assert row.mean_happy == pytest.approx(rows["happy"].mean(), abs=1e-5)
+    assert "smoothed_dominant_emotion" in summary.columns
+    charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert "emotion_distribution.png" in charts and any(Path(face_video.path).stem in c for c in charts)
+    # Refuses to clobber; --overwrite replaces.
+    assert main(["analyze", str(media), "--out", str(out), "--quiet"]) == EXIT_USAGE
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(tmp_path / "nope"), "--out", str(out)]) == EXIT_USAGE
+    assert "no such file or directory" in capsys.readouterr().err and not out.exists()
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--detector", "medium"]) == EXIT_USAGE
+    assert "short, full" in capsys.readouterr().err
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--model", "huge"]) == EXIT_MODEL
+    assert "fast, accurate" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", str(one_face_photo), "--out", str(out), "--every", "2", "--fps", "1"])
+    assert info.value.code == EXIT_USAGE
+
+
+def test_help_is_free_of_heavy_imports():
+    code = ("import sys, contextlib, io\nfrom fer_batch.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['analyze', '--help'])\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'mediapipe', 'cv2', 'pandas', 'matplotlib') "
+            "if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
+
+
+def test_shipped_samples_run_end_to_end(tmp_path):
+    out = tmp_path / "results.csv"
+    res = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(REPO / "samples"), "--out", str(out),
+                          "--summary", str(tmp_path / "summary.csv"), "--charts", str(tmp_path / "charts"),
+                          "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == EXIT_OK, res.stderr[-2000:]
+    timeline = read_timeline(out)
+    per_source = timeline.groupby(timeline["source"].map(lambda s: Path(s).name))
+    faces = per_source["face_id"].max().to_dict()
+    assert faces["portrait.jpg"] == 0 and faces["group_of_three.jpg"] == 2 and faces["exif_rotated.jpg"] == 0
+    assert pd.isna(faces["no_face.jpg"])
+    assert per_source["frame"].nunique()["moving_face.mp4"] == 140
+    assert "Traceback" not in res.stderr
