@@ -62,8 +62,13 @@ def _settings(config: RunConfig) -> dict:
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels}
 
 
-def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None) -> RunReport:
-    """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`."""
+def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
+              detector_factory=None) -> RunReport:
+    """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
+
+    ``classifier`` (a loaded :class:`~fer_batch.classify.Classifier`) and ``detector_factory`` may be given to reuse
+    a model across runs or to control how detectors are made; by default both come from ``config``.
+    """
     from .sinks import RunWriter
 
     report = RunReport()
@@ -97,7 +102,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
         current_frame = None
         for event in iter_events(config=config.analyze, sources=found.sources, skip=committed,
-                                 classifier=classifier):
+                                 classifier=classifier, detector_factory=detector_factory):
             if isinstance(event, FaceRecord):
                 buffer.append(event)
                 report.rows += 1

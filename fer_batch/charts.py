@@ -68,8 +68,10 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
         ax.set_ylabel(f"face {int(fid)}\nprobability")
         ax.grid(alpha=0.2)
     axes[-1].set_xlabel("time (s)")
-    handles = [__import__("matplotlib.patches", fromlist=["Patch"]).Patch(color=COLORS[e], label=e) for e in EMOTIONS]
-    fig.legend(handles=handles, loc="outside upper center", ncols=7, frameon=False)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]
+    fig.legend(handles=handles, loc="outside lower center", ncols=7, frameon=False)
     title = source if len(source) < 90 else "…" + source[-88:]
     fig.suptitle(title + (f" (smoothed over {smooth:g} s)" if smooth else ""), fontsize=10)
     fig.savefig(path, dpi=100)

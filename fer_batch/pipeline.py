@@ -83,7 +83,8 @@ def frame_items(source: Source, config: AnalyzeConfig, detector) -> Iterator[Fra
                         scores=[d.score for d in dets], ids=ids, crops=align_faces(frame.rgb, dets))
 
 
-def _new_detector(config: AnalyzeConfig):
+def default_detector_factory(config: AnalyzeConfig):
+    """A new :class:`~fer_batch.detect.FaceDetector` for ``config`` (one per worker thread)."""
     from .detect import FaceDetector
 
     return FaceDetector(config.detector, min_score=config.min_score, max_side=config.detect_max_side)
@@ -120,7 +121,8 @@ class _Fatal:
 _END = object()
 
 
-def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: AnalyzeConfig, stop: threading.Event):
+def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: AnalyzeConfig, stop: threading.Event,
+            make_detector):
     def put(item):
         while not stop.is_set():
             try:
@@ -131,7 +133,7 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
         raise _Stop
 
     try:
-        detector = _new_detector(config)
+        detector = make_detector(config)
         try:
             while not stop.is_set():
                 source = jobs.get()
@@ -201,11 +203,12 @@ class _Batcher:
 
 def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig | None = None, *,
                 sources: list[Source] | None = None, classifier=None, skip: set[str] | None = None,
-                ) -> Iterator[Event]:
+                detector_factory=None) -> Iterator[Event]:
     """Every event of a run, in order: per source a SourceStart, its FaceRecords, then a SourceDone.
 
     ``sources`` may be given instead of ``paths`` (already discovered); ``skip`` names sources to leave out (used
     by ``--resume``). Files named explicitly that are not media give a SourceDone with an error and no rows.
+    ``detector_factory(config)`` makes each worker's detector (default :func:`default_detector_factory`).
     """
     config = config or AnalyzeConfig()
     if sources is None:
@@ -230,7 +233,7 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
         jobs.put(None)
     out: queue.Queue = queue.Queue(maxsize=config.queue_frames * workers)
     stop = threading.Event()
-    threads = [threading.Thread(target=_worker, args=(jobs, out, config, stop), name=f"fer-batch-worker-{i}",
+    threads = [threading.Thread(target=_worker, args=(jobs, out, config, stop, detector_factory or default_detector_factory), name=f"fer-batch-worker-{i}",
                                 daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
@@ -300,7 +303,7 @@ def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, cla
 
         classifier = Classifier(config.model)
     own_detector = detector is None
-    detector = detector or _new_detector(config)
+    detector = detector or default_detector_factory(config)
     try:
         batcher = _Batcher(classifier, config.batch_size, max_pending=config.batch_size)
         records: list[FaceRecord] = []

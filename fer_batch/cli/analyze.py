@@ -97,7 +97,7 @@ class _QuietProgress:
 def _quiet_native_logs() -> None:
     # TensorFlow's and MediaPipe's C++ start-up chatter would bury our own messages; the CLI (never the library)
     # turns it down, and only where the user has not chosen a level.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
 
 
@@ -116,21 +116,25 @@ def run(args: argparse.Namespace) -> int:
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
     _quiet_native_logs()
     handler = None
-    if args.debug:
+    debug_log = config.out.with_name(config.out.stem + ".debug.log") if args.debug else None
+    if debug_log is not None:
         import logging
 
-        handler = logging.FileHandler(config.out.with_name(config.out.stem + ".debug.log"), encoding="utf-8")
+        handler = logging.FileHandler(debug_log, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
         logger = logging.getLogger("fer_batch")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
     from ..batch import run_batch
     from ..classify import Classifier
+    from ._native import native_stderr, quiet_detector_factory
 
-    classifier = Classifier(config.analyze.model)
+    with native_stderr(debug_log):
+        classifier = Classifier(config.analyze.model)
     progress = _QuietProgress() if args.quiet else _TqdmProgress()
     try:
-        report = run_batch(config, progress=progress, classifier=classifier)
+        report = run_batch(config, progress=progress, classifier=classifier,
+                           detector_factory=quiet_detector_factory(debug_log))
     finally:
         if handler is not None:
             import logging
