@@ -17,6 +17,11 @@ PACKAGED = ("fast", "accurate")
 DEFAULT_MODEL = "fast"
 
 
+def available_models() -> list[str]:
+    """Packaged model names whose files are present in this installation."""
+    return [name for name in PACKAGED if (MODELS_DIR / f"{name}.keras").is_file()]
+
+
 def resolve_model(name_or_path: str | Path | None = None) -> Path:
     """Path of the model file for a packaged name (``fast``, ``accurate``) or an explicit ``.keras`` path."""
     if name_or_path is None:
@@ -25,7 +30,8 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
     if text in PACKAGED:
         path = MODELS_DIR / f"{text}.keras"
         if not path.is_file():
-            raise ModelError(f"--model {text!r}: the packaged file {path} is missing from this installation")
+            raise ModelError(f"--model {text!r}: this release does not ship the {text!r} model yet (see "
+                             f"training/README.md); available: {', '.join(available_models()) or 'none'}")
         return path
     path = Path(text).expanduser()
     if path.suffix != ".keras" and not path.exists():
@@ -35,6 +41,19 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
     if not path.is_file():
         raise ModelError(f"--model {text!r}: no such file")
     return path
+
+
+def model_card(name_or_path: str | Path | None = None) -> dict:
+    """The small JSON card shipped beside a packaged model (``<name>.json``): recipe, status, measured accuracy.
+
+    Empty for a model file that has no card next to it.
+    """
+    import json
+
+    path = resolve_model(name_or_path).with_suffix(".json")
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_keras_model(path: str | Path):
