@@ -1,12 +1,16 @@
 """The streaming analysis pipeline and its public entry point, :func:`analyze`.
 
-    sources ──► frames ──► detect + track + crop ──► bounded queue ──► batcher ──► classifier ──► records
-    (worker threads, one source at a time each)                       (the caller's thread)
+    sources ──► decode ──► detect + track + crop ──► bounded queue ──► batcher ──► classifier ──► records
+    (per worker: a reader thread and a detector thread,            (the caller's thread)
+     one source at a time each)
 
-Workers decode and detect ahead of classification through a bounded queue, so both stages run at once (OpenCV,
-MediaPipe and TensorFlow release the GIL). Crops from many frames and files are grouped into batches for the CNN.
-Nothing holds more than one frame per worker plus the queue and one batch, whatever the length of a video.
-Records of one source always come out in frame order; with several workers, sources interleave.
+Each worker is two threads: a reader decodes its sources a few frames ahead (FFmpeg and PIL release the GIL), and
+the worker detects, tracks and crops them; crops go through a bounded queue to the caller's thread, which groups
+them across frames and files into batches for the CNN. OpenCV, MediaPipe and TensorFlow release the GIL, so all
+stages run at once. Video frames stay in OpenCV's BGR order: only the reduced copy used for detection and the
+48x48 crops are converted. Nothing holds more than a few frames per worker (READ_AHEAD + 2) plus the queue of
+crops and one batch, whatever the length of a video. Records of one source always come out in frame order; with
+several workers, sources interleave.
 """
 
 from __future__ import annotations
@@ -65,22 +69,42 @@ class FrameItem:
 Event = FaceRecord | SourceStart | SourceDone
 
 
-def frame_items(source: Source, config: AnalyzeConfig, detector) -> Iterator[FrameItem]:
-    """Decode, detect, track and crop one source. Raises :class:`InputError` for unreadable media."""
+def _frame_item(source: Source, frame, tracker, config: AnalyzeConfig, detector) -> FrameItem:
+    """Detect, track and crop one decoded frame."""
     from .crops import align_faces
+    from .detect import FaceDetector
+
+    if frame.bgr is None:
+        image, bgr = frame.rgb, False
+    elif isinstance(detector, FaceDetector):  # ours converts only its reduced copy; crops warp from BGR
+        image, bgr = frame.bgr, True
+    else:  # a detector from a custom factory gets RGB, as documented
+        import cv2
+
+        image, bgr = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB), False
+    found = detector.detect(image, bgr=True) if bgr else detector.detect(image)
+    dets = [d for d in found if min(d.w, d.h) >= config.min_face]
+    if tracker is None:
+        dets.sort(key=lambda d: (d.x, d.y))  # photos: ids read left to right
+        ids = list(range(len(dets)))
+    else:
+        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets])
+    boxes = [(int(round(d.x)), int(round(d.y)), int(round(d.w)), int(round(d.h))) for d in dets]
+    return FrameItem(source=source, frame=frame.index, time_s=frame.time_s, boxes=boxes,
+                     scores=[d.score for d in dets], ids=ids, crops=align_faces(image, dets, bgr=bgr))
+
+
+def _new_tracker(source: Source):
     from .track import FaceTracker
 
-    tracker = FaceTracker() if source.media == "video" else None
-    for frame in iter_frames(source, every=config.every, fps=config.fps, max_pixels=config.max_pixels):
-        dets = [d for d in detector.detect(frame.rgb) if min(d.w, d.h) >= config.min_face]
-        if tracker is None:
-            dets.sort(key=lambda d: (d.x, d.y))  # photos: ids read left to right
-            ids = list(range(len(dets)))
-        else:
-            ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets])
-        boxes = [(int(round(d.x)), int(round(d.y)), int(round(d.w)), int(round(d.h))) for d in dets]
-        yield FrameItem(source=source, frame=frame.index, time_s=frame.time_s, boxes=boxes,
-                        scores=[d.score for d in dets], ids=ids, crops=align_faces(frame.rgb, dets))
+    return FaceTracker() if source.media == "video" else None
+
+
+def frame_items(source: Source, config: AnalyzeConfig, detector) -> Iterator[FrameItem]:
+    """Decode, detect, track and crop one source. Raises :class:`InputError` for unreadable media."""
+    tracker = _new_tracker(source)
+    for frame in iter_frames(source, every=config.every, fps=config.fps, max_pixels=config.max_pixels, bgr=True):
+        yield _frame_item(source, frame, tracker, config, detector)
 
 
 def default_detector_factory(config: AnalyzeConfig):
@@ -90,10 +114,19 @@ def default_detector_factory(config: AnalyzeConfig):
     return FaceDetector(config.detector, min_score=config.min_score, max_side=config.detect_max_side)
 
 
+def _source_hint(source: Source) -> int:
+    return max(probe_video(source).get("frames", 0), 0) if source.media == "video" else 1
+
+
+def _failure(source: Source, exc: Exception) -> str:
+    """The error row for an unexpected exception: a decoder or detector failure on odd input must not stop a run."""
+    log.debug("unexpected error on %s", source.name, exc_info=True)
+    return f"could not be analysed ({type(exc).__name__}: {exc})"
+
+
 def _source_events(source: Source, config: AnalyzeConfig, detector) -> Iterator[FrameItem | SourceStart | SourceDone]:
-    """All events of one source, ending with its SourceDone; never raises for bad media."""
-    hint = probe_video(source).get("frames", 0) if source.media == "video" else 1
-    yield SourceStart(source.name, source.media, max(hint, 0))
+    """All events of one source, ending with its SourceDone; never raises for bad media. (No threads.)"""
+    yield SourceStart(source.name, source.media, _source_hint(source))
     frames = faces = 0
     error = None
     try:
@@ -103,9 +136,8 @@ def _source_events(source: Source, config: AnalyzeConfig, detector) -> Iterator[
             yield item
     except InputError as exc:
         error = exc.reason
-    except Exception as exc:  # a decoder or detector failure on odd input must not stop the batch
-        log.debug("unexpected error on %s", source.name, exc_info=True)
-        error = f"could not be analysed ({type(exc).__name__}: {exc})"
+    except Exception as exc:
+        error = _failure(source, exc)
     yield SourceDone(source.name, source.media, frames=frames, faces=faces, error=error)
 
 
@@ -119,36 +151,133 @@ class _Fatal:
 
 
 _END = object()
+#: Decoded frames a worker's reader may hold ready beyond the one its detector is working on.
+READ_AHEAD = 2
+
+
+@dataclass
+class _Begin:
+    """The reader starts a source."""
+
+    source: Source
+    hint: int
+
+
+@dataclass
+class _Ended:
+    """The reader has finished a source; ``error`` when decoding failed (frames before it were delivered)."""
+
+    error: str | None
+
+
+def _put(q: queue.Queue, item, *flags: threading.Event) -> None:
+    """Put, waiting while the queue is full, unless one of ``flags`` is set (then :class:`_Stop`)."""
+    while not any(f.is_set() for f in flags):
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Stop
+
+
+def _get(q: queue.Queue, *flags: threading.Event):
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if any(f.is_set() for f in flags):
+                raise _Stop from None
+
+
+class _Abandon:
+    """The source a worker's detector gave up on, so that its reader stops decoding it."""
+
+    source: Source | None = None
+
+
+def _reader(jobs: queue.Queue, frames: queue.Queue, config: AnalyzeConfig, abandon: _Abandon,
+            *flags: threading.Event) -> None:
+    """Decode one worker's sources, one after another, ahead of its detector: _Begin, Frames, _Ended per source.
+
+    Decoding (FFmpeg, PIL) releases the GIL, so it overlaps detection; at most READ_AHEAD frames wait.
+    """
+    try:
+        while True:
+            source = jobs.get()
+            if source is None:
+                break
+            _put(frames, _Begin(source, _source_hint(source)), *flags)
+            error = None
+            it = iter_frames(source, every=config.every, fps=config.fps, max_pixels=config.max_pixels, bgr=True)
+            try:
+                for frame in it:
+                    _put(frames, frame, *flags)
+                    if abandon.source is source:
+                        break
+            except InputError as exc:
+                error = exc.reason
+            except Exception as exc:
+                error = _failure(source, exc)
+            finally:
+                it.close()
+            _put(frames, _Ended(error), *flags)
+        _put(frames, _END, *flags)
+    except _Stop:
+        pass
+    except BaseException as exc:  # not a per-file failure: hand it to the worker, which ends the run
+        try:
+            _put(frames, _Fatal(exc), *flags)
+        except _Stop:
+            pass
 
 
 def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: AnalyzeConfig, stop: threading.Event,
             make_detector):
-    def put(item):
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise _Stop
-
+    """Detect, track and crop the frames its reader thread decodes; events go to ``out`` in source order."""
+    halt = threading.Event()  # this worker is finishing: its reader must stop too
     try:
         detector = make_detector(config)
+        frames: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        abandon = _Abandon()
+        reader = threading.Thread(target=_reader, args=(jobs, frames, config, abandon, stop, halt),
+                                  name=threading.current_thread().name + "-reader", daemon=True)
+        reader.start()
         try:
-            while not stop.is_set():
-                source = jobs.get()
-                if source is None:
+            source = tracker = error = None
+            count = faces = 0
+            while True:
+                item = _get(frames, stop)
+                if item is _END:
                     break
-                for event in _source_events(source, config, detector):
-                    put(event)
+                if isinstance(item, _Fatal):
+                    raise item.exc
+                if isinstance(item, _Begin):
+                    source, tracker, error, count, faces = item.source, _new_tracker(item.source), None, 0, 0
+                    _put(out, SourceStart(source.name, source.media, item.hint), stop)
+                elif isinstance(item, _Ended):
+                    _put(out, SourceDone(source.name, source.media, frames=count, faces=faces,
+                                         error=error or item.error), stop)
+                elif error is None:  # a frame; after a detector failure the rest of its source is skipped
+                    try:
+                        frame_item = _frame_item(source, item, tracker, config, detector)
+                    except Exception as exc:
+                        error = _failure(source, exc)
+                        abandon.source = source
+                        continue
+                    count += 1
+                    faces += len(frame_item.boxes)
+                    _put(out, frame_item, stop)
         finally:
+            halt.set()
+            reader.join()
             detector.close()
-        put(_END)
+        _put(out, _END, stop)
     except _Stop:
         pass
     except BaseException as exc:  # setup failures (detector model missing...) end the run, they are not per-file
         try:
-            put(_Fatal(exc))
+            _put(out, _Fatal(exc), stop)
         except _Stop:
             pass
 

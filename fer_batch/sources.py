@@ -113,11 +113,16 @@ def _walk(directory: Path, name: str, add, visited: set) -> None:
 
 @dataclass(frozen=True)
 class Frame:
-    """One analysed frame: its index in the decoded stream, its time in seconds (None for images), RGB pixels."""
+    """One analysed frame: its index in the decoded stream, its time in seconds (None for images), RGB pixels.
+
+    A video frame read with ``bgr=True`` keeps OpenCV's BGR pixels in ``bgr`` and has ``rgb=None``: converting a
+    whole frame costs more than converting the reduced copy detection needs and the crops cut from it.
+    """
 
     index: int
     time_s: float | None
-    rgb: np.ndarray
+    rgb: np.ndarray | None
+    bgr: np.ndarray | None = None
 
 
 def _check_nonempty(source: Source) -> None:
@@ -197,17 +202,18 @@ def probe_video(source: Source) -> dict:
 
 
 def iter_frames(source: Source, every: int = 1, fps: float | None = None,
-                max_pixels: int = 100_000_000) -> Iterator[Frame]:
-    """Yield the frames of ``source`` that are to be analysed."""
+                max_pixels: int = 100_000_000, *, bgr: bool = False) -> Iterator[Frame]:
+    """Yield the frames of ``source`` that are to be analysed (video frames in BGR with ``bgr=True``)."""
     if source.media == "image":
         yield Frame(index=0, time_s=None, rgb=read_image(source, max_pixels))
         return
     if source.media != "video":
         raise ValueError(f"unknown media kind {source.media!r}")
-    yield from _iter_video(source, every, fps, max_pixels)
+    yield from _iter_video(source, every, fps, max_pixels, bgr=bgr)
 
 
-def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int) -> Iterator[Frame]:
+def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
+                bgr: bool = False) -> Iterator[Frame]:
     import cv2
 
     _check_nonempty(source)
@@ -237,13 +243,16 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
                     next_sample_t += 1.0 / sample_fps
             elif index % every:
                 continue
-            ok, bgr = cap.retrieve()
-            if not ok or bgr is None:
+            ok, pixels = cap.retrieve()
+            if not ok or pixels is None:
                 break
-            if bgr.shape[0] * bgr.shape[1] > max_pixels:
-                raise InputError(source.name, f"video frames are {bgr.shape[1]}x{bgr.shape[0]}, above the "
+            if pixels.shape[0] * pixels.shape[1] > max_pixels:
+                raise InputError(source.name, f"video frames are {pixels.shape[1]}x{pixels.shape[0]}, above the "
                                               f"{max_pixels / 1e6:.0f}-megapixel limit")
-            yield Frame(index=index, time_s=t, rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if bgr:
+                yield Frame(index=index, time_s=t, rgb=None, bgr=pixels)
+            else:
+                yield Frame(index=index, time_s=t, rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
         decoded = index + 1
         if decoded == 0:
             raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")
