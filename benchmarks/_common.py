@@ -44,6 +44,35 @@ def workload_clip(name: str, *, seconds: float, size=(1280, 720), fps: float = 3
     return path
 
 
+PHOTO_SIZES = ((1024, 768), (768, 1024), (1280, 960), (1600, 1200), (800, 600))
+
+
+def workload_photos(count: int) -> Path:
+    """A folder of ``count`` generated JPEG photos (quality 90), cached under ``CACHE``.
+
+    Sizes cycle through :data:`PHOTO_SIZES` (0.5 to 1.9 megapixels, what a web gallery or a downscaled phone
+    export holds); photo i has ``i % 4`` faces (a quarter of them none), on its own background.
+    """
+    from fer_batch import synthetic
+
+    folder = CACHE / f"photos-{count}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"generating {count} photos in {folder} ...", file=sys.stderr, flush=True)
+    for i in range(count):
+        path = folder / f"photo-{i:05d}.jpg"
+        if path.exists():
+            continue
+        photo = synthetic.photo_faces(i % 4, PHOTO_SIZES[i % len(PHOTO_SIZES)], seed=i)
+        tmp = folder / f".part-{i:05d}.jpg"  # hidden: never discovered as a photo
+        synthetic.save_image(tmp, photo.rgb, quality=90)
+        tmp.rename(path)
+    done.touch()
+    return folder
+
+
 def decode_fps(path: Path, limit: int | None = None) -> tuple[float, int]:
     """OpenCV reading every frame (decode + colour conversion): the floor any analysis is compared with."""
     import time
