@@ -38,6 +38,8 @@ def main() -> None:
         "publictest_macro_f1": round(val["macro_f1"], 4),
         "publictest_accuracy_without_tta": round(metrics["splits"].get("val_no_tta", val)["accuracy"], 4),
         "epochs": metrics["epochs"],
+        # Wall time of the invocation that finished the run (a resumed run also spent the earlier invocations').
+        "wall_time_s": metrics.get("wall_time_s_this_invocation"),
         "command": args.command,
         "machine": config.get("machine", {}),
         "training_config": config.get("config", {}),
