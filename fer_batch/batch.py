@@ -35,6 +35,7 @@ class RunReport:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0  # already complete in the run being resumed
+    skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0
     errors: list[SourceDone] = field(default_factory=list)
@@ -42,10 +43,13 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0
+        """No file of the whole output failed, counting those a resumed run skipped."""
+        return self.failed == 0 and self.skipped_failed == 0
 
     def line(self) -> str:
-        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed", f"{self.skipped} skipped (already done)"]
+        earlier = f"; {self.skipped_failed} of them failed" if self.skipped_failed else ""
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed",
+                 f"{self.skipped} skipped (already done{earlier})"]
         if self.ignored:
             parts.append(f"{self.ignored} non-media files ignored")
         return f"sources: {', '.join(parts)}; {self.rows} rows written"
@@ -78,7 +82,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     report.outputs["timeline"] = config.out
     report.outputs["errors"] = config.errors_path
     committed = set(writer.committed)
-    report.skipped = sum(1 for s in found.sources if s.name in committed)
+    names = [s.name for s in found.sources] + [name for name, _ in found.rejected]
+    done_before = [writer.committed[name] for name in names if name in committed]
+    report.skipped = len(done_before)
+    report.skipped_failed = sum(1 for entry in done_before if entry.get("error"))
     if progress:
         progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []

@@ -36,7 +36,8 @@ class Discovery:
     """What walking the input paths found."""
 
     sources: list[Source] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) for named non-media files
+    # (name, reason) for named non-media files and for directories that cannot be listed
+    rejected: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0  # files inside directories that are not media by their suffix
 
 
@@ -75,13 +76,13 @@ def discover(paths) -> Discovery:
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            _walk(root, str(given), add, visited=set())
+            _walk(root, str(given), add, visited=set(), reject=found.rejected.append)
         else:
             add(root, str(given), explicit=True)
     return found
 
 
-def _walk(directory: Path, name: str, add, visited: set) -> None:
+def _walk(directory: Path, name: str, add, visited: set, reject) -> None:
     try:
         st = directory.stat()
     except OSError:
@@ -92,9 +93,8 @@ def _walk(directory: Path, name: str, add, visited: set) -> None:
     visited.add(key)
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        add(directory / ".unreadable-directory", name, explicit=False)
-        _ = exc
+    except OSError as exc:  # an unreadable directory is an error, not a silent gap in the results
+        reject((name, f"cannot read directory ({exc.strerror or exc})"))
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -106,7 +106,7 @@ def _walk(directory: Path, name: str, add, visited: set) -> None:
         except OSError:
             is_dir = False
         if is_dir:
-            _walk(child, child_name, add, visited)
+            _walk(child, child_name, add, visited, reject)
         else:
             add(child, child_name, explicit=False)
 

@@ -1,0 +1,269 @@
+"""Issue 5, crash safety: a ``fer-batch analyze`` killed with SIGKILL (or interrupted with Ctrl-C) and rerun with
+``--resume`` writes exactly the timeline and errors CSVs of an uninterrupted run: same rows, same order, no
+duplicates, nothing missing.
+
+How the kill points are reached: a real subprocess runs over five files (a 450-frame video, a zero-byte photo, a
+photo, a 150-frame video, a 750-frame video) while the test polls what ``RunWriter`` keeps on disk (see sinks.py):
+the journal ``.OUT.journal`` (one JSON line per committed source) and the staging folder ``.OUT.parts/`` (one CSV
+per source being written, filled every 256 rows). When the wanted state shows, the process is frozen with SIGSTOP,
+the state is read again (so what is asserted is the state at the kill, not a moment before), and it is killed with
+SIGKILL; if the state moved on meanwhile it is resumed with SIGCONT and polling goes on.
+
+* during the first file: no source committed, and rows of the first video staged in a non-empty part file;
+* between files: 1 to 4 sources committed, nothing staged, the timeline exactly as long as the journal says;
+* during the last file: 4 sources committed and rows of the last video staged.
+
+Each kill point is tried TRIALS times (``FER_RESUME_TRIALS``, default 2), plus one chain that kills the same run at
+all three points in turn, resuming each time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fer_batch import synthetic
+from fer_batch.cli import EXIT_INTERRUPTED, EXIT_SOME_FAILED
+from fer_batch.records import COLUMNS
+from fer_batch.summary import read_timeline
+
+from test_reliability import cli_command, read_errors, summary_counts
+
+pytestmark = pytest.mark.slow  # every test runs the CLI two to five times (~15 s of start-up each)
+
+TRIALS = int(os.environ.get("FER_RESUME_TRIALS", "2"))
+FILES = ("a_first.mp4", "b_broken.jpg", "c_photo.jpg", "d_middle.mp4", "e_last.mp4")
+N = len(FILES)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("resume_media")
+    synthetic.write_face_video(root / "a_first.mp4", frames=450, fps=20, size=(160, 120), seed=1)
+    synthetic.write_zero_byte(root / "b_broken.jpg")
+    synthetic.save_image(root / "c_photo.jpg", synthetic.photo_faces(2, seed=4).rgb)
+    synthetic.write_face_video(root / "d_middle.mp4", frames=150, fps=20, size=(160, 120), seed=2)
+    # Rows reach a part file once 256 have been classified, and classification runs every 256 frames or crops
+    # *across* files: in a resumed run the last video may only get its first part file after ~512 of its frames.
+    synthetic.write_face_video(root / "e_last.mp4", frames=750, fps=20, size=(160, 120), seed=3)
+    assert sorted(p.name for p in root.iterdir()) == list(FILES)
+    return root
+
+
+def _run(media: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_command() + ["analyze", str(media), "--out", str(out), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reference(media, tmp_path_factory):
+    """An uninterrupted run: its timeline and errors CSVs are what every resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "ref.csv"
+    res = _run(media, out)
+    assert res.returncode == EXIT_SOME_FAILED, res.stderr[-2000:]
+    timeline = read_timeline(out)
+    errors = read_errors(out.with_name("ref.errors.csv"))
+    # Sanity of the reference itself: sources in order, whole files, the broken one only in errors.
+    assert list(dict.fromkeys(timeline["source"])) == [str(media / f) for f in FILES if f != "b_broken.jpg"]
+    assert errors["source"].tolist() == [str(media / "b_broken.jpg")]
+    assert timeline[timeline["source"] == str(media / "a_first.mp4")]["frame"].nunique() == 450
+    assert timeline["face_id"].notna().sum() > 500
+    return {"timeline": timeline, "errors": errors,
+            "out_bytes": out.read_bytes(), "errors_bytes": out.with_name("ref.errors.csv").read_bytes()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Watching RunWriter's files, and killing at a chosen state
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def disk_state(out: Path) -> dict:
+    """What a run has made durable so far: committed sources (journal), staged part files, timeline size."""
+    journal = out.with_name(f".{out.name}.journal")
+    parts_dir = out.with_name(f".{out.name}.parts")
+    entries = []
+    try:
+        for line in journal.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # torn last line: not committed
+    except FileNotFoundError:
+        pass
+    parts = []
+    try:
+        for p in parts_dir.iterdir():
+            try:
+                parts.append(p.stat().st_size)
+            except FileNotFoundError:
+                pass
+    except FileNotFoundError:
+        pass
+    try:
+        out_size = out.stat().st_size
+    except FileNotFoundError:
+        out_size = None
+    committed = [e["source"] for e in entries[1:]]
+    return {"started": bool(entries), "committed": committed, "staged_bytes": sum(parts),
+            "out_size": out_size, "journal_out_size": entries[-1]["out_size"] if entries else None}
+
+
+def _clean(state) -> bool:
+    """No commit half-done: the timeline is exactly as long as the journal's last entry says."""
+    return state["started"] and state["out_size"] == state["journal_out_size"]
+
+
+KILL_POINTS = {
+    "during_first_file": lambda s: _clean(s) and not s["committed"] and s["staged_bytes"] > 0,
+    "between_files": lambda s: _clean(s) and 1 <= len(s["committed"]) <= N - 1 and s["staged_bytes"] == 0,
+    "during_last_file": lambda s: _clean(s) and len(s["committed"]) == N - 1 and s["staged_bytes"] > 0,
+}
+
+
+def _all_stopped(pid: int, timeout: float = 2.0) -> bool:
+    """Wait until every thread of ``pid`` is in the stopped state (SIGSTOP is delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+        except FileNotFoundError:
+            return False
+        if states and all(s in "tT" for s in states):
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def kill_at(media: Path, out: Path, point: str, *extra: str, sig=signal.SIGKILL) -> tuple[dict, int, str]:
+    """Run the CLI and send ``sig`` when the disk shows ``point``; returns (state at the signal, exit code, stderr)."""
+    condition = KILL_POINTS[point]
+    err_path = out.with_name(out.name + f".{point}.stderr")
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(cli_command() + ["analyze", str(media), "--out", str(out), "--quiet", *extra],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if condition(disk_state(out)):
+                os.kill(proc.pid, signal.SIGSTOP)
+                frozen = _all_stopped(proc.pid)
+                state = disk_state(out)
+                if frozen and condition(state):
+                    os.kill(proc.pid, sig)
+                    if sig != signal.SIGKILL:
+                        os.kill(proc.pid, signal.SIGCONT)  # let it handle the signal
+                    code = proc.wait(timeout=120)
+                    return state, code, err_path.read_text()
+                os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.005)
+        pytest.fail(f"kill point {point!r} was never reached (exit code {proc.poll()}, last state "
+                    f"{disk_state(out)}):\n{err_path.read_text()[-2000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def assert_matches_reference(out: Path, reference) -> None:
+    timeline = read_timeline(out)
+    assert list(timeline.columns) == list(COLUMNS)
+    assert not timeline.duplicated(subset=["source", "frame", "face_id"]).any()
+    pd.testing.assert_frame_equal(timeline, reference["timeline"], check_exact=True)
+    pd.testing.assert_frame_equal(read_errors(out.with_name(out.stem + ".errors.csv")), reference["errors"])
+    # Byte for byte as well: the resumed files are what an uninterrupted run writes.
+    assert out.read_bytes() == reference["out_bytes"]
+    assert out.with_name(out.stem + ".errors.csv").read_bytes() == reference["errors_bytes"]
+    assert not out.with_name(f".{out.name}.parts").exists()
+
+
+def assert_state_is_a_prefix_of_reference(out: Path, state: dict, media: Path, reference) -> None:
+    """At the kill, the timeline held exactly the committed sources' rows: the reference's first bytes."""
+    assert state["committed"] == [str(media / f) for f in FILES[:len(state["committed"])]]
+    assert out.stat().st_size == state["out_size"]
+    assert out.read_bytes() == reference["out_bytes"][: state["out_size"]]
+    killed, ref = read_timeline(out), reference["timeline"]
+    assert killed["source"].tolist() == ref[ref["source"].isin(state["committed"])]["source"].tolist()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The tests
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, media, reference, point, trial):
+    out = tmp_path / "res.csv"
+    state, code, _ = kill_at(media, out, point)
+    assert code == -signal.SIGKILL
+    assert KILL_POINTS[point](state)
+    assert_state_is_a_prefix_of_reference(out, state, media, reference)
+    if point == "during_first_file":
+        assert read_timeline(out).empty  # rows of a half-done file never reach the timeline
+    res = _run(media, out, "--resume")
+    assert "Traceback" not in res.stderr
+    counts = summary_counts(res.stderr)
+    done_before = len(state["committed"])
+    assert counts["skipped"] == done_before
+    assert counts["succeeded"] + counts["failed"] + counts["skipped"] == N
+    broken_before = str(media / "b_broken.jpg") in state["committed"]
+    assert counts["skipped_failed"] == int(broken_before) and counts["failed"] == int(not broken_before)
+    # The whole output has a failed file, whichever run analysed it: exit code 1 either way.
+    assert res.returncode == EXIT_SOME_FAILED, res.stderr[-2000:]
+    assert_matches_reference(out, reference)
+
+
+def test_chain_of_kills_each_resumed(tmp_path, media, reference):
+    """One output killed at all three points in turn (a resumed run killed again), then finished with --resume."""
+    out = tmp_path / "res.csv"
+    seen = []
+    for i, point in enumerate(KILL_POINTS):
+        state, code, stderr = kill_at(media, out, point, *(["--resume"] if i else []))
+        assert code == -signal.SIGKILL and "Traceback" not in stderr
+        assert_state_is_a_prefix_of_reference(out, state, media, reference)
+        seen.append(len(state["committed"]))
+    assert seen[0] == 0 and seen[-1] == N - 1 and seen == sorted(seen)
+    res = _run(media, out, "--resume")
+    assert res.returncode == EXIT_SOME_FAILED, res.stderr[-2000:]
+    assert summary_counts(res.stderr)["skipped"] == N - 1
+    assert_matches_reference(out, reference)
+    # Resuming a finished run does nothing and changes nothing.
+    res = _run(media, out, "--resume")
+    assert res.returncode == EXIT_SOME_FAILED
+    counts = summary_counts(res.stderr)
+    assert (counts["succeeded"], counts["failed"], counts["skipped"], counts["skipped_failed"]) == (0, 0, N, 1)
+    assert_matches_reference(out, reference)
+
+
+def test_ctrl_c_exits_130_then_resume_equals_uninterrupted_run(tmp_path, media, reference):
+    out = tmp_path / "res.csv"
+    state, code, stderr = kill_at(media, out, "during_first_file", sig=signal.SIGINT)
+    assert code == EXIT_INTERRUPTED, stderr[-2000:]
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert read_timeline(out).empty
+    res = _run(media, out, "--resume")
+    assert res.returncode == EXIT_SOME_FAILED, res.stderr[-2000:]
+    assert_matches_reference(out, reference)
+
+
+def test_resume_with_different_options_is_refused(tmp_path, media, reference):
+    out = tmp_path / "res.csv"
+    kill_at(media, out, "between_files")
+    before = out.read_bytes()
+    res = _run(media, out, "--resume", "--every", "2")
+    assert res.returncode == 2 and "options differ" in res.stderr and "every" in res.stderr
+    assert out.read_bytes() == before
+    res = _run(media, out, "--resume")
+    assert_matches_reference(out, reference)
