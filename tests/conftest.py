@@ -152,3 +152,14 @@ def shared_fer2013() -> Path:
     if not SHARED_FER2013.exists():
         pytest.skip(f"shared dataset not found at {SHARED_FER2013}")
     return SHARED_FER2013
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    """One BlazeFace detector per model ("short", "full"), at the default max_side, shared by a module's tests."""
+    from fer_batch.detect import DETECTORS, FaceDetector
+
+    made = {m: FaceDetector(m) for m in DETECTORS}
+    yield made
+    for d in made.values():
+        d.close()

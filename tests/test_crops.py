@@ -18,14 +18,6 @@ def photo() -> np.ndarray:
     return synthetic.grace_hopper_rgb()
 
 
-@pytest.fixture(scope="module")
-def detectors():
-    made = {m: FaceDetector(m) for m in DETECTORS}
-    yield made
-    for d in made.values():
-        d.close()
-
-
 def rotate(image: np.ndarray, centre, degrees: float) -> np.ndarray:
     """The image rotated counter-clockwise (as seen) about `centre`, edges replicated, same size."""
     m = cv2.getRotationMatrix2D(tuple(map(float, centre)), degrees, 1.0)

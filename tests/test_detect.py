@@ -14,15 +14,6 @@ from fer_batch.errors import ModelError, UsageError
 
 
 @pytest.fixture(scope="module")
-def detectors():
-    """One detector per model, at the default max_side, shared by this module's tests."""
-    made = {m: FaceDetector(m) for m in DETECTORS}
-    yield made
-    for d in made.values():
-        d.close()
-
-
-@pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     return synthetic.grace_hopper_rgb()
 
