@@ -10,7 +10,7 @@ import pytest
 
 from fer_batch import crops, synthetic
 from fer_batch.crops import CROP_SIZE, align_face, align_faces
-from fer_batch.detect import DETECTORS, Detection, FaceDetector
+from fer_batch.detect import DETECTORS, Detection
 
 
 @pytest.fixture(scope="module")
