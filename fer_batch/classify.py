@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -80,9 +80,17 @@ class Classifier:
     """A loaded emotion model that turns uint8 (N, 48, 48, 1) crops into (N, 7) probabilities.
 
     TensorFlow places the model on a GPU when one is visible; nothing here assumes a CPU.
+
+    The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
+    probabilities never depend on how many faces were grouped with it; oneDNN may still round the last float32 bit
+    differently by a face's position in the batch (differences of ~3e-8), which is all that separates a resumed
+    run's probabilities from an uninterrupted run's.
     """
 
-    def __init__(self, model: str | Path | None = None):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 256):
+        if batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
         self.path = resolve_model(model)
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self.model = load_keras_model(self.path)
@@ -98,7 +106,11 @@ class Classifier:
             raise ValueError(f"crops must have shape (N, 48, 48, 1), got {crops.shape}")
         if len(crops) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        probs = np.asarray(self.model.predict_on_batch(crops.astype(np.float32)), dtype=np.float64)
+        n, size = len(crops), self.batch_size
+        padded = np.zeros((-(-n // size) * size, 48, 48, 1), np.float32)
+        padded[:n] = crops
+        probs = np.concatenate([np.asarray(self.model.predict_on_batch(padded[i:i + size]), dtype=np.float64)
+                                for i in range(0, len(padded), size)])[:n]
         probs = np.clip(probs, 0.0, None)
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 

@@ -352,7 +352,7 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
     if classifier is None:
         from .classify import Classifier
 
-        classifier = Classifier(config.model)
+        classifier = Classifier(config.model, batch_size=config.batch_size)
 
     workers = min(config.workers, len(todo))
     jobs: queue.Queue = queue.Queue()
@@ -430,7 +430,7 @@ def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, cla
     if classifier is None:
         from .classify import Classifier
 
-        classifier = Classifier(config.model)
+        classifier = Classifier(config.model, batch_size=config.batch_size)
     own_detector = detector is None
     detector = detector or default_detector_factory(config)
     try:

@@ -663,11 +663,13 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
     assert frames.peak <= pipeline.READ_AHEAD + 2, frames.peak
     max_pending = max(config.batch_size, 4 * config.queue_frames)
     assert items.peak <= config.queue_frames + max_pending + 2, items.peak
-    # Flat memory: after warm-up (the first quarter of the frames), resident memory grows by less than 40 MB to the
-    # end (it would grow by ~200 MB per 10,000 frames kept, at 96x72x3 plus crops).
+    # Flat memory: after warm-up (the first quarter of the frames), the peak of the last half of the run is within
+    # 60 MB of the peak of the half before it. Keeping frames would grow it by ~200 MB per 10,000 frames (96x72x3
+    # plus crops); the allocator's own swings in a shared pytest process reach ~100 MB, but in both halves alike.
     later = [mb for k, mb in rss if k >= n // 4]
-    assert len(later) >= 5
-    assert max(later) - later[0] < 40, (later[0], max(later))
+    assert len(later) >= 6
+    first, last = later[: len(later) // 2], later[len(later) // 2:]
+    assert max(last) - max(first) < 60, (max(first), max(last))
     gc.collect()
     assert frames.now == 0 and items.now == 0, (frames.now, items.now)  # nothing kept once the run is over
     print(f"peak live: {frames.peak} frames, {items.peak} frame items; rss {later[0]:.0f} -> {max(later):.0f} MB")

@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 
 from fer_batch import synthetic
+from fer_batch.labels import EMOTIONS
 from fer_batch.cli import EXIT_INTERRUPTED, EXIT_SOME_FAILED
 from fer_batch.records import COLUMNS
 from fer_batch.summary import read_timeline
@@ -180,10 +181,16 @@ def assert_matches_reference(out: Path, reference) -> None:
     timeline = read_timeline(out)
     assert list(timeline.columns) == list(COLUMNS)
     assert not timeline.duplicated(subset=["source", "frame", "face_id"]).any()
-    pd.testing.assert_frame_equal(timeline, reference["timeline"], check_exact=True)
+    # Every row, id, box and label exactly. Probabilities to within 2e-6: the classifier runs fixed-shape batches
+    # (so batch size never matters), but oneDNN may still round a face's float32 result differently in the last
+    # bit (~3e-8) by its position in a batch, and a resumed run groups faces differently; printed to 6 decimals,
+    # that can move the last digit.
+    probs = [*EMOTIONS, "confidence"]
+    pd.testing.assert_frame_equal(timeline.drop(columns=probs), reference["timeline"].drop(columns=probs),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(timeline[probs], reference["timeline"][probs], check_exact=False, rtol=0,
+                                  atol=2e-6)
     pd.testing.assert_frame_equal(read_errors(out.with_name(out.stem + ".errors.csv")), reference["errors"])
-    # Byte for byte as well: the resumed files are what an uninterrupted run writes.
-    assert out.read_bytes() == reference["out_bytes"]
     assert out.with_name(out.stem + ".errors.csv").read_bytes() == reference["errors_bytes"]
     assert not out.with_name(f".{out.name}.parts").exists()
 

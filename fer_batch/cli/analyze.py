@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from ._native import native_stderr, quiet_detector_factory
 
     with native_stderr(debug_log):
-        classifier = Classifier(config.analyze.model)
+        classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size)
     progress = _QuietProgress() if args.quiet else _TqdmProgress()
     try:
         report = run_batch(config, progress=progress, classifier=classifier,
