@@ -309,8 +309,7 @@ class _Batcher:
         if not items:
             return
         crops = np.concatenate([e.crops for e in items])
-        probs = np.concatenate([self.classifier.predict(crops[i:i + self.batch_size])
-                                for i in range(0, len(crops), self.batch_size)])
+        probs = self.classifier.predict(crops)  # it runs fixed-size network batches itself
         at = 0
         for e in items:
             e.probs = probs[at:at + len(e.crops)]

@@ -1015,6 +1015,24 @@ def write_zero_byte(path: str | os.PathLike) -> Path:
     return path
 
 
+def write_png_claiming(path: str | os.PathLike, width: int, height: int) -> Path:
+    """A valid ~60-byte RGB PNG whose header announces ``width`` x ``height``: nothing to write, a lot to decode.
+
+    For testing that huge images are refused from their header, before any pixel is decoded.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path = Path(path)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
 def write_random_bytes(path: str | os.PathLike, n: int = 4096, *, seed: int = 0) -> Path:
     """Fill ``path`` with ``n`` random bytes (no valid signature), e.g. ``noise.mp4`` or ``noise.jpg``."""
     path = Path(path)

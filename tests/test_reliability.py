@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import weakref
-import zlib
 from pathlib import Path
 
 import cv2
@@ -74,16 +73,6 @@ def summary_counts(stderr: str) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Crafting odd and broken media
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def png_claiming(path: Path, width: int, height: int) -> Path:
-    """A 60-byte PNG whose IHDR announces ``width`` x ``height`` (costs nothing to write, a lot to decode)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
-    return path
 
 
 def _numbered_frames(n: int, size: tuple[int, int]):
@@ -196,9 +185,9 @@ def build_corpus(root: Path) -> dict[str, CorpusEntry]:
     synthetic.write_text_as(put("broken/text.png", "error", r"not a readable image"))
     # Huge images are refused from their header, before decoding: ours above 100 MP, PIL's own bomb check from
     # 2 x 89 MP (it raises while opening), whichever comes first.
-    png_claiming(put("broken/huge_120MP.png", "error", r"20000x6000 \(120 megapixels\), above the 100-megapixel "
+    synthetic.write_png_claiming(put("broken/huge_120MP.png", "error", r"20000x6000 \(120 megapixels\), above the 100-megapixel "
                                                        r"limit"), 20_000, 6_000)
-    png_claiming(put("broken/huge_12000MP.png", "error", r"too large to decode safely|megapixel limit"),
+    synthetic.write_png_claiming(put("broken/huge_12000MP.png", "error", r"too large to decode safely|megapixel limit"),
                  120_000, 100_000)
     # Valid but odd videos.
     synthetic.write_face_video(put("videos/clip.mp4", "ok"), frames=24, fps=12, size=(160, 120))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from fer_batch import synthetic
 from fer_batch.errors import InputError
 from fer_batch.sources import Source, discover, iter_frames, read_image
 
@@ -84,18 +83,8 @@ def test_exif_orientation_is_honoured(tmp_path):
     assert rgb.shape[:2] == (40, 20)
 
 
-def _png_claiming(path, width, height):
-    """A tiny valid PNG whose header announces a huge size (PIL reads the size without decoding)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
-                     + chunk(b"IEND", b""))
-    return path
-
-
 def test_huge_image_is_refused_before_decoding(tmp_path):
-    path = _png_claiming(tmp_path / "huge.png", 12000, 10000)
+    path = synthetic.write_png_claiming(tmp_path / "huge.png", 12000, 10000)
     with pytest.raises(InputError, match="megapixel limit"):
         read_image(Source(path, path.name, "image"))
 
