@@ -7,11 +7,13 @@ Progress is reported through an optional object with the :class:`Progress` metho
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from .config import RunConfig
+from .errors import Interrupted
 from .pipeline import SourceStart, iter_events
 from .records import FaceRecord, SourceDone
 from .sources import discover
@@ -63,15 +65,18 @@ def _settings(config: RunConfig) -> dict:
     model = resolve_model(a.model)
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
             "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
-            "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels}
+            "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
+            "batch_size": a.batch_size}
 
 
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
-              detector_factory=None) -> RunReport:
+              detector_factory=None, stop: threading.Event | None = None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
 
     ``classifier`` (a loaded :class:`~fer_batch.classify.Classifier`) and ``detector_factory`` may be given to reuse
     a model across runs or to control how detectors are made; by default both come from ``config``.
+    Setting ``stop`` (from a signal handler or another thread) ends the run at the next frame with
+    :class:`~fer_batch.errors.Interrupted`; the files committed so far stay valid, and ``resume=True`` continues.
     """
     from .sinks import RunWriter
 
@@ -108,8 +113,14 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             if name not in committed:
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
         current_frame = None
+        # Committed sources are always a prefix of the run with one worker; their faces fix where the next face
+        # sits in its network batch (see pipeline._Batcher).
+        faces_before = sum(entry.get("faces", 0) for entry in writer.committed.values())
         for event in iter_events(config=config.analyze, sources=found.sources, skip=committed,
-                                 classifier=classifier, detector_factory=detector_factory):
+                                 classifier=classifier, detector_factory=detector_factory,
+                                 faces_before=faces_before):
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
             if isinstance(event, FaceRecord):
                 buffer.append(event)
                 report.rows += 1

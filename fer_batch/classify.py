@@ -82,9 +82,11 @@ class Classifier:
     TensorFlow places the model on a GPU when one is visible; nothing here assumes a CPU.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
-    probabilities never depend on how many faces were grouped with it; oneDNN may still round the last float32 bit
-    differently by a face's position in the batch (differences of ~3e-8), which is all that separates a resumed
-    run's probabilities from an uninterrupted run's.
+    probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
+    differently by a face's *position* in a batch (seen at batch size 32, ~6e-8), so :meth:`predict` takes the
+    position of the first crop (``offset``): the pipeline puts the i-th face of a run at position
+    ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone, and a
+    resumed run bit-identical to an uninterrupted one.
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 256):
@@ -95,8 +97,12 @@ class Classifier:
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self.model = load_keras_model(self.path)
 
-    def predict(self, crops) -> "np.ndarray":
-        """Probabilities (rows sum to 1) for a batch of crops; an empty batch gives shape (0, 7)."""
+    def predict(self, crops, offset: int = 0) -> "np.ndarray":
+        """Probabilities (rows sum to 1) for a batch of crops; an empty batch gives shape (0, 7).
+
+        ``offset`` is the position in the first network batch where the first crop goes (taken modulo
+        ``batch_size``); positions before it are padding.
+        """
         import numpy as np
 
         crops = np.asarray(crops)
@@ -106,11 +112,11 @@ class Classifier:
             raise ValueError(f"crops must have shape (N, 48, 48, 1), got {crops.shape}")
         if len(crops) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        n, size = len(crops), self.batch_size
-        padded = np.zeros((-(-n // size) * size, 48, 48, 1), np.float32)
-        padded[:n] = crops
+        n, size, start = len(crops), self.batch_size, offset % self.batch_size
+        padded = np.zeros((-(-(start + n) // size) * size, 48, 48, 1), np.float32)
+        padded[start:start + n] = crops
         probs = np.concatenate([np.asarray(self.model.predict_on_batch(padded[i:i + size]), dtype=np.float64)
-                                for i in range(0, len(padded), size)])[:n]
+                                for i in range(0, len(padded), size)])[start:start + n]
         probs = np.clip(probs, 0.0, None)
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 

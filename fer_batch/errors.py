@@ -26,3 +26,7 @@ class DatasetError(FerBatchError):
 
 class ModelError(FerBatchError):
     """A model name or file cannot be resolved, loaded, or does not fit the expected interface."""
+
+
+class Interrupted(FerBatchError):
+    """A run was asked to stop (Ctrl-C in the CLI); everything committed before it stays valid for ``--resume``."""

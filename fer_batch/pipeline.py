@@ -213,6 +213,7 @@ def _reader(jobs: queue.Queue, frames: queue.Queue, config: AnalyzeConfig, aband
             try:
                 for frame in it:
                     _put(frames, frame, *flags)
+                    frame = None  # not held while the next one decodes: the READ_AHEAD + 2 bound counts on it
                     if abandon.source is source:
                         break
             except InputError as exc:
@@ -265,6 +266,7 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
                         error = _failure(source, exc)
                         abandon.source = source
                         continue
+                    item = None  # the frame's pixels are no longer needed; don't hold them while waiting
                     count += 1
                     faces += len(frame_item.boxes)
                     _put(out, frame_item, stop)
@@ -283,20 +285,27 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
 
 
 class _Batcher:
-    """Groups crops across frames and files into batches, and releases events in arrival order once classified."""
+    """Groups crops across frames and files into batches, and releases events in arrival order once classified.
 
-    def __init__(self, classifier, batch_size: int, max_pending: int):
+    The i-th crop of a run (counting from ``start``) always sits at position ``i % batch_size`` of its network
+    batch, however the batches happen to be cut (a full batch, or an early flush when ``max_pending`` events wait):
+    a face's result then depends only on the face and its index in the run, and a resumed run that starts counting
+    where the committed sources ended reproduces the uninterrupted run bit for bit (see :class:`Classifier`).
+    """
+
+    def __init__(self, classifier, batch_size: int, max_pending: int, start: int = 0):
         self.classifier = classifier
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.pending: deque = deque()
         self.waiting_crops = 0
+        self.position = start % batch_size  # where the next crop goes in its network batch
 
     def add(self, event) -> Iterator[Event]:
         self.pending.append(event)
         if isinstance(event, FrameItem):
             self.waiting_crops += len(event.crops)
-        if self.waiting_crops >= self.batch_size or len(self.pending) >= self.max_pending:
+        if self.position + self.waiting_crops >= self.batch_size or len(self.pending) >= self.max_pending:
             self._classify()
         yield from self._release()
 
@@ -309,12 +318,13 @@ class _Batcher:
         if not items:
             return
         crops = np.concatenate([e.crops for e in items])
-        probs = self.classifier.predict(crops)  # it runs fixed-size network batches itself
+        probs = self.classifier.predict(crops, offset=self.position)  # fixed-size network batches, aligned
         at = 0
         for e in items:
             e.probs = probs[at:at + len(e.crops)]
             at += len(e.crops)
         self.waiting_crops = 0
+        self.position = (self.position + len(crops)) % self.batch_size
 
     def _release(self) -> Iterator[Event]:
         while self.pending:
@@ -331,12 +341,18 @@ class _Batcher:
 
 def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig | None = None, *,
                 sources: list[Source] | None = None, classifier=None, skip: set[str] | None = None,
-                detector_factory=None) -> Iterator[Event]:
+                detector_factory=None, faces_before: int = 0) -> Iterator[Event]:
     """Every event of a run, in order: per source a SourceStart, its FaceRecords, then a SourceDone.
 
     ``sources`` may be given instead of ``paths`` (already discovered); ``skip`` names sources to leave out (used
     by ``--resume``). Files named explicitly that are not media give a SourceDone with an error and no rows.
     ``detector_factory(config)`` makes each worker's detector (default :func:`default_detector_factory`).
+    ``classifier`` is anything with ``predict(crops, offset=0)`` like :class:`~fer_batch.classify.Classifier`;
+    when it has a ``batch_size``, crops are grouped by that rather than ``config.batch_size``.
+    ``faces_before`` is how many faces the skipped sources held: with one worker, a resumed run then batches every
+    face at the position it had in the uninterrupted run, so their probabilities agree bit for bit. (With several
+    workers, sources interleave in the order they finish decoding, so positions, and the last float32 bit of a
+    probability, can differ between any two runs.)
     """
     config = config or AnalyzeConfig()
     if sources is None:
@@ -361,11 +377,14 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
         jobs.put(None)
     out: queue.Queue = queue.Queue(maxsize=config.queue_frames * workers)
     stop = threading.Event()
-    threads = [threading.Thread(target=_worker, args=(jobs, out, config, stop, detector_factory or default_detector_factory), name=f"fer-batch-worker-{i}",
-                                daemon=True) for i in range(workers)]
+    make_detector = detector_factory or default_detector_factory
+    threads = [threading.Thread(target=_worker, args=(jobs, out, config, stop, make_detector),
+                                name=f"fer-batch-worker-{i}", daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
-    batcher = _Batcher(classifier, config.batch_size, max_pending=max(config.batch_size, 4 * config.queue_frames))
+    batch_size = getattr(classifier, "batch_size", config.batch_size)  # align with the network's own batches
+    batcher = _Batcher(classifier, batch_size, max_pending=max(batch_size, 4 * config.queue_frames),
+                       start=faces_before)
     try:
         ended = 0
         while ended < workers:

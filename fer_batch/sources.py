@@ -249,10 +249,11 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
             if pixels.shape[0] * pixels.shape[1] > max_pixels:
                 raise InputError(source.name, f"video frames are {pixels.shape[1]}x{pixels.shape[0]}, above the "
                                               f"{max_pixels / 1e6:.0f}-megapixel limit")
-            if bgr:
-                yield Frame(index=index, time_s=t, rgb=None, bgr=pixels)
-            else:
-                yield Frame(index=index, time_s=t, rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+            frame = Frame(index=index, time_s=t, rgb=None, bgr=pixels) if bgr else \
+                Frame(index=index, time_s=t, rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+            pixels = None  # while suspended, hold no frame: the consumer decides how long it lives
+            yield frame
+            frame = None
         decoded = index + 1
         if decoded == 0:
             raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")

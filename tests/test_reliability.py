@@ -650,7 +650,8 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
     # The bounds documented in pipeline.py: READ_AHEAD + 2 decoded frames per worker; frames in flight are
     # bounded by the crop queue (queue_frames per worker) plus the batcher's pending window.
     assert frames.peak <= pipeline.READ_AHEAD + 2, frames.peak
-    max_pending = max(config.batch_size, 4 * config.queue_frames)
+    batch = classifier.batch_size  # a classifier given to the pipeline brings its own network batch size
+    max_pending = max(batch, 4 * config.queue_frames)
     assert items.peak <= config.queue_frames + max_pending + 2, items.peak
     # Flat memory: after warm-up (the first quarter of the frames), the peak of the last half of the run is within
     # 60 MB of the peak of the half before it. Keeping frames would grow it by ~200 MB per 10,000 frames (96x72x3

@@ -8,11 +8,13 @@ import io
 import json
 import math
 import re
+import zipfile
 
 import numpy as np
 import pytest
 
 pytest.importorskip("keras")
+h5py = pytest.importorskip("h5py")
 
 from fer_batch.cli import EXIT_DATASET, EXIT_MODEL, EXIT_OK, EXIT_USAGE, build_parser, main  # noqa: E402
 from synthetic_faces import make_faces, pixels_text, write_csv, write_folder  # noqa: E402
@@ -80,6 +82,11 @@ def test_train_writes_the_run_and_learns(trained, data):
     assert metrics["splits"]["val"]["n"] == 56 and "val_no_tta" in metrics["splits"]
     assert metrics["arch"] == "tiny" and metrics["tta"] == "flip"
     assert f"model: {out / 'model.keras'}" in trained["stdout"]
+    # The saved model holds the weights only: no optimizer slots (they would double a shipped model's size).
+    with zipfile.ZipFile(out / "model.keras") as z:
+        names = []
+        h5py.File(io.BytesIO(z.read("model.weights.h5")), "r").visit(names.append)
+    assert any("vars" in n for n in names) and not any("optimizer" in n for n in names)
 
 
 def _independent_val(data):

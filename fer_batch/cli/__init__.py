@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import DatasetError, FerBatchError, InputError, ModelError, UsageError
+from ..errors import DatasetError, FerBatchError, InputError, Interrupted, ModelError, UsageError
 
 # Exit codes, documented in README.md ("Exit codes").
 EXIT_OK = 0
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_SOME_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print(f"fer-batch {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FerBatchError as exc:  # any other deliberate error

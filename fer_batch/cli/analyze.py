@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import EXIT_OK, EXIT_SOME_FAILED
@@ -104,6 +106,22 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
+def _stop_on_sigint(stop: threading.Event):
+    """Make Ctrl-C set ``stop`` instead of raising wherever the main thread happens to be. One CI run under load
+    finished as if never interrupted: a KeyboardInterrupt raised inside a library's Python code (TensorFlow,
+    MediaPipe) may be swallowed there. With a flag, the run stops at its next frame, in our code. A second Ctrl-C
+    raises at once. Returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    return signal.signal(signal.SIGINT, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import AnalyzeConfig, RunConfig
 
@@ -135,10 +153,14 @@ def run(args: argparse.Namespace) -> int:
     with native_stderr(debug_log):
         classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size)
     progress = _QuietProgress() if args.quiet else _TqdmProgress()
+    stop = threading.Event()
+    previous = _stop_on_sigint(stop)
     try:
         report = run_batch(config, progress=progress, classifier=classifier,
-                           detector_factory=quiet_detector_factory(debug_log))
+                           detector_factory=quiet_detector_factory(debug_log), stop=stop)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if handler is not None:
             import logging
 

@@ -211,6 +211,15 @@ def _distiller(student, teacher, temperature: float, weight: float, label_smooth
     return Distiller()
 
 
+def inference_copy(net):
+    """A fresh, uncompiled copy of ``net`` with its weights. Saved as it is, a trained model also carries its
+    optimizer's slots (as large again as the weights for SGD with momentum); ``keras.models.clone_model`` keeps
+    them too, so the copy is rebuilt from the architecture's config."""
+    copy = net.__class__.from_config(net.get_config())
+    copy.set_weights(net.get_weights())
+    return copy
+
+
 def with_tta(net, tta: str):
     """Wrap a network so that it averages its predictions over the test-time views named by ``tta``."""
     import keras
@@ -352,7 +361,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
                 callbacks=all_callbacks, verbose=verbose)
     wall = time.perf_counter() - started
 
-    final = with_tta(net, config.tta)
+    final = with_tta(inference_copy(net), config.tta)
     model_path = out / "model.keras"
     final.save(model_path)
     history = _read_history(history_path)
