@@ -3,7 +3,11 @@
 The `fast` model's floor: it must classify faces (in batches, test-time augmentation included) at least as fast as
 OpenCV decodes the frames of a 1280x720 H.264 clip at an ordinary bitrate, on the same machine.
 
-    python benchmarks/classify_speed.py [--models fast accurate PATH.keras] [--seconds 20] [--batch 256]
+    python benchmarks/classify_speed.py [--models fast accurate PATH.keras] [--runtimes keras tflite]
+                                        [--seconds 20] [--batch 256]
+
+Each model is timed in each classifier runtime (`fer-batch analyze --runtime`): keras (TensorFlow) and tflite
+(converted at load, XNNPACK), which `auto` picks on CPU-only hosts.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the 720p clip to decode")
     ap.add_argument("--bitrate", type=int, default=3_000_000)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--runtimes", nargs="+", default=["keras", "tflite"], choices=["keras", "tflite"])
     args = ap.parse_args()
 
     print(machine_line())
@@ -49,16 +54,17 @@ def main() -> None:
     dfps, frames = decode_fps(clip)
     print(f"decode floor: OpenCV read {frames} frames of {clip.name} at {dfps:.0f} frames/s")
     for name in args.models:
-        try:
-            clf = Classifier(name)
-        except Exception as exc:  # a missing packaged model is reported, not fatal
-            print(f"{name}: skipped ({exc})")
-            continue
-        fps = faces_per_second(clf, args.batch)
-        rows.append((name, clf.model.count_params(), fps, fps / dfps))
-    print(f"{'model':<14}{'params':>10}{'faces/s':>10}{'x decode':>10}")
+        for runtime in args.runtimes:
+            try:
+                clf = Classifier(name, batch_size=args.batch, runtime=runtime)
+            except Exception as exc:  # a missing packaged model is reported, not fatal
+                print(f"{name} ({runtime}): skipped ({exc})")
+                continue
+            fps = faces_per_second(clf, args.batch)
+            rows.append((f"{name} ({runtime})", clf.model.count_params(), fps, fps / dfps))
+    print(f"{'model':<18}{'params':>10}{'faces/s':>10}{'x decode':>10}")
     for name, params, fps, ratio in rows:
-        print(f"{name:<14}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}")
+        print(f"{name:<18}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def _settings(config: RunConfig) -> dict:
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
             "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
-            "batch_size": a.batch_size}
+            "batch_size": a.batch_size, "runtime": a.runtime}
 
 
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,

@@ -9,6 +9,8 @@ from pathlib import Path
 from .errors import UsageError
 
 DETECTORS = ("short", "full")
+#: Classifier runtimes (classify.Classifier): auto = tflite on CPU-only hosts, keras where TensorFlow sees a GPU.
+RUNTIMES = ("auto", "keras", "tflite")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class AnalyzeConfig:
     fps: float | None = None
     batch_size: int = 256
     model: str | None = None  # packaged name or .keras path; None -> the packaged default ("fast")
+    runtime: str = "auto"  # classifier runtime: auto | keras | tflite (see classify.Classifier)
     detector: str = "short"
     min_face: int = 0  # pixels: faces whose box is smaller on either side are ignored
     min_score: float = 0.5
@@ -39,6 +42,8 @@ class AnalyzeConfig:
                 raise UsageError(f"--fps must be a positive number of frames per second, got {self.fps!r}")
             if self.every != 1:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"--runtime {self.runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.detector not in DETECTORS:

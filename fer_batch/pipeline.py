@@ -367,7 +367,7 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
     if classifier is None:
         from .classify import Classifier
 
-        classifier = Classifier(config.model, batch_size=config.batch_size)
+        classifier = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
 
     workers = min(config.workers, len(todo))
     jobs: queue.Queue = queue.Queue()
@@ -448,7 +448,7 @@ def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, cla
     if classifier is None:
         from .classify import Classifier
 
-        classifier = Classifier(config.model, batch_size=config.batch_size)
+        classifier = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
     own_detector = detector is None
     detector = detector or default_detector_factory(config)
     try:

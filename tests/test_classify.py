@@ -9,9 +9,9 @@ from fer_batch.classify import Classifier
 from fer_batch.errors import UsageError
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    return Classifier("fast", batch_size=32)
+@pytest.fixture(scope="module", params=["keras", "tflite"])
+def classifier(request):
+    return Classifier("fast", batch_size=32, runtime=request.param)
 
 
 def test_probabilities_identical_whatever_the_batch(classifier):
@@ -36,6 +36,55 @@ def test_offset_places_faces_after_padding(classifier):
     probs = classifier.predict(faces, offset=30)  # positions 30, 31, then a second and third network batch
     assert probs.shape == (40, 7)
     np.testing.assert_allclose(probs, classifier.predict(faces), rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def photo_crops():
+    """64 crops of a real photo (the Grace Hopper portrait bundled with matplotlib), at jittered places and sizes."""
+    import cv2
+
+    from fer_batch.synthetic import grace_hopper_rgb
+
+    gray = cv2.cvtColor(grace_hopper_rgb(), cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(64):
+        side = int(rng.uniform(0.35, 0.6) * min(h, w))
+        x, y = rng.integers(0, w - side), rng.integers(0, h - side)
+        crops.append(cv2.resize(gray[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA))
+    return np.stack(crops)[..., None]
+
+
+def test_runtimes_agree_on_a_real_photo(photo_crops):
+    face_crops = photo_crops
+    keras_probs = Classifier("fast", runtime="keras").predict(face_crops)
+    tflite = Classifier("fast", runtime="tflite")
+    assert tflite.runtime == "tflite"
+    tflite_probs = tflite.predict(face_crops)
+    np.testing.assert_allclose(tflite_probs, keras_probs, rtol=0, atol=1e-5)
+    assert np.array_equal(tflite_probs.argmax(axis=1), keras_probs.argmax(axis=1))
+
+
+def test_tflite_conversion_leaves_logging_alone():
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    Classifier("fast", batch_size=8, runtime="tflite")
+    assert (list(root.handlers), root.level) == before
+
+
+def test_auto_runtime_is_tflite_without_a_gpu():
+    import tensorflow as tf
+
+    expected = "keras" if tf.config.list_physical_devices("GPU") else "tflite"
+    assert Classifier("fast", batch_size=8).runtime == expected
+
+
+def test_bad_runtime_is_a_usage_error():
+    with pytest.raises(UsageError, match="--runtime 'onnx' is not allowed; choose one of auto, keras, tflite"):
+        Classifier("fast", runtime="onnx")
 
 
 def test_bad_batch_size_is_a_usage_error():
