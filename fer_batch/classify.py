@@ -10,11 +10,14 @@ model's faces about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_spee
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
+
+log = logging.getLogger("fer_batch")
 
 MODELS_DIR = Path(__file__).parent / "models"
 #: Packaged model names; ``fast`` is the default everywhere.
@@ -86,7 +89,7 @@ class Classifier:
 
     ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted at load,
     about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU,
-    else ``tflite``). The chosen one is in ``self.runtime``.
+    else ``tflite``, or ``keras`` again for a model TFLite cannot convert). The chosen one is in ``self.runtime``.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
@@ -106,11 +109,17 @@ class Classifier:
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self.model = load_keras_model(self.path)
         self._tflite = None
-        if runtime == "auto":
-            runtime = "keras" if _gpu_visible() else "tflite"
-        if runtime == "tflite":
-            self._tflite = _TFLiteRunner(self.model, batch_size, self.path)
-        self.runtime = runtime
+        chosen = runtime if runtime != "auto" else ("keras" if _gpu_visible() else "tflite")
+        if chosen == "tflite":
+            try:
+                self._tflite = _TFLiteRunner(self.model, batch_size, self.path)
+            except ModelError as exc:
+                if runtime == "tflite":
+                    raise
+                # A user's model with layers TFLite cannot convert still runs, in Keras.
+                log.info("%s; running it in Keras instead", exc)
+                chosen = "keras"
+        self.runtime = chosen
 
     def _run(self, batch):
         import numpy as np

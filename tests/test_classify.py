@@ -82,6 +82,20 @@ def test_auto_runtime_is_tflite_without_a_gpu():
     assert Classifier("fast", batch_size=8).runtime == expected
 
 
+def test_auto_falls_back_to_keras_when_tflite_cannot_convert(monkeypatch):
+    from fer_batch import classify
+    from fer_batch.errors import ModelError
+
+    def refuse(model, batch_size, path):
+        raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite (ConverterError: op X)")
+
+    monkeypatch.setattr(classify, "_TFLiteRunner", refuse)
+    monkeypatch.setattr(classify, "_gpu_visible", lambda: False)
+    assert Classifier("fast", batch_size=8).runtime == "keras"
+    with pytest.raises(ModelError, match="cannot run with --runtime tflite"):
+        Classifier("fast", batch_size=8, runtime="tflite")
+
+
 def test_bad_runtime_is_a_usage_error():
     with pytest.raises(UsageError, match="--runtime 'onnx' is not allowed; choose one of auto, keras, tflite"):
         Classifier("fast", runtime="onnx")
