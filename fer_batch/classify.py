@@ -93,10 +93,10 @@ class Classifier:
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
-    differently by a face's *position* in a batch (seen at batch size 32, ~6e-8; XNNPACK may too), so :meth:`predict` takes the
-    position of the first crop (``offset``): the pipeline puts the i-th face of a run at position
-    ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone, and a
-    resumed run bit-identical to an uninterrupted one.
+    differently by a face's *position* in a batch (seen at batch size 32, ~6e-8; XNNPACK may too), so
+    :meth:`predict` takes the position of the first crop (``offset``): the pipeline puts the i-th face of a run at
+    position ``i % batch_size``, which makes a face's result a function of the face and its index in the run
+    alone, and a resumed run bit-identical to an uninterrupted one.
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto"):
@@ -164,7 +164,6 @@ class _TFLiteRunner:
     def __init__(self, keras_model, batch_size: int, path: Path):
         import contextlib
         import io
-        import logging
         import os
         import warnings
 

@@ -339,6 +339,11 @@ class _Batcher:
                 yield head
 
 
+def _network_batch_size(classifier, config: AnalyzeConfig) -> int:
+    """The batch the classifier's network runs: crops are aligned to it (see :class:`_Batcher`)."""
+    return getattr(classifier, "batch_size", config.batch_size)
+
+
 def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig | None = None, *,
                 sources: list[Source] | None = None, classifier=None, skip: set[str] | None = None,
                 detector_factory=None, faces_before: int = 0) -> Iterator[Event]:
@@ -382,7 +387,7 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
                                 name=f"fer-batch-worker-{i}", daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
-    batch_size = getattr(classifier, "batch_size", config.batch_size)  # align with the network's own batches
+    batch_size = _network_batch_size(classifier, config)
     batcher = _Batcher(classifier, batch_size, max_pending=max(batch_size, 4 * config.queue_frames),
                        start=faces_before)
     try:
@@ -452,7 +457,8 @@ def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, cla
     own_detector = detector is None
     detector = detector or default_detector_factory(config)
     try:
-        batcher = _Batcher(classifier, config.batch_size, max_pending=config.batch_size)
+        batch_size = _network_batch_size(classifier, config)
+        batcher = _Batcher(classifier, batch_size, max_pending=batch_size)
         records: list[FaceRecord] = []
         done = None
         for event in _source_events(Source(path, str(path), kind), config, detector):

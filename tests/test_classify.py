@@ -57,11 +57,10 @@ def photo_crops():
 
 
 def test_runtimes_agree_on_a_real_photo(photo_crops):
-    face_crops = photo_crops
-    keras_probs = Classifier("fast", runtime="keras").predict(face_crops)
+    keras_probs = Classifier("fast", runtime="keras").predict(photo_crops)
     tflite = Classifier("fast", runtime="tflite")
     assert tflite.runtime == "tflite"
-    tflite_probs = tflite.predict(face_crops)
+    tflite_probs = tflite.predict(photo_crops)
     np.testing.assert_allclose(tflite_probs, keras_probs, rtol=0, atol=1e-5)
     assert np.array_equal(tflite_probs.argmax(axis=1), keras_probs.argmax(axis=1))
 
