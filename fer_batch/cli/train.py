@@ -22,6 +22,7 @@ ARCH_HELP = {
     "vgg-small": "VGG 32-64-128-256, FC 256",
     "resnet": "ResNet-18-like, stride-1 stem",
     "resnet-s2": "ResNet-18-like, stride-2 stem",
+    "resnet-m": "resnet at half width (32-64-128-256; ~11 MB)",
     "compact": "small separable-conv student for distillation",
     "tiny": "a few thousand parameters, for tests and smoke runs",
 }
@@ -113,6 +114,14 @@ def _add_train(subparsers) -> None:
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where per-epoch checkpoints go (default ~/.cache/fer-batch/checkpoints/<OUT name>-<hash>)")
     mode = p.add_mutually_exclusive_group()
+    p.add_argument("--time-budget", type=float, metavar="MIN",
+                   help="stop fitting after about MIN minutes: after epoch 1 the run settles how many epochs fit "
+                        "(at most --epochs) and fits the cosine schedule to them (not with --resume)")
+    p.add_argument("--augment-engine", choices=("keras", "opencv"),
+                   help="keras: Keras preprocessing layers (default); opencv: the same transforms with OpenCV, "
+                        "far faster under the torch backend")
+    p.add_argument("--data-workers", type=int, metavar="N",
+                   help="threads preparing augmented batches ahead of the training step (default 1: in-line)")
     mode.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its checkpoint")
     mode.add_argument("--overwrite", action="store_true",
                       help="start again even though OUT or the checkpoint folder holds an earlier run")
@@ -141,6 +150,8 @@ _TRAIN_FIELDS = {
     "lr": "learning_rate", "weight_decay": "weight_decay", "label_smoothing": "label_smoothing",
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
+    "time_budget": "time_budget_min", "data_workers": "data_workers",
+    "augment_engine": "augment_engine",
 }
 
 

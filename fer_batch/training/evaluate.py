@@ -13,9 +13,12 @@ from .plots import plot_confusion, plot_history
 
 def predict_probs(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Probabilities for uint8 faces, in batches, without Keras's per-call retracing of ``predict``."""
+    import keras
+
     out = []
     for i in range(0, len(x), batch_size):
-        out.append(np.asarray(model(x[i:i + batch_size].astype("float32"), training=False)))
+        # convert_to_numpy, not np.asarray: under the torch backend the output is a (possibly CUDA) tensor.
+        out.append(keras.ops.convert_to_numpy(model(x[i:i + batch_size].astype("float32"), training=False)))
     return np.concatenate(out) if out else np.zeros((0, 7), np.float32)
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..labels import NUM_CLASSES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 AUGMENTS = ("none", "standard", "strong")
+AUGMENT_ENGINES = ("keras", "opencv")
 TTAS = ("none", "flip")
 
 
@@ -46,12 +48,19 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     augment: str = "standard"
+    #: keras: Keras preprocessing layers; opencv: the same transforms with cv2 (far faster under the torch backend).
+    augment_engine: str = "keras"
     mixup: float = 0.0
     teacher: str | None = None
     temperature: float = 4.0
     distill_weight: float = 0.7
     tta: str = "flip"
     checkpoint_dir: str | None = None
+    #: Stop fitting after about this many minutes: after the first epoch the run works out how many epochs fit and
+    #: fits the cosine schedule to them (``epochs`` stays the upper bound). For fixed-length machines (a lent GPU).
+    time_budget_min: float | None = None
+    #: Threads that prepare (augment) batches ahead of the training step; 1 prepares them in the step's thread.
+    data_workers: int = 1
     #: The seed paper's recipe: Adam at its defaults, no augmentation, no smoothing, no schedule.
     paper_recipe: bool = False
 
@@ -63,6 +72,7 @@ class TrainConfig:
         for name, value, allowed in (
             ("--optimizer", self.optimizer, OPTIMIZERS),
             ("--augment", self.augment, AUGMENTS),
+            ("--augment-engine", self.augment_engine, AUGMENT_ENGINES),
             ("--tta", self.tta, TTAS),
         ):
             if value not in allowed:
@@ -73,6 +83,16 @@ class TrainConfig:
             raise UsageError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be positive, got {self.temperature}")
+        if self.data_workers < 1:
+            raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
+        if self.time_budget_min is not None:
+            if self.time_budget_min <= 0:
+                raise UsageError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
+            if self.paper_recipe:
+                raise UsageError("--time-budget needs a learning-rate schedule; the paper recipe has none")
+            if self.resume:
+                raise UsageError("--time-budget cannot be combined with --resume: the number of epochs it settles on "
+                                 "is not kept in the checkpoint; resume with --epochs set to the epochs it chose")
 
     @classmethod
     def paper(cls, data: str, out: str, **overrides) -> "TrainConfig":
@@ -124,9 +144,11 @@ class _Batches:
     def __new__(cls, *args, **kwargs):
         import keras
 
+        from .fast_augment import OpenCVAugmenter
+
         class Batches(keras.utils.PyDataset):
-            def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES):
-                super().__init__(workers=1, use_multiprocessing=False)
+            def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1):
+                super().__init__(workers=workers, use_multiprocessing=False)
                 self.x, self.y = x, y
                 self.batch_size = batch_size
                 self.augmenter = augmenter
@@ -135,6 +157,8 @@ class _Batches:
                 self.epoch = 0
                 self._order = None
                 self.n_classes = smoothing_classes
+                # Reseeding and calling the shared augmenter must not interleave between worker threads.
+                self._augment_lock = threading.Lock()
 
             def set_epoch(self, epoch: int):
                 self.epoch = epoch
@@ -149,9 +173,12 @@ class _Batches:
                     self.set_epoch(self.epoch)
                 idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
                 x = self.x[idx].astype("float32")
-                if self.augmenter is not None:
-                    _reseed(self.augmenter, (self.seed, self.epoch, index))
-                    x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
+                if isinstance(self.augmenter, OpenCVAugmenter):
+                    x = self.augmenter(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
+                elif self.augmenter is not None:
+                    with self._augment_lock:
+                        _reseed(self.augmenter, (self.seed, self.epoch, index))
+                        x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
                 y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
                 if self.mixup > 0:
                     rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -209,6 +236,69 @@ def _distiller(student, teacher, temperature: float, weight: float, label_smooth
             return weight * kd + (1 - weight) * hard
 
     return Distiller()
+
+
+def _warmup_cosine(peak: float, warmup_steps: int, total_steps: int):
+    """Keras's ``CosineDecay`` with warm-up (from peak/10, linearly), except that the total length is a variable.
+
+    A time budget settles the number of epochs only after the first one; a variable keeps that change visible inside
+    a compiled train step, where a Python attribute would have been frozen at tracing.
+    """
+    import keras
+    from keras import ops
+
+    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self):
+            self.total_steps = keras.Variable(float(total_steps), dtype="float32", trainable=False,
+                                              name="schedule_total_steps")
+
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            warm = peak * (0.1 + 0.9 * step / max(warmup_steps, 1))
+            progress = ops.clip((step - warmup_steps) / ops.maximum(self.total_steps - warmup_steps, 1.0), 0.0, 1.0)
+            cosine = 0.5 * peak * (1.0 + ops.cos(math.pi * progress))
+            return ops.where(step < warmup_steps, warm, cosine)
+
+        def get_config(self):
+            return {"peak": peak, "warmup_steps": warmup_steps, "total_steps": total_steps}
+
+    return WarmupCosine()
+
+
+def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedule):
+    """A callback that, after the first epoch, fixes the run's length to the epochs that fit in ``budget_s``.
+
+    The first few steps (start-up, kernel selection) are left out of the per-epoch estimate; validation is in it.
+    """
+    import keras
+
+    mark_at = min(10, max(steps_per_epoch // 4, 0))
+
+    class TimeBudget(keras.callbacks.Callback):
+        epochs = max_epochs
+
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            self.mark = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.mark is None and batch >= mark_at:
+                self.mark, self.mark_batch = time.perf_counter(), batch
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            if epoch == 0:
+                measured = max(steps_per_epoch - 1 - self.mark_batch, 1)
+                per_epoch = (now - self.mark) * steps_per_epoch / measured
+                left = budget_s - (now - self.started)
+                self.epochs = int(min(max_epochs, max(1, 1 + left // per_epoch)))
+                schedule.total_steps.assign(float(self.epochs * steps_per_epoch))
+                print(f"time budget {budget_s / 60:.1f} min: about {per_epoch:.1f} s an epoch, so {self.epochs} "
+                      f"epochs (of at most {max_epochs}); the cosine schedule now ends there", file=sys.stderr)
+            if epoch + 1 >= self.epochs:
+                self.model.stop_training = True
+
+    return TimeBudget()
 
 
 def inference_copy(net):
@@ -290,13 +380,23 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     keras.utils.set_random_seed(config.seed)
     net = build_model(config.arch)
-    augmenter = None if config.augment == "none" else build_augmenter(config.augment, seed=config.seed)
-    batches = _Batches(train_split.x, train_split.y, config.batch_size, augmenter, config.seed, config.mixup)
+    if config.augment == "none":
+        augmenter = None
+    elif config.augment_engine == "opencv":
+        from .fast_augment import OpenCVAugmenter
+
+        augmenter = OpenCVAugmenter(config.augment)
+    else:
+        augmenter = build_augmenter(config.augment, seed=config.seed)
+    batches = _Batches(train_split.x, train_split.y, config.batch_size, augmenter, config.seed, config.mixup,
+                       workers=config.data_workers)
     steps_per_epoch = batches.num_batches
     total_steps = steps_per_epoch * config.epochs
 
     if config.paper_recipe:
         schedule = config.lr
+    elif config.time_budget_min is not None:
+        schedule = _warmup_cosine(config.lr, int(config.warmup_epochs * steps_per_epoch), total_steps)
     else:
         warmup = int(config.warmup_epochs * steps_per_epoch)
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -348,6 +448,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         *(callbacks or []),
     ]
+    if config.time_budget_min is not None:
+        all_callbacks.insert(1, _time_budget(config.time_budget_min * 60, steps_per_epoch, config.epochs, schedule))
     (out / "config.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "checkpoint_dir": str(ckpt), "machine": machine_info(),
          "split_method": dataset.split_method,
@@ -373,7 +475,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
             if config.tta != "none":
                 reports[f"{split_name}_no_tta"] = evaluate_model(net, split)
     metrics = write_report(out, reports, history=history, extra={
-        "arch": config.arch, "params": int(net.count_params()), "epochs": config.epochs,
+        "arch": config.arch, "params": int(net.count_params()),
+        "epochs": len(history.get("loss", [])) or config.epochs,
         "wall_time_s_this_invocation": round(wall, 1), "model": str(model_path), "tta": config.tta,
     })
     return metrics

@@ -1,0 +1,170 @@
+"""Training options for fixed-length and GPU machines: --time-budget, the OpenCV augmenter, --data-workers, and the
+ensemble tool that makes a distillation teacher."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("cv2")
+
+from fer_batch.classify import load_keras_model  # noqa: E402
+from fer_batch.errors import UsageError  # noqa: E402
+from fer_batch.training import train as train_module  # noqa: E402
+from fer_batch.training.architectures import build_augmenter, build_model  # noqa: E402
+from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
+from fer_batch.training.train import TrainConfig, _Batches, _time_budget, _warmup_cosine  # noqa: E402
+from synthetic_faces import make_faces, write_csv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lr(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_warmup_cosine_matches_keras_cosine_decay():
+    ours = _warmup_cosine(0.1, 10, 100)
+    theirs = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=90, warmup_target=0.1, warmup_steps=10)
+    for step in (0, 5, 10, 30, 55, 99, 100, 150):
+        assert _lr(ours, step) == pytest.approx(float(keras.ops.convert_to_numpy(theirs(step))), abs=1e-6)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_budget_settles_the_epochs_after_the_first_and_refits_the_schedule(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    steps = 20
+    schedule = _warmup_cosine(0.1, steps, 50 * steps)
+    callback = _time_budget(budget_s=100.0, steps_per_epoch=steps, max_epochs=50, schedule=schedule)
+    callback.set_model(build_model("tiny"))
+    callback.model.stop_training = False  # as fit() sets it
+    callback.on_train_begin()
+    for batch in range(steps):  # one second a step: a 20 s epoch, so 5 epochs fit in 100 s
+        clock.now += 1.0
+        callback.on_train_batch_end(batch)
+    callback.on_epoch_end(0)
+    assert callback.epochs == 5
+    assert float(keras.ops.convert_to_numpy(schedule.total_steps)) == 5 * steps
+    assert _lr(schedule, 5 * steps) == pytest.approx(0.0, abs=1e-7)  # the cosine now ends with the 5th epoch
+    assert _lr(schedule, 3 * steps) == pytest.approx(0.05, abs=1e-6)  # halfway through the decay
+    for epoch in range(1, 4):
+        callback.on_epoch_end(epoch)
+        assert not callback.model.stop_training
+    callback.on_epoch_end(4)
+    assert callback.model.stop_training
+
+
+def test_time_budget_never_asks_for_more_than_the_epochs_given(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    callback = _time_budget(budget_s=1e6, steps_per_epoch=8, max_epochs=7, schedule=_warmup_cosine(0.1, 8, 56))
+    callback.set_model(build_model("tiny"))
+    callback.on_train_begin()
+    for batch in range(8):
+        clock.now += 0.01
+        callback.on_train_batch_end(batch)
+    callback.on_epoch_end(0)
+    assert callback.epochs == 7
+
+
+def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
+    x, y = make_faces(6, seed=3)
+    data = write_csv(tmp_path / "faces.csv", x, y, ["Training"] * 35 + ["PublicTest"] * 7)
+    config = TrainConfig(data=str(data), out=str(tmp_path / "run"), arch="tiny", epochs=30, batch_size=8,
+                         time_budget_min=1e-5, augment_engine="opencv", data_workers=2,
+                         checkpoint_dir=str(tmp_path / "ckpt"))
+    metrics = train_module.train(config, verbose=0)
+    assert metrics["epochs"] == 1
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(rows) == 2  # header + the one epoch the budget allowed
+    assert load_keras_model(tmp_path / "run" / "model.keras").output_shape == (None, 7)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"time_budget_min": 0}, "--time-budget must be positive"),
+    ({"time_budget_min": 5, "resume": True}, "cannot be combined with --resume"),
+    ({"data_workers": 0}, "--data-workers must be at least 1"),
+    ({"augment_engine": "pillow"}, "--augment-engine 'pillow' is not allowed"),
+])
+def test_option_errors_name_the_option(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(data="x.csv", out="run", **overrides)
+
+
+def test_opencv_augmenter_is_keyed_by_its_generator_and_keeps_range():
+    x = make_faces(2, seed=0)[0][:, :, :, None].astype("float32")
+    augment = OpenCVAugmenter("standard")
+    a = augment(x, np.random.default_rng([0, 1, 2]))
+    b = augment(x, np.random.default_rng([0, 1, 2]))
+    c = augment(x, np.random.default_rng([0, 1, 3]))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.min() >= 0 and a.max() <= 255
+    assert np.abs(a - x).mean() > 1.0  # it does change the faces
+
+
+def test_opencv_augmenter_without_geometry_only_mirrors():
+    x = make_faces(3, seed=0)[0][:, :, :, None].astype("float32")
+    augment = OpenCVAugmenter("standard")
+    augment.rotation = augment.zoom = augment.shift = augment.contrast = 0.0
+    out = augment(x, np.random.default_rng(7))
+    same = [np.allclose(o, f, atol=1e-3) for o, f in zip(out, x)]
+    mirrored = [np.allclose(o, f[:, ::-1], atol=1e-3) for o, f in zip(out, x)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert any(same) and any(m and not s for s, m in zip(same, mirrored))
+
+
+@pytest.mark.parametrize("engine", ["keras", "opencv"])
+def test_batches_from_worker_threads_equal_batches_made_in_turn(engine):
+    x, y = make_faces(6, seed=2)
+    x = x[:, :, :, None]
+    augmenter = build_augmenter("standard", seed=0) if engine == "keras" else OpenCVAugmenter("standard")
+    batches = _Batches(x, y, 8, augmenter, 0, 0.0, workers=3)
+    batches.set_epoch(2)
+    in_turn = [batches[i] for i in range(batches.num_batches)]
+    threaded = [None] * batches.num_batches
+
+    def work(indices):
+        for i in indices:
+            threaded[i] = batches[i]
+
+    threads = [threading.Thread(target=work, args=(list(range(k, batches.num_batches, 3))[::-1],)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (xa, ya), (xb, yb) in zip(in_turn, threaded):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_make_ensemble_averages_its_members(tmp_path):
+    sys.path.insert(0, str(ROOT / "training"))
+    try:
+        from make_ensemble import make_ensemble
+    finally:
+        sys.path.pop(0)
+    paths = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        model = build_model("tiny")
+        paths.append(tmp_path / f"m{seed}.keras")
+        model.save(paths[-1])
+    make_ensemble(str(tmp_path / "ensemble.keras"), [str(p) for p in paths])
+    faces = np.random.default_rng(0).integers(0, 256, size=(4, 48, 48, 1), dtype=np.uint8)
+    members = [np.asarray(load_keras_model(p).predict_on_batch(faces)) for p in paths]
+    ensemble = np.asarray(load_keras_model(tmp_path / "ensemble.keras").predict_on_batch(faces))
+    np.testing.assert_allclose(ensemble, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
