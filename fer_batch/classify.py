@@ -88,8 +88,8 @@ class Classifier:
     """A loaded emotion model that turns uint8 (N, 48, 48, 1) crops into (N, 7) probabilities.
 
     ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted at load,
-    about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU,
-    else ``tflite``, or ``keras`` again for a model TFLite cannot convert). The chosen one is in ``self.runtime``.
+    about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU
+    or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert). The chosen one is in ``self.runtime``.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
@@ -109,7 +109,7 @@ class Classifier:
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self.model = load_keras_model(self.path)
         self._tflite = None
-        chosen = runtime if runtime != "auto" else ("keras" if _gpu_visible() else "tflite")
+        chosen = runtime if runtime != "auto" else ("keras" if _gpu_visible() or _quantized(self.model) else "tflite")
         if chosen == "tflite":
             try:
                 self._tflite = _TFLiteRunner(self.model, batch_size, self.path)
@@ -150,6 +150,11 @@ class Classifier:
                                 for i in range(0, len(padded), size)])[start:start + n]
         probs = np.clip(probs, 0.0, None)
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _quantized(model) -> bool:
+    """Whether Keras quantized some layers (``model.quantize``); TFLite's converter cannot take those."""
+    return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
 
 
 def _gpu_visible() -> bool:

@@ -103,3 +103,25 @@ def test_bad_runtime_is_a_usage_error():
 def test_bad_batch_size_is_a_usage_error():
     with pytest.raises(UsageError, match="--batch-size"):
         Classifier("fast", batch_size=0)
+
+
+def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
+    """``Model.quantize("int8")`` (how a large model is shipped) gives layers TFLite cannot convert: ``auto`` picks
+    Keras for such a model at once, and its predictions stay close to the float model's."""
+    import warnings
+
+    from fer_batch.classify import load_keras_model
+
+    float_model = load_keras_model(Classifier("fast").path)
+    faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
+    expected = np.asarray(float_model.predict_on_batch(faces))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        float_model.quantize("int8")
+    path = tmp_path / "int8.keras"
+    float_model.save(path)
+    classifier = Classifier(path, batch_size=16, runtime="auto")
+    assert classifier.runtime == "keras"
+    got = classifier.predict(faces)
+    assert np.abs(got - expected).max() < 0.05
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.9
