@@ -299,6 +299,40 @@ def test_distillation_from_a_teacher(trained, data, tmp_path):
     assert student.name == "tiny"  # the student alone is saved, not the teacher
 
 
+def test_distillation_from_cached_teacher_probabilities(trained, data, tmp_path):
+    out = tmp_path / "student"
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", tmp_path / "c",
+                             "--teacher", trained["out"] / "model.keras", "--teacher-mode", "cached", "--epochs", "1",
+                             "--tta", "none", *QUICK])
+    assert rc == EXIT_OK, stderr
+    assert "caching the teacher's probabilities for 154 training faces" in stderr
+    rows = _history(out / "history.csv")
+    assert 0 <= float(rows[0]["loss"]) < 10 and 0 <= float(rows[0]["accuracy"]) <= 1
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["teacher_mode"] == "cached"
+
+
+def test_cached_distillation_loss_is_the_online_distillers():
+    """Same teacher probabilities, same student output: the cached loss equals the online distiller's."""
+    import keras
+
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.train import _cached_distillation, _distiller
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 48, 48, 1)).astype("float32")
+    labels = np.eye(7, dtype="float32")[rng.integers(0, 7, 6)]
+    keras.utils.set_random_seed(1)
+    student, teacher = build_model("tiny"), build_model("tiny")
+    online = _distiller(student, teacher, 4.0, 0.7, 0.1)
+    y_pred = student(x)
+    expected = float(keras.ops.convert_to_numpy(online.compute_loss(x=x, y=labels, y_pred=y_pred)))
+    loss, _ = _cached_distillation(4.0, 0.7, 0.1)
+    soft = keras.ops.convert_to_numpy(teacher(x))
+    got = float(keras.ops.convert_to_numpy(loss(np.concatenate([labels, soft], axis=1), y_pred)))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
 def test_recipe_paper_and_overrides():
     from fer_batch.cli.train import config_from_args
 

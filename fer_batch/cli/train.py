@@ -103,6 +103,10 @@ def _add_train(subparsers) -> None:
                    help=f"mixup with Beta(A, A); 0 is off (default {DEFAULTS['mixup']:g})")
     p.add_argument("--teacher", metavar="MODEL",
                    help="distil from this model: a packaged name (fast, accurate) or a .keras file")
+    p.add_argument("--teacher-mode", choices=("online", "cached"),
+                   help="online (default): the teacher sees every augmented batch; cached: its probabilities for "
+                        "the un-augmented training faces are computed once and reused (several times cheaper on "
+                        "a CPU)")
     p.add_argument("--temperature", type=float, metavar="T",
                    help=f"distillation temperature (default {DEFAULTS['temperature']:g})")
     p.add_argument("--distill-weight", type=float, metavar="W",
@@ -151,7 +155,7 @@ _TRAIN_FIELDS = {
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
     "time_budget": "time_budget_min", "data_workers": "data_workers",
-    "augment_engine": "augment_engine",
+    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode",
 }
 
 

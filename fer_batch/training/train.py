@@ -29,6 +29,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 AUGMENTS = ("none", "standard", "strong")
 AUGMENT_ENGINES = ("keras", "opencv")
 TTAS = ("none", "flip")
+TEACHER_MODES = ("online", "cached")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class TrainConfig:
     augment_engine: str = "keras"
     mixup: float = 0.0
     teacher: str | None = None
+    #: online: the teacher sees each augmented batch; cached: its probabilities for the un-augmented training faces
+    #: are computed once (with its TTA, so they are mirror-invariant) and reused, which makes distilling into a small
+    #: network several times cheaper where the teacher dominates the cost (a CPU).
+    teacher_mode: str = "online"
     temperature: float = 4.0
     distill_weight: float = 0.7
     tta: str = "flip"
@@ -74,6 +79,7 @@ class TrainConfig:
             ("--augment", self.augment, AUGMENTS),
             ("--augment-engine", self.augment_engine, AUGMENT_ENGINES),
             ("--tta", self.tta, TTAS),
+            ("--teacher-mode", self.teacher_mode, TEACHER_MODES),
         ):
             if value not in allowed:
                 raise UsageError(f"{name} {value!r} is not allowed; choose one of {', '.join(allowed)}")
@@ -147,7 +153,8 @@ class _Batches:
         from .fast_augment import OpenCVAugmenter
 
         class Batches(keras.utils.PyDataset):
-            def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1):
+            def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1,
+                         soft=None):
                 super().__init__(workers=workers, use_multiprocessing=False)
                 self.x, self.y = x, y
                 self.batch_size = batch_size
@@ -157,6 +164,7 @@ class _Batches:
                 self.epoch = 0
                 self._order = None
                 self.n_classes = smoothing_classes
+                self.soft = soft  # (N, 7) cached teacher probabilities, appended to the labels
                 # Reseeding and calling the shared augmenter must not interleave between worker threads.
                 self._augment_lock = threading.Lock()
 
@@ -180,6 +188,8 @@ class _Batches:
                         _reseed(self.augmenter, (self.seed, self.epoch, index))
                         x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
                 y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
+                if self.soft is not None:
+                    y = np.concatenate([y, self.soft[idx]], axis=1)
                 if self.mixup > 0:
                     rng = np.random.default_rng([self.seed, self.epoch, index])
                     lam = rng.beta(self.mixup, self.mixup, size=(len(idx), 1)).astype("float32")
@@ -301,6 +311,46 @@ def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedul
     return TimeBudget()
 
 
+def _cached_distillation(temperature: float, weight: float, label_smoothing: float):
+    """Loss and accuracy for targets that carry [one-hot labels | cached teacher probabilities] side by side.
+
+    The same blend as the online distiller: ``weight`` x KL(teacher || student) at ``temperature`` (times T^2) plus
+    the rest x the labels' smoothed cross-entropy.
+    """
+    import keras
+    from keras import ops
+
+    hard = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+
+    def distillation_loss(y_true, y_pred):
+        labels, teacher = y_true[:, :NUM_CLASSES], y_true[:, NUM_CLASSES:]
+        log_t = ops.log_softmax(ops.log(ops.clip(teacher, 1e-7, 1.0)) / temperature)
+        log_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature)
+        kd = ops.mean(ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)) * temperature**2
+        return weight * kd + (1 - weight) * hard(labels, y_pred)
+
+    def label_accuracy(y_true, y_pred):
+        return keras.metrics.categorical_accuracy(y_true[:, :NUM_CLASSES], y_pred)
+
+    return distillation_loss, keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")
+
+
+def _teacher_probabilities(path, x: np.ndarray) -> np.ndarray:
+    """The teacher's probabilities for uint8 faces: through the product's classifier (TFLite on a CPU) where
+    TensorFlow is the backend, else in Keras."""
+    import keras
+
+    print(f"caching the teacher's probabilities for {len(x)} training faces ...", file=sys.stderr)
+    if keras.backend.backend() == "tensorflow":
+        from ..classify import Classifier
+
+        return Classifier(path).predict(x)
+    from ..classify import load_keras_model
+    from .evaluate import predict_probs
+
+    return predict_probs(load_keras_model(path), x)
+
+
 def inference_copy(net):
     """A fresh, uncompiled copy of ``net`` with its weights. Saved as it is, a trained model also carries its
     optimizer's slots (as large again as the weights for SGD with momentum); ``keras.models.clone_model`` keeps
@@ -388,8 +438,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         augmenter = OpenCVAugmenter(config.augment)
     else:
         augmenter = build_augmenter(config.augment, seed=config.seed)
+    cached_teacher = config.teacher and config.teacher_mode == "cached"
+    soft = _teacher_probabilities(teacher_path, train_split.x) if cached_teacher else None
     batches = _Batches(train_split.x, train_split.y, config.batch_size, augmenter, config.seed, config.mixup,
-                       workers=config.data_workers)
+                       workers=config.data_workers, soft=soft)
     steps_per_epoch = batches.num_batches
     total_steps = steps_per_epoch * config.epochs
 
@@ -416,7 +468,11 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     else:  # unreachable: TrainConfig validated it
         raise UsageError(f"--optimizer {config.optimizer!r} is not allowed")
 
-    if config.teacher:
+    if cached_teacher:
+        trainer = net
+        loss, accuracy = _cached_distillation(config.temperature, config.distill_weight, config.label_smoothing)
+        trainer.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+    elif config.teacher:
         from ..classify import load_keras_model
 
         teacher = load_keras_model(teacher_path)
@@ -434,7 +490,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     val_data = None
     if val_split is not None and len(val_split):
-        val_data = (val_split.x.astype("float32"), np.eye(NUM_CLASSES, dtype="float32")[val_split.y])
+        val_y = np.eye(NUM_CLASSES, dtype="float32")[val_split.y]
+        if cached_teacher:  # no teacher on validation faces: the labels stand in, so val_loss is against labels
+            val_y = np.concatenate([val_y, val_y], axis=1)
+        val_data = (val_split.x.astype("float32"), val_y)
 
     class EpochSeed(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -529,7 +588,7 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
 
 
 #: Choices a checkpoint cannot survive: they change the weights' or the optimizer's structure, or the step count.
-_MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher")
+_MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode")
 
 
 def _check_resumable(config: TrainConfig, config_json: Path) -> None:
