@@ -218,6 +218,19 @@ def _reseed(augmenter, key: tuple[int, ...]) -> None:
             generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
 
 
+def _kd_loss(teacher_probs, student_probs, temperature: float):
+    """KL(teacher || student) between the probabilities softened at ``temperature``, times T^2 (Hinton et al.).
+
+    KL rather than cross-entropy: the same gradient without the teacher's entropy, so the loss reads 0 when the
+    student matches its teacher.
+    """
+    from keras import ops
+
+    log_t = ops.log_softmax(ops.log(ops.clip(teacher_probs, 1e-7, 1.0)) / temperature)
+    log_s = ops.log_softmax(ops.log(ops.clip(student_probs, 1e-7, 1.0)) / temperature)
+    return ops.mean(ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)) * temperature**2
+
+
 def _distiller(student, teacher, temperature: float, weight: float, label_smoothing: float):
     import keras
     from keras import ops
@@ -237,13 +250,7 @@ def _distiller(student, teacher, temperature: float, weight: float, label_smooth
 
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
             t = ops.stop_gradient(self.teacher(x, training=False))
-            log_t = ops.log_softmax(ops.log(ops.clip(t, 1e-7, 1.0)) / temperature)
-            log_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature)
-            # KL(teacher || student): the cross-entropy's gradient without the teacher's entropy, so the loss
-            # reads 0 when the student matches its teacher.
-            kd = ops.mean(ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)) * temperature**2
-            hard = self.hard(y, y_pred)
-            return weight * kd + (1 - weight) * hard
+            return weight * _kd_loss(t, y_pred, temperature) + (1 - weight) * self.hard(y, y_pred)
 
     return Distiller()
 
@@ -318,16 +325,12 @@ def _cached_distillation(temperature: float, weight: float, label_smoothing: flo
     the rest x the labels' smoothed cross-entropy.
     """
     import keras
-    from keras import ops
 
     hard = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
     def distillation_loss(y_true, y_pred):
         labels, teacher = y_true[:, :NUM_CLASSES], y_true[:, NUM_CLASSES:]
-        log_t = ops.log_softmax(ops.log(ops.clip(teacher, 1e-7, 1.0)) / temperature)
-        log_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature)
-        kd = ops.mean(ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)) * temperature**2
-        return weight * kd + (1 - weight) * hard(labels, y_pred)
+        return weight * _kd_loss(teacher, y_pred, temperature) + (1 - weight) * hard(labels, y_pred)
 
     def label_accuracy(y_true, y_pred):
         return keras.metrics.categorical_accuracy(y_true[:, :NUM_CLASSES], y_pred)
