@@ -110,9 +110,10 @@ def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
     Keras for such a model at once, and its predictions stay close to the float model's."""
     import warnings
 
-    from fer_batch.classify import load_keras_model
+    from fer_batch.classify import _quantized, load_keras_model
 
     float_model = load_keras_model(Classifier("fast").path)
+    assert not _quantized(float_model)
     faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
     expected = np.asarray(float_model.predict_on_batch(faces))
     with warnings.catch_warnings():
@@ -120,6 +121,7 @@ def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
         float_model.quantize("int8")
     path = tmp_path / "int8.keras"
     float_model.save(path)
+    assert _quantized(load_keras_model(path))
     classifier = Classifier(path, batch_size=16, runtime="auto")
     assert classifier.runtime == "keras"
     got = classifier.predict(faces)

@@ -3,6 +3,8 @@ ensemble tool that makes a distillation teacher."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import threading
 from pathlib import Path
@@ -91,6 +93,28 @@ def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
     rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(rows) == 2  # header + the one epoch the budget allowed
     assert load_keras_model(tmp_path / "run" / "model.keras").output_shape == (None, 7)
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["epochs_settled_by_time_budget"] == 1
+    # A resume must keep the length the budget settled on (its schedule ends there), and says how.
+    with pytest.raises(UsageError, match="resume it with --epochs 1"):
+        train_module.train(dataclasses.replace(config, time_budget_min=None, resume=True), verbose=0)
+
+
+def test_the_schedule_total_is_read_inside_the_compiled_train_step():
+    """Assigning the total after tracing must reach the step: a schedule that has ended leaves weights alone."""
+    schedule = _warmup_cosine(0.5, 0, 1000)
+    model = build_model("tiny")
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 1)).astype("float32")
+    y = np.eye(7, dtype="float32")[np.arange(8) % 7]
+    model.train_on_batch(x, y)  # traced with a total of 1000 steps: the rate is still high
+    schedule.total_steps.assign(1.0)  # now the schedule has ended at step 1
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(x, y)
+    trainable = {id(v) for v in model.trainable_variables}
+    for variable, old in zip(model.weights, before):
+        if id(variable) in trainable:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), old)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -98,6 +122,10 @@ def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
     ({"time_budget_min": 5, "resume": True}, "cannot be combined with --resume"),
     ({"data_workers": 0}, "--data-workers must be at least 1"),
     ({"augment_engine": "pillow"}, "--augment-engine 'pillow' is not allowed"),
+    ({"teacher_mode": "offline"}, "--teacher-mode 'offline' is not allowed"),
+    ({"teacher_mode": "cached"}, "--teacher-mode cached needs --teacher"),
+    ({"teacher": "fast", "teacher_mode": "cached", "mixup": 0.2}, "--mixup cannot be combined"),
+    ({"time_budget_min": 5, "paper_recipe": True}, "the paper recipe has none"),
 ])
 def test_option_errors_name_the_option(overrides, message):
     with pytest.raises(UsageError, match=message):

@@ -91,6 +91,11 @@ class TrainConfig:
             raise UsageError(f"--temperature must be positive, got {self.temperature}")
         if self.data_workers < 1:
             raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
+        if self.teacher_mode == "cached" and not self.teacher:
+            raise UsageError("--teacher-mode cached needs --teacher")
+        if self.teacher_mode == "cached" and self.mixup > 0:
+            raise UsageError("--mixup cannot be combined with --teacher-mode cached: the cached probabilities are "
+                             "the teacher's for each face alone, not for a blend of two; use --teacher-mode online")
         if self.time_budget_min is not None:
             if self.time_budget_min <= 0:
                 raise UsageError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
@@ -282,10 +287,13 @@ def _warmup_cosine(peak: float, warmup_steps: int, total_steps: int):
     return WarmupCosine()
 
 
-def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedule):
+def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedule, warmup_steps: int = 0,
+                 record=None):
     """A callback that, after the first epoch, fixes the run's length to the epochs that fit in ``budget_s``.
 
-    The first few steps (start-up, kernel selection) are left out of the per-epoch estimate; validation is in it.
+    The budget bounds ``fit`` (training, validation, checkpoints: run it after the checkpoint callbacks), not the
+    loading, saving and evaluation around it. The first few steps (start-up, kernel selection) are left out of the
+    per-epoch estimate. ``record(epochs)`` is called with the settled length, so that a resume can insist on it.
     """
     import keras
 
@@ -310,8 +318,13 @@ def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedul
                 left = budget_s - (now - self.started)
                 self.epochs = int(min(max_epochs, max(1, 1 + left // per_epoch)))
                 schedule.total_steps.assign(float(self.epochs * steps_per_epoch))
-                print(f"time budget {budget_s / 60:.1f} min: about {per_epoch:.1f} s an epoch, so {self.epochs} "
+                print(f"time budget {budget_s / 60:.3g} min: about {per_epoch:.1f} s an epoch, so {self.epochs} "
                       f"epochs (of at most {max_epochs}); the cosine schedule now ends there", file=sys.stderr)
+                if self.epochs * steps_per_epoch <= warmup_steps:
+                    print("warning: the budget ends within the learning-rate warm-up, so the rate never decays; "
+                          "give more time or --warmup-epochs 0", file=sys.stderr)
+                if record is not None:
+                    record(self.epochs)
             if epoch + 1 >= self.epochs:
                 self.model.stop_training = True
 
@@ -338,12 +351,24 @@ def _cached_distillation(temperature: float, weight: float, label_smoothing: flo
     return distillation_loss, keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")
 
 
-def _teacher_probabilities(path, x: np.ndarray) -> np.ndarray:
+def _cached_teacher(path, splits: dict[str, np.ndarray], cache: Path, reuse: bool) -> dict[str, np.ndarray]:
+    """The teacher's probabilities for each split's faces, kept in ``cache`` so that a resumed run trains on the very
+    targets it started with (a CPU's TFLite and a GPU's Keras differ in the last bits)."""
+    if reuse and cache.is_file():
+        with np.load(cache) as saved:
+            if all(k in saved and len(saved[k]) == len(x) for k, x in splits.items()):
+                return {k: saved[k] for k in splits}
+    probs = {k: _teacher_probabilities(path, x, k) for k, x in splits.items()}
+    np.savez(cache, **probs)
+    return probs
+
+
+def _teacher_probabilities(path, x: np.ndarray, split: str = "train") -> np.ndarray:
     """The teacher's probabilities for uint8 faces: through the product's classifier (TFLite on a CPU) where
     TensorFlow is the backend, else in Keras."""
     import keras
 
-    print(f"caching the teacher's probabilities for {len(x)} training faces ...", file=sys.stderr)
+    print(f"caching the teacher's probabilities for {len(x)} {split} faces ...", file=sys.stderr)
     if keras.backend.backend() == "tensorflow":
         from ..classify import Classifier
 
@@ -441,10 +466,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         augmenter = OpenCVAugmenter(config.augment)
     else:
         augmenter = build_augmenter(config.augment, seed=config.seed)
-    cached_teacher = config.teacher and config.teacher_mode == "cached"
-    soft = _teacher_probabilities(teacher_path, train_split.x) if cached_teacher else None
+    cached_teacher = bool(config.teacher) and config.teacher_mode == "cached"
+    soft = {}
+    if cached_teacher:
+        faces = {"train": train_split.x, **({"val": val_split.x} if val_split is not None and len(val_split) else {})}
+        soft = _cached_teacher(teacher_path, faces, ckpt / "teacher_probs.npz", reuse=resuming)
     batches = _Batches(train_split.x, train_split.y, config.batch_size, augmenter, config.seed, config.mixup,
-                       workers=config.data_workers, soft=soft)
+                       workers=config.data_workers, soft=soft.get("train"))
     steps_per_epoch = batches.num_batches
     total_steps = steps_per_epoch * config.epochs
 
@@ -494,8 +522,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     val_data = None
     if val_split is not None and len(val_split):
         val_y = np.eye(NUM_CLASSES, dtype="float32")[val_split.y]
-        if cached_teacher:  # no teacher on validation faces: the labels stand in, so val_loss is against labels
-            val_y = np.concatenate([val_y, val_y], axis=1)
+        if cached_teacher:  # the same blend of labels and teacher as in training
+            val_y = np.concatenate([val_y, soft["val"]], axis=1)
         val_data = (val_split.x.astype("float32"), val_y)
 
     class EpochSeed(keras.callbacks.Callback):
@@ -511,7 +539,14 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         *(callbacks or []),
     ]
     if config.time_budget_min is not None:
-        all_callbacks.insert(1, _time_budget(config.time_budget_min * 60, steps_per_epoch, config.epochs, schedule))
+        def record(epochs: int) -> None:
+            meta = json.loads((out / "config.json").read_text())
+            meta["epochs_settled_by_time_budget"] = epochs
+            (out / "config.json").write_text(json.dumps(meta, indent=2))
+
+        # Last, so that the epoch it times includes writing the history row and the checkpoint.
+        all_callbacks.append(_time_budget(config.time_budget_min * 60, steps_per_epoch, config.epochs, schedule,
+                                          warmup_steps=int(config.warmup_epochs * steps_per_epoch), record=record))
     (out / "config.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "checkpoint_dir": str(ckpt), "machine": machine_info(),
          "split_method": dataset.split_method,
@@ -597,10 +632,17 @@ _MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_
 def _check_resumable(config: TrainConfig, config_json: Path) -> None:
     """Refuse a resume whose checkpoint cannot fit the new settings; warn where it fits but the schedule changes."""
     try:
-        before = json.loads(config_json.read_text())["config"]
+        meta = json.loads(config_json.read_text())
+        before = meta["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # nothing to compare with: trust the checkpoint
     now = dataclasses.asdict(config)
+    settled = meta.get("epochs_settled_by_time_budget")
+    if settled is not None and config.epochs != settled:
+        raise UsageError(
+            f"--resume: this run settled on {settled} epochs under --time-budget (its learning-rate schedule ends "
+            f"there); resume it with --epochs {settled}"
+        )
     changed = [k for k in _MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
     if changed:
         diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
@@ -608,7 +650,7 @@ def _check_resumable(config: TrainConfig, config_json: Path) -> None:
             f"--resume: the checkpoint in {config.resolved_checkpoint_dir()} was made with different settings "
             f"({diffs}); resume with the original ones, or start again without --resume (with --overwrite)"
         )
-    if "epochs" in before and before["epochs"] != config.epochs and not config.paper_recipe:
+    if "epochs" in before and config.epochs not in (before["epochs"], settled) and not config.paper_recipe:
         print(
             f"warning: --epochs changed from {before['epochs']} to {config.epochs} on resume: the cosine learning-rate "
             f"schedule is recomputed for {config.epochs} epochs and continues from the step reached, so the result "

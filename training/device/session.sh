@@ -24,7 +24,7 @@ stamp "data unpacked"
 
 train() {  # name arch seed budget [extra args]
   local name=$1 arch=$2 seed=$3 budget=$4; shift 4
-  timeout $(( ${budget%.*} * 60 + 150 )) python3 -m fer_batch train --data "$CSV" --arch "$arch" --seed "$seed" \
+  timeout "$(awk -v m="$budget" 'BEGIN { print int(m * 60 + 150) }')" python3 -m fer_batch train --data "$CSV" --arch "$arch" --seed "$seed" \
     --epochs 200 --batch-size 128 --lr 0.04 --data-workers 3 --augment-engine opencv --time-budget "$budget" --overwrite \
     --out "$W/$name" --checkpoint-dir "$W/ckpt/$name" "$@" > "$W/$name.log" 2>&1
   stamp "$name exit $? $(grep -h '^accuracy' "$W/$name.log" | head -1)"
