@@ -305,7 +305,8 @@ def test_distillation_from_cached_teacher_probabilities(trained, data, tmp_path)
                              "--teacher", trained["out"] / "model.keras", "--teacher-mode", "cached", "--epochs", "1",
                              "--tta", "none", *QUICK])
     assert rc == EXIT_OK, stderr
-    assert "caching the teacher's probabilities for 154 training faces" in stderr
+    assert "caching the teacher's probabilities for 154 train faces" in stderr
+    assert "for 56 val faces" in stderr
     rows = _history(out / "history.csv")
     assert 0 <= float(rows[0]["loss"]) < 10 and 0 <= float(rows[0]["accuracy"]) <= 1
     config = json.loads((out / "config.json").read_text())["config"]
