@@ -334,6 +334,35 @@ def test_cached_distillation_loss_is_the_online_distillers():
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_init_starts_from_a_saved_models_weights(trained, data, tmp_path):
+    import keras
+
+    from fer_batch.classify import load_keras_model
+    from fer_batch.training.train import TrainConfig, train
+
+    source = load_keras_model(trained["out"] / "model.keras")  # flip-TTA wrapper around the tiny net
+    expected = [layer for layer in source.layers if isinstance(layer, keras.Model)][0].get_weights()
+    seen = []
+
+    class FirstWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.extend(self.model.get_weights())
+
+    config = TrainConfig.paper(data=str(data["csv"]), out=str(tmp_path / "ft"), arch="tiny", epochs=1, batch_size=4,
+                               init=str(trained["out"] / "model.keras"), checkpoint_dir=str(tmp_path / "c"))
+    train(config, verbose=0, callbacks=[FirstWeights()])
+    assert len(seen) == len(expected)
+    for got, want in zip(seen, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_init_from_another_architecture_is_a_usage_error(data, tmp_path):
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "x", "--checkpoint-dir",
+                             tmp_path / "c", "--init", "fast", "--epochs", "1", *QUICK])
+    assert rc == EXIT_USAGE
+    assert "--init 'fast': its network (vgg_tiny" in stderr and "does not match --arch tiny" in stderr
+
+
 def test_recipe_paper_and_overrides():
     from fer_batch.cli.train import config_from_args
 

@@ -103,6 +103,9 @@ def _add_train(subparsers) -> None:
                    help=f"mixup with Beta(A, A); 0 is off (default {DEFAULTS['mixup']:g})")
     p.add_argument("--teacher", metavar="MODEL",
                    help="distil from this model: a packaged name (fast, accurate) or a .keras file")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this model's weights (a packaged name or a .keras path of the same --arch): "
+                        "fine-tune on your own data, or run a second learning-rate cycle")
     p.add_argument("--teacher-mode", choices=("online", "cached"),
                    help="online (default): the teacher sees every augmented batch; cached: its probabilities for "
                         "the un-augmented training faces are computed once and reused (several times cheaper on "
@@ -155,7 +158,7 @@ _TRAIN_FIELDS = {
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
     "time_budget": "time_budget_min", "data_workers": "data_workers",
-    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode",
+    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "init": "init",
 }
 
 
@@ -181,10 +184,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
     if not Path(config.data).exists():
         raise DatasetError(f"--data {config.data!r}: no such file or directory")
-    if config.teacher:
-        from ..classify import resolve_model
+    for model in (config.teacher, config.init):
+        if model:
+            from ..classify import resolve_model
 
-        resolve_model(config.teacher)  # a wrong name fails now (exit 3), before the data is read
+            resolve_model(model)  # a wrong name fails now (exit 3), before the data is read
     ckpt = config.resolved_checkpoint_dir()
     if not config.resume and not args.overwrite:
         earlier = [p for p in (Path(config.out) / "model.keras", ckpt / "backup") if p.exists()]

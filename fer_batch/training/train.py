@@ -52,6 +52,9 @@ class TrainConfig:
     #: keras: Keras preprocessing layers; opencv: the same transforms with cv2 (far faster under the torch backend).
     augment_engine: str = "keras"
     mixup: float = 0.0
+    #: Start from this model's weights (a packaged name or a .keras path of the same architecture) instead of a
+    #: random initialisation: fine-tuning on one's own data, or a second learning-rate cycle on the same data.
+    init: str | None = None
     teacher: str | None = None
     #: online: the teacher sees each augmented batch; cached: its probabilities for the un-augmented training faces
     #: are computed once (with its TTA, so they are mirror-invariant) and reused, which makes distilling into a small
@@ -379,6 +382,26 @@ def _teacher_probabilities(path, x: np.ndarray, split: str = "train") -> np.ndar
     return predict_probs(load_keras_model(path), x)
 
 
+def _load_initial_weights(net, path, given: str) -> None:
+    """Copy a saved model's weights into ``net``; a TTA-wrapped file gives those of the network inside it."""
+    import keras
+
+    from ..classify import load_keras_model
+
+    source = load_keras_model(path)
+    inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
+    if len(inner) == 1:
+        source = inner[0]
+    ours = [tuple(w.shape) for w in net.weights]
+    theirs = [tuple(w.shape) for w in source.weights]
+    if ours != theirs:
+        raise UsageError(
+            f"--init {given!r}: its network ({source.name}, {len(theirs)} weight tensors) does not match --arch "
+            f"{net.name} ({len(ours)}); pass the --arch it was trained with"
+        )
+    net.set_weights(source.get_weights())
+
+
 def inference_copy(net):
     """A fresh, uncompiled copy of ``net`` with its weights. Saved as it is, a trained model also carries its
     optimizer's slots (as large again as the weights for SGD with momentum); ``keras.models.clone_model`` keeps
@@ -418,6 +441,11 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     if config.arch not in ARCHITECTURES:
         build_model(config.arch)  # raises UsageError listing the valid names, before any slow work
+    init_path = None
+    if config.init:
+        from ..classify import resolve_model
+
+        init_path = resolve_model(config.init)
     teacher_path = None
     if config.teacher:
         from ..classify import resolve_model
@@ -458,6 +486,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     keras.utils.set_random_seed(config.seed)
     net = build_model(config.arch)
+    if init_path is not None:
+        _load_initial_weights(net, init_path, config.init)
     if config.augment == "none":
         augmenter = None
     elif config.augment_engine == "opencv":
