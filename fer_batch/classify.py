@@ -89,7 +89,8 @@ class Classifier:
 
     ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted at load,
     about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU
-    or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert). The chosen one is in ``self.runtime``.
+    or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert).
+    The chosen one is in ``self.runtime``.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit

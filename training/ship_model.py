@@ -68,24 +68,23 @@ def quantize(path: Path, data: str, card: dict) -> Path:
     """Write ``model_int8.keras`` beside ``path`` and put its PublicTest figures (and the float ones) in ``card``."""
     import warnings
 
-    import keras
-
     from fer_batch.classify import load_keras_model
     from fer_batch.training.datasets import load_dataset
     from fer_batch.training.evaluate import evaluate_model
+    from fer_batch.training.train import tta_inner
 
     model = load_keras_model(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Layer Conv2D does not have a `quantize` method": only Dense layers are
+        # "Layer Conv2D does not have a `quantize` method", and so on: only the Dense layers are quantized.
+        warnings.simplefilter("ignore")
         model.quantize("int8")
     out = path.with_name("model_int8.keras")
     model.save(out)
     shipped = load_keras_model(out)
     val = load_dataset(data).get("val")
-    report = evaluate_model(shipped, val)
-    inner = [layer for layer in shipped.layers if isinstance(layer, keras.Model)]
     if val is None:
         raise SystemExit(f"{data}: no PublicTest (validation) rows to re-measure the quantized model on")
+    report = evaluate_model(shipped, val)
     card["float_publictest_accuracy"] = card["publictest_accuracy"]
     card["float_publictest_macro_f1"] = card["publictest_macro_f1"]
     card["float_publictest_accuracy_without_tta"] = card["publictest_accuracy_without_tta"]
@@ -93,7 +92,8 @@ def quantize(path: Path, data: str, card: dict) -> Path:
     card["publictest_accuracy"] = round(report["accuracy"], 4)
     card["publictest_macro_f1"] = round(report["macro_f1"], 4)
     # The TTA wrapper's network alone; a model without the wrapper is its own "without TTA".
-    alone = evaluate_model(inner[0], val) if inner else report
+    inner = tta_inner(shipped)
+    alone = report if inner is shipped else evaluate_model(inner, val)
     card["publictest_accuracy_without_tta"] = round(alone["accuracy"], 4)
     print(f"int8: PublicTest {report['accuracy']:.4f} (float {card['float_publictest_accuracy']:.4f}), "
           f"{out.stat().st_size / 1e6:.1f} MB")

@@ -105,8 +105,8 @@ class TrainConfig:
             if self.paper_recipe:
                 raise UsageError("--time-budget needs a learning-rate schedule; the paper recipe has none")
             if self.resume:
-                raise UsageError("--time-budget cannot be combined with --resume: the number of epochs it settles on "
-                                 "is not kept in the checkpoint; resume with --epochs set to the epochs it chose")
+                raise UsageError("--time-budget cannot be combined with --resume: resume with --epochs set to the "
+                                 "epochs the budget settled on (epochs_settled_by_time_budget in config.json)")
 
     @classmethod
     def paper(cls, data: str, out: str, **overrides) -> "TrainConfig":
@@ -325,7 +325,7 @@ def _time_budget(budget_s: float, steps_per_epoch: int, max_epochs: int, schedul
                       f"epochs (of at most {max_epochs}); the cosine schedule now ends there", file=sys.stderr)
                 if self.epochs * steps_per_epoch <= warmup_steps:
                     print("warning: the budget ends within the learning-rate warm-up, so the rate never decays; "
-                          "give more time or --warmup-epochs 0", file=sys.stderr)
+                          "give it more time", file=sys.stderr)
                 if record is not None:
                     record(self.epochs)
             if epoch + 1 >= self.epochs:
@@ -384,14 +384,9 @@ def _teacher_probabilities(path, x: np.ndarray, split: str = "train") -> np.ndar
 
 def _load_initial_weights(net, path, given: str) -> None:
     """Copy a saved model's weights into ``net``; a TTA-wrapped file gives those of the network inside it."""
-    import keras
-
     from ..classify import load_keras_model
 
-    source = load_keras_model(path)
-    inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
-    if len(inner) == 1:
-        source = inner[0]
+    source = tta_inner(load_keras_model(path))
     ours = [tuple(w.shape) for w in net.weights]
     theirs = [tuple(w.shape) for w in source.weights]
     if ours != theirs:
@@ -409,6 +404,14 @@ def inference_copy(net):
     copy = net.__class__.from_config(net.get_config())
     copy.set_weights(net.get_weights())
     return copy
+
+
+def tta_inner(model):
+    """The network inside a :func:`with_tta` wrapper (its one nested model), or ``model`` itself when unwrapped."""
+    import keras
+
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return inner[0] if len(inner) == 1 else model
 
 
 def with_tta(net, tta: str):
@@ -441,16 +444,11 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     if config.arch not in ARCHITECTURES:
         build_model(config.arch)  # raises UsageError listing the valid names, before any slow work
-    init_path = None
-    if config.init:
-        from ..classify import resolve_model
+    from ..classify import resolve_model
 
-        init_path = resolve_model(config.init)
-    teacher_path = None
-    if config.teacher:
-        from ..classify import resolve_model
-
-        teacher_path = resolve_model(config.teacher)  # a packaged name or a .keras path; ModelError when neither
+    # A packaged name or a .keras path; ModelError when neither, before any slow work.
+    init_path = resolve_model(config.init) if config.init else None
+    teacher_path = resolve_model(config.teacher) if config.teacher else None
 
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
     dataset = load_dataset(config.data, seed=config.seed)
@@ -505,13 +503,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
                        workers=config.data_workers, soft=soft.get("train"))
     steps_per_epoch = batches.num_batches
     total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
 
     if config.paper_recipe:
         schedule = config.lr
     elif config.time_budget_min is not None:
-        schedule = _warmup_cosine(config.lr, int(config.warmup_epochs * steps_per_epoch), total_steps)
+        schedule = _warmup_cosine(config.lr, warmup, total_steps)
     else:
-        warmup = int(config.warmup_epochs * steps_per_epoch)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.lr * (0.1 if warmup else 1.0),
             decay_steps=max(total_steps - warmup, 1),
@@ -576,7 +574,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
         # Last, so that the epoch it times includes writing the history row and the checkpoint.
         all_callbacks.append(_time_budget(config.time_budget_min * 60, steps_per_epoch, config.epochs, schedule,
-                                          warmup_steps=int(config.warmup_epochs * steps_per_epoch), record=record))
+                                          warmup_steps=warmup, record=record))
     (out / "config.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "checkpoint_dir": str(ckpt), "machine": machine_info(),
          "split_method": dataset.split_method,
