@@ -60,6 +60,9 @@ class FaceDetector:
     (down to ~3.5%). ``min_score``: detections below it are dropped. ``max_side``: a frame whose longer side
     exceeds it is halved (2x2 area averaging) until it does not, before detection; results are mapped back to the
     original frame's pixels. ``None`` detects at full resolution.
+
+    The MediaPipe graph is fully started by the constructor (for ``full`` by detecting in one blank frame), so its
+    native start-up logging happens there and not on the first :meth:`detect`.
     """
 
     def __init__(self, model: str = "short", min_score: float = 0.5, max_side: int | None = DEFAULT_MAX_SIDE):
@@ -85,6 +88,11 @@ class FaceDetector:
             from mediapipe.python.solutions import face_detection
 
             self._impl = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+            # The legacy graph starts its TFLite interpreter on the first frame, not here, and that start writes
+            # native log lines (XNNPACK delegate, feedback manager) straight to fd 2. Running one blank frame now
+            # moves them into construction, which the CLI wraps to keep them off the terminal; the graph keeps no
+            # state between frames, so later detections are unaffected.
+            self._impl.process(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, frame_rgb: np.ndarray, *, bgr: bool = False) -> list[Detection]:
         """All faces in an HxWx3 uint8 RGB frame (BGR with ``bgr=True``: only the reduced copy is converted), highest

@@ -224,16 +224,14 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
         header_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         header_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps_ok = _valid_fps(header_fps)
+        clock = _VideoClock(header_fps if fps_ok else None)
         index = -1
-        last_t = -1.0
         next_sample_t = 0.0
         while True:
             if not cap.grab():
                 break
             index += 1
-            t = _frame_time(cap, index, header_fps if fps_ok else None, last_t)
-            if t is not None:
-                last_t = t
+            t = clock.time(index, cap.get(cv2.CAP_PROP_POS_MSEC))
             if sample_fps is not None:
                 # Without a usable timestamp, fall back to the frame index at 30 fps (documented in README).
                 t_eff = t if t is not None else index / 30.0
@@ -257,20 +255,78 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
         decoded = index + 1
         if decoded == 0:
             raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")
-        if header_frames > 0 and decoded < 0.9 * header_frames and header_frames - decoded > 5:
+        short = _short_of_header(decoded, header_frames, header_fps if fps_ok else None, clock.reached())
+        if short is not None:
             raise InputError(source.name, f"video ended after {decoded} of the {header_frames} frames its header "
-                                          "announces (truncated or corrupt); rows up to there were kept")
+                                          f"announces (truncated or corrupt){short}; rows up to there were kept")
     finally:
         cap.release()
 
 
-def _frame_time(cap, index: int, fps: float | None, last_t: float) -> float | None:
-    """Seconds from the start: the container's timestamp when it is sane, else index / fps."""
-    import cv2
+def _short_of_header(decoded: int, header_frames: int, fps: float | None, reached_s: float | None) -> str | None:
+    """Whether decoding stopped well short of what the header announces: None if not, else a note for the error.
 
-    msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-    if msec is not None and math.isfinite(msec) and (index == 0 or msec / 1000.0 > last_t):
-        return msec / 1000.0
-    if fps is not None:
-        return index / fps
-    return None
+    The header's frame count is a hint: for MKV/WebM, which store no count, OpenCV estimates it as duration x fps,
+    so a valid variable-frame-rate file can announce three times the frames it has. A file is called truncated
+    only when both the frame count and the playback time (the last frame's time plus one frame interval, against
+    the header's count / fps) fall short. A file without timestamps gets index / fps times, so for it the time
+    test repeats the count test; without a usable header fps only the count can be compared.
+    """
+    if header_frames <= 0 or decoded >= 0.9 * header_frames or header_frames - decoded <= 5:
+        return None
+    if fps is None or reached_s is None:
+        return ""
+    duration = header_frames / fps
+    if reached_s >= 0.9 * duration or duration - reached_s <= 5 / fps:
+        return None
+    return f", {reached_s:.1f} s into its {duration:.1f} s"
+
+
+class _VideoClock:
+    """Seconds from the start of each decoded frame, from the container's timestamps (CAP_PROP_POS_MSEC).
+
+    A timestamp that increases on the last accepted one is used as it is. One that does not (a duplicate from a
+    coarse time base, a glitch, or a file without timestamps, for which OpenCV reports 0 for every frame) is
+    repaired on its own: extrapolated from the last accepted timestamp at the frame interval measured between the
+    last two accepted ones, capped at 1 / header fps (so one long gap between timestamps does not make the repairs
+    after it leap ahead). Later timestamps are still compared with the last accepted one, not with repaired times,
+    so one bad value does not discard the rest. Times returned never decrease (smoothing and charts need sorted
+    times).
+
+    What stays approximate: a repaired frame's time is an extrapolation (OpenCV exposes no look-ahead to
+    interpolate), so frames that share a coarse timestamp are spread at the recent rate and the next real timestamp
+    may be held back to the last repaired time; a file without timestamps gets index / header fps, and None when
+    its header fps is unusable too (sampling then counts index / 30 s, as documented); a single timestamp far
+    ahead of the rest shifts every later frame by that much.
+    """
+
+    def __init__(self, header_fps: float | None):
+        self.step_cap = 1.0 / header_fps if header_fps else None
+        self.step = self.step_cap  # seconds per frame between the last two accepted timestamps
+        self.anchor: tuple[int, float] | None = None  # (index, seconds) of the last accepted timestamp
+        self.last: float | None = None
+
+    def time(self, index: int, msec: float | None) -> float | None:
+        raw = msec / 1000.0 if msec is not None and math.isfinite(msec) and msec >= 0 else None
+        if raw is not None and (self.anchor is None or raw > self.anchor[1]):
+            if self.anchor is not None:
+                step = (raw - self.anchor[1]) / (index - self.anchor[0])
+                self.step = min(step, self.step_cap) if self.step_cap else step
+            self.anchor = (index, raw)
+            t = raw
+        elif self.anchor is not None and self.step is not None:
+            t = self.anchor[1] + (index - self.anchor[0]) * self.step
+        elif self.step_cap is not None:
+            t = index * self.step_cap
+        else:
+            return None
+        if self.last is not None:
+            t = max(t, self.last)
+        self.last = t
+        return t
+
+    def reached(self) -> float | None:
+        """How far playback got: the last frame's time plus one frame interval; None if no time is known."""
+        if self.last is None:
+            return None
+        return self.last + (self.step or 0.0)

@@ -132,3 +132,20 @@ def test_import_is_cheap():
             "print(sorted(m for m in ('mediapipe', 'tensorflow', 'cv2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("model", DETECTORS)
+def test_quiet_cli_keeps_native_logs_off_stderr(tmp_path, photo, model):
+    # The full-range graph used to start on its first frame, outside the CLI's fd-2 redirect around construction,
+    # so "INFO: Created TensorFlow Lite XNNPACK delegate" and a W0000 feedback-manager line reached the terminal.
+    from PIL import Image
+
+    Image.fromarray(photo).save(tmp_path / "face.png")
+    out = tmp_path / "r.csv"
+    res = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(tmp_path / "face.png"), "--out", str(out),
+                          "--detector", model, "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    leftover = [line for line in res.stderr.splitlines()
+                if line.strip() and not line.startswith(("fer-batch: sources:", "timeline:"))]
+    assert leftover == [], leftover
+    assert out.read_text().count("\n") == 2  # the header and one face row: detection after the warm-up still works

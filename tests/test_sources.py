@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 
 from fer_batch import synthetic
 from fer_batch.errors import InputError
-from fer_batch.sources import Source, discover, iter_frames, read_image
+from fer_batch.sources import Source, _VideoClock, discover, iter_frames, read_image
 
 
 def _img(path, size=(32, 24), mode="RGB", color=(10, 200, 30)):
@@ -136,3 +137,83 @@ def test_truncated_video_keeps_frames_then_reports(tmp_path):
     garbage.write_bytes(os.urandom(5000))
     with pytest.raises(InputError, match="cannot open|no frame"):
         list(iter_frames(Source(garbage, "garbage.mp4", "video")))
+
+
+# A variable-frame-rate video: frames 0-29 10 ms apart, then 200 ms apart (60 frames, 6.1 s).
+VFR_TIMES_MS = [10 * i for i in range(30)] + [300 + 200 * k for k in range(30)]
+
+
+def _pyav_video(path, times_ms, time_base=Fraction(1, 1000), size=(64, 48), noise=False):
+    """An H.264 video written by PyAV with the given presentation times, stored in ``time_base`` units."""
+    av = pytest.importorskip("av")
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.codec_context.time_base = time_base
+        for i, ms in enumerate(times_ms):
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) if noise else \
+                np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = round(Fraction(ms, 1000) / time_base), time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("time_base,tolerance", [(Fraction(1, 1000), 0.001), (Fraction(1, 30), 0.034)],
+                         ids=["ms_timestamps", "coarse_timestamps"])
+def test_vfr_mkv_decodes_fully_with_container_times(tmp_path, time_base, tolerance):
+    # MKV stores no frame count: OpenCV estimates one from duration x fps (6.1 s x 30 = 184), three times the truth.
+    # With a 1/30 s time base the first 30 frames share timestamps (0, 0, 33, 33, 33, 67 ms, ...); each is repaired
+    # on its own rather than switching to index / fps (which put frame 29 at 0.97 s instead of 0.29 s).
+    path = _pyav_video(tmp_path / "vfr.mkv", VFR_TIMES_MS, time_base=time_base)
+    cap = cv2.VideoCapture(str(path))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) > 60 / 0.9 + 5  # the header over-announces, as in the wild
+    cap.release()
+    frames = list(iter_frames(Source(path, "vfr.mkv", "video"), bgr=True))
+    assert [f.index for f in frames] == list(range(60))
+    times = np.array([f.time_s for f in frames])
+    assert np.all(np.diff(times) >= 0)
+    assert np.abs(times - np.array(VFR_TIMES_MS) / 1000).max() <= tolerance
+    sampled = [f.index for f in iter_frames(Source(path, "vfr.mkv", "video"), fps=2.0)]
+    # By video time: the first frame at or after each 0.5 s step (the first 30 frames all fall in the first step).
+    assert sampled == sorted({next(i for i, ms in enumerate(VFR_TIMES_MS) if ms >= step)
+                              for step in range(0, VFR_TIMES_MS[-1] + 1, 500)})
+
+
+def test_truncated_mkv_is_still_reported(tmp_path):
+    # Noise frames make every frame large, so cutting the file in half loses the second half of its frames.
+    full = _pyav_video(tmp_path / "full.mkv", VFR_TIMES_MS, noise=True)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:len(data) // 2])
+    frames = []
+    with pytest.raises(InputError, match=r"video ended after \d+ of the \d+ frames its header announces "
+                                         r"\(truncated or corrupt\), [\d.]+ s into its 6.1 s") as info:
+        for f in iter_frames(Source(cut, "cut.mkv", "video")):
+            frames.append(f.index)
+    assert info.value.source == "cut.mkv"
+    assert 0 < len(frames) < 60
+
+
+def _clock_times(msecs, fps):
+    clock = _VideoClock(fps)
+    return [clock.time(i, m) for i, m in enumerate(msecs)]
+
+
+def test_video_clock_repairs_single_timestamps():
+    # A glitch (duplicate or backwards) is repaired alone; the timestamps after it are used again.
+    assert _clock_times([0, 100, 100, 300, 50, 500], 10.0) == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    # No timestamps (OpenCV reports 0 for every frame): index / header fps, or None without a usable fps.
+    assert _clock_times([0, 0, 0, 0], 25.0) == pytest.approx([0, 0.04, 0.08, 0.12])
+    assert _clock_times([0, 0, 0], None) == [0.0, None, None]
+    # Unusable values and a first frame without one.
+    assert _clock_times([float("nan"), 40, -5.0, 120], 25.0) == pytest.approx([0, 0.04, 0.08, 0.12])
+    # Repairs step at the interval measured between the last two timestamps, so frames sharing a coarse timestamp
+    # are spread out, and the times never go backwards.
+    times = _clock_times([0, 0, 33, 33, 33, 67, 67, 67, 67, 100], 30.0)
+    assert times[3] == pytest.approx(0.033 + 0.0165) and times[5] == pytest.approx(0.067)
+    assert all(b >= a for a, b in zip(times, times[1:]))
