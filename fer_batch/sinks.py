@@ -1,9 +1,11 @@
-"""Incremental CSV writers with per-source atomic commits and a journal that makes ``--resume`` exact.
+"""Incremental CSV writers with per-source commits and a journal that makes ``--resume`` exact.
 
-Rows of a source are appended to a staging file as they arrive (flushed per batch), and copied into the timeline
-in one step when the source ends. After each commit the timeline and errors files are fsynced and a journal line
-records their sizes. A resumed run truncates both files back to the last journalled sizes (dropping any half-
-copied source), skips the committed sources and redoes the rest, so its final CSV equals an uninterrupted run's.
+Rows reach the timeline as they arrive (flushed per batch). One source at a time streams straight into it; with
+several workers, the rows of sources that decode meanwhile go to staging files and are appended, whole, once the
+streaming source ends, so each source's rows stay contiguous. When a source ends, the timeline and errors files are
+fsynced and a journal line records their sizes. A resumed run truncates both files back to the last journalled
+sizes (dropping the rows of a source cut off mid-way), skips the committed sources and redoes the rest, so its
+final CSV equals an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -42,12 +44,16 @@ class RunWriter:
         self.staging = self.out.with_name(f".{self.out.name}.parts")
         self.committed: dict[str, dict] = {}
         self._staged: dict[str, tuple[Path, object, csv.writer]] = {}
+        self._direct: str | None = None  # the source whose rows go straight into the timeline
+        self._waiting: list[SourceDone] = []  # finished staged sources, appended after the direct one ends
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.out.exists():
             self._reopen(settings)
         else:
             self._start(settings)
         self.staging.mkdir(exist_ok=True)
+        self._out = _open_csv(self.out, "a")
+        self._out_rows = csv.writer(self._out)
 
     # -- set-up ------------------------------------------------------------------------------------------
     def _start(self, settings: dict) -> None:
@@ -101,9 +107,16 @@ class RunWriter:
 
     # -- streaming ---------------------------------------------------------------------------------------
     def write(self, records: list[FaceRecord]) -> None:
-        """Append records to their sources' staging files (flushed, not yet committed)."""
+        """Append records to the timeline (or, for a source decoded alongside the streaming one, to its staging
+        file) and flush; they count as committed only when their source ends (:meth:`commit`)."""
         touched = set()
         for rec in records:
+            if self._direct is None and rec.source not in self._staged:
+                self._direct = rec.source
+            if rec.source == self._direct:
+                self._out_rows.writerow(rec.to_row())
+                touched.add(None)
+                continue
             staged = self._staged.get(rec.source)
             if staged is None:
                 name = hashlib.sha1(rec.source.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".csv"
@@ -113,20 +126,35 @@ class RunWriter:
             staged[2].writerow(rec.to_row())
             touched.add(rec.source)
         for source in touched:
-            self._staged[source][1].flush()
+            (self._out if source is None else self._staged[source][1]).flush()
 
     def commit(self, done: SourceDone) -> None:
-        """Move a finished source's rows into the timeline, record its error, fsync, then journal it."""
+        """Record a finished source: its rows are in (or appended to) the timeline, its error in the errors file,
+        both fsynced, then a journal line. A staged source waits while another streams into the timeline."""
+        if done.source == self._direct:
+            self._direct = None
+            self._journal(done)
+            waiting, self._waiting = self._waiting, []
+            for other in waiting:
+                self._commit_staged(other)
+        elif self._direct is not None:
+            self._waiting.append(done)
+        else:
+            self._commit_staged(done)
+
+    def _commit_staged(self, done: SourceDone) -> None:
         staged = self._staged.pop(done.source, None)
-        with _open_csv(self.out, "a") as out:
-            if staged is not None:
-                path, f, _ = staged
-                f.close()
-                with _open_csv(path, "r") as src:
-                    shutil.copyfileobj(src, out)
-                path.unlink()
-            _fsync(out)
-            out_size = out.tell()
+        if staged is not None:
+            path, f, _ = staged
+            f.close()
+            with _open_csv(path, "r") as src:
+                shutil.copyfileobj(src, self._out)
+            path.unlink()
+        self._journal(done)
+
+    def _journal(self, done: SourceDone) -> None:
+        _fsync(self._out)
+        out_size = self._out.tell()
         with _open_csv(self.errors_path, "a") as err:
             if done.error:
                 csv.writer(err).writerow([done.source, done.error])
@@ -139,6 +167,9 @@ class RunWriter:
         self.committed[done.source] = entry
 
     def close(self) -> None:
+        """Close every file. Rows of a source that never ended stay in the timeline, past the journalled size, until
+        a resumed run truncates them; staged ones are dropped."""
+        self._out.close()
         for path, f, _ in self._staged.values():
             f.close()
         self._staged.clear()

@@ -4,14 +4,14 @@ duplicates, nothing missing.
 
 How the kill points are reached: a real subprocess runs over five files (a 450-frame video, a zero-byte photo, a
 photo, a 150-frame video, a 750-frame video) while the test polls what ``RunWriter`` keeps on disk (see sinks.py):
-the journal ``.OUT.journal`` (one JSON line per committed source) and the staging folder ``.OUT.parts/`` (one CSV
-per source being written, filled every 256 rows). When the wanted state shows, the process is frozen with SIGSTOP,
+the journal ``.OUT.journal`` (one JSON line per committed source, with the timeline's size at that commit) and the
+timeline itself, which grows past the journalled size as the current source's rows stream in (every 256 rows). When the wanted state shows, the process is frozen with SIGSTOP,
 the state is read again (so what is asserted is the state at the kill, not a moment before), and it is killed with
 SIGKILL; if the state moved on meanwhile it is resumed with SIGCONT and polling goes on.
 
-* during the first file: no source committed, and rows of the first video staged in a non-empty part file;
-* between files: 1 to 4 sources committed, nothing staged, the timeline exactly as long as the journal says;
-* during the last file: 4 sources committed and rows of the last video staged.
+* during the first file: no source committed, and rows of the first video already in the timeline;
+* between files: 1 to 4 sources committed, the timeline exactly as long as the journal says;
+* during the last file: 4 sources committed and rows of the last video already in the timeline.
 
 Each kill point is tried TRIALS times (``FER_RESUME_TRIALS``, default 2), plus one chain that kills the same run at
 all three points in turn, resuming each time.
@@ -53,8 +53,8 @@ def media(tmp_path_factory) -> Path:
     synthetic.write_zero_byte(root / "b_broken.jpg")
     synthetic.save_image(root / "c_photo.jpg", synthetic.photo_faces(2, seed=4).rgb)
     synthetic.write_face_video(root / "d_middle.mp4", frames=150, fps=20, size=(160, 120), seed=2)
-    # Rows reach a part file once 256 have been classified, and classification runs every 256 frames or crops
-    # *across* files: in a resumed run the last video may only get its first part file after ~512 of its frames.
+    # Rows reach the timeline once 256 have been classified, and classification runs every 256 frames or crops
+    # *across* files: in a resumed run the last video may only get its first rows after ~512 of its frames.
     synthetic.write_face_video(root / "e_last.mp4", frames=750, fps=20, size=(160, 120), seed=3)
     assert sorted(p.name for p in root.iterdir()) == list(FILES)
     return root
@@ -114,8 +114,10 @@ def disk_state(out: Path) -> dict:
     except FileNotFoundError:
         out_size = None
     committed = [e["source"] for e in entries[1:]]
+    journal_out_size = entries[-1]["out_size"] if entries else None
+    streamed = out_size - journal_out_size if entries and out_size is not None else 0
     return {"started": bool(entries), "committed": committed, "staged_bytes": sum(parts),
-            "out_size": out_size, "journal_out_size": entries[-1]["out_size"] if entries else None}
+            "uncommitted_bytes": streamed + sum(parts), "out_size": out_size, "journal_out_size": journal_out_size}
 
 
 def _clean(state) -> bool:
@@ -124,9 +126,9 @@ def _clean(state) -> bool:
 
 
 KILL_POINTS = {
-    "during_first_file": lambda s: _clean(s) and not s["committed"] and s["staged_bytes"] > 0,
+    "during_first_file": lambda s: s["started"] and not s["committed"] and s["uncommitted_bytes"] > 0,
     "between_files": lambda s: _clean(s) and 1 <= len(s["committed"]) <= N - 1 and s["staged_bytes"] == 0,
-    "during_last_file": lambda s: _clean(s) and len(s["committed"]) == N - 1 and s["staged_bytes"] > 0,
+    "during_last_file": lambda s: s["started"] and len(s["committed"]) == N - 1 and s["uncommitted_bytes"] > 0,
 }
 
 
@@ -194,11 +196,15 @@ def assert_matches_reference(out: Path, reference) -> None:
 
 
 def assert_state_is_a_prefix_of_reference(out: Path, state: dict, media: Path, reference) -> None:
-    """At the kill, the timeline held exactly the committed sources' rows: the reference's first bytes."""
+    """At the kill, the timeline was the reference's first bytes (rows of the file being written too, the last one
+    possibly cut short), and up to the journalled size it held exactly the committed sources' rows."""
     assert state["committed"] == [str(media / f) for f in FILES[:len(state["committed"])]]
     assert out.stat().st_size == state["out_size"]
-    assert out.read_bytes() == reference["out_bytes"][: state["out_size"]]
-    killed, ref = read_timeline(out), reference["timeline"]
+    data = out.read_bytes()
+    assert data == reference["out_bytes"][: len(data)]
+    prefix = out.with_name("committed_prefix.csv")
+    prefix.write_bytes(data[: state["journal_out_size"]])
+    killed, ref = read_timeline(prefix), reference["timeline"]
     assert killed["source"].tolist() == ref[ref["source"].isin(state["committed"])]["source"].tolist()
 
 
@@ -216,7 +222,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, media, reference
     assert KILL_POINTS[point](state)
     assert_state_is_a_prefix_of_reference(out, state, media, reference)
     if point == "during_first_file":
-        assert read_timeline(out).empty  # rows of a half-done file never reach the timeline
+        assert state["journal_out_size"] < state["out_size"]  # rows of the file being analysed were readable
     res = _run(media, out, "--resume")
     assert "Traceback" not in res.stderr
     counts = summary_counts(res.stderr)
@@ -257,7 +263,8 @@ def test_ctrl_c_exits_130_then_resume_equals_uninterrupted_run(tmp_path, media, 
     state, code, stderr = kill_at(media, out, "during_first_file", sig=signal.SIGINT)
     assert code == EXIT_INTERRUPTED, stderr[-2000:]
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert read_timeline(out).empty
+    data = out.read_bytes()  # the rows written before the interruption are kept, as they were
+    assert state["journal_out_size"] < len(data) and data == reference["out_bytes"][: len(data)]
     res = _run(media, out, "--resume")
     assert res.returncode == EXIT_SOME_FAILED, res.stderr[-2000:]
     assert_matches_reference(out, reference)

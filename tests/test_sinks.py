@@ -25,10 +25,11 @@ def _writer(tmp_path, resume=False, settings=None):
     return RunWriter(out, tmp_path / "out.errors.csv", resume=resume, settings=settings or {"every": 1})
 
 
-def test_rows_reach_the_timeline_only_at_commit(tmp_path):
+def test_rows_reach_the_timeline_as_they_arrive(tmp_path):
     w = _writer(tmp_path)
     w.write(_records("a.mp4", 3))
-    assert len(read_timeline(tmp_path / "out.csv")) == 0  # staged, not committed
+    assert len(read_timeline(tmp_path / "out.csv")) == 3  # flushed before the source ends
+    assert "a.mp4" not in w.committed
     w.commit(SourceDone("a.mp4", "video", 3, 3))
     w.commit(SourceDone("bad.jpg", "image", 0, 0, error="empty file (0 bytes)"))
     w.close()
@@ -39,19 +40,38 @@ def test_rows_reach_the_timeline_only_at_commit(tmp_path):
     assert errors.to_dict("records") == [{"source": "bad.jpg", "error": "empty file (0 bytes)"}]
 
 
-def test_resume_truncates_a_half_copied_source_and_skips_committed_ones(tmp_path):
+def test_sources_decoded_side_by_side_stay_contiguous(tmp_path):
+    """With several workers rows of two sources interleave; the second waits in staging for the first to end."""
+    w = _writer(tmp_path)
+    a, b = _records("a.mp4", 4), _records("b.mp4", 3)
+    w.write([a[0], b[0], a[1]])
+    w.write([b[1], b[2]])
+    w.commit(SourceDone("b.mp4", "video", 3, 3))  # b finishes first
+    assert "b.mp4" not in w.committed
+    assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 2
+    w.write(a[2:])
+    w.commit(SourceDone("a.mp4", "video", 4, 4))
+    w.close()
+    df = read_timeline(tmp_path / "out.csv")
+    assert df["source"].tolist() == ["a.mp4"] * 4 + ["b.mp4"] * 3
+    assert df["frame"].tolist() == [0, 1, 2, 3, 0, 1, 2]
+    assert list(w.committed) == ["a.mp4", "b.mp4"]
+
+
+def test_resume_drops_a_source_cut_off_mid_way_and_skips_committed_ones(tmp_path):
     w = _writer(tmp_path)
     w.write(_records("a.mp4", 4))
     w.commit(SourceDone("a.mp4", "video", 4, 4))
-    w.write(_records("b.mp4", 2))
+    w.write(_records("b.mp4", 2))  # streamed into the timeline, never committed: the run is killed here
     w.close()
-    # Simulate a kill in the middle of copying b's rows into the timeline.
+    assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 4 + ["b.mp4"] * 2
     with open(tmp_path / "out.csv", "a") as f:
-        f.write("b.mp4,video,0,0.0,0,1,2,30,30,0.9,0.1,0.05")
-    with open(tmp_path / "out.csv.journal" if False else tmp_path / ".out.csv.journal", "a") as j:
+        f.write("b.mp4,video,2,0.2,0,1,2,30,30,0.9,0.1,0.05")  # and a row cut short by the kill
+    with open(tmp_path / ".out.csv.journal", "a") as j:
         j.write('{"source": "b.mp4", "tor')  # a torn journal line
     w2 = _writer(tmp_path, resume=True)
     assert set(w2.committed) == {"a.mp4"}
+    assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 4
     w2.write(_records("b.mp4", 2))
     w2.commit(SourceDone("b.mp4", "video", 2, 2))
     w2.close()
