@@ -147,6 +147,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
 
         timeline = read_timeline(config.out)
         if config.summary:
+            config.summary.parent.mkdir(parents=True, exist_ok=True)
             summarize(timeline, smooth=config.smooth).to_csv(config.summary, index=False, encoding="utf-8",
                                                                errors="surrogateescape")
             report.outputs["summary"] = config.summary

@@ -84,14 +84,47 @@ class RunConfig:
             raise UsageError(f"--out must name a .csv file, got {str(self.out)!r}")
         if self.out.is_dir():
             raise UsageError(f"--out {str(self.out)!r} is a directory; give a .csv file path")
+        _check_parent("--out", self.out)
         if self.overwrite and self.resume:
             raise UsageError("--overwrite and --resume contradict each other; give one")
         if self.out.exists() and not (self.overwrite or self.resume):
             raise UsageError(f"--out {str(self.out)!r} already exists; pass --overwrite to replace it or --resume "
                              "to continue the run that wrote it")
+        if self.summary is not None:
+            _check_writable_file("--summary", self.summary, overwrite=self.overwrite or self.resume)
+            for other, name in ((self.out, "--out"), (self.errors_path, "the errors file")):
+                if _same_path(self.summary, other):
+                    raise UsageError(f"--summary {str(self.summary)!r} is the same file as {name}; give another path")
+        if self.charts is not None:
+            if self.charts.exists() and not self.charts.is_dir():
+                raise UsageError(f"--charts {str(self.charts)!r} is a file; give a directory for the chart PNGs")
+            _check_parent("--charts", self.charts)
         if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
 
     @property
     def errors_path(self) -> Path:
         return self.out.with_name(self.out.stem + ".errors.csv")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _check_parent(option: str, path: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a directory (missing ones are created when writing)."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a directory")
+            return
+
+
+def _check_writable_file(option: str, path: Path, *, overwrite: bool) -> None:
+    if Path(path).suffix.lower() != ".csv":
+        raise UsageError(f"{option} must name a .csv file, got {str(path)!r}")
+    if Path(path).is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a directory; give a .csv file path")
+    _check_parent(option, path)
+    if Path(path).exists() and not overwrite:
+        raise UsageError(f"{option} {str(path)!r} already exists; pass --overwrite to replace it")

@@ -12,7 +12,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "source", "media", "face_id", "frames_analysed", "frames_with_face", "dominant_emotion",
     *(f"mean_{e}" for e in EMOTIONS), *(f"share_{e}" for e in EMOTIONS),
 )
-SMOOTHED_COLUMNS: tuple[str, ...] = ("smoothed_dominant_emotion", *(f"smoothed_share_{e}" for e in EMOTIONS))
+#: With ``--smooth``: the same dominant emotion, means and shares, computed after temporal smoothing.
+SMOOTHED_COLUMNS: tuple[str, ...] = (
+    "smoothed_dominant_emotion", *(f"smoothed_mean_{e}" for e in EMOTIONS), *(f"smoothed_share_{e}" for e in EMOTIONS),
+)
 
 
 def read_timeline(path: str | Path):
@@ -66,8 +69,11 @@ def summarize(timeline, smooth: float | None = None):
                     sm = smooth_probabilities(t, probs, smooth)
                 else:
                     sm = probs
+                s_mean = sm.mean(axis=0)
                 s_share = np.bincount(sm.argmax(axis=1), minlength=len(EMOTIONS)) / len(sm)
-                row["smoothed_dominant_emotion"] = EMOTIONS[int(s_share.argmax())]
+                # Defined as the unsmoothed column is (highest mean probability), so the two can be compared.
+                row["smoothed_dominant_emotion"] = EMOTIONS[int(s_mean.argmax())]
+                row.update({f"smoothed_mean_{e}": round(float(s_mean[i]), 6) for i, e in enumerate(EMOTIONS)})
                 row.update({f"smoothed_share_{e}": round(float(s_share[i]), 6) for i, e in enumerate(EMOTIONS)})
             rows.append(row)
     columns = list(SUMMARY_COLUMNS) + (list(SMOOTHED_COLUMNS) if smooth is not None else [])

@@ -142,6 +142,36 @@ def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
     assert info.value.code == EXIT_USAGE
 
 
+def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, one_face_photo):
+    """Checked before any work: a summary that would overwrite the timeline, a file where a folder must be."""
+    out = tmp_path / "r.csv"
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    cases = [
+        (["--summary", str(out)], "same file as --out"),
+        (["--summary", str(tmp_path / "r.errors.csv")], "same file as the errors file"),
+        (["--summary", str(a_file / "s.csv")], "is a file, not a directory"),
+        (["--summary", str(tmp_path / "s.txt")], "must name a .csv file"),
+        (["--charts", str(a_file)], "is a file; give a directory"),
+        (["--charts", str(a_file / "charts")], "is a file, not a directory"),
+    ]
+    for extra, message in cases:
+        assert main(["analyze", str(one_face_photo), "--out", str(out), "--quiet", *extra]) == EXIT_USAGE, extra
+        assert message in capsys.readouterr().err, extra
+        assert not out.exists()
+    assert main(["analyze", str(one_face_photo), "--out", str(a_file / "r.csv"), "--quiet"]) == EXIT_USAGE
+    assert "is a file, not a directory" in capsys.readouterr().err
+    existing = tmp_path / "old_summary.csv"
+    existing.write_text("keep me")
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(existing), "--quiet"]) \
+        == EXIT_USAGE
+    assert "already exists" in capsys.readouterr().err and existing.read_text() == "keep me"
+    # A summary in a folder that does not exist yet is fine: it is created.
+    nested = tmp_path / "new" / "deeper" / "s.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(nested), "--quiet"]) == EXIT_OK
+    assert nested.is_file()
+
+
 def test_help_is_free_of_heavy_imports():
     code = ("import sys, contextlib, io\nfrom fer_batch.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"

@@ -4,7 +4,7 @@ import pytest
 
 from fer_batch.labels import EMOTIONS
 from fer_batch.records import COLUMNS, FaceRecord
-from fer_batch.summary import smooth_probabilities, summarize
+from fer_batch.summary import SUMMARY_COLUMNS, smooth_probabilities, summarize
 
 
 def _timeline(records):
@@ -49,3 +49,18 @@ def test_smoothing_removes_a_one_frame_flicker():
     recs = [FaceRecord("v.mp4", "video", i, t[i], 0, 0, 0, 5, 5, 0.9, tuple(probs[i])) for i in range(30)]
     s = summarize(_timeline(recs), smooth=1.0)
     assert s.iloc[0].share_angry == pytest.approx(1 / 30, abs=1e-6) and s.iloc[0].smoothed_share_angry == 0.0
+
+
+def test_smoothed_columns_mirror_the_unsmoothed_ones():
+    """--smooth adds the dominant emotion, means and shares after smoothing, defined as the unsmoothed ones are."""
+    t = np.arange(40) / 10.0
+    probs = np.array([_p(3)] * 25 + [_p(4)] * 15)
+    recs = [FaceRecord("v.mp4", "video", i, t[i], 0, 0, 0, 5, 5, 0.9, tuple(probs[i])) for i in range(40)]
+    s = summarize(_timeline(recs), smooth=1.0).iloc[0]
+    sm = smooth_probabilities(t, probs, window_s=1.0)
+    for i, e in enumerate(EMOTIONS):
+        assert s[f"smoothed_mean_{e}"] == pytest.approx(sm[:, i].mean(), abs=1e-6)
+        assert s[f"smoothed_share_{e}"] == pytest.approx((sm.argmax(1) == i).mean(), abs=1e-6)
+    assert sum(s[f"smoothed_mean_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
+    assert s.smoothed_dominant_emotion == EMOTIONS[int(sm.mean(0).argmax())] == s.dominant_emotion == "happy"
+    assert list(summarize(_timeline(recs)).columns) == list(SUMMARY_COLUMNS)
