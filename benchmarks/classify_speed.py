@@ -58,7 +58,7 @@ def main() -> None:
             try:
                 clf = Classifier(name, batch_size=args.batch, runtime=runtime)
             except Exception as exc:  # a missing packaged model is reported, not fatal
-                print(f"{name} ({runtime}): skipped ({exc})")
+                print(f"{name} ({runtime}): skipped ({str(exc).splitlines()[0][:200]} ...)")
                 continue
             fps = faces_per_second(clf, args.batch)
             rows.append((f"{name} ({runtime})", clf.model.count_params(), fps, fps / dfps))

@@ -431,3 +431,31 @@ def test_help_defaults_are_trainconfig_defaults():
 
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     assert {k: fields[k] for k in DEFAULTS} == DEFAULTS
+
+
+def test_ship_model_strips_tta_and_quantizes_into_a_card(trained, data, tmp_path):
+    """training/ship_model.py: the shipped file is the network without its TTA wrapper, int8 where it has Dense
+    kernels, and the card's figures are those of the file that ships, re-measured on the PublicTest rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fer_batch.classify import load_keras_model
+    from fer_batch.training.train import tta_inner
+
+    script = Path(__file__).resolve().parents[1] / "training" / "ship_model.py"
+    proc = subprocess.run([sys.executable, str(script), str(trained["out"]), "fast", "--status", "interim",
+                           "--command", "fer-batch train ...", "--strip-tta", "--quantize", "int8",
+                           "--data", str(data["csv"]), "--dest", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = json.loads((tmp_path / "fast.json").read_text())
+    assert card["tta"] == "none" and card["quantization"].startswith("int8")
+    run_metrics = json.loads((trained["out"] / "metrics.json").read_text())["splits"]
+    assert card["publictest_accuracy_with_flip_tta"] == round(run_metrics["val"]["accuracy"], 4)
+
+    shipped = load_keras_model(tmp_path / "fast.keras")
+    assert tta_inner(shipped) is shipped  # no wrapper left
+    x_val, y_val = _independent_val(data)
+    acc = float((np.asarray(shipped.predict_on_batch(x_val.astype("float32"))).argmax(1) == y_val).mean())
+    assert card["publictest_accuracy"] == round(acc, 4) == card["publictest_accuracy_without_tta"]

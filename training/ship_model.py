@@ -1,13 +1,14 @@
 """Copy a finished `fer-batch train` run into the package as a named model, with its card.
 
     python training/ship_model.py RUN_DIR NAME --status interim|final --command "fer-batch train ..." \
-        [--quantize int8 --data FER2013.csv.gz]
+        [--quantize int8] [--strip-tta] [--data FER2013.csv.gz]
 
 The card (`fer_batch/models/NAME.json`) is written from the run's own metrics.json and config.json, so the figures
 shipped are the ones the run measured. ``--quantize int8`` stores the dense layers' kernels as int8 (Keras
 ``Model.quantize``: per-channel weights, inputs quantized per face at run time), which halves a VGG whose weights
 are mostly in its dense head; the quantized file is re-measured on the data's PublicTest rows and the card gives
-those figures, beside the float ones.
+those figures, beside the float ones. ``--strip-tta`` ships the network without its flip test-time-augmentation
+wrapper, at half the cost a face, and re-measures it the same way (the card keeps the TTA figure beside it).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ def main() -> None:
     ap.add_argument("--status", choices=["interim", "final"], required=True)
     ap.add_argument("--command", required=True, help="the exact command that produced the run")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
     ap.add_argument("--quantize", choices=["int8"], help="store dense kernels as int8 and re-measure (needs --data)")
-    ap.add_argument("--data", help="the FER-2013 CSV whose PublicTest rows re-measure a quantized model")
+    ap.add_argument("--strip-tta", action="store_true",
+                    help="ship the network without its test-time-augmentation wrapper (needs --data)")
+    ap.add_argument("--data", help="the FER-2013 CSV whose PublicTest rows re-measure a changed model")
     args = ap.parse_args()
-    if args.quantize and not args.data:
-        ap.error("--quantize needs --data to re-measure the quantized model")
+    if (args.quantize or args.strip_tta) and not args.data:
+        ap.error("--quantize and --strip-tta need --data to re-measure the model that ships")
 
     metrics = json.loads((args.run_dir / "metrics.json").read_text())
     config = json.loads((args.run_dir / "config.json").read_text())
@@ -54,14 +58,48 @@ def main() -> None:
         "notes": args.notes,
     }
     source = args.run_dir / "model.keras"
+    if args.strip_tta:
+        source = strip_tta(source, args.data, card)
     if args.quantize:
         source = quantize(source, args.data, card)
     size = source.stat().st_size
     if size > 25 * 2**20:
         raise SystemExit(f"{source} is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
-    shutil.copyfile(source, MODELS / f"{args.name}.keras")
-    (MODELS / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    shutil.copyfile(source, args.dest / f"{args.name}.keras")
+    (args.dest / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"shipped {args.name}: {card['arch']}, PublicTest {card['publictest_accuracy']:.4f}, {size / 1e6:.1f} MB")
+
+
+def _publictest(data: str):
+    from fer_batch.training.datasets import load_dataset
+
+    val = load_dataset(data).get("val")
+    if val is None:
+        raise SystemExit(f"{data}: no PublicTest (validation) rows to re-measure the model on")
+    return val
+
+
+def strip_tta(path: Path, data: str, card: dict) -> Path:
+    """Write ``model_no_tta.keras`` (the network inside the TTA wrapper) beside ``path``; re-measure it into ``card``."""
+    from fer_batch.classify import load_keras_model
+    from fer_batch.training.evaluate import evaluate_model
+    from fer_batch.training.train import tta_inner
+
+    val = _publictest(data)
+    model = load_keras_model(path)
+    inner = tta_inner(model)
+    if inner is model:
+        raise SystemExit(f"{path} has no test-time-augmentation wrapper to strip")
+    out = path.with_name("model_no_tta.keras")
+    inner.save(out)
+    report = evaluate_model(load_keras_model(out), val)
+    card["publictest_accuracy_with_flip_tta"] = card["publictest_accuracy"]
+    card["tta"] = "none"
+    card["publictest_accuracy"] = card["publictest_accuracy_without_tta"] = round(report["accuracy"], 4)
+    card["publictest_macro_f1"] = round(report["macro_f1"], 4)
+    print(f"without TTA: PublicTest {report['accuracy']:.4f} (with flip TTA "
+          f"{card['publictest_accuracy_with_flip_tta']:.4f})")
+    return out
 
 
 def quantize(path: Path, data: str, card: dict) -> Path:
@@ -69,10 +107,10 @@ def quantize(path: Path, data: str, card: dict) -> Path:
     import warnings
 
     from fer_batch.classify import load_keras_model
-    from fer_batch.training.datasets import load_dataset
     from fer_batch.training.evaluate import evaluate_model
     from fer_batch.training.train import tta_inner
 
+    val = _publictest(data)
     model = load_keras_model(path)
     with warnings.catch_warnings():
         # "Layer Conv2D does not have a `quantize` method", and so on: only the Dense layers are quantized.
@@ -81,9 +119,6 @@ def quantize(path: Path, data: str, card: dict) -> Path:
     out = path.with_name("model_int8.keras")
     model.save(out)
     shipped = load_keras_model(out)
-    val = load_dataset(data).get("val")
-    if val is None:
-        raise SystemExit(f"{data}: no PublicTest (validation) rows to re-measure the quantized model on")
     report = evaluate_model(shipped, val)
     card["float_publictest_accuracy"] = card["publictest_accuracy"]
     card["float_publictest_macro_f1"] = card["publictest_macro_f1"]
