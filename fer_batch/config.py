@@ -80,16 +80,10 @@ class RunConfig:
         missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
-        if self.out.suffix.lower() != ".csv":
-            raise UsageError(f"--out must name a .csv file, got {str(self.out)!r}")
-        if self.out.is_dir():
-            raise UsageError(f"--out {str(self.out)!r} is a directory; give a .csv file path")
-        _check_parent("--out", self.out)
         if self.overwrite and self.resume:
             raise UsageError("--overwrite and --resume contradict each other; give one")
-        if self.out.exists() and not (self.overwrite or self.resume):
-            raise UsageError(f"--out {str(self.out)!r} already exists; pass --overwrite to replace it or --resume "
-                             "to continue the run that wrote it")
+        _check_writable_file("--out", self.out, overwrite=self.overwrite or self.resume,
+                             hint="pass --overwrite to replace it or --resume to continue the run that wrote it")
         if self.summary is not None:
             _check_writable_file("--summary", self.summary, overwrite=self.overwrite or self.resume)
             for other, name in ((self.out, "--out"), (self.errors_path, "the errors file")):
@@ -120,11 +114,13 @@ def _check_parent(option: str, path: Path) -> None:
             return
 
 
-def _check_writable_file(option: str, path: Path, *, overwrite: bool) -> None:
+def _check_writable_file(option: str, path: Path, *, overwrite: bool,
+                         hint: str = "pass --overwrite to replace it") -> None:
+    """A .csv output path: not a directory, under a directory, and not replaced unless ``overwrite``."""
     if Path(path).suffix.lower() != ".csv":
         raise UsageError(f"{option} must name a .csv file, got {str(path)!r}")
     if Path(path).is_dir():
         raise UsageError(f"{option} {str(path)!r} is a directory; give a .csv file path")
     _check_parent(option, path)
     if Path(path).exists() and not overwrite:
-        raise UsageError(f"{option} {str(path)!r} already exists; pass --overwrite to replace it")
+        raise UsageError(f"{option} {str(path)!r} already exists; {hint}")

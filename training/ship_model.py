@@ -58,10 +58,11 @@ def main() -> None:
         "notes": args.notes,
     }
     source = args.run_dir / "model.keras"
+    publictest = _publictest(args.data) if args.strip_tta or args.quantize else None  # read once for both
     if args.strip_tta:
-        source = strip_tta(source, args.data, card)
+        source = strip_tta(source, publictest, card)
     if args.quantize:
-        source = quantize(source, args.data, card)
+        source = quantize(source, publictest, card)
     size = source.stat().st_size
     if size > 25 * 2**20:
         raise SystemExit(f"{source} is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
@@ -71,6 +72,7 @@ def main() -> None:
 
 
 def _publictest(data: str):
+    """The PublicTest rows of ``data``, on which a changed model is re-measured."""
     from fer_batch.training.datasets import load_dataset
 
     val = load_dataset(data).get("val")
@@ -79,13 +81,12 @@ def _publictest(data: str):
     return val
 
 
-def strip_tta(path: Path, data: str, card: dict) -> Path:
+def strip_tta(path: Path, val, card: dict) -> Path:
     """Write ``model_no_tta.keras`` (the network inside the TTA wrapper) beside ``path``; re-measure it into ``card``."""
     from fer_batch.classify import load_keras_model
     from fer_batch.training.evaluate import evaluate_model
     from fer_batch.training.train import tta_inner
 
-    val = _publictest(data)
     model = load_keras_model(path)
     inner = tta_inner(model)
     if inner is model:
@@ -102,7 +103,7 @@ def strip_tta(path: Path, data: str, card: dict) -> Path:
     return out
 
 
-def quantize(path: Path, data: str, card: dict) -> Path:
+def quantize(path: Path, val, card: dict) -> Path:
     """Write ``model_int8.keras`` beside ``path`` and put its PublicTest figures (and the float ones) in ``card``."""
     import warnings
 
@@ -110,7 +111,6 @@ def quantize(path: Path, data: str, card: dict) -> Path:
     from fer_batch.training.evaluate import evaluate_model
     from fer_batch.training.train import tta_inner
 
-    val = _publictest(data)
     model = load_keras_model(path)
     with warnings.catch_warnings():
         # "Layer Conv2D does not have a `quantize` method", and so on: only the Dense layers are quantized.

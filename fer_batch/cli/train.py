@@ -184,10 +184,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
     if not Path(config.data).exists():
         raise DatasetError(f"--data {config.data!r}: no such file or directory")
-    for model in (config.teacher, config.init):
-        if model:
-            from ..classify import resolve_model
+    if config.teacher or config.init:
+        from ..classify import resolve_model
 
+        for model in filter(None, (config.teacher, config.init)):
             resolve_model(model)  # a wrong name fails now (exit 3), before the data is read
     ckpt = config.resolved_checkpoint_dir()
     if not config.resume and not args.overwrite:
