@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
+
+if TYPE_CHECKING:  # numpy loads with the model, not with this module
+    import numpy as np
 
 log = logging.getLogger("fer_batch")
 
@@ -129,7 +133,7 @@ class Classifier:
             return self._tflite(batch)
         return np.asarray(self.model.predict_on_batch(batch))
 
-    def predict(self, crops, offset: int = 0) -> "np.ndarray":
+    def predict(self, crops, offset: int = 0) -> np.ndarray:
         """Probabilities (rows sum to 1) for a batch of crops; an empty batch gives shape (0, 7).
 
         ``offset`` is the position in the first network batch where the first crop goes (taken modulo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import pandas as pd
 import pytest
 
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
-from fer_batch.config import AnalyzeConfig
 from fer_batch.labels import EMOTIONS
 from fer_batch.pipeline import analyze, analyze_source
 from fer_batch.records import COLUMNS

@@ -21,7 +21,6 @@ import gc
 import itertools
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys

@@ -32,6 +32,36 @@ def native_stderr(to: Path | None):
             target.close()
 
 
+def quiet_native_logs(tf_level: str = "3") -> None:
+    """Turn down TensorFlow's, MediaPipe's and FFmpeg's native logging, only where the user has not chosen a level.
+
+    CLI only: the library never touches the environment.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_level)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    # FFmpeg (inside OpenCV) writes decoder complaints about odd videos straight to fd 2 ("[swscaler @ 0x...]
+    # Slice parameters 0, 96 are invalid", one per frame); failures are reported per file in OUT.errors.csv.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+def import_keras_quietly(log: Path | None = None) -> None:
+    """Import Keras (and so TensorFlow) with its native start-up lines (CUDA plugin registration) sent to ``log``."""
+    with native_stderr(log):
+        import keras  # noqa: F401
+
+
+def quiet_photo_detector_factory(log: Path | None = None):
+    """A ``model -> FaceDetector`` factory for :class:`~fer_batch.training.photo_faces.PhotoFaceCropper` whose
+    MediaPipe start-up output goes to ``log``."""
+    def make(model: str):
+        from ..detect import FaceDetector
+
+        with native_stderr(log):
+            return FaceDetector(model)
+
+    return make
+
+
 def quiet_detector_factory(debug_log: Path | None):
     """A detector factory for the pipeline whose MediaPipe graph start-up output goes to ``debug_log``."""
     def make(config):

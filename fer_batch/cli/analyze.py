@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -99,16 +98,6 @@ class _QuietProgress:
     def close(self): ...
 
 
-def _quiet_native_logs() -> None:
-    # TensorFlow's and MediaPipe's C++ start-up chatter would bury our own messages; the CLI (never the library)
-    # turns it down, and only where the user has not chosen a level.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    # FFmpeg (inside OpenCV) writes decoder complaints about odd videos straight to fd 2 ("[swscaler @ 0x...]
-    # Slice parameters 0, 96 are invalid", one per frame); failures are reported per file in OUT.errors.csv.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-
-
 def _stop_on_sigint(stop: threading.Event):
     """Make Ctrl-C set ``stop`` instead of raising wherever the main thread happens to be. One CI run under load
     finished as if never interrupted: a KeyboardInterrupt raised inside a library's Python code (TensorFlow,
@@ -139,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     from ..classify import resolve_model
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
-    _quiet_native_logs()
+    from ._native import quiet_native_logs
+
+    quiet_native_logs()
     handler = None
     debug_log = config.out.with_name(config.out.stem + ".debug.log") if args.debug else None
     if debug_log is not None:

@@ -6,7 +6,6 @@ Nothing heavy is imported at module level: TensorFlow, Keras and the training pa
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -50,6 +49,12 @@ exit codes: 0 trained; 2 usage error (bad option, or OUT holds a run: use --resu
 model cannot be loaded; 4 the dataset is unusable (missing, no usable rows, unknown class folder); 130 interrupted
 (rerun with --resume)."""
 
+#: Keep in step with fer_batch.training.photo_faces.FACE_MODES (a test checks it).
+FACE_MODES = ("as-is", "detect")
+FACES_HELP = ("image folders: as-is resizes each image whole to 48x48 (face crops, e.g. FER-2013 as PNGs; the "
+              "default); detect finds the face in each photo with MediaPipe and cuts it as `analyze` does (photos "
+              "without a face are skipped and listed; of several faces the largest is used)")
+
 EVAL_HELP = """Evaluate a model on a labelled FER-2013 CSV or image folder: prints per-class precision, recall, F1 and
 support, accuracy and macro-F1 for each split evaluated; with --out also writes metrics.json and
 confusion_<split>.png there."""
@@ -78,6 +83,7 @@ def _add_train(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory to write the model and report into")
+    p.add_argument("--faces", choices=FACE_MODES, help=FACES_HELP)
     p.add_argument("--recipe", choices=("paper",),
                    help="paper: the seed paper's recipe (arch seed, 20 epochs, Adam 1e-3, no augmentation, no "
                         "smoothing, no schedule, no TTA); options given explicitly still override it")
@@ -143,6 +149,7 @@ def _add_evaluate(subparsers) -> None:
                    help="packaged model (fast, accurate) or a .keras file (default: fast)")
     p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
     p.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion_<split>.png into DIR")
+    p.add_argument("--faces", choices=FACE_MODES, default="as-is", help=FACES_HELP)
     p.add_argument("--split", action="append", choices=("val", "test", "train", "all"), dest="splits",
                    help="split to evaluate; repeat for several (default: see below)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
@@ -158,13 +165,8 @@ _TRAIN_FIELDS = {
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
     "time_budget": "time_budget_min", "data_workers": "data_workers",
-    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "init": "init",
+    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "init": "init", "faces": "faces",
 }
-
-
-def _quiet_native_logs() -> None:
-    # TensorFlow's C++ start-up chatter would bury our own messages; only where the user has not chosen a level.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -197,12 +199,15 @@ def run_train(args: argparse.Namespace) -> int:
                 f"--out {config.out!r} already holds a run ({', '.join(map(str, earlier))}); pass --resume to "
                 "continue it or --overwrite to start again"
             )
-    _quiet_native_logs()
+    from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
+
+    quiet_native_logs(tf_level="2")  # training keeps TensorFlow's errors visible: they explain a failed run
+    import_keras_quietly()
     from ..training.train import train
 
     print(f"checkpoints: {ckpt} (after each epoch; continue an interrupted run with --resume)", file=sys.stderr)
     verbose = 1 if sys.stdout.isatty() else 2
-    metrics = train(config, verbose=verbose)
+    metrics = train(config, verbose=verbose, detector_factory=quiet_photo_detector_factory())
     print(f"model: {metrics['model']}")
     print(f"report: {Path(config.out) / 'metrics.json'}")
     return EXIT_OK
@@ -215,12 +220,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     path = resolve_model(args.model)  # a wrong name lists the packaged ones (exit 3) before the data is read
-    _quiet_native_logs()
+    from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
+
+    quiet_native_logs()
+    import_keras_quietly()
     from ..training.datasets import load_dataset, report_problems
     from ..training.evaluate import evaluate, select_splits
     from ..training.metrics import format_report
 
-    dataset = load_dataset(args.data, seed=args.seed, holdout=False)
+    dataset = load_dataset(args.data, seed=args.seed, holdout=False, faces=args.faces,
+                           detector_factory=quiet_photo_detector_factory())
     report_problems(dataset)
     select_splits(dataset, args.splits, seed=args.seed)  # a --split the data lacks fails before the model loads
     if dataset.split_method == "none" and not args.splits:

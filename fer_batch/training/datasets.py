@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, InputError, UsageError
 from ..labels import EMOTIONS, NUM_CLASSES, label_for_name
+from .photo_faces import FACE_MODES
 
 SIZE = 48
 PIXELS = SIZE * SIZE
@@ -59,6 +60,8 @@ class Dataset:
     #: How the splits were made: "usage" (the file says), "folders", "stratified-80/20", or "none" (one split
     #: ``all``: unsplit data loaded with ``holdout=False``).
     split_method: str = "usage"
+    #: Things the user should know about the data as a whole (not per row), e.g. that whole photos were resized.
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Split:
         return self.splits[name]
@@ -67,23 +70,41 @@ class Dataset:
         return self.splits.get(name)
 
 
-def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, holdout: bool = True) -> Dataset:
+def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, holdout: bool = True,
+                 faces: str = "as-is", detector_factory=None) -> Dataset:
     """Load a FER-2013 CSV (plain or ``.gz``) or an image-folder tree, whichever ``path`` is.
 
     Data without splits (a CSV without ``Usage``, a folder of class folders) is split into ``train`` and a seeded,
     stratified ``val`` of ``val_fraction`` when ``holdout`` is true (training), and kept whole as split ``all`` when
     it is false (evaluation, which may then ask for the same holdout with :func:`stratified_split`).
+
+    ``faces`` (image folders only): ``"as-is"`` resizes each image whole to 48x48 (for face crops, such as
+    FER-2013 exported as PNGs); ``"detect"`` finds the face in each photo and cuts it as ``fer-batch analyze``
+    does (see :mod:`fer_batch.training.photo_faces`, which takes ``detector_factory``); photos without a face are
+    skipped and listed.
     """
+    check_faces_mode(faces)
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"--data {str(path)!r}: no such file or directory")
     if path.is_dir():
-        return load_folder(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
+        return load_folder(path, seed=seed, val_fraction=val_fraction, holdout=holdout, faces=faces,
+                           detector_factory=detector_factory)
+    if faces != "as-is":
+        raise UsageError(f"--faces {faces} applies to image folders; {path} is a CSV file, whose rows are already "
+                         "48x48 face crops (leave --faces at as-is)")
     return load_csv(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
 
 
+def check_faces_mode(faces: str) -> None:
+    """:class:`~fer_batch.errors.UsageError` unless ``faces`` is one of :data:`FACE_MODES`."""
+    if faces not in FACE_MODES:
+        raise UsageError(f"--faces {faces!r} is not allowed; choose one of {', '.join(FACE_MODES)}")
+
+
 def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
-    """Print the rows/images skipped while loading (with their line numbers or paths), at most ``limit`` of them."""
+    """Print the rows/images skipped while loading (with their line numbers or paths), at most ``limit`` of them,
+    then the dataset's :attr:`~Dataset.notes`."""
     import sys
 
     file = file or sys.stderr
@@ -92,6 +113,8 @@ def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
     if len(dataset.problems) > limit:
         print(f"skipped: ... and {len(dataset.problems) - limit} more (in all {len(dataset.problems)} of "
               f"{len(dataset.problems) + sum(len(s) for s in dataset.splits.values())})", file=file)
+    for note in dataset.notes:
+        print(f"note: {note}", file=file)
 
 
 def _no_usable(source, problems: list[str], what: str) -> DatasetError:
@@ -211,10 +234,16 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
 
 def read_face_image(path: str | Path) -> np.ndarray:
     """Any image file as a (48, 48) uint8 grayscale face (area-resampled when it is another size)."""
+    return _read_face_image(path)[0]
+
+
+def _read_face_image(path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 48x48 face and the (width, height) the image had, EXIF orientation applied."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
+        size = im.size
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             # 16-bit grey: map the full 0..65535 range to 0..255 (not the image's own maximum, which would stretch
             # its contrast). Mode "I" holds either; values above 255 mean 16-bit.
@@ -228,16 +257,32 @@ def read_face_image(path: str | Path) -> np.ndarray:
         import cv2
 
         gray = cv2.resize(gray, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    return gray
+    return gray, size
 
 
-def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, holdout: bool = True) -> Dataset:
+# Face-crop datasets are square, or nearly (FER-2013 48x48, RAF-DB 100x100, AffectNet crops); photos are not.
+_PHOTO_ASPECT = 1.15
+_PHOTO_SIDE = 400
+
+
+def _looks_like_photos(sizes: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The largest (width, height) when the images look like whole photos rather than face crops, else None."""
+    photos = [(w, h) for w, h in sizes if max(w, h) > _PHOTO_ASPECT * min(w, h) or max(w, h) > _PHOTO_SIDE]
+    if len(photos) < max(1, len(sizes) // 4):
+        return None
+    return max(photos, key=lambda s: s[0] * s[1])
+
+
+def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, holdout: bool = True,
+                faces: str = "as-is", detector_factory=None) -> Dataset:
     """Read ``ROOT/<split>/<emotion>/*.png|jpg`` (or ``ROOT/<emotion>/...`` without splits).
 
     Split folders may be named train/training, val/valid/validation/publictest, test/privatetest; class folders
     by FER-2013 name or a common alias (anger, happiness, sadness, ...). An unknown class folder is an error that
-    lists the accepted names; unreadable images are skipped and listed in :attr:`Dataset.problems`.
+    lists the accepted names; unreadable images (and, with ``faces="detect"``, photos without a face) are skipped
+    and listed in :attr:`Dataset.problems`. ``faces`` is as in :func:`load_dataset`.
     """
+    check_faces_mode(faces)
     root = Path(root)
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
@@ -252,6 +297,40 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         layout = {"all": root}
     problems: list[str] = []
     splits: dict[str, Split] = {}
+    sizes: list[tuple[int, int]] = []
+    cropper = None
+    if faces == "detect":
+        from .photo_faces import PhotoFaceCropper
+
+        cropper = PhotoFaceCropper(detector_factory)
+    try:
+        _read_folder(layout, splits, problems, sizes, cropper)
+    finally:
+        if cropper is not None:
+            cropper.close()
+    notes = []
+    if cropper is not None and cropper.multi_face:
+        notes.append(f"{cropper.multi_face} image(s) showed several faces; the largest face of each was used")
+    if cropper is None and (largest := _looks_like_photos(sizes)) is not None:
+        notes.append(f"images up to {largest[0]}x{largest[1]} pixels, many not square or larger than {_PHOTO_SIDE} "
+                     "px, were resized whole to 48x48; if they are photos rather than face crops, pass --faces "
+                     "detect to find and cut the faces as `fer-batch analyze` does")
+    if not splits:
+        if problems:
+            raise _no_usable(root, problems, "images")
+        raise DatasetError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in any class folder")
+    method = "folders"
+    if "all" in splits and not holdout:
+        method = "none"
+    elif "all" in splits:
+        train, val = stratified_split(splits.pop("all"), val_fraction=val_fraction, seed=seed)
+        splits.update(train=train, val=val)
+        method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
+    return Dataset(splits=splits, source=str(root), problems=problems, split_method=method, notes=notes)
+
+
+def _read_folder(layout: dict[str, Path], splits: dict[str, Split], problems: list[str],
+                 sizes: list[tuple[int, int]], cropper) -> None:
     for split, split_dir in layout.items():
         xs, ys = [], []
         for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -264,28 +343,28 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
             for image in sorted(class_dir.rglob("*")):
                 if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
                     continue
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        xs.append(read_face_image(image))
-                except Exception as exc:  # PIL raises many types for bad files; report and go on
-                    problems.append(f"{image}: unreadable image ({type(exc).__name__}: {exc})")
-                    continue
+                if cropper is not None:
+                    try:
+                        face = cropper.crop(image)
+                    except InputError as exc:
+                        problems.append(f"{image}: {exc.reason}")
+                        continue
+                    if face is None:
+                        problems.append(f"{image}: no face found (--faces detect)")
+                        continue
+                else:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            face, size = _read_face_image(image)
+                    except Exception as exc:  # PIL raises many types for bad files; report and go on
+                        problems.append(f"{image}: unreadable image ({type(exc).__name__}: {exc})")
+                        continue
+                    sizes.append(size)
+                xs.append(face)
                 ys.append(label)
         if ys:
             splits[split] = _stack(xs, ys)
-    if not splits:
-        if problems:
-            raise _no_usable(root, problems, "images")
-        raise DatasetError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in any class folder")
-    method = "folders"
-    if "all" in splits and not holdout:
-        method = "none"
-    elif "all" in splits:
-        train, val = stratified_split(splits.pop("all"), val_fraction=val_fraction, seed=seed)
-        splits.update(train=train, val=val)
-        method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
-    return Dataset(splits=splits, source=str(root), problems=problems, split_method=method)
 
 
 def stratified_split(data: Split, *, val_fraction: float, seed: int) -> tuple[Split, Split]:

@@ -95,12 +95,13 @@ def select_splits(dataset, requested=None, *, seed: int = 0, val_fraction: float
 
 
 def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: int = 0,
-             batch_size: int = 256) -> dict:
+             batch_size: int = 256, faces: str = "as-is") -> dict:
     """Evaluate ``model`` on the labelled ``data`` and return ``{"model", "data", "splits": {name: report}}``.
 
     ``model`` is a Keras model, a packaged name (``fast``, ``accurate``) or a ``.keras`` path (loaded with
     :func:`fer_batch.classify.load_keras_model`, safe mode); ``data`` a FER-2013 CSV, an image folder or a loaded
-    :class:`~fer_batch.training.datasets.Dataset`; ``splits`` as in :func:`select_splits`. With ``out``, writes
+    :class:`~fer_batch.training.datasets.Dataset`; ``splits`` as in :func:`select_splits`; ``faces`` as in
+    :func:`~fer_batch.training.datasets.load_dataset` (for an image folder of photos: ``"detect"``). With ``out``, writes
     ``metrics.json`` and ``confusion_<split>.png`` there. Reports are those of
     :func:`~fer_batch.training.metrics.classification_report`.
     """
@@ -115,7 +116,7 @@ def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: i
         path = resolve_model(model)
         model_name = str(model)
         model = load_keras_model(path)
-    dataset = data if isinstance(data, Dataset) else load_dataset(data, seed=seed, holdout=False)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, seed=seed, holdout=False, faces=faces)
     chosen = select_splits(dataset, splits, seed=seed)
     reports = {name: evaluate_model(model, split, batch_size) for name, split in chosen.items()}
     info = {"model": model_name, "data": dataset.source, "split_method": dataset.split_method,

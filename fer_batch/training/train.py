@@ -71,6 +71,8 @@ class TrainConfig:
     data_workers: int = 1
     #: The seed paper's recipe: Adam at its defaults, no augmentation, no smoothing, no schedule.
     paper_recipe: bool = False
+    #: Image folders only: "as-is" resizes each image whole; "detect" cuts the face as `analyze` does.
+    faces: str = "as-is"
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -94,6 +96,9 @@ class TrainConfig:
             raise UsageError(f"--temperature must be positive, got {self.temperature}")
         if self.data_workers < 1:
             raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
+        from .datasets import check_faces_mode
+
+        check_faces_mode(self.faces)
         if self.teacher_mode == "cached" and not self.teacher:
             raise UsageError("--teacher-mode cached needs --teacher")
         if self.teacher_mode == "cached" and self.mixup > 0:
@@ -430,8 +435,12 @@ def with_tta(net, tta: str):
     return keras.Model(inputs, outputs, name=f"{net.name}_flip_tta")
 
 
-def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list | None = None) -> dict:
+def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list | None = None,
+          detector_factory=None) -> dict:
     """Run one training and return its metrics (also written to ``out/metrics.json``).
+
+    ``detector_factory`` makes the face detectors of ``config.faces == "detect"`` (see
+    :class:`~fer_batch.training.photo_faces.PhotoFaceCropper`).
 
     ``callbacks`` are extra Keras callbacks, run after the checkpoint and history ones (tests use one to interrupt a
     run at an epoch boundary, as Ctrl-C would).
@@ -451,7 +460,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     teacher_path = resolve_model(config.teacher) if config.teacher else None
 
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
-    dataset = load_dataset(config.data, seed=config.seed)
+    dataset = load_dataset(config.data, seed=config.seed, faces=config.faces, detector_factory=detector_factory)
     report_problems(dataset)
     train_split = dataset.get("train")
     if train_split is None or not len(train_split):

@@ -1,0 +1,72 @@
+"""Labelled photos -> one FER-framed 48x48 face each, cut exactly as ``fer-batch analyze`` cuts faces from frames.
+
+Image-folder datasets of one's own are usually photos, not face crops: resizing a whole 640x480 photo to 48x48
+gives the model a thumbnail in which the face is a few pixels wide. ``--faces detect`` finds the face with the same
+BlazeFace detector and the same crop (:func:`fer_batch.crops.align_face`) that ``analyze`` uses, so a model is
+trained and measured on the faces it will later see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FACE_MODES = ("as-is", "detect")
+
+
+class PhotoFaceCropper:
+    """Finds the face in a labelled photo and cuts its crop; one instance per thread (it holds MediaPipe graphs).
+
+    The short-range detector runs first; where it finds nothing the full-range one tries (it finds smaller faces).
+    A photo with several faces gives its largest. ``multi_face`` counts such photos, so the caller can say so.
+    ``detector_factory(model)`` makes the detectors (default: :class:`~fer_batch.detect.FaceDetector` at its
+    defaults); the CLI passes one that keeps MediaPipe's native start-up lines off the terminal.
+    """
+
+    def __init__(self, detector_factory=None):
+        self._factory = detector_factory
+        self._detectors: dict[str, object] = {}
+        self.multi_face = 0
+
+    def _detector(self, model: str):
+        if model not in self._detectors:
+            if self._factory is None:
+                from ..detect import FaceDetector
+
+                self._detectors[model] = FaceDetector(model)
+            else:
+                self._detectors[model] = self._factory(model)
+        return self._detectors[model]
+
+    def crop(self, path: str | Path) -> np.ndarray | None:
+        """The (48, 48) uint8 face of the photo at ``path``, or None when no face is found.
+
+        Raises :class:`~fer_batch.errors.InputError` (naming the file) when the image cannot be read.
+        """
+        from ..crops import align_face
+        from ..sources import Source, read_image
+
+        path = Path(path)
+        rgb = read_image(Source(path=path, name=str(path), media="image"))
+        for model in ("short", "full"):
+            dets = self._detector(model).detect(rgb)
+            if dets:
+                break
+        else:
+            return None
+        if len(dets) > 1:
+            self.multi_face += 1
+        largest = max(dets, key=lambda d: d.w * d.h)
+        return align_face(rgb, largest)
+
+    def close(self) -> None:
+        for detector in self._detectors.values():
+            detector.close()
+        self._detectors.clear()
+
+    def __enter__(self) -> PhotoFaceCropper:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
