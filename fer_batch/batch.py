@@ -137,6 +137,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             elif isinstance(event, SourceStart):
                 if progress:
                     progress.source_start(event)
+    except Interrupted as exc:
+        exc.report = report  # what was committed before the stop, for the CLI's last line
+        raise
     finally:
         writer.close()
         if progress:

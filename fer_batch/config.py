@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +52,8 @@ class AnalyzeConfig:
             raise UsageError(f"--detector {self.detector!r} is not allowed; choose one of {', '.join(DETECTORS)}")
         if self.min_face < 0:
             raise UsageError(f"--min-face must be >= 0 pixels, got {self.min_face}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise UsageError(f"--min-score must lie between 0 and 1, got {self.min_score}")
+        if not 0.0 < self.min_score <= 1.0:  # at 0 BlazeFace returns every anchor as a "face"
+            raise UsageError(f"--min-score must lie in (0, 1], got {self.min_score}")
         if self.detect_max_side is not None and self.detect_max_side < 64:
             raise UsageError(f"--detect-size must be at least 64 pixels, got {self.detect_max_side}")
         if self.workers < 1:
@@ -75,6 +77,8 @@ class RunConfig:
     debug_log: Path | None = None
 
     def __post_init__(self):
+        if isinstance(self.paths, (str, os.PathLike)):  # one path on its own, not its characters
+            object.__setattr__(self, "paths", (os.fsdecode(self.paths),))
         if not self.paths:
             raise UsageError("give at least one file or directory to analyse")
         missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
@@ -92,7 +96,7 @@ class RunConfig:
         if self.charts is not None:
             if self.charts.exists() and not self.charts.is_dir():
                 raise UsageError(f"--charts {str(self.charts)!r} is a file; give a directory for the chart PNGs")
-            _check_parent("--charts", self.charts)
+            check_output_dir("--charts", self.charts)
         if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
 
@@ -106,12 +110,36 @@ def _same_path(a: Path, b: Path) -> bool:
 
 
 def _check_parent(option: str, path: Path) -> None:
-    """The nearest existing ancestor of ``path`` must be a directory (missing ones are created when writing)."""
+    """The nearest existing ancestor of ``path`` must be a directory we can create files in (missing ones are
+    created when writing)."""
     for parent in Path(path).absolute().parents:
         if parent.exists():
             if not parent.is_dir():
                 raise UsageError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a directory")
+            _probe_dir(option, path, parent)
             return
+
+
+def _probe_dir(option: str, path: Path, directory: Path) -> None:
+    # Permission bits and os.access() miss read-only mounts, ACLs and pseudo-filesystems; creating a file does not.
+    # Checked before any work, so that hours of analysis never end at an output that cannot be written.
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".fer-batch-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {str(path)!r}: cannot write in {str(directory)!r} "
+                         f"({exc.strerror or exc})") from None
+
+
+def check_output_dir(option: str, path: str | Path) -> None:
+    """:class:`UsageError` unless ``path`` is (or can be created as) a directory that files can be written in."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{option} {str(path)!r} is a file; give a directory")
+        _probe_dir(option, path, path)
+    else:
+        _check_parent(option, path)
 
 
 def _check_writable_file(option: str, path: Path, *, overwrite: bool,
@@ -122,5 +150,10 @@ def _check_writable_file(option: str, path: Path, *, overwrite: bool,
     if Path(path).is_dir():
         raise UsageError(f"{option} {str(path)!r} is a directory; give a .csv file path")
     _check_parent(option, path)
-    if Path(path).exists() and not overwrite:
-        raise UsageError(f"{option} {str(path)!r} already exists; {hint}")
+    if Path(path).exists():
+        if not overwrite:
+            raise UsageError(f"{option} {str(path)!r} already exists; {hint}")
+        try:
+            open(path, "ab").close()  # opening to append changes nothing, and fails where writing would
+        except OSError as exc:
+            raise UsageError(f"{option} {str(path)!r} cannot be written ({exc.strerror or exc})") from None

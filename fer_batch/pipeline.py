@@ -88,7 +88,7 @@ def _frame_item(source: Source, frame, tracker, config: AnalyzeConfig, detector)
         dets.sort(key=lambda d: (d.x, d.y))  # photos: ids read left to right
         ids = list(range(len(dets)))
     else:
-        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets])
+        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], frame.time_s)
     boxes = [(int(round(d.x)), int(round(d.y)), int(round(d.w)), int(round(d.h))) for d in dets]
     return FrameItem(source=source, frame=frame.index, time_s=frame.time_s, boxes=boxes,
                      scores=[d.score for d in dets], ids=ids, crops=align_faces(image, dets, bgr=bgr))
@@ -361,7 +361,7 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
     """
     config = config or AnalyzeConfig()
     if sources is None:
-        found = discover([str(p) for p in paths or ()])
+        found = discover(paths)
         for name, reason in found.rejected:
             yield SourceDone(name, "", frames=0, faces=0, error=reason)
         sources = found.sources
@@ -417,7 +417,8 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
             errors: list[SourceDone] | None = None, **options) -> Iterator[FaceRecord]:
     """Analyse images and videos; yield one :class:`FaceRecord` per face per analysed frame.
 
-    ``paths`` are files and/or directories (walked recursively, sorted). Options are those of
+    ``paths`` are files and/or directories (walked recursively, sorted); one path may be given on its own, as a
+    ``str`` or :class:`~pathlib.Path`. Options are those of
     :class:`AnalyzeConfig` (``every``, ``fps``, ``batch_size``, ``model``, ``detector``, ``min_face``,
     ``min_score``, ...), given either as ``config`` or as keyword arguments. Frames without a face give one record
     with empty face fields. Files that cannot be analysed do not stop the run: their :class:`SourceDone` (with

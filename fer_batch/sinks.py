@@ -53,6 +53,8 @@ class RunWriter:
             self._start(settings)
         self.staging.mkdir(exist_ok=True)
         self._out = _open_csv(self.out, "a")
+        # csv's default CRLF rows (RFC 4180): with LF rows a lone CR in a file name would go unquoted and split the
+        # row for readers that treat CR as a line end (pandas does).
         self._out_rows = csv.writer(self._out)
 
     # -- set-up ------------------------------------------------------------------------------------------

@@ -54,8 +54,12 @@ def discover(paths) -> Discovery:
     """Expand files and directories into a deterministic list of media sources.
 
     A file named explicitly that is not media by its suffix is rejected with a reason; inside directories such
-    files are only counted, so a stray README does not fail a batch.
+    files are only counted, so a stray README does not fail a batch. One path may be given on its own (a ``str``
+    or path-like): iterating a string would otherwise walk each of its characters, "/" among them.
     """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    paths = [os.fsdecode(p) for p in (paths or ())]
     found = Discovery()
     seen: set[str] = set()
 

@@ -133,6 +133,9 @@ def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
     assert "no such file or directory" in capsys.readouterr().err and not out.exists()
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--detector", "medium"]) == EXIT_USAGE
     assert "short, full" in capsys.readouterr().err
+    for score in ("0", "1.5"):  # at 0 BlazeFace would call every anchor a face
+        assert main(["analyze", str(one_face_photo), "--out", str(out), "--min-score", score]) == EXIT_USAGE
+        assert f"--min-score must lie in (0, 1], got {float(score)}" in capsys.readouterr().err
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--model", "huge"]) == EXIT_MODEL
     assert "fast, accurate" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit) as info:
@@ -159,6 +162,12 @@ def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, 
         assert not out.exists()
     assert main(["analyze", str(one_face_photo), "--out", str(a_file / "r.csv"), "--quiet"]) == EXIT_USAGE
     assert "is a file, not a directory" in capsys.readouterr().err
+    if Path("/proc/self").is_dir():  # Linux: /proc refuses new files even to root, as a read-only mount would
+        for extra in (["--out", "/proc/r.csv"], ["--out", str(out), "--summary", "/proc/s.csv"],
+                      ["--out", str(out), "--charts", "/proc/charts"]):
+            assert main(["analyze", str(one_face_photo), "--quiet", *extra]) == EXIT_USAGE, extra
+            assert "cannot write in '/proc'" in capsys.readouterr().err, extra
+            assert not out.exists()
     existing = tmp_path / "old_summary.csv"
     existing.write_text("keep me")
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(existing), "--quiet"]) \
@@ -168,6 +177,19 @@ def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, 
     nested = tmp_path / "new" / "deeper" / "s.csv"
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(nested), "--quiet"]) == EXIT_OK
     assert nested.is_file()
+
+
+def test_one_path_on_its_own_is_one_path(one_face_photo):
+    """``analyze("photo.jpg")`` analyses that photo, not each character of its name ("/" among them)."""
+    from fer_batch.config import RunConfig
+    from fer_batch.sources import discover
+
+    for given in (str(one_face_photo), one_face_photo):
+        found = discover(given)
+        assert [s.name for s in found.sources] == [str(one_face_photo)] and not found.rejected
+    assert RunConfig(paths=str(one_face_photo), out=Path("x.csv")).paths == (str(one_face_photo),)
+    records = list(analyze(str(one_face_photo)))
+    assert {r.source for r in records} == {str(one_face_photo)} and len(records) == 1
 
 
 def test_help_is_free_of_heavy_imports():

@@ -263,6 +263,10 @@ def test_ctrl_c_exits_130_then_resume_equals_uninterrupted_run(tmp_path, media, 
     state, code, stderr = kill_at(media, out, "during_first_file", sig=signal.SIGINT)
     assert code == EXIT_INTERRUPTED, stderr[-2000:]
     assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "continue with --resume" in stderr
+    # the last line is the run's summary, as in every run: here nothing had finished yet
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("fer-batch: sources: 0 succeeded, 0 failed"), last
     data = out.read_bytes()  # the rows written before the interruption are kept, as they were
     assert state["journal_out_size"] < len(data) and data == reference["out_bytes"][: len(data)]
     res = _run(media, out, "--resume")

@@ -35,3 +35,19 @@ def test_fast_motion_without_overlap_matches_by_centre():
     tracker = FaceTracker()
     tracker.update([[100, 100, 80, 80]])
     assert tracker.update([[150, 110, 80, 80]]) == [0]
+
+
+def test_sparse_sampling_lets_a_face_move_further():
+    """Boxes of samples/moving_face.mp4 at --every 10 (20 fps): the face entering from the left moves about one
+    face width between frames 110 and 120. Half a second apart that is one face; a frame apart it is not."""
+    entering, later = [13, 125, 110, 110], [130, 116, 128, 128]
+    sparse = FaceTracker()
+    assert sparse.update([entering], 5.5) == [0]
+    assert sparse.update([later], 6.0) == [0]
+    dense = FaceTracker()
+    assert dense.update([entering], 5.5) == [0]
+    assert dense.update([later], 5.55) == [1]
+    # The reach is capped: a face far across the frame is someone else, however long between frames.
+    far = FaceTracker()
+    far.update([[0, 100, 100, 100]], 0.0)
+    assert far.update([[400, 100, 100, 100]], 10.0) == [1]

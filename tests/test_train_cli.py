@@ -9,6 +9,7 @@ import json
 import math
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +198,21 @@ def test_a_finished_run_is_not_overwritten_without_asking(trained, data):
     # A checkpoint made with another architecture cannot be resumed.
     rc, _, stderr = run_cli([*argv, "--resume", "--arch", "vgg-small"])
     assert rc == EXIT_USAGE and "arch 'tiny' -> 'vgg-small'" in stderr
+    # Nor one made from other data: another seed (another split, other batches) or other --faces.
+    rc, _, stderr = run_cli([*argv, "--resume", "--seed", "7"])
+    assert rc == EXIT_USAGE and "seed 0 -> 7" in stderr
+    rc, _, stderr = run_cli([*argv, "--resume", "--faces", "detect"])
+    assert rc == EXIT_USAGE and "faces 'as-is' -> 'detect'" in stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be created")
+def test_outputs_that_cannot_be_written_fail_before_any_work(trained, data):
+    # /proc refuses new files even to root, as a read-only mount would; chmod cannot show this under root.
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", "/proc/fer-batch-run", *QUICK])
+    assert rc == EXIT_USAGE and "--out '/proc/fer-batch-run': cannot write in '/proc'" in stderr
+    rc, _, stderr = run_cli(["evaluate", "--model", trained["out"] / "model.keras", "--data", data["csv"],
+                             "--out", "/proc/fer-batch-eval"])
+    assert rc == EXIT_USAGE and "cannot write in '/proc'" in stderr
 
 
 class _InterruptAfterFirstEpoch:

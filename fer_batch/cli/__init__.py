@@ -57,7 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_SOME_FAILED
-    except (KeyboardInterrupt, Interrupted):
+    except Interrupted as exc:
+        print(f"fer-batch {args.command}: interrupted: {exc}", file=sys.stderr)
+        report = getattr(exc, "report", None)
+        if report is not None:
+            print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
         print(f"fer-batch {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FerBatchError as exc:  # any other deliberate error

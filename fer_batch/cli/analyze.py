@@ -34,14 +34,14 @@ def add_parser(subparsers) -> None:
                         "~1.7x faster there), auto (default: keras with a GPU, else tflite)")
     p.add_argument("--detector", default="short", metavar="short|full",
                    help="MediaPipe BlazeFace model: short (faces within ~2 m, default) or full (small, distant faces)")
-    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than PX pixels")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than PX pixels (default 0: keep all)")
     p.add_argument("--min-score", type=float, default=0.5, metavar="S", help="detection score threshold (default 0.5)")
     p.add_argument("--detect-size", type=int, default=640, metavar="PX",
                    help="longer side frames are reduced to for detection only (default 640)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="files decoded and detected in parallel")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="files decoded and detected in parallel (default 1)")
     p.add_argument("--smooth", type=float, metavar="SECONDS",
                    help="also summarise after a centred moving average over SECONDS of video")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="write tracebacks and details to OUT.debug.log")

@@ -27,7 +27,7 @@ ARCH_HELP = {
 }
 
 TRAIN_HELP = """Train an emotion classifier on a FER-2013 CSV (emotion,pixels[,Usage]; plain or .gz) or an image folder
-(ROOT/<split>/<emotion>/*.png or ROOT/<emotion>/*.png), resumably. Writes OUT/model.keras (a .keras file that
+(ROOT/<split>/<emotion>/*.png|jpg or ROOT/<emotion>/*.png|jpg), resumably. Writes OUT/model.keras (a .keras file that
 `fer-batch analyze --model OUT/model.keras` and `fer-batch evaluate` load), metrics.json, confusion_<split>.png,
 history.csv, curves.png and config.json. Splits: a CSV's Usage column (Training -> train, PublicTest -> val,
 PrivateTest -> test) or split folders; data without splits is split 80/20, stratified by class and seeded by --seed.
@@ -201,7 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
 
-    quiet_native_logs(tf_level="2")  # training keeps TensorFlow's errors visible: they explain a failed run
+    quiet_native_logs()
     import_keras_quietly()
     from ..training.train import train
 
@@ -219,6 +219,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.out:
+        from ..config import check_output_dir
+
+        check_output_dir("--out", args.out)
     path = resolve_model(args.model)  # a wrong name lists the packaged ones (exit 3) before the data is read
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
 

@@ -120,7 +120,7 @@ def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
 def _no_usable(source, problems: list[str], what: str) -> DatasetError:
     shown = "".join(f"\n  {p}" for p in problems[:5])
     more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-    return DatasetError(f"{source}: no usable {what} ({len(problems)} malformed){shown}{more}")
+    return DatasetError(f"{source}: no usable {what} ({len(problems)} skipped){shown}{more}")
 
 
 def _open_text(path: Path):

@@ -109,6 +109,10 @@ def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: i
 
     if isinstance(splits, str):
         splits = [splits]
+    if out is not None:
+        from ..config import check_output_dir
+
+        check_output_dir("--out", out)  # before the data is read and the model run, not after
     model_name = getattr(model, "name", None)
     if isinstance(model, (str, Path)):
         from ..classify import load_keras_model, resolve_model

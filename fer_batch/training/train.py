@@ -459,6 +459,18 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     init_path = resolve_model(config.init) if config.init else None
     teacher_path = resolve_model(config.teacher) if config.teacher else None
 
+    from ..config import check_output_dir
+
+    # Outputs that cannot be written fail now, not after the data is read or an epoch is trained.
+    check_output_dir("--out", config.out)
+    check_output_dir("--checkpoint-dir", config.resolved_checkpoint_dir())
+    out = Path(config.out)
+    ckpt = config.resolved_checkpoint_dir()
+    backup_dir = ckpt / "backup"
+    history_path = out / "history.csv"
+    restored_epoch = _backup_epoch(backup_dir)
+    if config.resume and restored_epoch is not None:
+        _check_resumable(config, out / "config.json")  # before the data: reading FER-2013 takes a while
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
     dataset = load_dataset(config.data, seed=config.seed, faces=config.faces, detector_factory=detector_factory)
     report_problems(dataset)
@@ -470,13 +482,6 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         )
     val_split = dataset.get("val")
 
-    out = Path(config.out)
-    ckpt = config.resolved_checkpoint_dir()
-    backup_dir = ckpt / "backup"
-    history_path = out / "history.csv"
-    restored_epoch = _backup_epoch(backup_dir)
-    if config.resume and restored_epoch is not None:
-        _check_resumable(config, out / "config.json")
     if not config.resume and backup_dir.exists():
         import shutil
 
@@ -663,7 +668,9 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
 
 
 #: Choices a checkpoint cannot survive: they change the weights' or the optimizer's structure, or the step count.
-_MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode")
+# seed fixes the 80/20 split and the batch order, faces how an image folder becomes faces: changing either would
+# continue training on other data.
+_MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode", "seed", "faces")
 
 
 def _check_resumable(config: TrainConfig, config_json: Path) -> None:
