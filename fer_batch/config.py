@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from .errors import UsageError
 DETECTORS = ("short", "full")
 #: Classifier runtimes (classify.Classifier): auto = tflite on CPU-only hosts, keras where TensorFlow sees a GPU.
 RUNTIMES = ("auto", "keras", "tflite")
+#: How `train`/`evaluate` turn an image folder's images into faces (fer_batch.training.photo_faces).
+FACE_MODES = ("as-is", "detect")
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,12 @@ class RunConfig:
     debug_log: Path | None = None
 
     def __post_init__(self):
-        if isinstance(self.paths, (str, os.PathLike)):  # one path on its own, not its characters
+        if isinstance(self.paths, (str, bytes, os.PathLike)):  # one path on its own, not its characters
             object.__setattr__(self, "paths", (os.fsdecode(self.paths),))
         if not self.paths:
             raise UsageError("give at least one file or directory to analyse")
+        if any(os.fsdecode(p) == "" for p in self.paths):
+            raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
         missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
@@ -109,37 +113,47 @@ def _same_path(a: Path, b: Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-def _check_parent(option: str, path: Path) -> None:
+def _check_parent(option: str, path: Path, hint: str = "") -> None:
     """The nearest existing ancestor of ``path`` must be a directory we can create files in (missing ones are
     created when writing)."""
     for parent in Path(path).absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise UsageError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a directory")
-            _probe_dir(option, path, parent)
+                raise UsageError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a directory{hint}")
+            _probe_dir(option, path, parent, hint)
             return
 
 
-def _probe_dir(option: str, path: Path, directory: Path) -> None:
+def _probe_dir(option: str, path: Path, directory: Path, hint: str = "") -> None:
     # Permission bits and os.access() miss read-only mounts, ACLs and pseudo-filesystems; creating a file does not.
-    # Checked before any work, so that hours of analysis never end at an output that cannot be written.
+    # Checked before any work, so that hours of analysis never end at an output that cannot be written. One
+    # O_EXCL create with a random name, not tempfile: on Windows a denied create looks to tempfile like a name
+    # clash, and it retries (CPython issue 66305).
+    probe = Path(directory) / f".fer-batch-probe-{os.getpid()}-{secrets.token_hex(6)}"
     try:
-        with tempfile.TemporaryFile(dir=directory, prefix=".fer-batch-probe-"):
-            pass
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError as exc:
         raise UsageError(f"{option} {str(path)!r}: cannot write in {str(directory)!r} "
-                         f"({exc.strerror or exc})") from None
+                         f"({exc.strerror or exc}){hint}") from None
+    os.close(fd)
+    try:
+        probe.unlink()
+    except OSError:
+        pass  # written, so writable; a leftover empty probe file is harmless
 
 
-def check_output_dir(option: str, path: str | Path) -> None:
-    """:class:`UsageError` unless ``path`` is (or can be created as) a directory that files can be written in."""
+def check_output_dir(option: str, path: str | Path, hint: str = "") -> None:
+    """:class:`UsageError` unless ``path`` is (or can be created as) a directory that files can be written in.
+
+    ``hint`` ends the message (e.g. how to choose another path where the path was a default).
+    """
     path = Path(path)
     if path.exists():
         if not path.is_dir():
-            raise UsageError(f"{option} {str(path)!r} is a file; give a directory")
-        _probe_dir(option, path, path)
+            raise UsageError(f"{option} {str(path)!r} is a file; give a directory{hint}")
+        _probe_dir(option, path, path, hint)
     else:
-        _check_parent(option, path)
+        _check_parent(option, path, hint)
 
 
 def _check_writable_file(option: str, path: Path, *, overwrite: bool,

@@ -29,4 +29,9 @@ class ModelError(FerBatchError):
 
 
 class Interrupted(FerBatchError):
-    """A run was asked to stop (Ctrl-C in the CLI); everything committed before it stays valid for ``--resume``."""
+    """A run was asked to stop (Ctrl-C in the CLI); everything committed before it stays valid for ``--resume``.
+
+    ``report`` is the :class:`~fer_batch.batch.RunReport` of what was done before the stop, where the run had one.
+    """
+
+    report = None

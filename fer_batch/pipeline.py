@@ -88,7 +88,9 @@ def _frame_item(source: Source, frame, tracker, config: AnalyzeConfig, detector)
         dets.sort(key=lambda d: (d.x, d.y))  # photos: ids read left to right
         ids = list(range(len(dets)))
     else:
-        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], frame.time_s)
+        # Without container timestamps, time as --fps counts it (index / 30 s) still spaces sparse samples apart.
+        time_s = frame.time_s if frame.time_s is not None else frame.index / 30.0
+        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], time_s)
     boxes = [(int(round(d.x)), int(round(d.y)), int(round(d.w)), int(round(d.h))) for d in dets]
     return FrameItem(source=source, frame=frame.index, time_s=frame.time_s, boxes=boxes,
                      scores=[d.score for d in dets], ids=ids, crops=align_faces(image, dets, bgr=bgr))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -60,6 +60,8 @@ def discover(paths) -> Discovery:
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = [os.fsdecode(p) for p in (paths or ())]
+    if "" in paths:  # Path("") is ".": an empty string would quietly walk the working directory
+        raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
     found = Discovery()
     seen: set[str] = set()
 

@@ -70,10 +70,13 @@ class FaceTracker:
         for ti, track in enumerate(self._tracks):
             for bi, box in enumerate(boxes):
                 overlap = iou(track.box, box)
-                score = overlap if overlap >= self.min_iou else 0.0
-                if score == 0.0:
+                if overlap >= self.min_iou:
+                    score = 1.0 + overlap  # every overlap outranks every centre match
+                else:
                     aff = _centre_affinity(track.box, box, reach)
-                    score = aff * 0.5 if aff >= self.min_affinity else 0.0  # below any real overlap
+                    # A centre match only takes what overlaps left: with a wide reach, a face whose own detection
+                    # was missed must not take its neighbour's id.
+                    score = aff if aff >= self.min_affinity else 0.0
                 if score > 0:
                     pairs.append((score, ti, bi))
         pairs.sort(reverse=True)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
+from fer_batch.errors import UsageError
 from fer_batch.labels import EMOTIONS
 from fer_batch.pipeline import analyze, analyze_source
 from fer_batch.records import COLUMNS
@@ -173,6 +174,10 @@ def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, 
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(existing), "--quiet"]) \
         == EXIT_USAGE
     assert "already exists" in capsys.readouterr().err and existing.read_text() == "keep me"
+    # --debug's log goes beside --out, in a folder that may not exist yet.
+    debug_out = tmp_path / "new_debug" / "r.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(debug_out), "--debug", "--quiet"]) == EXIT_OK
+    assert (tmp_path / "new_debug" / "r.debug.log").is_file()
     # A summary in a folder that does not exist yet is fine: it is created.
     nested = tmp_path / "new" / "deeper" / "s.csv"
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(nested), "--quiet"]) == EXIT_OK
@@ -188,6 +193,8 @@ def test_one_path_on_its_own_is_one_path(one_face_photo):
         found = discover(given)
         assert [s.name for s in found.sources] == [str(one_face_photo)] and not found.rejected
     assert RunConfig(paths=str(one_face_photo), out=Path("x.csv")).paths == (str(one_face_photo),)
+    with pytest.raises(UsageError, match="empty path"):
+        discover("")  # Path("") would be the working directory
     records = list(analyze(str(one_face_photo)))
     assert {r.source for r in records} == {str(one_face_photo)} and len(records) == 1
 

@@ -85,13 +85,6 @@ def test_detect_on_a_csv_is_a_usage_error(tmp_path):
         load_dataset(path, faces="crop")
 
 
-def test_cli_lists_the_same_modes():
-    from fer_batch.cli.train import FACE_MODES as CLI_MODES
-    from fer_batch.training.photo_faces import FACE_MODES
-
-    assert CLI_MODES == FACE_MODES
-
-
 def _run_cli(argv):
     from fer_batch.cli import main
 
@@ -121,3 +114,19 @@ def test_train_config_checks_faces():
 
     with pytest.raises(UsageError, match="--faces"):
         TrainConfig(data="d", out="o", faces="crop")
+
+
+def test_detect_faces_are_the_faces_analyze_classifies(photo_folder):
+    """End to end: the model's output for each `--faces detect` face equals what `analyze` reports for the largest
+    face of the same photo (the same crop through the same network)."""
+    pytest.importorskip("keras")
+    from fer_batch.classify import load_keras_model, resolve_model
+    from fer_batch.pipeline import analyze
+
+    faces = load_dataset(photo_folder, holdout=False, faces="detect")["all"]
+    model = load_keras_model(resolve_model(None))
+    ours = np.asarray(model.predict(faces.x, verbose=0))
+    for row, photo in zip(ours, ("happy/portrait.jpg", "happy/turned.jpg", "sad/group.jpg")):
+        records = [r for r in analyze(str(photo_folder / photo), runtime="keras") if r.face_id is not None]
+        largest = max(records, key=lambda r: r.w * r.h)
+        np.testing.assert_allclose(row, largest.probs, atol=1e-5, err_msg=photo)

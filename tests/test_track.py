@@ -51,3 +51,12 @@ def test_sparse_sampling_lets_a_face_move_further():
     far = FaceTracker()
     far.update([[0, 100, 100, 100]], 0.0)
     assert far.update([[400, 100, 100, 100]], 10.0) == [1]
+
+
+def test_a_centre_match_never_takes_an_overlapping_faces_id():
+    """Two faces side by side, sampled half a second apart; the left one is missed in the second frame. The right
+    face moved left but still overlaps its own old box, so it keeps its id, however wide the reach."""
+    for time_s in (None, 0.5, 1.0):
+        tracker = FaceTracker()
+        assert tracker.update([[0, 100, 100, 100], [150, 100, 100, 100]], 0.0 if time_s else None) == [0, 1]
+        assert tracker.update([[90, 100, 100, 100]], time_s) == [1], time_s

@@ -201,12 +201,31 @@ def test_a_finished_run_is_not_overwritten_without_asking(trained, data):
     # Nor one made from other data: another seed (another split, other batches) or other --faces.
     rc, _, stderr = run_cli([*argv, "--resume", "--seed", "7"])
     assert rc == EXIT_USAGE and "seed 0 -> 7" in stderr
+    # The CLI refuses --faces detect for a CSV at once; the library checks the checkpoint's settings first.
     rc, _, stderr = run_cli([*argv, "--resume", "--faces", "detect"])
-    assert rc == EXIT_USAGE and "faces 'as-is' -> 'detect'" in stderr
+    assert rc == EXIT_USAGE and "--faces detect applies to image folders" in stderr
+    from fer_batch.errors import UsageError
+    from fer_batch.training.train import TrainConfig, train
+
+    resumed = TrainConfig.paper(data=str(data["csv"]), out=str(trained["out"]), checkpoint_dir=str(trained["ckpt"]),
+                                arch="tiny", batch_size=4, learning_rate=0.01, epochs=1, resume=True, faces="detect")
+    with pytest.raises(UsageError, match="faces 'as-is' -> 'detect'"):
+        train(resumed, verbose=0)
+    # A run recorded before --faces existed resized its images as they were: the same check applies.
+    config_json = trained["out"] / "config.json"
+    original = config_json.read_text()
+    meta = json.loads(original)
+    del meta["config"]["faces"]
+    config_json.write_text(json.dumps(meta))
+    try:
+        with pytest.raises(UsageError, match="faces 'as-is' -> 'detect'"):
+            train(resumed, verbose=0)
+    finally:
+        config_json.write_text(original)
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be created")
-def test_outputs_that_cannot_be_written_fail_before_any_work(trained, data):
+def test_outputs_that_cannot_be_written_are_usage_errors(trained, data):
     # /proc refuses new files even to root, as a read-only mount would; chmod cannot show this under root.
     rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", "/proc/fer-batch-run", *QUICK])
     assert rc == EXIT_USAGE and "--out '/proc/fer-batch-run': cannot write in '/proc'" in stderr

@@ -32,12 +32,14 @@ def native_stderr(to: Path | None):
             target.close()
 
 
-def quiet_native_logs(tf_level: str = "3") -> None:
+def quiet_native_logs() -> None:
     """Turn down TensorFlow's, MediaPipe's and FFmpeg's native logging, only where the user has not chosen a level.
 
     CLI only: the library never touches the environment.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_level)
+    # 3 also hides TensorFlow's C++ errors; the ones that matter (out of memory, a failed kernel) reach Python as
+    # exceptions, while at 2 a CPU-only host prints a "failed call to cuInit" error on every run.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
     # FFmpeg (inside OpenCV) writes decoder complaints about odd videos straight to fd 2 ("[swscaler @ 0x...]
     # Slice parameters 0, 96 are invalid", one per frame); failures are reported per file in OUT.errors.csv.

@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if debug_log is not None:
         import logging
 
+        debug_log.parent.mkdir(parents=True, exist_ok=True)  # --out's folder is otherwise made later
         handler = logging.FileHandler(debug_log, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
         logger = logging.getLogger("fer_batch")

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..config import FACE_MODES  # a light module: no numpy, TensorFlow or MediaPipe
 from . import EXIT_OK
 
 #: Keep in step with fer_batch.training.architectures.ARCHITECTURES (a test checks it); listed here so that
@@ -49,8 +50,6 @@ exit codes: 0 trained; 2 usage error (bad option, or OUT holds a run: use --resu
 model cannot be loaded; 4 the dataset is unusable (missing, no usable rows, unknown class folder); 130 interrupted
 (rerun with --resume)."""
 
-#: Keep in step with fer_batch.training.photo_faces.FACE_MODES (a test checks it).
-FACE_MODES = ("as-is", "detect")
 FACES_HELP = ("image folders: as-is resizes each image whole to 48x48 (face crops, e.g. FER-2013 as PNGs; the "
               "default); detect finds the face in each photo with MediaPipe and cuts it as `analyze` does (photos "
               "without a face are skipped and listed; of several faces the largest is used)")
@@ -186,6 +185,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
     if not Path(config.data).exists():
         raise DatasetError(f"--data {config.data!r}: no such file or directory")
+    if config.faces != "as-is" and not Path(config.data).is_dir():
+        raise UsageError(f"--faces {config.faces} applies to image folders; {config.data} is a CSV file, whose rows "
+                         "are already 48x48 face crops (leave --faces at as-is)")
+    config.check_outputs()  # before Keras loads (seconds) and the data is read
     if config.teacher or config.init:
         from ..classify import resolve_model
 

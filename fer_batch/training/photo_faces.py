@@ -1,4 +1,4 @@
-"""Labelled photos -> one FER-framed 48x48 face each, cut exactly as ``fer-batch analyze`` cuts faces from frames.
+"""Labelled photos -> one FER-framed 48x48 face each, cut with the crop that ``fer-batch analyze`` uses.
 
 Image-folder datasets of one's own are usually photos, not face crops: resizing a whole 640x480 photo to 48x48
 gives the model a thumbnail in which the face is a few pixels wide. ``--faces detect`` finds the face with the same
@@ -9,10 +9,12 @@ trained and measured on the faces it will later see.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from ..config import FACE_MODES  # noqa: F401  (re-exported: the modes this module implements)
 
-FACE_MODES = ("as-is", "detect")
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class PhotoFaceCropper:
@@ -61,9 +63,13 @@ class PhotoFaceCropper:
         return align_face(rgb, largest)
 
     def close(self) -> None:
-        for detector in self._detectors.values():
-            detector.close()
-        self._detectors.clear()
+        """Release every detector's MediaPipe graph, even when one of them fails to close."""
+        detectors, self._detectors = list(self._detectors.values()), {}
+        for detector in detectors:
+            try:
+                detector.close()
+            except Exception:  # noqa: BLE001 - closing the others matters more than this one's error
+                pass
 
     def __enter__(self) -> PhotoFaceCropper:
         return self

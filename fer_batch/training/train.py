@@ -127,6 +127,15 @@ class TrainConfig:
             return self.learning_rate
         return 0.02 if self.optimizer == "sgd" else 1e-3
 
+    def check_outputs(self) -> None:
+        """:class:`UsageError` unless ``out`` and the checkpoint folder can be written (cheap: no data is read)."""
+        from ..config import check_output_dir
+
+        check_output_dir("--out", self.out)
+        hint = "" if self.checkpoint_dir else (
+            " (the default checkpoint folder, under $XDG_CACHE_HOME or ~/.cache; choose another with --checkpoint-dir)")
+        check_output_dir("--checkpoint-dir", self.resolved_checkpoint_dir(), hint)
+
     def resolved_checkpoint_dir(self) -> Path:
         if self.checkpoint_dir:
             return Path(self.checkpoint_dir)
@@ -459,11 +468,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     init_path = resolve_model(config.init) if config.init else None
     teacher_path = resolve_model(config.teacher) if config.teacher else None
 
-    from ..config import check_output_dir
-
     # Outputs that cannot be written fail now, not after the data is read or an epoch is trained.
-    check_output_dir("--out", config.out)
-    check_output_dir("--checkpoint-dir", config.resolved_checkpoint_dir())
+    config.check_outputs()
     out = Path(config.out)
     ckpt = config.resolved_checkpoint_dir()
     backup_dir = ckpt / "backup"
@@ -671,6 +677,8 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
 # seed fixes the 80/20 split and the batch order, faces how an image folder becomes faces: changing either would
 # continue training on other data.
 _MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode", "seed", "faces")
+#: What a run whose config.json predates a field did, for that field.
+_BEFORE_THE_FIELD_EXISTED = {"faces": "as-is"}
 
 
 def _check_resumable(config: TrainConfig, config_json: Path) -> None:
@@ -687,6 +695,7 @@ def _check_resumable(config: TrainConfig, config_json: Path) -> None:
             f"--resume: this run settled on {settled} epochs under --time-budget (its learning-rate schedule ends "
             f"there); resume it with --epochs {settled}"
         )
+    before = {**_BEFORE_THE_FIELD_EXISTED, **before}
     changed = [k for k in _MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
     if changed:
         diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
