@@ -146,13 +146,12 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             progress.close()
 
     if config.summary or config.charts:
-        from .summary import read_timeline, summarize
+        from .summary import read_timeline, save_summary, summarize
 
         timeline = read_timeline(config.out)
         if config.summary:
             config.summary.parent.mkdir(parents=True, exist_ok=True)
-            summarize(timeline, smooth=config.smooth).to_csv(config.summary, index=False, encoding="utf-8",
-                                                               errors="surrogateescape")
+            save_summary(summarize(timeline, smooth=config.smooth), config.summary)
             report.outputs["summary"] = config.summary
         if config.charts:
             from .charts import write_charts

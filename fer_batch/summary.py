@@ -82,8 +82,14 @@ def summarize(timeline, smooth: float | None = None):
     return df
 
 
+def save_summary(df, summary_path: str | Path) -> None:
+    """Write a :func:`summarize` table as CSV, with CRLF rows like the timeline and errors CSVs (Python's csv
+    default, RFC 4180), so a run's files read the same everywhere."""
+    df.to_csv(summary_path, index=False, encoding="utf-8", errors="surrogateescape", lineterminator="\r\n")
+
+
 def write_summary(timeline_path: str | Path, summary_path: str | Path, smooth: float | None = None):
     """Summarise a timeline CSV into ``summary_path``; returns the summary DataFrame."""
     df = summarize(read_timeline(timeline_path), smooth=smooth)
-    df.to_csv(summary_path, index=False, encoding="utf-8", errors="surrogateescape")
+    save_summary(df, summary_path)
     return df

@@ -64,3 +64,20 @@ def test_smoothed_columns_mirror_the_unsmoothed_ones():
     assert sum(s[f"smoothed_mean_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
     assert s.smoothed_dominant_emotion == EMOTIONS[int(sm.mean(0).argmax())] == s.dominant_emotion == "happy"
     assert list(summarize(_timeline(recs)).columns) == list(SUMMARY_COLUMNS)
+
+
+def test_summary_csv_has_crlf_rows_and_round_trips_odd_names(tmp_path):
+    """The summary is written like the timeline and errors CSVs (CRLF rows); a name holding a lone CR, LF, comma
+    or quote stays one quoted field instead of splitting its row."""
+    from fer_batch.summary import save_summary
+
+    names = ["plain.jpg", "cr\rname.jpg", "lf\nname.jpg", 'com,ma "q".jpg']
+    recs = [FaceRecord(n, "image", 0, None, 0, 1, 2, 10, 10, 0.9, _p(3)) for n in names]
+    s = summarize(_timeline(recs))
+    path = tmp_path / "s.csv"
+    save_summary(s, path)
+    data = path.read_bytes()
+    assert data.count(b"\r\n") == len(names) + 1  # header and one row per name; the CR/LF inside names are quoted
+    back = pd.read_csv(path, dtype={"source": str}, keep_default_na=False)
+    assert back["source"].tolist() == s["source"].tolist()
+    assert back["dominant_emotion"].tolist() == ["happy"] * len(names)
