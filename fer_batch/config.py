@@ -79,12 +79,9 @@ class RunConfig:
     debug_log: Path | None = None
 
     def __post_init__(self):
-        if isinstance(self.paths, (str, bytes, os.PathLike)):  # one path on its own, not its characters
-            object.__setattr__(self, "paths", (os.fsdecode(self.paths),))
+        object.__setattr__(self, "paths", as_paths(self.paths))
         if not self.paths:
             raise UsageError("give at least one file or directory to analyse")
-        if any(os.fsdecode(p) == "" for p in self.paths):
-            raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
         missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
@@ -107,6 +104,27 @@ class RunConfig:
     @property
     def errors_path(self) -> Path:
         return self.out.with_name(self.out.stem + ".errors.csv")
+
+
+def as_paths(paths) -> tuple[str, ...]:
+    """Input paths as strings. One ``str``/``bytes``/path-like on its own is one path: iterating a string would give
+    its characters, "/" among them. An empty path is refused, since ``Path("")`` is the working directory."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    paths = tuple(os.fsdecode(p) for p in (paths or ()))
+    if "" in paths:
+        raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
+    return paths
+
+
+def check_faces(faces: str, data: str | Path | None = None) -> None:
+    """:class:`UsageError` unless ``faces`` is one of :data:`FACE_MODES` and, given ``data``, fits it: only an image
+    folder has images to find faces in."""
+    if faces not in FACE_MODES:
+        raise UsageError(f"--faces {faces!r} is not allowed; choose one of {', '.join(FACE_MODES)}")
+    if data is not None and faces != "as-is" and not Path(data).is_dir():
+        raise UsageError(f"--faces {faces} applies to image folders; {data} is a CSV file, whose rows are already "
+                         "48x48 face crops (leave --faces at as-is)")
 
 
 def _same_path(a: Path, b: Path) -> bool:

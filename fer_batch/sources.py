@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, UsageError
+from .config import as_paths
+from .errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -57,11 +58,7 @@ def discover(paths) -> Discovery:
     files are only counted, so a stray README does not fail a batch. One path may be given on its own (a ``str``
     or path-like): iterating a string would otherwise walk each of its characters, "/" among them.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        paths = [paths]
-    paths = [os.fsdecode(p) for p in (paths or ())]
-    if "" in paths:  # Path("") is ".": an empty string would quietly walk the working directory
-        raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
+    paths = as_paths(paths)
     found = Discovery()
     seen: set[str] = set()
 

@@ -2,8 +2,9 @@
 
 Greedy matching on intersection-over-union, with a centre-distance fallback for fast motion or sparse sampling:
 the distance a face may move between analysed frames grows with the time between them (``--every 10`` leaves
-half a second for a head to cross its own width). A track survives ``max_missed`` analysed frames without a match (a missed detection, a blink of occlusion); a face
-that stays away longer comes back under a new id, since nothing here recognises people.
+half a second for a head to cross its own width). A track survives ``max_missed`` analysed frames without a match
+(a missed detection, a blink of occlusion); a face that stays away longer comes back under a new id, since nothing
+here recognises people.
 """
 
 from __future__ import annotations

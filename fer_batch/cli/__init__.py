@@ -59,9 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SOME_FAILED
     except Interrupted as exc:
         print(f"fer-batch {args.command}: interrupted: {exc}", file=sys.stderr)
-        report = getattr(exc, "report", None)
-        if report is not None:
-            print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
+        if exc.report is not None:
+            print(f"fer-batch: {exc.report.line()}", file=sys.stderr)  # the last line of every run (README)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print(f"fer-batch {args.command}: interrupted", file=sys.stderr)

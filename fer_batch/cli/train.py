@@ -185,9 +185,9 @@ def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
     if not Path(config.data).exists():
         raise DatasetError(f"--data {config.data!r}: no such file or directory")
-    if config.faces != "as-is" and not Path(config.data).is_dir():
-        raise UsageError(f"--faces {config.faces} applies to image folders; {config.data} is a CSV file, whose rows "
-                         "are already 48x48 face crops (leave --faces at as-is)")
+    from ..config import check_faces
+
+    check_faces(config.faces, config.data)
     config.check_outputs()  # before Keras loads (seconds) and the data is read
     if config.teacher or config.init:
         from ..classify import resolve_model

@@ -6,6 +6,7 @@ gives the same array through either path (a 48x48 grayscale PNG is read back unc
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, InputError, UsageError
+from ..config import check_faces
+from ..errors import DatasetError, InputError
 from ..labels import EMOTIONS, NUM_CLASSES, label_for_name
-from .photo_faces import FACE_MODES
 
 SIZE = 48
 PIXELS = SIZE * SIZE
@@ -83,23 +84,14 @@ def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, 
     does (see :mod:`fer_batch.training.photo_faces`, which takes ``detector_factory``); photos without a face are
     skipped and listed.
     """
-    check_faces_mode(faces)
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"--data {str(path)!r}: no such file or directory")
+    check_faces(faces, path)
     if path.is_dir():
         return load_folder(path, seed=seed, val_fraction=val_fraction, holdout=holdout, faces=faces,
                            detector_factory=detector_factory)
-    if faces != "as-is":
-        raise UsageError(f"--faces {faces} applies to image folders; {path} is a CSV file, whose rows are already "
-                         "48x48 face crops (leave --faces at as-is)")
     return load_csv(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
-
-
-def check_faces_mode(faces: str) -> None:
-    """:class:`~fer_batch.errors.UsageError` unless ``faces`` is one of :data:`FACE_MODES`."""
-    if faces not in FACE_MODES:
-        raise UsageError(f"--faces {faces!r} is not allowed; choose one of {', '.join(FACE_MODES)}")
 
 
 def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
@@ -282,7 +274,7 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     lists the accepted names; unreadable images (and, with ``faces="detect"``, photos without a face) are skipped
     and listed in :attr:`Dataset.problems`. ``faces`` is as in :func:`load_dataset`.
     """
-    check_faces_mode(faces)
+    check_faces(faces)
     root = Path(root)
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
@@ -297,17 +289,36 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         layout = {"all": root}
     problems: list[str] = []
     splits: dict[str, Split] = {}
-    sizes: list[tuple[int, int]] = []
-    cropper = None
+    sizes: list[tuple[int, int]] = []  # of the images read as-is, for the note on whole photos
     if faces == "detect":
         from .photo_faces import PhotoFaceCropper
 
-        cropper = PhotoFaceCropper(detector_factory)
-    try:
-        _read_folder(layout, splits, problems, sizes, cropper)
-    finally:
-        if cropper is not None:
-            cropper.close()
+        reading = PhotoFaceCropper(detector_factory)
+    else:
+        reading = contextlib.nullcontext()
+    with reading as cropper:
+        for split, split_dir in layout.items():
+            xs, ys = [], []
+            for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                label = label_for_name(class_dir.name)
+                if label is None:
+                    raise DatasetError(
+                        f"{class_dir}: unknown emotion folder {class_dir.name!r}; expected one of "
+                        f"{', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
+                    )
+                for image in sorted(class_dir.rglob("*")):
+                    if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
+                        continue
+                    face, size, problem = _face_of(image, cropper)
+                    if problem is not None:
+                        problems.append(f"{image}: {problem}")
+                        continue
+                    if size is not None:
+                        sizes.append(size)
+                    xs.append(face)
+                    ys.append(label)
+            if ys:
+                splits[split] = _stack(xs, ys)
     notes = []
     if cropper is not None and cropper.multi_face:
         notes.append(f"{cropper.multi_face} image(s) showed several faces; the largest face of each was used")
@@ -329,42 +340,21 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     return Dataset(splits=splits, source=str(root), problems=problems, split_method=method, notes=notes)
 
 
-def _read_folder(layout: dict[str, Path], splits: dict[str, Split], problems: list[str],
-                 sizes: list[tuple[int, int]], cropper) -> None:
-    for split, split_dir in layout.items():
-        xs, ys = [], []
-        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            label = label_for_name(class_dir.name)
-            if label is None:
-                raise DatasetError(
-                    f"{class_dir}: unknown emotion folder {class_dir.name!r}; expected one of "
-                    f"{', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
-                )
-            for image in sorted(class_dir.rglob("*")):
-                if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
-                    continue
-                if cropper is not None:
-                    try:
-                        face = cropper.crop(image)
-                    except InputError as exc:
-                        problems.append(f"{image}: {exc.reason}")
-                        continue
-                    if face is None:
-                        problems.append(f"{image}: no face found (--faces detect)")
-                        continue
-                else:
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            face, size = _read_face_image(image)
-                    except Exception as exc:  # PIL raises many types for bad files; report and go on
-                        problems.append(f"{image}: unreadable image ({type(exc).__name__}: {exc})")
-                        continue
-                    sizes.append(size)
-                xs.append(face)
-                ys.append(label)
-        if ys:
-            splits[split] = _stack(xs, ys)
+def _face_of(image: Path, cropper) -> tuple[np.ndarray | None, tuple[int, int] | None, str | None]:
+    """(face, size of the image read as-is, why it was skipped) for one image file of a folder dataset."""
+    if cropper is not None:
+        try:
+            face = cropper.crop(image)
+        except InputError as exc:
+            return None, None, exc.reason
+        return (face, None, None) if face is not None else (None, None, "no face found (--faces detect)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            face, size = _read_face_image(image)
+    except Exception as exc:  # PIL raises many types for bad files; report and go on
+        return None, None, f"unreadable image ({type(exc).__name__}: {exc})"
+    return face, size, None
 
 
 def stratified_split(data: Split, *, val_fraction: float, seed: int) -> tuple[Split, Split]:

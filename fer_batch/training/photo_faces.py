@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import FACE_MODES  # noqa: F401  (re-exported: the modes this module implements)
-
 if TYPE_CHECKING:
     import numpy as np
 

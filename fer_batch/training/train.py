@@ -96,9 +96,9 @@ class TrainConfig:
             raise UsageError(f"--temperature must be positive, got {self.temperature}")
         if self.data_workers < 1:
             raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
-        from .datasets import check_faces_mode
+        from ..config import check_faces
 
-        check_faces_mode(self.faces)
+        check_faces(self.faces)
         if self.teacher_mode == "cached" and not self.teacher:
             raise UsageError("--teacher-mode cached needs --teacher")
         if self.teacher_mode == "cached" and self.mixup > 0:
