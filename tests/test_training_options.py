@@ -126,6 +126,7 @@ def test_the_schedule_total_is_read_inside_the_compiled_train_step():
     ({"teacher_mode": "cached"}, "--teacher-mode cached needs --teacher"),
     ({"teacher": "fast", "teacher_mode": "cached", "mixup": 0.2}, "--mixup cannot be combined"),
     ({"time_budget_min": 5, "paper_recipe": True}, "the paper recipe has none"),
+    ({"augment": "crop-erase"}, "add --augment-engine opencv"),
 ])
 def test_option_errors_name_the_option(overrides, message):
     with pytest.raises(UsageError, match=message):
@@ -142,6 +143,56 @@ def test_opencv_augmenter_is_keyed_by_its_generator_and_keeps_range():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.min() >= 0 and a.max() <= 255
     assert np.abs(a - x).mean() > 1.0  # it does change the faces
+
+
+def test_crop_erase_is_deterministic_in_range_and_erases_inside_the_face():
+    x = make_faces(64, seed=1)[0][:, :, :, None].astype("float32")
+    augment = OpenCVAugmenter("crop-erase")
+    a = augment(x.copy(), np.random.default_rng([3, 1, 4]))
+    assert np.array_equal(a, augment(x.copy(), np.random.default_rng([3, 1, 4])))
+    assert not np.array_equal(a, augment(x.copy(), np.random.default_rng([3, 1, 5])))
+    assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
+
+
+def test_random_erase_fills_one_clipped_rectangle_of_the_allowed_area():
+    from fer_batch.training.fast_augment import random_erase
+
+    x = np.full((200, 48, 48, 1), 128.0, np.float32)
+    random_erase(x, np.random.default_rng(0), 0.5, 0.02, 0.2, 0.3)
+    changed = x[:, :, :, 0] != 128.0
+    erased = changed.any(axis=(1, 2))
+    assert 0.35 < erased.mean() < 0.65  # probability 0.5
+    for mask in changed[erased]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        # one rectangle: every changed pixel lies in the bounding box, which is (nearly) all changed
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.95
+        assert 0.02 * 0.5 <= h * w / 48**2 <= 0.2 * 1.5  # rounding and clipping at the border move it a little
+
+
+def test_crop_erase_without_rotation_scale_or_erasing_is_a_padded_crop():
+    # With only the shift left, each output is a 48 px window of the face reflected by up to 4 px: a random crop
+    # of the padded face (flipped or not), exactly.
+    import cv2
+
+    x = make_faces(8, seed=3)[0][:, :, :, None].astype("float32")
+    augment = OpenCVAugmenter("crop-erase")
+    augment.rotation = augment.zoom = augment.contrast = 0.0
+    augment.erasing = None
+    rng = np.random.default_rng(11)
+    draws = np.random.default_rng(11)
+    n = len(x)
+    flip = draws.random(n) < 0.5
+    draws.uniform(size=n), draws.uniform(size=n)  # angle, scale
+    dx = np.round(draws.uniform(-augment.shift, augment.shift, n) * 48).astype(int)
+    dy = np.round(draws.uniform(-augment.shift, augment.shift, n) * 48).astype(int)
+    out = augment(x, rng)
+    for i in range(n):
+        face = x[i, :, :, 0][:, ::-1] if flip[i] else x[i, :, :, 0]
+        padded = cv2.copyMakeBorder(np.ascontiguousarray(face), 4, 4, 4, 4, cv2.BORDER_REFLECT_101)
+        crop = padded[4 - dy[i]:52 - dy[i], 4 - dx[i]:52 - dx[i]]
+        inner = (slice(5, 43), slice(5, 43))  # away from sub-pixel interpolation at fractional shifts' edges
+        assert np.abs(out[i, :, :, 0][inner] - crop[inner]).mean() < 12.0
 
 
 def test_opencv_augmenter_without_geometry_only_mirrors():

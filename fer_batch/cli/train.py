@@ -101,8 +101,10 @@ def _add_train(subparsers) -> None:
                         f"(default {DEFAULTS['weight_decay']:g}; not used by adam)")
     p.add_argument("--label-smoothing", type=float, metavar="X",
                    help=f"label smoothing in [0, 1) (default {DEFAULTS['label_smoothing']:g})")
-    p.add_argument("--augment", choices=("none", "standard", "strong"),
-                   help="training augmentation: flip, rotation, zoom, shift, contrast "
+    p.add_argument("--augment", choices=("none", "standard", "strong", "crop-erase"),
+                   help="training augmentation: flip, rotation, zoom, shift, contrast; crop-erase: random 48 px "
+                        "crops of the face padded by 4 px, flip, small rotation and scale, random erasing "
+                        "(needs --augment-engine opencv) "
                         f"(default {DEFAULTS['augment']})")
     p.add_argument("--mixup", type=float, metavar="A",
                    help=f"mixup with Beta(A, A); 0 is off (default {DEFAULTS['mixup']:g})")

@@ -5,6 +5,11 @@ the torch backend (on a GPU host too), which made training there input-bound at 
 composes flip, rotation, zoom and shift into one affine warp per face (``cv2.warpAffine``, reflected borders) and
 applies the contrast jitter in numpy: about a millisecond a batch. Its random draws come from a numpy generator
 keyed by (seed, epoch, batch), so it gives the same faces on every backend.
+
+``crop-erase`` is the recipe of the 71-73% FER-2013 networks (Khaireddin & Chen 2021; WuJie1010's VGG19) adapted to
+a fixed 48 px input: a random 48 px crop of the face padded by 4 px (reflected), which is a shift of up to 4 px,
+a small rotation and scale, then random erasing (Zhong et al. 2020): with probability 0.5 a rectangle of 2-20% of
+the face, aspect 0.3-3.3, is filled with uniform noise, so the network cannot lean on one region (the mouth).
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import numpy as np
 from ..errors import UsageError
 
 #: strength -> (max rotation in degrees, max zoom, max shift as a fraction of the side, max contrast change)
-STRENGTHS = {"standard": (10.0, 0.10, 0.10, 0.2), "strong": (15.0, 0.15, 0.12, 0.2)}
+STRENGTHS = {"standard": (10.0, 0.10, 0.10, 0.2), "strong": (15.0, 0.15, 0.12, 0.2),
+             "crop-erase": (10.0, 0.05, 4 / 48, 0.2)}
+#: strength -> (probability, min area, max area, min aspect) of random erasing; the max aspect is 1 / min aspect.
+ERASING = {"crop-erase": (0.5, 0.02, 0.2, 0.3)}
 
 
 class OpenCVAugmenter:
@@ -24,6 +32,7 @@ class OpenCVAugmenter:
         if strength not in STRENGTHS:
             raise UsageError(f"augmentation {strength!r} is not known; choose {', '.join(STRENGTHS)} (or none)")
         self.rotation, self.zoom, self.shift, self.contrast = STRENGTHS[strength]
+        self.erasing = ERASING.get(strength)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         import cv2
@@ -48,4 +57,24 @@ class OpenCVAugmenter:
                                     borderMode=cv2.BORDER_REFLECT_101)
             mean = warped.mean()
             out[i, :, :, 0] = np.clip((warped - mean) * factor[i] + mean, 0.0, 255.0)
+        if self.erasing is not None:
+            random_erase(out, rng, *self.erasing)
         return out
+
+
+def random_erase(x: np.ndarray, rng: np.random.Generator, p: float, min_area: float, max_area: float,
+                 min_aspect: float) -> np.ndarray:
+    """Fill one random rectangle of each face in (N, H, W, 1) ``x`` with uniform 0-255 noise, in place, with
+    probability ``p``. The rectangle covers ``min_area``-``max_area`` of the face with an aspect (h / w) drawn
+    log-uniformly in [min_aspect, 1 / min_aspect], clipped to the face."""
+    n, h, w = x.shape[:3]
+    erase = rng.random(n) < p
+    area = rng.uniform(min_area, max_area, n) * h * w
+    aspect = np.exp(rng.uniform(np.log(min_aspect), -np.log(min_aspect), n))
+    eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(int)
+    ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(int)
+    top = (rng.random(n) * (h - eh + 1)).astype(int)
+    left = (rng.random(n) * (w - ew + 1)).astype(int)
+    for i in np.flatnonzero(erase):
+        x[i, top[i]:top[i] + eh[i], left[i]:left[i] + ew[i], 0] = rng.uniform(0.0, 255.0, (eh[i], ew[i]))
+    return x

@@ -26,7 +26,7 @@ from ..errors import DatasetError, UsageError
 from ..labels import NUM_CLASSES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-AUGMENTS = ("none", "standard", "strong")
+AUGMENTS = ("none", "standard", "strong", "crop-erase")
 AUGMENT_ENGINES = ("keras", "opencv")
 TTAS = ("none", "flip")
 TEACHER_MODES = ("online", "cached")
@@ -88,6 +88,8 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise UsageError(f"{name} {value!r} is not allowed; choose one of {', '.join(allowed)}")
+        if self.augment == "crop-erase" and self.augment_engine != "opencv":
+            raise UsageError("--augment crop-erase is made by the OpenCV engine only; add --augment-engine opencv")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.distill_weight <= 1:
