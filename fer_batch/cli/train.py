@@ -122,9 +122,10 @@ def _add_train(subparsers) -> None:
     p.add_argument("--distill-weight", type=float, metavar="W",
                    help="weight of the teacher's soft targets against the labels, in [0, 1] "
                         f"(default {DEFAULTS['distill_weight']:g})")
-    p.add_argument("--tta", choices=("none", "flip"),
+    p.add_argument("--tta", choices=("none", "flip", "crops"),
                    help="test-time augmentation built into the saved model: flip averages the face and its mirror "
-                        f"image (default {DEFAULTS['tta']})")
+                        "image; crops averages ten views (the face and four 2 px shifts, each mirrored) at ten "
+                        f"times the cost (default {DEFAULTS['tta']})")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where per-epoch checkpoints go (default ~/.cache/fer-batch/checkpoints/<OUT name>-<hash>)")
     mode = p.add_mutually_exclusive_group()

@@ -24,11 +24,11 @@ import numpy as np
 
 from ..errors import DatasetError, UsageError
 from ..labels import NUM_CLASSES
+from .views import VIEWS as TTAS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 AUGMENTS = ("none", "standard", "strong", "crop-erase")
 AUGMENT_ENGINES = ("keras", "opencv")
-TTAS = ("none", "flip")
 TEACHER_MODES = ("online", "cached")
 
 
@@ -431,19 +431,11 @@ def tta_inner(model):
 
 
 def with_tta(net, tta: str):
-    """Wrap a network so that it averages its predictions over the test-time views named by ``tta``."""
-    import keras
-    from keras import layers
+    """Wrap a network so that it averages its predictions over the test-time views named by ``tta``
+    (:mod:`~fer_batch.training.views`)."""
+    from .views import with_views
 
-    from ..layers import FlipLeftRight
-
-    if tta == "none":
-        return net
-    if tta != "flip":
-        raise UsageError(f"--tta {tta!r} is not allowed; choose one of {', '.join(TTAS)}")
-    inputs = keras.Input(shape=net.input_shape[1:], name="face")
-    outputs = layers.Average(name="tta_mean")([net(inputs), net(FlipLeftRight(name="hflip")(inputs))])
-    return keras.Model(inputs, outputs, name=f"{net.name}_flip_tta")
+    return with_views(net, tta)
 
 
 def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list | None = None,
