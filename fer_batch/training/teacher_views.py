@@ -1,0 +1,64 @@
+"""Distillation targets over augmented views, computed once: the teacher's probabilities for K fixed augmented
+copies of every training face, so that a student can train on augmented faces without running the teacher on
+every batch.
+
+``--teacher-mode cached`` caches the teacher's probabilities for the un-augmented faces, so the student learns the
+teacher's answer for a face while it sees a shifted, rotated, erased copy of it: cheap, but not what the teacher
+would say about that copy. Here the augmented copies themselves are fixed: view ``k`` of face ``i`` is made once by
+the training augmenter (keyed by the run's seed, ``k`` and the block of faces), rounded to uint8 like a real face,
+and kept in memory (K x 66 MB for FER-2013's Training rows); the teacher classifies each view once (K passes over
+the data instead of one per epoch); epoch ``e`` trains on view ``e % K`` of every face with its own teacher targets.
+The loss is then exactly the online distiller's on those faces (tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BLOCK = 512  # faces augmented per generator draw; part of the views' definition (keep it fixed)
+
+
+def make_views(x: np.ndarray, augmenter, seed: int, views: int) -> np.ndarray:
+    """(views, N, H, W, 1) uint8: ``views`` augmented copies of uint8 faces ``x`` (N, H, W, 1), deterministic in
+    (seed, view, block)."""
+    out = np.empty((views, *x.shape), np.uint8)
+    for k in range(views):
+        for start in range(0, len(x), BLOCK):
+            block = x[start:start + BLOCK].astype("float32")
+            augmented = augmenter(block, np.random.default_rng([seed, 7, k, start // BLOCK]))
+            out[k, start:start + BLOCK] = np.clip(np.rint(augmented), 0, 255).astype(np.uint8)
+    return out
+
+
+def views_key(teacher: Path, seed: int, views: int, augment: str, n: int) -> str:
+    """What the cached probabilities depend on: the teacher file's bytes and how the views were made."""
+    digest = hashlib.sha256()
+    with open(teacher, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{digest.hexdigest()[:16]}-seed{seed}-views{views}-{augment}-n{n}-block{BLOCK}"
+
+
+def cached_view_probs(predict, views: np.ndarray, cache: Path, key: str) -> np.ndarray:
+    """(K, N, 7) teacher probabilities for ``views`` (K, N, ...), read from ``cache`` when it was made for ``key``
+    (the same teacher file and views), else computed with ``predict(faces) -> probs`` and saved there."""
+    if cache.is_file():
+        try:
+            with np.load(cache) as saved:
+                if str(saved["key"]) == key and saved["probs"].shape[:2] == views.shape[:2]:
+                    return saved["probs"]
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable or from another run: computed again below
+    probs = []
+    for k, faces in enumerate(views):
+        print(f"teacher: view {k + 1} of {len(views)} ({len(faces)} faces) ...", file=sys.stderr, flush=True)
+        probs.append(np.asarray(predict(faces), np.float32))
+    probs = np.stack(probs)
+    tmp = cache.with_name(cache.name + ".part.npz")
+    np.savez(tmp, key=np.array(key), probs=probs)
+    tmp.replace(cache)
+    return probs

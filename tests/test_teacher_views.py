@@ -1,0 +1,70 @@
+"""Distillation from cached multi-view teacher probabilities equals distillation with the teacher run online."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from fer_batch.training.architectures import build_model  # noqa: E402
+from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
+from fer_batch.training.teacher_views import cached_view_probs, make_views  # noqa: E402
+from fer_batch.training.train import _cached_distillation, _distiller  # noqa: E402
+
+from synthetic_faces import make_faces  # noqa: E402
+
+
+def _faces():
+    x, y = make_faces(3, seed=4)
+    return x[:, :, :, None], y
+
+
+def test_views_are_deterministic_augmented_uint8_copies():
+    x, _ = _faces()
+    aug = OpenCVAugmenter("crop-erase")
+    v = make_views(x, aug, seed=3, views=3)
+    assert v.shape == (3, *x.shape) and v.dtype == np.uint8
+    assert np.array_equal(v, make_views(x, aug, seed=3, views=3))
+    assert not np.array_equal(v[0], v[1]) and not np.array_equal(v[0], x)
+    assert not np.array_equal(v, make_views(x, aug, seed=4, views=3))
+
+
+def test_cached_multi_view_loss_equals_the_online_teachers(tmp_path):
+    x, y = _faces()
+    keras.utils.set_random_seed(0)
+    teacher, student = build_model("tiny"), build_model("vgg-tiny")
+    views = make_views(x, OpenCVAugmenter("crop-erase"), seed=1, views=2)
+    calls = []
+
+    def predict(faces):
+        calls.append(len(faces))
+        return np.asarray(teacher(faces.astype("float32"), training=False))
+
+    cache = tmp_path / "teacher_views.npz"
+    probs = cached_view_probs(predict, views, cache, key="k1")
+    assert calls == [len(x), len(x)]  # each view classified once
+    again = cached_view_probs(predict, views, cache, key="k1")
+    assert calls == [len(x), len(x)] and np.array_equal(again, probs)  # read back, not recomputed
+    cached_view_probs(predict, views, cache, key="another teacher")
+    assert len(calls) == 4  # a different key is not trusted
+
+    temperature, weight, smoothing = 4.0, 0.7, 0.1
+    loss_cached, _ = _cached_distillation(temperature, weight, smoothing)
+    online = _distiller(student, teacher, temperature, weight, smoothing)
+    onehot = np.eye(7, dtype="float32")[y]
+    for k in range(2):
+        faces = views[k].astype("float32")
+        student_probs = student(faces, training=False)
+        cached = float(loss_cached(np.concatenate([onehot, probs[k]], axis=1), student_probs))
+        live = float(online.compute_loss(faces, onehot, student_probs))
+        assert cached == pytest.approx(live, rel=1e-5, abs=1e-6)
+
+
+def test_a_corrupt_cache_is_recomputed(tmp_path):
+    x, _ = _faces()
+    views = np.stack([x, x])
+    cache = tmp_path / "teacher_views.npz"
+    cache.write_bytes(b"not an npz")
+    probs = cached_view_probs(lambda f: np.full((len(f), 7), 1 / 7, np.float32), views, cache, key="k")
+    assert probs.shape == (2, len(x), 7)
+    with np.load(cache) as saved:
+        assert str(saved["key"]) == "k"
