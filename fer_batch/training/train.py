@@ -5,19 +5,8 @@ A run writes into ``out``: ``model.keras`` (the network alone, with its TTA wrap
 ``checkpoint_dir`` (outside the repository by default) so that ``resume=True`` continues an interrupted run from
 the start of the epoch it was in, with the same optimizer state and learning-rate schedule.
 
-:func:`train` is the recipe; each step lives in the module named for it:
-
-====================  ==========================================================================================
-``train_config``      :class:`TrainConfig` (every choice, validated) and :func:`machine_info`
-``datasets``          reading a CSV or image folder into splits (``photo_faces``: ``--faces detect``)
-``architectures``     the networks and the Keras augmentation layers (``fast_augment``: the OpenCV ones)
-``batches``           shuffled, augmented, mixed-up batches, a pure function of (seed, epoch, batch)
-``schedules``         learning-rate schedule, optimizer, ``--time-budget``
-``distillation``      teachers (online or cached) and the compiled trainer
-``checkpoints``       checkpoint folder, ``history.csv``, ``config.json``, the resume checks
-``saved_models``      ``--init`` weights, the inference copy, the TTA wrapper
-``evaluate``          metrics, confusion matrices, ``metrics.json`` (``metrics``, ``plots``: their pieces)
-====================  ==========================================================================================
+:func:`train` is the recipe; each step lives in the module named for it (the package's docstring, in
+``__init__.py``, maps them).
 """
 
 from __future__ import annotations
