@@ -18,6 +18,7 @@ pytest.importorskip("cv2")
 from fer_batch.classify import load_keras_model  # noqa: E402
 from fer_batch.errors import UsageError  # noqa: E402
 from fer_batch.training import schedules  # noqa: E402
+from fer_batch.training import train as train_module  # noqa: E402
 from fer_batch.training.architectures import build_augmenter, build_model  # noqa: E402
 from fer_batch.training.batches import Batches  # noqa: E402
 from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
