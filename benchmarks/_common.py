@@ -8,18 +8,28 @@ import resource
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("FER_BATCH_BENCH_CACHE", Path.home() / ".cache" / "fer-batch" / "bench"))
 
 
 def machine_line() -> str:
     """CPU model, cores and vector extensions: every speed figure is printed beside this."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(ROOT))
     from fer_batch.training.train import machine_info
 
     info = machine_info()
     return (f"machine: {info.get('cpu', platform.processor())}, {info['cpus']} cores, "
             f"vector extensions: {' '.join(info.get('vector_extensions', [])) or 'unknown'}; "
             f"python {info['python']}")
+
+
+def _synthetic():
+    """The media generators, which live with the tests (``tests/synthetic_media.py``), outside the package."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    import synthetic_media
+
+    return synthetic_media
 
 
 def peak_rss_mb(children: bool = False) -> float:
@@ -30,8 +40,7 @@ def peak_rss_mb(children: bool = False) -> float:
 def workload_clip(name: str, *, seconds: float, size=(1280, 720), fps: float = 30.0, faces: int = 1,
                   bitrate: int | None = 3_000_000) -> Path:
     """A generated face clip, cached under ``CACHE`` (H.264 when PyAV is installed, else MPEG-4 part 2)."""
-    from fer_batch import synthetic
-
+    synthetic = _synthetic()
     CACHE.mkdir(parents=True, exist_ok=True)
     codec = "h264" if synthetic.h264_available() else "mp4v"
     path = CACHE / f"{name}-{size[0]}x{size[1]}-{fps:g}fps-{seconds:g}s-{faces}f-{codec}.mp4"
@@ -53,8 +62,7 @@ def workload_photos(count: int) -> Path:
     Sizes cycle through :data:`PHOTO_SIZES` (0.5 to 1.9 megapixels, what a web gallery or a downscaled phone
     export holds); photo i has ``i % 4`` faces (a quarter of them none), on its own background.
     """
-    from fer_batch import synthetic
-
+    synthetic = _synthetic()
     folder = CACHE / f"photos-{count}"
     done = folder / ".complete"
     if done.exists():

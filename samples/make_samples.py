@@ -4,9 +4,10 @@
     .venv/bin/python samples/make_samples.py --verify   # ... and check them with MediaPipe's face detector
     .venv/bin/python samples/make_samples.py --out /tmp/s --contact-sheet /tmp/s/sheet.png
 
-Everything is deterministic: the same versions of numpy, Pillow and OpenCV give byte-identical files. The video is
-written with OpenCV's ``mp4v`` encoder (always available) rather than H.264, so that regenerating the samples
-needs nothing beyond the package's own dependencies. See ``samples/README.md`` for what each file is.
+Everything is deterministic: the same versions of numpy, Pillow, OpenCV and PyAV give byte-identical files. The
+video is written with OpenCV's ``mp4v`` encoder (always available) rather than H.264, then remuxed by PyAV (the
+``test`` extra) so that its index comes first. The generators are ``tests/synthetic_media.py``, shared with the
+tests. See ``samples/README.md`` for what each file is.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+sys.path.insert(0, str(HERE.parent / "tests"))  # the media generators live with the tests, outside the package
 
-from fer_batch import synthetic  # noqa: E402
+import synthetic_media as synthetic  # noqa: E402
 
 VIDEO = dict(seconds=7.0, fps=20.0, size=(640, 360), faces=1, script="tour", seed=0, codec="mp4v")
 EXIF_ORIENTATION = 6

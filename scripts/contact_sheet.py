@@ -23,8 +23,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the media generators live with the tests, outside the package
 
-from fer_batch import synthetic  # noqa: E402
+import synthetic_media as synthetic  # noqa: E402
 from fer_batch.crops import CROP_SIZE, align_face  # noqa: E402
 from fer_batch.detect import FaceDetector  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Shared fixtures: synthetic media generated into pytest's temporary directories, and the shared dataset.
 
-All media come from :mod:`fer_batch.synthetic` (the Grace Hopper photo bundled with matplotlib). Costly ones are
-session-scoped and shared between tests, so treat their files as read-only; copy one into ``tmp_path`` before
-changing it. Cheap ones (the zero-byte file) are made per test.
+All media come from :mod:`synthetic_media` in this folder (the Grace Hopper photo bundled with matplotlib). Costly
+ones are session-scoped and shared between tests, so treat their files as read-only; copy one into ``tmp_path``
+before changing it. Cheap ones (the zero-byte file) are made per test.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def synthetic_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_photos(synthetic_dir):
     """{"one_face" | "three_faces" | "no_face": (path to a JPEG, the synthetic.Photo with its face boxes)}."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     photos = {
         "one_face": synthetic.photo_faces(1, seed=0),
@@ -61,7 +61,7 @@ def no_face_photo(synthetic_photos) -> Path:
 @pytest.fixture(scope="session")
 def exif_rotated_photo(synthetic_dir, synthetic_photos) -> Path:
     """The one-face portrait stored turned 90 degrees with EXIF Orientation 6 (upright only if EXIF is honoured)."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     photo = synthetic_photos["one_face"][1]
     return synthetic.save_exif_rotated(synthetic_dir / "exif_rotated.jpg", photo.rgb, orientation=6)
@@ -71,7 +71,7 @@ def exif_rotated_photo(synthetic_dir, synthetic_photos) -> Path:
 def face_video(synthetic_dir):
     """The small test video (``FACE_VIDEO``) as a ``synthetic.VideoInfo``: ``.path``, ``.frames``, ``.fps``,
     ``.size``, and ``.intervals(state)`` / ``.face_states(i)`` for where the face is in each frame."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     return synthetic.write_face_video(synthetic_dir / "face_video.mp4", **FACE_VIDEO)
 
@@ -79,7 +79,7 @@ def face_video(synthetic_dir):
 @pytest.fixture(scope="session")
 def face_video_h264(synthetic_dir):
     """The same scene as ``face_video`` encoded as H.264 through PyAV; skips when PyAV/libx264 is absent."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     if not synthetic.h264_available():
         pytest.skip("H.264 needs the optional PyAV package (pip install av)")
@@ -90,7 +90,7 @@ def face_video_h264(synthetic_dir):
 @pytest.fixture(scope="session")
 def truncated_video(synthetic_dir, face_video) -> Path:
     """The first half of ``face_video``'s bytes: the header announces every frame, only the early ones decode."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     return synthetic.write_truncated_copy(face_video.path, synthetic_dir / "truncated.mp4", fraction=0.5)
 
@@ -98,7 +98,7 @@ def truncated_video(synthetic_dir, face_video) -> Path:
 @pytest.fixture(scope="session")
 def corrupt_video(synthetic_dir, face_video) -> Path:
     """``face_video`` with its header intact and 90% of its media data replaced by random bytes."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     return synthetic.write_corrupt_video(face_video.path, synthetic_dir / "corrupt.mp4", keep=0.1)
 
@@ -106,7 +106,7 @@ def corrupt_video(synthetic_dir, face_video) -> Path:
 @pytest.fixture
 def zero_byte_file(tmp_path) -> Path:
     """An empty file named ``empty.jpg``."""
-    from fer_batch import synthetic
+    import synthetic_media as synthetic
 
     return synthetic.write_zero_byte(tmp_path / "empty.jpg")
 

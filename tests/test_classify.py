@@ -43,7 +43,7 @@ def photo_crops():
     """64 crops of a real photo (the Grace Hopper portrait bundled with matplotlib), at jittered places and sizes."""
     import cv2
 
-    from fer_batch.synthetic import grace_hopper_rgb
+    from synthetic_media import grace_hopper_rgb
 
     gray = cv2.cvtColor(grace_hopper_rgb(), cv2.COLOR_RGB2GRAY)
     h, w = gray.shape

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_batch import crops, synthetic
+import synthetic_media as synthetic
+from fer_batch import crops
 from fer_batch.crops import CROP_SIZE, align_face, align_faces
 from fer_batch.detect import DETECTORS, Detection
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from fer_batch import detect, synthetic
+import synthetic_media as synthetic
+from fer_batch import detect
 from fer_batch.detect import DETECTORS, Detection, FaceDetector
 from fer_batch.errors import ModelError, UsageError
 

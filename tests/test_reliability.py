@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fer_batch import synthetic
+import synthetic_media as synthetic
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from fer_batch.records import COLUMNS, ERROR_COLUMNS
 from fer_batch.summary import read_timeline

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fer_batch import synthetic
+import synthetic_media as synthetic
 from fer_batch.cli import EXIT_INTERRUPTED, EXIT_SOME_FAILED
 from fer_batch.records import COLUMNS
 from fer_batch.summary import read_timeline

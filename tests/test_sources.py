@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_batch import synthetic
+import synthetic_media as synthetic
 from fer_batch.errors import InputError
 from fer_batch.sources import Source, _VideoClock, discover, iter_frames, read_image
 

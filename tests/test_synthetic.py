@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fer_batch import synthetic
+import synthetic_media as synthetic
 
 cv2 = pytest.importorskip("cv2")
 

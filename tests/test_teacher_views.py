@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 from fer_batch.training.architectures import build_model  # noqa: E402
 from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
 from fer_batch.training.teacher_views import cached_view_probs, make_views  # noqa: E402
-from fer_batch.training.train import _cached_distillation, _distiller  # noqa: E402
+from fer_batch.training.distillation import cached_distillation as _cached_distillation, distiller as _distiller  # noqa: E402
 
 from synthetic_faces import make_faces  # noqa: E402
 

@@ -353,17 +353,17 @@ def test_cached_distillation_loss_is_the_online_distillers():
     import keras
 
     from fer_batch.training.architectures import build_model
-    from fer_batch.training.train import _cached_distillation, _distiller
+    from fer_batch.training.distillation import cached_distillation, distiller
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (6, 48, 48, 1)).astype("float32")
     labels = np.eye(7, dtype="float32")[rng.integers(0, 7, 6)]
     keras.utils.set_random_seed(1)
     student, teacher = build_model("tiny"), build_model("tiny")
-    online = _distiller(student, teacher, 4.0, 0.7, 0.1)
+    online = distiller(student, teacher, 4.0, 0.7, 0.1)
     y_pred = student(x)
     expected = float(keras.ops.convert_to_numpy(online.compute_loss(x=x, y=labels, y_pred=y_pred)))
-    loss, _ = _cached_distillation(4.0, 0.7, 0.1)
+    loss, _ = cached_distillation(4.0, 0.7, 0.1)
     soft = keras.ops.convert_to_numpy(teacher(x))
     got = float(keras.ops.convert_to_numpy(loss(np.concatenate([labels, soft], axis=1), y_pred)))
     assert got == pytest.approx(expected, rel=1e-5)
@@ -451,14 +451,14 @@ def test_training_rows_only_trains_without_validation(tmp_path):
 
 def test_history_rows_of_an_unfinished_epoch_are_dropped_on_resume(tmp_path):
     """A crash after an epoch's history row but before its checkpoint: the resumed run redoes that epoch once."""
-    from fer_batch.training.train import _read_history, _truncate_history
+    from fer_batch.training.checkpoints import read_history, truncate_history
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.2,1.9,0.2,1.8\n1,0.3,1.7,0.3,1.6\n"
                     "2,0.4,1.5,NA,NA\n")
-    _truncate_history(path, 2)  # the checkpoint holds 2 finished epochs
+    truncate_history(path, 2)  # the checkpoint holds 2 finished epochs
     assert [r["epoch"] for r in _history(path)] == ["0", "1"]
-    assert _read_history(path) == {"accuracy": [0.2, 0.3], "loss": [1.9, 1.7], "val_accuracy": [0.2, 0.3],
+    assert read_history(path) == {"accuracy": [0.2, 0.3], "loss": [1.9, 1.7], "val_accuracy": [0.2, 0.3],
                                    "val_loss": [1.8, 1.6]}
 
 

@@ -17,10 +17,13 @@ pytest.importorskip("cv2")
 
 from fer_batch.classify import load_keras_model  # noqa: E402
 from fer_batch.errors import UsageError  # noqa: E402
+from fer_batch.training import schedules  # noqa: E402
 from fer_batch.training import train as train_module  # noqa: E402
 from fer_batch.training.architectures import build_augmenter, build_model  # noqa: E402
+from fer_batch.training.batches import Batches  # noqa: E402
 from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
-from fer_batch.training.train import TrainConfig, _Batches, _time_budget, _warmup_cosine  # noqa: E402
+from fer_batch.training.schedules import time_budget, warmup_cosine  # noqa: E402
+from fer_batch.training.train import TrainConfig  # noqa: E402
 from synthetic_faces import make_faces, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +34,7 @@ def _lr(schedule, step):
 
 
 def test_warmup_cosine_matches_keras_cosine_decay():
-    ours = _warmup_cosine(0.1, 10, 100)
+    ours = warmup_cosine(0.1, 10, 100)
     theirs = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=90, warmup_target=0.1, warmup_steps=10)
     for step in (0, 5, 10, 30, 55, 99, 100, 150):
         assert _lr(ours, step) == pytest.approx(float(keras.ops.convert_to_numpy(theirs(step))), abs=1e-6)
@@ -47,10 +50,10 @@ class _Clock:
 
 def test_time_budget_settles_the_epochs_after_the_first_and_refits_the_schedule(monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    monkeypatch.setattr(schedules.time, "perf_counter", clock)
     steps = 20
-    schedule = _warmup_cosine(0.1, steps, 50 * steps)
-    callback = _time_budget(budget_s=100.0, steps_per_epoch=steps, max_epochs=50, schedule=schedule)
+    schedule = warmup_cosine(0.1, steps, 50 * steps)
+    callback = time_budget(budget_s=100.0, steps_per_epoch=steps, max_epochs=50, schedule=schedule)
     callback.set_model(build_model("tiny"))
     callback.model.stop_training = False  # as fit() sets it
     callback.on_train_begin()
@@ -71,8 +74,8 @@ def test_time_budget_settles_the_epochs_after_the_first_and_refits_the_schedule(
 
 def test_time_budget_never_asks_for_more_than_the_epochs_given(monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(train_module.time, "perf_counter", clock)
-    callback = _time_budget(budget_s=1e6, steps_per_epoch=8, max_epochs=7, schedule=_warmup_cosine(0.1, 8, 56))
+    monkeypatch.setattr(schedules.time, "perf_counter", clock)
+    callback = time_budget(budget_s=1e6, steps_per_epoch=8, max_epochs=7, schedule=warmup_cosine(0.1, 8, 56))
     callback.set_model(build_model("tiny"))
     callback.on_train_begin()
     for batch in range(8):
@@ -102,7 +105,7 @@ def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
 
 def test_the_schedule_total_is_read_inside_the_compiled_train_step():
     """Assigning the total after tracing must reach the step: a schedule that has ended leaves weights alone."""
-    schedule = _warmup_cosine(0.5, 0, 1000)
+    schedule = warmup_cosine(0.5, 0, 1000)
     model = build_model("tiny")
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="categorical_crossentropy")
     x = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 1)).astype("float32")
@@ -211,7 +214,7 @@ def test_batches_from_worker_threads_equal_batches_made_in_turn(engine):
     x, y = make_faces(6, seed=2)
     x = x[:, :, :, None]
     augmenter = build_augmenter("standard", seed=0) if engine == "keras" else OpenCVAugmenter("standard")
-    batches = _Batches(x, y, 8, augmenter, 0, 0.0, workers=3)
+    batches = Batches(x, y, 8, augmenter, 0, 0.0, workers=3)
     batches.set_epoch(2)
     in_turn = [batches[i] for i in range(batches.num_batches)]
     threaded = [None] * batches.num_batches

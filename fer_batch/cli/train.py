@@ -173,7 +173,7 @@ _TRAIN_FIELDS = {
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~fer_batch.training.train.TrainConfig` the options describe (only given options override)."""
-    from ..training.train import TrainConfig
+    from ..training.train_config import TrainConfig
 
     overrides = {field: getattr(args, dest) for dest, field in _TRAIN_FIELDS.items() if getattr(args, dest) is not None}
     overrides["resume"] = args.resume

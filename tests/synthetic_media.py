@@ -2,7 +2,10 @@
 
 Nothing here is copied from elsewhere: every face is a soft-edged "sprite" cut from
 ``matplotlib.cbook.get_sample_data("grace_hopper.jpg")`` and composited onto generated backgrounds. The module
-serves the tests (``tests/conftest.py``), the demo samples (``samples/make_samples.py``) and the benchmarks.
+serves the tests (``tests/conftest.py``), the demo samples (``samples/make_samples.py``), the benchmarks and
+``scripts/``. It lives under ``tests/``, not in the installed package, because no user run needs it: the tests
+import it as ``import synthetic_media as synthetic`` (pytest puts ``tests/`` on the path); scripts elsewhere in the
+checkout put ``tests/`` on ``sys.path`` first. (``tests/synthetic_faces.py`` makes the 48x48 training faces.)
 
 What it offers:
 
@@ -14,7 +17,8 @@ What it offers:
 * :class:`FaceScene`, :func:`write_face_video`, :class:`VideoInfo` -- videos streamed frame by frame to an encoder
   (OpenCV ``mp4v``, or H.264 through the optional PyAV package), with the exact per-frame face geometry.
 * :func:`write_zero_byte`, :func:`write_random_bytes`, :func:`write_text_as`, :func:`write_truncated_copy`,
-  :func:`write_corrupt_video`, :func:`mp4_faststart` -- broken and awkward files for error-handling tests.
+  :func:`write_corrupt_video` -- broken and awkward files for error-handling tests; :func:`mp4_faststart` (a
+  PyAV remux) puts an MP4's index first.
 
 Heavy imports (cv2, PIL, matplotlib, av) happen inside functions so that importing this module costs nothing.
 Everything is deterministic for a given ``seed``.
@@ -50,6 +54,7 @@ __all__ = [
     "grace_hopper_rgb",
     "h264_available",
     "make_background",
+    "mp4_box_kinds",
     "mp4_faststart",
     "photo_faces",
     "photo_no_face",
@@ -900,107 +905,45 @@ def _write_pyav(path: Path, scene: FaceScene, encoder: str, bitrate: int, preset
 
 
 # --------------------------------------------------------------------------------------------------------------
-# MP4 box surgery (used for faststart and for corrupting media data while keeping the header intact)
+# Faststart: the MP4 index in front, by remuxing through PyAV's FFmpeg
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _mp4_boxes(f, start: int, end: int) -> list[tuple[str, int, int, int]]:
-    """Top-level boxes in [start, end) of an open file: (type, offset, size, header_size)."""
-    boxes = []
-    pos = start
-    while pos + 8 <= end:
-        f.seek(pos)
-        head = f.read(8)
-        if len(head) < 8:
-            break
-        size, kind = struct.unpack(">I4s", head)
-        header = 8
-        if size == 1:
-            size = struct.unpack(">Q", f.read(8))[0]
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            break
-        boxes.append((kind.decode("latin-1"), pos, size, header))
-        pos += size
-    return boxes
-
-
-def _shift_chunk_offsets(moov: bytearray, delta: int) -> None:
-    """Add ``delta`` to every stco/co64 chunk offset inside a moov box held in memory."""
-    containers = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"}
-
-    def walk(start: int, end: int) -> None:
-        pos = start
-        while pos + 8 <= end:
-            size, kind = struct.unpack_from(">I4s", moov, pos)
-            header = 8
-            if size == 1:
-                size = struct.unpack_from(">Q", moov, pos + 8)[0]
-                header = 16
-            if size < header or pos + size > end:
-                return
-            body = pos + header
-            if kind in containers:
-                walk(body, pos + size)
-            elif kind == b"stco":
-                count = struct.unpack_from(">I", moov, body + 4)[0]
-                for k in range(count):
-                    at = body + 8 + 4 * k
-                    value = struct.unpack_from(">I", moov, at)[0] + delta
-                    if value >= 2 ** 32:
-                        raise ValueError("chunk offset overflows stco; file too large for faststart rewrite")
-                    struct.pack_into(">I", moov, at, value)
-            elif kind == b"co64":
-                count = struct.unpack_from(">I", moov, body + 4)[0]
-                for k in range(count):
-                    at = body + 8 + 8 * k
-                    struct.pack_into(">Q", moov, at, struct.unpack_from(">Q", moov, at)[0] + delta)
-            pos += size
-
-    walk(0, len(moov))
-
-
 def mp4_faststart(path: str | os.PathLike) -> bool:
-    """Move an MP4's ``moov`` box in front of ``mdat`` in place (like ``ffmpeg -movflags faststart``).
+    """Put an MP4's index (``moov``) in front of its media data in place, as ``ffmpeg -movflags +faststart`` does.
 
     OpenCV writes the index last; with it first, a file cut short still opens and decodes up to the cut, which is
-    what a truncated download looks like. Returns False (file untouched) when moov already precedes mdat or the
-    layout is not one this simple rewrite understands.
+    what a truncated download looks like. The streams are remuxed through PyAV (packets copied, nothing
+    re-encoded), so the frames are the very ones OpenCV encoded. Returns False (file untouched) when the index
+    already precedes the media data. Needs the optional ``av`` package (the ``test`` and ``bench`` extras).
     """
     path = Path(path)
-    end = path.stat().st_size
-    with open(path, "rb") as f:
-        boxes = _mp4_boxes(f, 0, end)
-        kinds = [b[0] for b in boxes]
-        if "moov" not in kinds or "mdat" not in kinds or kinds.index("moov") < kinds.index("mdat"):
-            return False
-        if sum(b[2] for b in boxes) != end:
-            return False
-        moov_box = boxes[kinds.index("moov")]
-        f.seek(moov_box[1])
-        moov = bytearray(f.read(moov_box[2]))
-    first_mdat = kinds.index("mdat")
-    _shift_chunk_offsets(moov, len(moov))
-    tmp = path.with_name(path.name + ".faststart.tmp")
-    with open(path, "rb") as src, open(tmp, "wb") as dst:
-        # Boxes before the first mdat (ftyp, free, ...) keep their place; moov goes right after them.
-        for kind, offset, size, _ in boxes[:first_mdat]:
-            src.seek(offset)
-            dst.write(src.read(size))
-        dst.write(moov)
-        for kind, offset, size, _ in boxes[first_mdat:]:
-            if kind == "moov":
+    kinds = mp4_box_kinds(path)
+    if "moov" not in kinds or "mdat" not in kinds or kinds.index("moov") < kinds.index("mdat"):
+        return False
+    try:
+        import av
+    except ImportError as e:
+        raise RuntimeError("faststart needs the optional 'av' package (PyAV): pip install -e '.[test]', "
+                           "or pass faststart=False") from e
+    tmp = path.with_name(path.name + ".faststart.tmp" + path.suffix)
+    with av.open(str(path)) as src, av.open(str(tmp), mode="w", format="mp4",
+                                            container_options={"movflags": "+faststart"}) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        for packet in src.demux(*[src.streams[i] for i in streams]):
+            if packet.dts is None:  # the demuxer's end-of-stream marker, nothing to copy
                 continue
-            src.seek(offset)
-            remaining = size
-            while remaining:
-                chunk = src.read(min(remaining, 1 << 22))
-                dst.write(chunk)
-                remaining -= len(chunk)
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
     os.replace(tmp, path)
     return True
+
+
+def mp4_box_kinds(path: str | os.PathLike) -> list[str]:
+    """The types of an MP4's top-level boxes in file order (``["ftyp", "moov", "mdat"]`` for a faststart file)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        return [b[0] for b in _mp4_boxes(f, 0, path.stat().st_size)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1063,6 +1006,34 @@ def write_truncated_copy(src: str | os.PathLike, dst: str | os.PathLike, fractio
     with open(src, "rb") as fi, open(dst, "wb") as fo:
         fo.write(fi.read(keep))
     return dst
+
+
+# Hand-written MP4 byte surgery, kept ONLY to damage files on purpose for the reliability tests
+# (write_corrupt_video overwrites the media data behind an intact header). No tool writes a broken file on request;
+# anything that makes a valid file (faststart above) goes through PyAV/FFmpeg instead.
+
+
+def _mp4_boxes(f, start: int, end: int) -> list[tuple[str, int, int, int]]:
+    """Top-level boxes in [start, end) of an open file: (type, offset, size, header_size)."""
+    boxes = []
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            break
+        size, kind = struct.unpack(">I4s", head)
+        header = 8
+        if size == 1:
+            size = struct.unpack(">Q", f.read(8))[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        boxes.append((kind.decode("latin-1"), pos, size, header))
+        pos += size
+    return boxes
 
 
 def write_corrupt_video(src: str | os.PathLike, dst: str | os.PathLike, *, keep: float = 0.1,

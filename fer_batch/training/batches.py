@@ -1,0 +1,121 @@
+"""What the network trains on: shuffled, augmented (and mixed-up) batches that a resumed run reproduces exactly.
+
+The transforms themselves live in :mod:`.architectures` (Keras layers) and :mod:`.fast_augment` (OpenCV); this
+module picks one (:func:`make_augmenter`) and makes each batch a pure function of (seed, epoch, batch).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from ..errors import UsageError
+from ..labels import NUM_CLASSES
+
+
+def make_augmenter(augment: str, engine: str, seed: int):
+    """The augmentation ``--augment``/``--augment-engine`` name: None, an OpenCV augmenter or Keras layers."""
+    if augment == "none":
+        return None
+    if engine == "opencv":
+        from .fast_augment import OpenCVAugmenter
+
+        return OpenCVAugmenter(augment)
+    if engine == "keras":
+        from .architectures import build_augmenter
+
+        return build_augmenter(augment, seed=seed)
+    raise UsageError(f"--augment-engine {engine!r} is not allowed; choose one of keras, opencv")
+
+
+class Batches:
+    """Shuffled, augmented batches from uint8 arrays (a ``keras.utils.PyDataset``, built lazily).
+
+    The shuffle order depends only on (seed, epoch), and a batch's augmentation and mixup only on (seed, epoch,
+    batch), so a resumed run sees the very batches it would have seen (``fit`` must not reshuffle them: it is called
+    with ``shuffle=False``). Augmentation runs here rather than inside the trained model so a distillation teacher
+    sees the very same augmented faces as its student.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        from .fast_augment import OpenCVAugmenter
+
+        class Batches(keras.utils.PyDataset):
+            def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1,
+                         soft=None):
+                super().__init__(workers=workers, use_multiprocessing=False)
+                self.x, self.y = x, y
+                self.batch_size = batch_size
+                self.augmenter = augmenter
+                self.seed = seed
+                self.mixup = mixup
+                self.epoch = 0
+                self._order = None
+                self.n_classes = smoothing_classes
+                self.soft = soft  # (N, 7) cached teacher probabilities, appended to the labels
+                # Reseeding and calling the shared augmenter must not interleave between worker threads.
+                self._augment_lock = threading.Lock()
+
+            def set_epoch(self, epoch: int):
+                self.epoch = epoch
+                self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
+
+            @property
+            def num_batches(self):
+                return math.ceil(len(self.y) / self.batch_size)
+
+            def __getitem__(self, index):
+                if self._order is None:
+                    self.set_epoch(self.epoch)
+                idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+                x = self.x[idx].astype("float32")
+                if isinstance(self.augmenter, OpenCVAugmenter):
+                    x = self.augmenter(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
+                elif self.augmenter is not None:
+                    with self._augment_lock:
+                        reseed(self.augmenter, (self.seed, self.epoch, index))
+                        x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
+                y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
+                if self.soft is not None:
+                    y = np.concatenate([y, self.soft[idx]], axis=1)
+                if self.mixup > 0:
+                    rng = np.random.default_rng([self.seed, self.epoch, index])
+                    lam = rng.beta(self.mixup, self.mixup, size=(len(idx), 1)).astype("float32")
+                    lam = np.maximum(lam, 1 - lam)
+                    perm = rng.permutation(len(idx))
+                    x = lam[:, :, None, None] * x + (1 - lam[:, :, None, None]) * x[perm]
+                    y = lam * y + (1 - lam) * y[perm]
+                return x, y
+
+        return Batches(*args, **kwargs)
+
+
+def reseed(augmenter, key: tuple[int, ...]) -> None:
+    """Set every random layer's seed state from ``key`` (and the layer's position, so layers draw independently).
+
+    Keras's random layers advance a SeedGenerator on each call, a state no checkpoint holds; reseeding per batch
+    makes augmentation a pure function of (seed, epoch, batch) instead.
+    """
+    import keras
+
+    for j, layer in enumerate(augmenter.layers):
+        generators = [v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)]
+        generators += list(getattr(layer, "_backend_generators", {}).values())
+        for k, generator in enumerate(generators):
+            value = int(np.random.default_rng([*key, j, k]).integers(0, 2**31 - 1))
+            generator.state.assign(keras.ops.convert_to_tensor([value, 0], dtype=generator.state.dtype))
+
+
+def epoch_seed(batches):
+    """A Keras callback that tells ``batches`` which epoch begins (its shuffle and augmentation depend on it)."""
+    import keras
+
+    class EpochSeed(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            batches.set_epoch(epoch)
+
+    return EpochSeed()

@@ -1,0 +1,160 @@
+"""Checkpoints and resume: what a run leaves behind so that ``--resume`` continues it, and the checks that refuse a
+resume the checkpoint cannot serve.
+
+A run keeps three things: Keras's ``BackupAndRestore`` checkpoint in ``<checkpoint_dir>/backup`` (weights,
+optimizer state and step, written at the end of every epoch), ``history.csv`` in ``out`` (one row an epoch) and
+``config.json`` in ``out`` (the settings, which :func:`check_resumable` compares against a resume's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .train_config import TrainConfig, machine_info
+
+
+def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
+    """Prepare the output and checkpoint folders; True when the run continues from a checkpoint.
+
+    A fresh run deletes an old checkpoint; a resumed one drops the history rows of the epoch it redoes.
+    """
+    out, ckpt = Path(config.out), config.resolved_checkpoint_dir()
+    backup_dir = ckpt / "backup"
+    if not config.resume and backup_dir.exists():
+        import shutil
+
+        # Only our own sub-folder: --checkpoint-dir may name a folder that holds other things.
+        shutil.rmtree(backup_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    resuming = config.resume and restored_epoch is not None
+    if resuming:
+        truncate_history(out / "history.csv", restored_epoch)
+        print(f"resuming from the end of epoch {restored_epoch} (checkpoint {backup_dir})", file=sys.stderr)
+    elif config.resume:
+        print(f"no checkpoint in {backup_dir}; starting from epoch 1", file=sys.stderr)
+    return resuming
+
+
+def checkpoint_callbacks(config: TrainConfig, resuming: bool) -> list:
+    """The history logger and the per-epoch checkpoint, in that order.
+
+    The history row of an epoch is written before its checkpoint: a crash between the two leaves a row that the
+    resumed run drops (see :func:`truncate_history`) and redoes, never a missing row.
+    """
+    import keras
+
+    history_path = Path(config.out) / "history.csv"
+    return [
+        keras.callbacks.CSVLogger(str(history_path), append=resuming and history_path.exists()),
+        keras.callbacks.BackupAndRestore(str(config.resolved_checkpoint_dir() / "backup"), delete_checkpoint=False),
+    ]
+
+
+def write_run_record(config: TrainConfig, dataset) -> None:
+    """``out/config.json``: the settings (what a resume is checked against), the data's splits and the machine."""
+    import keras
+
+    out = Path(config.out)
+    (out / "config.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(config), "checkpoint_dir": str(config.resolved_checkpoint_dir()),
+         "machine": machine_info(), "split_method": dataset.split_method,
+         "splits": {k: {"n": len(v), "per_class": v.counts()} for k, v in dataset.splits.items()},
+         "keras": keras.__version__, "backend": keras.backend.backend()}, indent=2))
+
+
+def record_settled_epochs(config: TrainConfig, epochs: int) -> None:
+    """Note in ``config.json`` the length a time budget settled on, so that a resume can insist on it."""
+    path = Path(config.out) / "config.json"
+    meta = json.loads(path.read_text())
+    meta["epochs_settled_by_time_budget"] = epochs
+    path.write_text(json.dumps(meta, indent=2))
+
+
+def backup_epoch(backup_dir: Path) -> int | None:
+    """Epochs completed according to a BackupAndRestore checkpoint, or None when there is none."""
+    meta = backup_dir / "training_metadata.json"
+    if not (backup_dir / "latest.weights.h5").exists() or not meta.exists():
+        return None
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def truncate_history(path: Path, epochs_done: int) -> None:
+    """Keep the rows of the first ``epochs_done`` epochs: a resumed run redoes the epoch it was in."""
+    import csv
+
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs_done]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch values from ``history.csv``; CSVLogger's "NA" (no validation split) and blanks are left out."""
+    import csv
+
+    if not path.exists():
+        return {}
+    history: dict[str, list[float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k == "epoch" or k is None or v in (None, ""):
+                    continue
+                try:
+                    history.setdefault(k, []).append(float(v))
+                except ValueError:
+                    continue
+    return {k: v for k, v in history.items() if v}
+
+
+#: Choices a checkpoint cannot survive: they change the weights' or the optimizer's structure, or the step count.
+# seed fixes the 80/20 split and the batch order, faces how an image folder becomes faces: changing either would
+# continue training on other data.
+MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode", "seed", "faces")
+#: What a run whose config.json predates a field did, for that field.
+BEFORE_THE_FIELD_EXISTED = {"faces": "as-is"}
+
+
+def check_resumable(config: TrainConfig, config_json: Path) -> None:
+    """Refuse a resume whose checkpoint cannot fit the new settings; warn where it fits but the schedule changes."""
+    try:
+        meta = json.loads(config_json.read_text())
+        before = meta["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing to compare with: trust the checkpoint
+    now = dataclasses.asdict(config)
+    settled = meta.get("epochs_settled_by_time_budget")
+    if settled is not None and config.epochs != settled:
+        raise UsageError(
+            f"--resume: this run settled on {settled} epochs under --time-budget (its learning-rate schedule ends "
+            f"there); resume it with --epochs {settled}"
+        )
+    before = {**BEFORE_THE_FIELD_EXISTED, **before}
+    changed = [k for k in MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+        raise UsageError(
+            f"--resume: the checkpoint in {config.resolved_checkpoint_dir()} was made with different settings "
+            f"({diffs}); resume with the original ones, or start again without --resume (with --overwrite)"
+        )
+    if "epochs" in before and config.epochs not in (before["epochs"], settled) and not config.paper_recipe:
+        print(
+            f"warning: --epochs changed from {before['epochs']} to {config.epochs} on resume: the cosine learning-rate "
+            f"schedule is recomputed for {config.epochs} epochs and continues from the step reached, so the result "
+            "differs from an uninterrupted run of either length",
+            file=sys.stderr,
+        )

@@ -1,0 +1,149 @@
+"""Every choice of a training run (:class:`TrainConfig`, validated once, written to ``config.json``) and the machine
+it ran on (:func:`machine_info`, recorded beside it: wall times mean nothing without it)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from .views import VIEWS as TTAS
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+AUGMENTS = ("none", "standard", "strong", "crop-erase")
+AUGMENT_ENGINES = ("keras", "opencv")
+TEACHER_MODES = ("online", "cached")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every choice of a training run; written to ``config.json`` beside the model."""
+
+    data: str
+    out: str
+    arch: str = "vgg-m"
+    epochs: int = 60
+    batch_size: int = 64
+    seed: int = 0
+    resume: bool = False
+    optimizer: str = "sgd"
+    learning_rate: float | None = None  # None: 0.02 for SGD, 1e-3 for Adam/AdamW
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    augment: str = "standard"
+    #: keras: Keras preprocessing layers; opencv: the same transforms with cv2 (far faster under the torch backend).
+    augment_engine: str = "keras"
+    mixup: float = 0.0
+    #: Start from this model's weights (a packaged name or a .keras path of the same architecture) instead of a
+    #: random initialisation: fine-tuning on one's own data, or a second learning-rate cycle on the same data.
+    init: str | None = None
+    teacher: str | None = None
+    #: online: the teacher sees each augmented batch; cached: its probabilities for the un-augmented training faces
+    #: are computed once (with its TTA, so they are mirror-invariant) and reused, which makes distilling into a small
+    #: network several times cheaper where the teacher dominates the cost (a CPU).
+    teacher_mode: str = "online"
+    temperature: float = 4.0
+    distill_weight: float = 0.7
+    tta: str = "flip"
+    checkpoint_dir: str | None = None
+    #: Stop fitting after about this many minutes: after the first epoch the run works out how many epochs fit and
+    #: fits the cosine schedule to them (``epochs`` stays the upper bound). For fixed-length machines (a lent GPU).
+    time_budget_min: float | None = None
+    #: Threads that prepare (augment) batches ahead of the training step; 1 prepares them in the step's thread.
+    data_workers: int = 1
+    #: The seed paper's recipe: Adam at its defaults, no augmentation, no smoothing, no schedule.
+    paper_recipe: bool = False
+    #: Image folders only: "as-is" resizes each image whole; "detect" cuts the face as `analyze` does.
+    faces: str = "as-is"
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        for name, value, allowed in (
+            ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--augment", self.augment, AUGMENTS),
+            ("--augment-engine", self.augment_engine, AUGMENT_ENGINES),
+            ("--tta", self.tta, TTAS),
+            ("--teacher-mode", self.teacher_mode, TEACHER_MODES),
+        ):
+            if value not in allowed:
+                raise UsageError(f"{name} {value!r} is not allowed; choose one of {', '.join(allowed)}")
+        if self.augment == "crop-erase" and self.augment_engine != "opencv":
+            raise UsageError("--augment crop-erase is made by the OpenCV engine only; add --augment-engine opencv")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.distill_weight <= 1:
+            raise UsageError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
+        if self.temperature <= 0:
+            raise UsageError(f"--temperature must be positive, got {self.temperature}")
+        if self.data_workers < 1:
+            raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
+        from ..config import check_faces
+
+        check_faces(self.faces)
+        if self.teacher_mode == "cached" and not self.teacher:
+            raise UsageError("--teacher-mode cached needs --teacher")
+        if self.teacher_mode == "cached" and self.mixup > 0:
+            raise UsageError("--mixup cannot be combined with --teacher-mode cached: the cached probabilities are "
+                             "the teacher's for each face alone, not for a blend of two; use --teacher-mode online")
+        if self.time_budget_min is not None:
+            if self.time_budget_min <= 0:
+                raise UsageError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
+            if self.paper_recipe:
+                raise UsageError("--time-budget needs a learning-rate schedule; the paper recipe has none")
+            if self.resume:
+                raise UsageError("--time-budget cannot be combined with --resume: resume with --epochs set to the "
+                                 "epochs the budget settled on (epochs_settled_by_time_budget in config.json)")
+
+    @classmethod
+    def paper(cls, data: str, out: str, **overrides) -> "TrainConfig":
+        """The seed paper's network and recipe (20 epochs, Adam, no augmentation)."""
+        base = dict(arch="seed", epochs=20, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
+                    warmup_epochs=0.0, label_smoothing=0.0, augment="none", tta="none", paper_recipe=True)
+        base.update(overrides)
+        return cls(data=data, out=out, **base)
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 0.02 if self.optimizer == "sgd" else 1e-3
+
+    def check_outputs(self) -> None:
+        """:class:`UsageError` unless ``out`` and the checkpoint folder can be written (cheap: no data is read)."""
+        from ..config import check_output_dir
+
+        check_output_dir("--out", self.out)
+        hint = "" if self.checkpoint_dir else (
+            " (the default checkpoint folder, under $XDG_CACHE_HOME or ~/.cache; choose another with --checkpoint-dir)")
+        check_output_dir("--checkpoint-dir", self.resolved_checkpoint_dir(), hint)
+
+    def resolved_checkpoint_dir(self) -> Path:
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir)
+        key = hashlib.sha1(str(Path(self.out).resolve()).encode()).hexdigest()[:12]
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "fer-batch" / "checkpoints" / f"{Path(self.out).name}-{key}"
+
+
+def machine_info() -> dict:
+    """CPU model and vector extensions: speed and wall-time figures mean nothing without them."""
+    info = {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+        info["vector_extensions"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
+    return info
