@@ -348,6 +348,28 @@ def test_distillation_from_cached_teacher_probabilities(trained, data, tmp_path)
     assert config["teacher_mode"] == "cached"
 
 
+def test_distillation_from_cached_teacher_views_and_resume(trained, data, tmp_path):
+    out, ckpt = tmp_path / "student", tmp_path / "c"
+    common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--teacher",
+              trained["out"] / "model.keras", "--teacher-mode", "views", "--teacher-views", "2", "--tta", "none",
+              "--arch", "tiny", "--batch-size", "16", "--augment", "crop-erase", "--augment-engine", "opencv"]
+    rc, _, stderr = run_cli([*common, "--epochs", "1"])
+    assert rc == EXIT_OK, stderr
+    assert "teacher: view 1 of 2 (154 faces)" in stderr and "teacher: view 2 of 2" in stderr
+    assert "for 56 val faces" in stderr and "for 154 train faces" not in stderr  # train targets come from views
+    with np.load(ckpt / "teacher_views.npz") as saved:
+        assert saved["probs"].shape == (2, 154, 7)
+        np.testing.assert_allclose(saved["probs"].sum(axis=2), 1.0, rtol=1e-4)
+    # A resume finds the views' targets cached: the teacher does not run again.
+    rc, _, stderr = run_cli([*common, "--epochs", "2", "--resume"])
+    assert rc == EXIT_OK, stderr
+    assert "resuming from the end of epoch 1" in stderr and "teacher: view" not in stderr
+    assert len(_history(out / "history.csv")) == 2
+    # ...and a resume with another number of views is refused before any work.
+    rc, _, stderr = run_cli([*[a if a != "2" else "3" for a in common], "--epochs", "3", "--resume"])
+    assert rc == 2 and "teacher_views 2 -> 3" in stderr
+
+
 def test_cached_distillation_loss_is_the_online_distillers():
     """Same teacher probabilities, same student output: the cached loss equals the online distiller's."""
     import keras

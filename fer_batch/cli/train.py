@@ -36,7 +36,7 @@ Malformed rows and unreadable images are skipped and listed (with line numbers) 
 
 #: TrainConfig's defaults as the help states them (a test checks they agree, so --help need not import numpy).
 DEFAULTS = {"arch": "vgg-m", "epochs": 60, "batch_size": 64, "seed": 0, "optimizer": "sgd", "weight_decay": 5e-4,
-            "label_smoothing": 0.1, "augment": "standard", "mixup": 0.0, "temperature": 4.0, "distill_weight": 0.7,
+            "label_smoothing": 0.1, "augment": "standard", "mixup": 0.0, "temperature": 4.0, "distill_weight": 0.7, "teacher_views": 4,
             "tta": "flip"}
 
 TRAIN_EPILOG = "architectures (--arch):\n" + "".join(f"  {k:<10} {v}\n" for k, v in ARCH_HELP.items()) + """
@@ -113,10 +113,13 @@ def _add_train(subparsers) -> None:
     p.add_argument("--init", metavar="MODEL",
                    help="start from this model's weights (a packaged name or a .keras path of the same --arch): "
                         "fine-tune on your own data, or run a second learning-rate cycle")
-    p.add_argument("--teacher-mode", choices=("online", "cached"),
+    p.add_argument("--teacher-mode", choices=("online", "cached", "views"),
                    help="online (default): the teacher sees every augmented batch; cached: its probabilities for "
                         "the un-augmented training faces are computed once and reused (several times cheaper on "
-                        "a CPU)")
+                        "a CPU); views: its probabilities for --teacher-views fixed augmented copies of each face, "
+                        "computed once, epoch e training on copy e mod K")
+    p.add_argument("--teacher-views", type=int, metavar="K",
+                   help=f"augmented copies of each face for --teacher-mode views (default {DEFAULTS['teacher_views']})")
     p.add_argument("--temperature", type=float, metavar="T",
                    help=f"distillation temperature (default {DEFAULTS['temperature']:g})")
     p.add_argument("--distill-weight", type=float, metavar="W",
@@ -167,7 +170,7 @@ _TRAIN_FIELDS = {
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
     "time_budget": "time_budget_min", "data_workers": "data_workers",
-    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "init": "init", "faces": "faces",
+    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "teacher_views": "teacher_views", "init": "init", "faces": "faces",
 }
 
 

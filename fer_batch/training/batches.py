@@ -46,7 +46,7 @@ class Batches:
 
         class Batches(keras.utils.PyDataset):
             def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1,
-                         soft=None):
+                         soft=None, views=None, view_soft=None):
                 super().__init__(workers=workers, use_multiprocessing=False)
                 self.x, self.y = x, y
                 self.batch_size = batch_size
@@ -57,6 +57,9 @@ class Batches:
                 self._order = None
                 self.n_classes = smoothing_classes
                 self.soft = soft  # (N, 7) cached teacher probabilities, appended to the labels
+                # (K, N, 48, 48, 1) fixed augmented copies and (K, N, 7) the teacher's probabilities for them: epoch
+                # e trains on copy e % K, already augmented (teacher_views.py).
+                self.views, self.view_soft = views, view_soft
                 # Reseeding and calling the shared augmenter must not interleave between worker threads.
                 self._augment_lock = threading.Lock()
 
@@ -72,15 +75,23 @@ class Batches:
                 if self._order is None:
                     self.set_epoch(self.epoch)
                 idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-                x = self.x[idx].astype("float32")
-                if isinstance(self.augmenter, OpenCVAugmenter):
+                if self.views is not None:
+                    k = self.epoch % len(self.views)
+                    x = self.views[k][idx].astype("float32")
+                elif isinstance(self.augmenter, OpenCVAugmenter):
+                    x = self.x[idx].astype("float32")
                     x = self.augmenter(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
                 elif self.augmenter is not None:
+                    x = self.x[idx].astype("float32")
                     with self._augment_lock:
                         reseed(self.augmenter, (self.seed, self.epoch, index))
                         x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
+                else:
+                    x = self.x[idx].astype("float32")
                 y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
-                if self.soft is not None:
+                if self.views is not None:
+                    y = np.concatenate([y, self.view_soft[self.epoch % len(self.views)][idx]], axis=1)
+                elif self.soft is not None:
                     y = np.concatenate([y, self.soft[idx]], axis=1)
                 if self.mixup > 0:
                     rng = np.random.default_rng([self.seed, self.epoch, index])

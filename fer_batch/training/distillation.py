@@ -21,7 +21,7 @@ def compile_trainer(net, config, optimizer, teacher_path):
     """The model ``fit`` trains, compiled: ``net`` itself, or ``net`` inside an online distiller."""
     import keras
 
-    if config.teacher and config.teacher_mode == "cached":
+    if config.teacher and config.teacher_mode in ("cached", "views"):
         loss, accuracy = cached_distillation(config.temperature, config.distill_weight, config.label_smoothing)
         net.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
         return net

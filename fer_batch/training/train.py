@@ -59,13 +59,16 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     if init_path is not None:
         load_initial_weights(net, init_path, config.init)
     augmenter = make_augmenter(config.augment, config.augment_engine, config.seed)
-    soft = {}
-    if config.teacher and config.teacher_mode == "cached":
+    soft, views = {}, {}
+    if config.teacher and config.teacher_mode in ("cached", "views"):
         faces = {"train": train_split.x, **({"val": val_split.x} if val_split is not None else {})}
+        if config.teacher_mode == "views":
+            views = _teacher_views(config, teacher_path, train_split.x, augmenter)
+            faces.pop("train")  # validation keeps the un-augmented faces' targets
         soft = cached_teacher(teacher_path, faces, config.resolved_checkpoint_dir() / "teacher_probs.npz",
                               reuse=resuming)
     batches = Batches(train_split.x, train_split.y, config.batch_size, augmenter, config.seed, config.mixup,
-                      workers=config.data_workers, soft=soft.get("train"))
+                      workers=config.data_workers, soft=soft.get("train"), **views)
     schedule, warmup = make_schedule(config, batches.num_batches)
     trainer = compile_trainer(net, config, make_optimizer(config, schedule), teacher_path)
     val_data = _validation_data(val_split, soft.get("val"))
@@ -84,6 +87,19 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
                 callbacks=all_callbacks, verbose=verbose)
     wall = time.perf_counter() - started
     return _save_and_report(config, net, dataset, wall)
+
+
+def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
+    """``views`` and ``view_soft`` for :class:`~.batches.Batches`: fixed augmented copies of the training faces and
+    the teacher's probabilities for each, computed once and kept beside the checkpoints."""
+    from .distillation import teacher_probabilities
+    from .teacher_views import cached_view_probs, make_views, views_key
+
+    views = make_views(x, augmenter, config.seed, config.teacher_views)
+    key = views_key(teacher_path, config.seed, config.teacher_views, config.augment, len(x))
+    probs = cached_view_probs(lambda faces: teacher_probabilities(teacher_path, faces, "augmented train"), views,
+                              config.resolved_checkpoint_dir() / "teacher_views.npz", key)
+    return {"views": views, "view_soft": probs}
 
 
 def _check_before_work(config: TrainConfig):

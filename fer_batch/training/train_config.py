@@ -16,7 +16,7 @@ from .views import VIEWS as TTAS
 OPTIMIZERS = ("sgd", "adam", "adamw")
 AUGMENTS = ("none", "standard", "strong", "crop-erase")
 AUGMENT_ENGINES = ("keras", "opencv")
-TEACHER_MODES = ("online", "cached")
+TEACHER_MODES = ("online", "cached", "views")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,10 @@ class TrainConfig:
     #: online: the teacher sees each augmented batch; cached: its probabilities for the un-augmented training faces
     #: are computed once (with its TTA, so they are mirror-invariant) and reused, which makes distilling into a small
     #: network several times cheaper where the teacher dominates the cost (a CPU).
+    #: views: the probabilities for ``teacher_views`` fixed augmented copies of each training face, computed once;
+    #: epoch e trains on copy e % teacher_views with its own targets (:mod:`.teacher_views`).
     teacher_mode: str = "online"
+    teacher_views: int = 4
     temperature: float = 4.0
     distill_weight: float = 0.7
     tta: str = "flip"
@@ -88,11 +91,17 @@ class TrainConfig:
         from ..config import check_faces
 
         check_faces(self.faces)
-        if self.teacher_mode == "cached" and not self.teacher:
-            raise UsageError("--teacher-mode cached needs --teacher")
-        if self.teacher_mode == "cached" and self.mixup > 0:
-            raise UsageError("--mixup cannot be combined with --teacher-mode cached: the cached probabilities are "
-                             "the teacher's for each face alone, not for a blend of two; use --teacher-mode online")
+        if self.teacher_mode in ("cached", "views") and not self.teacher:
+            raise UsageError(f"--teacher-mode {self.teacher_mode} needs --teacher")
+        if self.teacher_mode in ("cached", "views") and self.mixup > 0:
+            raise UsageError(f"--mixup cannot be combined with --teacher-mode {self.teacher_mode}: the cached "
+                             "probabilities are the teacher's for each face alone, not for a blend of two; use "
+                             "--teacher-mode online")
+        if self.teacher_views < 1:
+            raise UsageError(f"--teacher-views must be at least 1, got {self.teacher_views}")
+        if self.teacher_mode == "views" and self.augment == "none":
+            raise UsageError("--teacher-mode views caches the teacher's answers for augmented copies of each face; "
+                             "with --augment none there are none (use --teacher-mode cached)")
         if self.time_budget_min is not None:
             if self.time_budget_min <= 0:
                 raise UsageError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
