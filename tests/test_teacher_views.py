@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 from fer_batch.training.architectures import build_model  # noqa: E402
 from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
 from fer_batch.training.teacher_views import cached_view_probs, make_views  # noqa: E402
-from fer_batch.training.distillation import cached_distillation as _cached_distillation, distiller as _distiller  # noqa: E402
+from fer_batch.training.distillation import cached_distillation, distiller  # noqa: E402
 
 from synthetic_faces import make_faces  # noqa: E402
 
@@ -48,8 +48,8 @@ def test_cached_multi_view_loss_equals_the_online_teachers(tmp_path):
     assert len(calls) == 4  # a different key is not trusted
 
     temperature, weight, smoothing = 4.0, 0.7, 0.1
-    loss_cached, _ = _cached_distillation(temperature, weight, smoothing)
-    online = _distiller(student, teacher, temperature, weight, smoothing)
+    loss_cached, _ = cached_distillation(temperature, weight, smoothing)
+    online = distiller(student, teacher, temperature, weight, smoothing)
     onehot = np.eye(7, dtype="float32")[y]
     for k in range(2):
         faces = views[k].astype("float32")

@@ -36,7 +36,8 @@ Malformed rows and unreadable images are skipped and listed (with line numbers) 
 
 #: TrainConfig's defaults as the help states them (a test checks they agree, so --help need not import numpy).
 DEFAULTS = {"arch": "vgg-m", "epochs": 60, "batch_size": 64, "seed": 0, "optimizer": "sgd", "weight_decay": 5e-4,
-            "label_smoothing": 0.1, "augment": "standard", "mixup": 0.0, "temperature": 4.0, "distill_weight": 0.7, "teacher_views": 4,
+            "label_smoothing": 0.1, "augment": "standard", "mixup": 0.0, "temperature": 4.0, "distill_weight": 0.7,
+            "teacher_views": 4,
             "tta": "flip"}
 
 TRAIN_EPILOG = "architectures (--arch):\n" + "".join(f"  {k:<10} {v}\n" for k, v in ARCH_HELP.items()) + """
@@ -170,7 +171,8 @@ _TRAIN_FIELDS = {
     "augment": "augment", "mixup": "mixup", "teacher": "teacher", "temperature": "temperature",
     "distill_weight": "distill_weight", "tta": "tta", "checkpoint_dir": "checkpoint_dir",
     "time_budget": "time_budget_min", "data_workers": "data_workers",
-    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "teacher_views": "teacher_views", "init": "init", "faces": "faces",
+    "augment_engine": "augment_engine", "teacher_mode": "teacher_mode", "teacher_views": "teacher_views",
+    "init": "init", "faces": "faces",
 }
 
 
