@@ -41,6 +41,7 @@ class RunReport:
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0
     errors: list[SourceDone] = field(default_factory=list)
+    annotate_failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): analysed, not drawn
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
 
     @property
@@ -94,11 +95,25 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if progress:
         progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []
+    paths = {s.name: s.path for s in found.sources}
+    annotator = None
+    if config.annotate is not None:
+        from .annotate import AnnotateSink
+
+        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps)
+        report.outputs["annotate"] = annotator.written
+
+    def annotate(name: str) -> None:
+        entry = writer.committed[name]
+        if annotator is not None and entry.get("frames") and name in paths:
+            annotator.source_done(name, entry["media"], paths[name], writer.rows(name))
 
     def finish(done: SourceDone):
         writer.write(buffer)
         buffer.clear()
         writer.commit(done)
+        for name in writer.committed_since():
+            annotate(name)
         if done.error:
             report.failed += 1
             report.errors.append(done)
@@ -109,6 +124,11 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             progress.source_done(done)
 
     try:
+        if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
+            for name in committed:
+                entry = writer.committed[name]
+                if name in paths and not annotator.exists(name, entry["media"]):
+                    annotate(name)
         for name, reason in found.rejected:
             if name not in committed:
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
@@ -142,6 +162,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         raise
     finally:
         writer.close()
+        if annotator is not None:
+            report.annotate_failures = annotator.failures
         if progress:
             progress.close()
 
