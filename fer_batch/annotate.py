@@ -51,13 +51,20 @@ def annotated_name(source: str, media: str) -> PurePath:
 
 def sampling_note(every: int, fps: float | None) -> str | None:
     """The legend of a video analysed on a subset of its frames (None when every frame was analysed)."""
-    if fps is not None:
-        how = f"about {fps:g} frames a second analysed"
-    elif every > 1:
-        how = f"every {every}th frame analysed" if every > 3 else f"every {every}{'nd' if every == 2 else 'rd'} frame analysed"
-    else:
+    how = sampling_text(every, fps)
+    if how == "every frame":
         return None
-    return f"{how}; the last result stays drawn on the frames between"
+    return f"{how} analysed; the last result stays drawn on the frames between"
+
+
+def sampling_text(every: int, fps: float | None) -> str:
+    """Which frames were analysed, in words: "every frame", "every 5th frame", "about 2 frames a second"."""
+    if fps is not None:
+        return f"about {fps:g} frames a second"
+    if every == 1:
+        return "every frame"
+    suffix = "th" if 10 <= every % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(every % 10, "th")
+    return f"every {every}{suffix} frame"
 
 
 def _by_frame(records: Iterable[FaceRecord]) -> Iterator[tuple[int, list[FaceRecord]]]:

@@ -70,6 +70,26 @@ def _settings(config: RunConfig) -> dict:
             "batch_size": a.batch_size, "runtime": a.runtime}
 
 
+def _report_settings(config: RunConfig) -> dict:
+    from .annotate import sampling_text
+
+    a = config.analyze
+    return {"inputs": list(config.paths), "timeline": str(config.out), "analysed": sampling_text(a.every, a.fps),
+            "model": a.model or "fast", "runtime": a.runtime, "detector": a.detector,
+            "min face": f"{a.min_face} px" if a.min_face else None, "min score": a.min_score,
+            "detect size": a.detect_max_side, "workers": a.workers,
+            "smoothing": f"{config.smooth:g} s" if config.smooth else None,
+            "annotated copies": str(config.annotate) if config.annotate else None}
+
+
+def _failures(errors_path: Path) -> list[tuple[str, str]]:
+    """Every failure of the output (those of an interrupted run included), as the errors CSV lists them."""
+    import csv
+
+    with open(errors_path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        return [(row[0], row[1]) for row in list(csv.reader(f))[1:] if len(row) >= 2]
+
+
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
               detector_factory=None, stop: threading.Event | None = None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
@@ -167,7 +187,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         if progress:
             progress.close()
 
-    if config.summary or config.charts:
+    if config.summary or config.charts or config.report:
         from .summary import read_timeline, save_summary, summarize
 
         timeline = read_timeline(config.out)
@@ -179,4 +199,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             from .charts import write_charts
 
             report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth)
+        if config.report:
+            from .report import write_report
+
+            report.outputs["report"] = write_report(
+                config.report, timeline, _failures(config.errors_path), settings=_report_settings(config),
+                line=report.line(), paths=paths)
     return report
