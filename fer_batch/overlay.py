@@ -58,9 +58,9 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
 
     colours = colours or _colours()
     h, w = img.shape[:2]
-    for rec in records:
-        if not rec.has_face or rec.probs is None:
-            continue
+    faces = [r for r in records if r.has_face and r.probs is not None]
+    taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes and placed panels, kept clear of panels
+    for rec in faces:
         emotion, conf = rec.emotion, rec.confidence
         colour = colours[emotion]
         scale = text_scale(img.shape, rec.h)
@@ -83,11 +83,17 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
         lx0 = min(max(x0 - line // 2, 0), max(w - tw - 2 * pad, 0))
         cv2.rectangle(img, (lx0, ly0), (lx0 + tw + 2 * pad, ly1), colour, -1)
         cv2.putText(img, label, (lx0 + pad, ly1 - pad - base), FONT, scale, _ink_on(colour), thick, cv2.LINE_AA)
-        _bars(img, rec, x0, y0, x1, y1, scale * 0.8, colours)
+        taken.append(_bars(img, rec, x0, y0, x1, y1, scale * 0.8, colours, taken))
 
 
-def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float, colours: dict) -> None:
-    """Seven horizontal bars, one per emotion, beside the box (right of it, or left where the frame ends)."""
+def _overlap(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float, colours: dict,
+          taken: list) -> tuple[int, int, int, int]:
+    """Seven horizontal bars, one per emotion, beside the box: right of it, else left, else inside its edge,
+    whichever covers least of the other faces and their panels. Returns the panel's rectangle."""
     import cv2
 
     h, w = img.shape[:2]
@@ -99,10 +105,11 @@ def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float
     pad = max(2, th // 3)
     panel_w = pad * 3 + tw + bar_len
     panel_h = row * len(EMOTIONS) + pad
-    px = x1 + pad if x1 + pad + panel_w <= w else x0 - pad - panel_w
-    if px < 0:  # no room on either side: over the box's right edge, inside the frame
-        px = max(w - panel_w, 0)
     py = min(max(y0, 0), max(h - panel_h, 0))
+    own = (x0, y0, x1, y1)
+    spots = [x for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
+    spots.append(min(max(x1 - panel_w, 0), max(w - panel_w, 0)))  # inside the box's right edge
+    px = min(spots, key=lambda x: sum(_overlap((x, py, x + panel_w, py + panel_h), t) for t in taken if t != own))
     _shade(img, px, py, px + panel_w, py + panel_h)
     top = int(np.argmax(rec.probs))
     for i, e in enumerate(EMOTIONS):
@@ -114,19 +121,28 @@ def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float
         cv2.rectangle(img, (bx, ry + 1), (bx + bar_len, ry + row - pad), (90, 90, 90), 1)
         if length > 0:
             cv2.rectangle(img, (bx, ry + 1), (bx + length, ry + row - pad), colours[e], -1)
+    return px, py, px + panel_w, py + panel_h
 
 
 def draw_legend(img: np.ndarray, text: str) -> None:
-    """One line of explanation in the frame's bottom-left corner, on a shaded band."""
+    """A line of explanation in the frame's bottom-left corner, on a shaded band; on a narrow frame it breaks at
+    its "; " into two lines rather than shrinking below the readable size."""
     import cv2
 
     scale = text_scale(img.shape) * 0.85
     thick = max(1, int(round(scale * 1.6)))
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
     h, w = img.shape[:2]
-    if tw + 8 > w:  # a narrow frame: shrink the line to fit
-        scale *= (w - 8) / (tw + 8)
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
+    lines = [text]
+    if cv2.getTextSize(text, FONT, scale, thick)[0][0] + 8 > w:
+        lines = text.split("; ")
+    widest = max(cv2.getTextSize(t, FONT, scale, thick)[0][0] for t in lines)
+    if widest + 8 > w:  # still too wide: shrink to fit
+        scale *= (w - 8) / (widest + 8)
+    sizes = [cv2.getTextSize(t, FONT, scale, thick) for t in lines]
+    th, base = sizes[0][0][1], sizes[0][1]
     pad = max(3, th // 3)
-    _shade(img, 0, h - th - base - 2 * pad, tw + 2 * pad, h, 0.55)
-    cv2.putText(img, text, (pad, h - pad - base), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    step = th + base + pad
+    top = h - len(lines) * step - pad
+    _shade(img, 0, top, max(s[0][0] for s in sizes) + 2 * pad, h, 0.55)
+    for i, t in enumerate(lines):
+        cv2.putText(img, t, (pad, top + (i + 1) * step - base), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
