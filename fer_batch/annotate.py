@@ -102,6 +102,11 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
             vout.options = {"preset": "veryfast", "crf": "20"}
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
+            # Sized before the first packet (an audio one may come first and open the file); yuv420p needs even.
+            w, h = vin.codec_context.width, vin.codec_context.height
+            size = (w + w % 2, h + h % 2)
+            vout.width, vout.height = size
+            facts["size"] = (w, h)
             ain = aout = None
             if inp.streams.audio:
                 a = inp.streams.audio[0]
@@ -112,7 +117,6 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                 else:
                     facts["audio"] = f"not copied ({name}: MP4 cannot hold it without re-encoding)"
             streams = [vin] + ([ain] if ain is not None else [])
-            size = None
             index = -1
             for packet in inp.demux(streams):
                 if packet.stream is ain:
@@ -123,10 +127,6 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                 for frame in packet.decode():
                     index += 1
                     img = frame.to_ndarray(format="bgr24")
-                    if size is None:
-                        size = (img.shape[1] + img.shape[1] % 2, img.shape[0] + img.shape[0] % 2)
-                        vout.width, vout.height = size
-                        facts["size"] = (img.shape[1], img.shape[0])
                     while upcoming is not None and upcoming[0] <= index:
                         current = upcoming[1]
                         upcoming = next(groups, None)
@@ -134,10 +134,7 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     if note:
                         draw_legend(img, note)
                     if (img.shape[1], img.shape[0]) != size:
-                        import cv2
-
-                        img = cv2.copyMakeBorder(img, 0, size[1] - img.shape[0], 0, size[0] - img.shape[1],
-                                                 cv2.BORDER_REPLICATE)
+                        img = _fit(img, size)
                     new = av.VideoFrame.from_ndarray(img, format="bgr24")
                     new.pts = frame.pts if frame.pts is not None else int(index / rate / tb)
                     new.time_base = tb
@@ -148,6 +145,17 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                 out.mux(p)
     os.replace(tmp, dst)
     return facts
+
+
+def _fit(img, size: tuple[int, int]):
+    """The frame at the output's size: an odd side padded by one repeated pixel; a frame whose size changed
+    mid-stream (the header's size is the output's) scaled to it."""
+    import cv2
+
+    w, h = size
+    if 0 <= w - img.shape[1] <= 1 and 0 <= h - img.shape[0] <= 1:
+        return cv2.copyMakeBorder(img, 0, h - img.shape[0], 0, w - img.shape[1], cv2.BORDER_REPLICATE)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 #: EXIF orientation -> the transpose that undoes :func:`PIL.ImageOps.exif_transpose` (its inverse).

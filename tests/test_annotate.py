@@ -166,3 +166,39 @@ def test_annotate_must_be_a_directory(tmp_path, one_face_photo):
     a_file.write_text("x")
     with pytest.raises(UsageError, match="--annotate .* is a file"):
         RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", annotate=a_file)
+
+
+def test_audio_is_copied_and_frames_keep_their_timestamps(tmp_path):
+    """A clip with AAC audio: the annotated copy carries the same audio packets, untouched."""
+    from fer_batch.annotate import annotate_video
+    from fer_batch.records import FaceRecord
+
+    src = tmp_path / "with_audio.mp4"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        a = c.add_stream("aac", rate=44100)
+        for i in range(50):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 4, np.uint8), format="rgb24")):
+                c.mux(p)
+        for k in range(0, 2 * 44100, 1024):
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(k, k + 1024) / 44100)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, k
+            for p in a.encode(frame):
+                c.mux(p)
+        for stream in (v, a):
+            for p in stream.encode(None):
+                c.mux(p)
+    records = [FaceRecord("x", "video", i, i / 25, 0, 50, 50, 80, 80, 0.9, (0.1, 0, 0, 0.7, 0.1, 0, 0.1))
+               for i in range(0, 50, 5)]
+    dst = tmp_path / "out.mp4"
+    facts = annotate_video(src, dst, records, note=sampling_note(5, None))
+    assert facts["audio"] == "copied (aac)" and facts["frames"] == 50
+
+    def audio(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert audio(dst) == audio(src)
+    assert len(_frames(dst)) == 50
