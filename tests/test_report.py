@@ -122,3 +122,14 @@ def test_report_renders_in_chromium_without_sideways_scrolling(report_run, tmp_p
         assert im.size == (1280, 2000)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is None or len(colours) > 100  # a page with charts and photos, not a blank or error page
+
+
+def test_cli_writes_annotated_copies_and_the_report(tmp_path, one_face_photo, capsys):
+    from fer_batch.cli import EXIT_OK, main
+
+    out, ann, rep = tmp_path / "r.csv", tmp_path / "ann", tmp_path / "rep" / "r.html"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--annotate", str(ann), "--report", str(rep),
+                 "--quiet"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert f"annotate: {ann}" in err and f"report:   {rep}" in err
+    assert rep.exists() and len(list(ann.rglob("*.jpg"))) == 1
