@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path, PurePath
 
+from .errors import Interrupted
 from .records import FaceRecord
 
 log = logging.getLogger("fer_batch")
@@ -86,8 +87,12 @@ def _by_frame(records: Iterable[FaceRecord]) -> Iterator[tuple[int, list[FaceRec
         yield frame, group
 
 
-def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None = None) -> dict:
-    """Re-encode ``src`` to ``dst`` (MP4, H.264) with ``records`` drawn; returns facts (frames, audio, padded)."""
+def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None = None,
+                   stop=None) -> dict:
+    """Re-encode ``src`` to ``dst`` (MP4, H.264) with ``records`` drawn; returns facts (frames, audio, size).
+
+    Setting ``stop`` (a :class:`threading.Event`) abandons the file at its next frame with :class:`Interrupted`
+    (a long video must not hold up Ctrl-C); its temporary part is left for the caller to remove."""
     import av
 
     from .overlay import _colours, draw_faces, draw_legend
@@ -131,6 +136,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                         out.mux(packet)
                     continue
                 for frame in packet.decode():
+                    if stop is not None and stop.is_set():
+                        raise Interrupted(f"stopped while annotating {src}; continue with --resume")
                     index += 1
                     img = frame.to_ndarray(format="bgr24")
                     while upcoming is not None and upcoming[0] <= index:
@@ -209,8 +216,9 @@ class AnnotateSink:
     ``failures`` and does not stop the run.
     """
 
-    def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None):
+    def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None):
         self.directory = Path(directory)
+        self.stop = stop
         self.note = sampling_note(every, fps)
         self.written: list[Path] = []
         self.failures: list[tuple[str, str]] = []
@@ -233,18 +241,20 @@ class AnnotateSink:
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if media == "video":
-                facts = annotate_video(Path(path), dst, rows, note=self.note)
+                facts = annotate_video(Path(path), dst, rows, note=self.note, stop=self.stop)
                 if not facts["audio"].startswith(("copied", "none")):
                     self.audio_notes.append((source, facts["audio"]))
             elif media == "image":
                 annotate_photo(Path(path), dst, rows)
             else:
                 raise ValueError(f"unknown media kind {media!r}")
+        except Interrupted:
+            dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)  # --resume draws it again
+            raise
         except Exception as exc:  # one file that cannot be annotated must not stop the batch
             log.debug("annotating %s failed", source, exc_info=True)
             self.failures.append((source, f"{type(exc).__name__}: {exc}"))
-            for leftover in (dst.with_name(f".{dst.name}.part"),):
-                leftover.unlink(missing_ok=True)
+            dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)
             return None
         self.written.append(dst)
         return dst

@@ -120,7 +120,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if config.annotate is not None:
         from .annotate import AnnotateSink
 
-        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps)
+        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop)
         report.outputs["annotate"] = annotator.written
 
     def annotate(name: str) -> None:

@@ -202,3 +202,25 @@ def test_audio_is_copied_and_frames_keep_their_timestamps(tmp_path):
 
     assert audio(dst) == audio(src)
     assert len(_frames(dst)) == 50
+
+
+def test_a_stop_abandons_the_annotation_without_leaving_a_part(tmp_path, face_video):
+    """Ctrl-C during a long video's encoding stops at the next frame; nothing is left under any name."""
+    import threading
+
+    from fer_batch.annotate import AnnotateSink
+    from fer_batch.errors import Interrupted
+    from fer_batch.records import FaceRecord
+
+    stop = threading.Event()
+    sink = AnnotateSink(tmp_path / "ann", stop=stop)
+
+    def rows():  # the stop arrives while the file is being drawn
+        for i in range(face_video.frames):
+            if i == 10:
+                stop.set()
+            yield FaceRecord("v.mp4", "video", i, i / 12, 0, 10, 10, 50, 50, 0.9, (0.1, 0, 0, 0.7, 0.1, 0, 0.1))
+
+    with pytest.raises(Interrupted, match="--resume"):
+        sink.source_done("v.mp4", "video", face_video.path, rows())
+    assert not [p for p in (tmp_path / "ann").rglob("*") if p.is_file()] and not sink.failures
