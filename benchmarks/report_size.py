@@ -39,7 +39,7 @@ def main() -> int:
     from fer_batch.report import write_report
     from fer_batch.summary import read_timeline
 
-    print(f"machine: {machine_line()}")
+    print(machine_line())
     with tempfile.TemporaryDirectory(prefix="fer-batch-report-") as tmpdir:
         tmp = Path(tmpdir)
         media = tmp / "media"
