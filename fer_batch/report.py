@@ -32,7 +32,7 @@ details.src{border:1px solid #ddd;border-radius:4px;margin:6px 0;padding:4px 10p
 details.src>summary{cursor:pointer;overflow-wrap:anywhere}.src .name{font-weight:600}
 .faces{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0}
 .face{display:flex;gap:8px;border:1px solid #eee;border-radius:4px;padding:6px;max-width:100%;box-sizing:border-box}
-.face img{height:112px;display:block}.face .info{min-width:170px;max-width:260px}
+.face img{height:96px;display:block}.face .info{min-width:170px;max-width:260px}
 .shares{display:flex;height:10px;width:200px;margin:4px 0;border-radius:2px;overflow:hidden;background:#eee}.shares i{display:block;height:100%}
 svg{display:block;max-width:100%;height:auto}.fail td:first-child{font-weight:600}
 """
@@ -166,7 +166,7 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
     imgs = ""
     if thumbs is not None:
         imgs = (f'<img src="{_data_uri(thumbs[0])}" alt="face #{fid}, its most confident crop" '
-                f'width="112" height="112">'
+                f'width="96" height="96">'
                 f'<img src="{_data_uri(thumbs[1])}" alt="face #{fid} in its frame">')
     return (f'<div class="face">{imgs}<div class="info"><b>#{fid}</b> · <b>{_e(dominant)}</b>'
             f'<div class="muted">{_e(seen)}</div>{_shares_bar(_share_of(probs))}</div></div>')
