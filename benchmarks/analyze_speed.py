@@ -104,6 +104,7 @@ class Row:
     floor: Measure
     ours: Measure
     peer: Measure | None
+    annotated: Measure | None = None  # ours again with --annotate (--annotate given to this script)
 
 
 def _fmt(v, spec, empty="-"):
@@ -122,7 +123,8 @@ def _peer_python(args) -> str | None:
     return candidate if probe.returncode == 0 else None
 
 
-def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[Measure, Measure, Measure | None]:
+def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[Measure, Measure, Measure | None,
+                                                                               Measure | None]:
     py = sys.executable
     child = str(HERE / "_child.py")
     floor = _run_rss([py, child, "floor", str(path)])
@@ -135,13 +137,18 @@ def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[M
         cmd += ["--detect-size", str(args.detect_size)]
     ours = _run_rss(cmd)
     print(f"    ours:  {_fmt(ours.fps, '.1f')} {unit}/s  {ours.note}", file=sys.stderr, flush=True)
+    annotated = None
+    if args.annotate:
+        annotated = _run_rss(cmd + ["--annotate", str(out / "annotated")])
+        print(f"    ours --annotate: {_fmt(annotated.fps, '.1f')} {unit}/s  {annotated.note}", file=sys.stderr,
+              flush=True)
     theirs = None
     if peer:
         pcmd = [peer, str(HERE / "peer_fer.py"), str(path)]
         pcmd += ["--max-photos", str(args.peer_photos)] if unit == "photos" else ["--max-frames", str(args.peer_frames)]
         theirs = _run_rss(pcmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=args.peer_timeout)
         print(f"    fer:   {_fmt(theirs.fps, '.2f')} {unit}/s  {theirs.note}", file=sys.stderr, flush=True)
-    return floor, ours, theirs
+    return floor, ours, theirs, annotated
 
 
 def main() -> int:
@@ -157,6 +164,8 @@ def main() -> int:
     ap.add_argument("--peer-frames", type=int, default=300, help="frames of each clip fer is timed on (default 300)")
     ap.add_argument("--peer-photos", type=int, default=100, help="photos fer is timed on (default 100)")
     ap.add_argument("--peer-timeout", type=float, default=600.0, help="seconds before a peer run is abandoned")
+    ap.add_argument("--annotate", action="store_true",
+                    help="also time ours with --annotate (annotated copies written), beside ours without")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = ap.parse_args()
 
@@ -243,6 +252,13 @@ def main() -> int:
         results["rows"].append({"name": r.name, "input": r.what, "unit": r.unit,
                                 **{k: (vars(m) if m else None) for k, m in
                                    (("floor", r.floor), ("ours", r.ours), ("fer", r.peer))}})
+    for r in rows:
+        if r.annotated is not None:
+            share = r.annotated.fps / r.ours.fps if r.annotated.fps and r.ours.fps else None
+            print(f"{r.name:<20} with --annotate: {_fmt(r.annotated.fps, '.1f')} {r.unit}/s "
+                  f"({_fmt(share, '.2f')} of ours without), peak RSS {_fmt(r.annotated.rss_mb, '.0f')} MB"
+                  f"{'  ' + r.annotated.note if r.annotated.note else ''}")
+            results["rows"][rows.index(r)]["annotated"] = vars(r.annotated)
     print("(n: frames or photos analysed by ours; fer/s is timed on the first "
           f"{args.peer_frames} frames / {args.peer_photos} photos; setup = imports + model loading, not in the speeds)")
 

@@ -41,6 +41,7 @@ class RunReport:
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0
     errors: list[SourceDone] = field(default_factory=list)
+    annotate_failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): analysed, not drawn
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
 
     @property
@@ -69,6 +70,26 @@ def _settings(config: RunConfig) -> dict:
             "batch_size": a.batch_size, "runtime": a.runtime}
 
 
+def _report_settings(config: RunConfig) -> dict:
+    from .annotate import sampling_text
+
+    a = config.analyze
+    return {"inputs": list(config.paths), "timeline": str(config.out), "analysed": sampling_text(a.every, a.fps),
+            "model": a.model or "fast", "runtime": a.runtime, "detector": a.detector,
+            "min face": f"{a.min_face} px" if a.min_face else None, "min score": a.min_score,
+            "detect size": a.detect_max_side, "workers": a.workers,
+            "smoothing": f"{config.smooth:g} s" if config.smooth else None,
+            "annotated copies": str(config.annotate) if config.annotate else None}
+
+
+def _failures(errors_path: Path) -> list[tuple[str, str]]:
+    """Every failure of the output (those of an interrupted run included), as the errors CSV lists them."""
+    import csv
+
+    with open(errors_path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        return [(row[0], row[1]) for row in list(csv.reader(f))[1:] if len(row) >= 2]
+
+
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
               detector_factory=None, stop: threading.Event | None = None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
@@ -94,11 +115,25 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if progress:
         progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []
+    paths = {s.name: s.path for s in found.sources}
+    annotator = None
+    if config.annotate is not None:
+        from .annotate import AnnotateSink
+
+        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop)
+        report.outputs["annotate"] = annotator.written
+
+    def annotate(name: str) -> None:
+        entry = writer.committed[name]
+        if annotator is not None and entry.get("frames") and name in paths:
+            annotator.source_done(name, entry["media"], paths[name], writer.rows(name))
 
     def finish(done: SourceDone):
         writer.write(buffer)
         buffer.clear()
         writer.commit(done)
+        for name in writer.committed_since():
+            annotate(name)
         if done.error:
             report.failed += 1
             report.errors.append(done)
@@ -109,6 +144,11 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             progress.source_done(done)
 
     try:
+        if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
+            for name in committed:
+                entry = writer.committed[name]
+                if name in paths and not annotator.exists(name, entry["media"]):
+                    annotate(name)
         for name, reason in found.rejected:
             if name not in committed:
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
@@ -142,10 +182,12 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         raise
     finally:
         writer.close()
+        if annotator is not None:
+            report.annotate_failures = annotator.failures
         if progress:
             progress.close()
 
-    if config.summary or config.charts:
+    if config.summary or config.charts or config.report:
         from .summary import read_timeline, save_summary, summarize
 
         timeline = read_timeline(config.out)
@@ -157,4 +199,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             from .charts import write_charts
 
             report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth)
+        if config.report:
+            from .report import write_report
+
+            report.outputs["report"] = write_report(
+                config.report, timeline, _failures(config.errors_path), settings=_report_settings(config),
+                line=report.line(), paths=paths)
     return report

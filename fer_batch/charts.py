@@ -13,7 +13,6 @@ from .labels import EMOTIONS
 #: One colour per emotion, the same in every chart.
 COLORS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#f2b705",
           "sad": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
-MAX_FACE_PANELS = 4
 
 
 def _figure(**kwargs):
@@ -37,18 +36,19 @@ def chart_name(source: str, used: set[str]) -> str:
 
 
 def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = None) -> Path:
-    """Emotion probabilities over time, one panel per face id (the most-seen faces first)."""
-    from .summary import smooth_probabilities
+    """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
+    appearance); fragments seen in fewer analysed frames are counted in the title instead."""
+    from .summary import MIN_TRACK_FRAMES, smooth_probabilities, tracked_faces
 
     faces = rows.dropna(subset=["face_id"])
-    counts = faces["face_id"].value_counts()
-    face_ids = sorted(counts.index[:MAX_FACE_PANELS], key=lambda f: -counts[f])
+    face_ids, fragments = tracked_faces(rows)
     n = max(len(face_ids), 1)
-    fig = _figure(figsize=(10, 2.4 * n + 0.8), layout="constrained")
+    fig = _figure(figsize=(10, (2.4 if n <= 4 else 1.3) * n + 0.8), layout="constrained")
     axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
     t_end = float(rows["time_s"].max()) if rows["time_s"].notna().any() else float(rows["frame"].max())
     if not face_ids:
-        axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].text(0.5, 0.5, "no face tracked" if fragments else "no face found", ha="center", va="center",
+                     transform=axes[0].transAxes)
     for ax, fid in zip(axes, face_ids):
         g = faces[faces["face_id"] == fid].sort_values("frame")
         t = g["time_s"].to_numpy(dtype=np.float64)
@@ -73,7 +73,11 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
     handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]
     fig.legend(handles=handles, loc="outside lower center", ncols=7, frameon=False)
     title = source if len(source) < 90 else "…" + source[-88:]
-    fig.suptitle(title + (f" (smoothed over {smooth:g} s)" if smooth else ""), fontsize=10)
+    title += f" (smoothed over {smooth:g} s)" if smooth else ""
+    if fragments:
+        title += (f"\n{fragments} short fragment{'s' if fragments > 1 else ''} (face ids seen in fewer than "
+                  f"{MIN_TRACK_FRAMES} analysed frames) not shown")
+    fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=100)
     return path
 

@@ -74,6 +74,8 @@ class RunConfig:
     summary: Path | None = None
     charts: Path | None = None
     smooth: float | None = None  # seconds of centred moving average for the smoothed summary
+    annotate: Path | None = None  # folder for annotated copies of the inputs (fer_batch.annotate)
+    report: Path | None = None  # self-contained HTML report of the run (fer_batch.report)
     overwrite: bool = False
     resume: bool = False
     debug_log: Path | None = None
@@ -98,6 +100,17 @@ class RunConfig:
             if self.charts.exists() and not self.charts.is_dir():
                 raise UsageError(f"--charts {str(self.charts)!r} is a file; give a directory for the chart PNGs")
             check_output_dir("--charts", self.charts)
+        if self.annotate is not None:
+            if self.annotate.exists() and not self.annotate.is_dir():
+                raise UsageError(f"--annotate {str(self.annotate)!r} is a file; give a directory for the annotated "
+                                 "copies")
+            check_output_dir("--annotate", self.annotate)
+        if self.report is not None:
+            if Path(self.report).suffix.lower() not in (".html", ".htm"):
+                raise UsageError(f"--report must name an .html file, got {str(self.report)!r}")
+            if Path(self.report).is_dir():
+                raise UsageError(f"--report {str(self.report)!r} is a directory; give an .html file path")
+            _check_parent("--report", self.report)
         if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
 

@@ -54,6 +54,18 @@ class FaceRecord:
         return [self.source, self.media, self.frame, t, self.face_id, self.x, self.y, self.w, self.h, score,
                 *probs, self.emotion, conf]
 
+    @classmethod
+    def from_row(cls, row: list[str]) -> "FaceRecord":
+        """The record of one timeline CSV row as :mod:`csv` reads it back (strings; empty cells are None)."""
+        def num(value: str, kind=float):
+            return None if value == "" else kind(float(value))
+
+        n = len(EMOTIONS)
+        face = row[4] != ""
+        return cls(source=row[0], media=row[1], frame=int(row[2]), time_s=num(row[3]), face_id=num(row[4], int),
+                   x=num(row[5], int), y=num(row[6], int), w=num(row[7], int), h=num(row[8], int),
+                   det_score=num(row[9]), probs=tuple(float(v) for v in row[10:10 + n]) if face else None)
+
 
 @dataclass(frozen=True, slots=True)
 class SourceDone:

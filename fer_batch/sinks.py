@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +28,16 @@ JOURNAL_VERSION = 1
 def _fsync(f) -> None:
     f.flush()
     os.fsync(f.fileno())
+
+
+def _limited_lines(f, size: int) -> Iterator[bytes]:
+    """The lines of the next ``size`` bytes of a binary file (quoted CR/LF inside names are rejoined by csv)."""
+    while size > 0:
+        line = f.readline(size)
+        if not line:
+            return
+        size -= len(line)
+        yield line
 
 
 def _open_csv(path: Path, mode: str):
@@ -43,6 +54,9 @@ class RunWriter:
         self.journal_path = self.out.with_name(f".{self.out.name}.journal")
         self.staging = self.out.with_name(f".{self.out.name}.parts")
         self.committed: dict[str, dict] = {}
+        self.ranges: dict[str, tuple[int, int]] = {}  # committed source -> byte range of its rows in the timeline
+        self._end = 0  # the timeline's size at the last commit
+        self._fresh: list[str] = []  # sources committed since the last committed_since()
         self._staged: dict[str, tuple[Path, object, csv.writer]] = {}
         self._direct: str | None = None  # the source whose rows go straight into the timeline
         self._waiting: list[SourceDone] = []  # finished staged sources, appended after the direct one ends
@@ -68,6 +82,7 @@ class RunWriter:
                                 "out_size": self.out.stat().st_size,
                                 "errors_size": self.errors_path.stat().st_size}) + "\n")
             _fsync(j)
+        self._end = self.out.stat().st_size
         if self.staging.exists():
             shutil.rmtree(self.staging)
 
@@ -92,7 +107,9 @@ class RunWriter:
         last = entries[0]
         for entry in entries[1:]:
             self.committed[entry["source"]] = entry
+            self.ranges[entry["source"]] = (last["out_size"], entry["out_size"])
             last = entry
+        self._end = last["out_size"]
         for path, size in ((self.out, last["out_size"]), (self.errors_path, last["errors_size"])):
             if not path.exists():
                 raise UsageError(f"--resume: {path} is missing; use --overwrite")
@@ -163,10 +180,30 @@ class RunWriter:
             _fsync(err)
             errors_size = err.tell()
         entry = {**asdict(done), "out_size": out_size, "errors_size": errors_size}
+        self.ranges[done.source] = (self._end, out_size)
+        self._fresh.append(done.source)
+        self._end = out_size
         with open(self.journal_path, "a", encoding="utf-8", errors="surrogateescape") as j:
             j.write(json.dumps(entry) + "\n")
             _fsync(j)
         self.committed[done.source] = entry
+
+    def committed_since(self) -> list[str]:
+        """The sources committed since the last call, in commit order (a staged source commits only after the one
+        streaming into the timeline ends, so one :meth:`commit` can commit none or several)."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+    def rows(self, source: str) -> Iterator[FaceRecord]:
+        """The committed rows of ``source``, read back from the timeline one at a time (in frame order), so a sink
+        that runs after the commit (annotated media) holds no more than a frame's rows whatever the length."""
+        start, end = self.ranges[source]
+        with open(self.out, "rb") as f:
+            f.seek(start)
+            remaining = end - start
+            lines = (line.decode("utf-8", "surrogateescape") for line in _limited_lines(f, remaining))
+            for row in csv.reader(lines):
+                yield FaceRecord.from_row(row)
 
     def close(self) -> None:
         """Close every file. Rows of a source that never ended stay in the timeline, past the journalled size, until

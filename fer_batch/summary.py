@@ -9,13 +9,61 @@ import numpy as np
 from .labels import EMOTIONS
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "source", "media", "face_id", "frames_analysed", "frames_with_face", "dominant_emotion",
+    "source", "media", "face_id", "frames_analysed", "frames_with_face", "first_s", "last_s", "seconds_seen",
+    "dominant_emotion",
     *(f"mean_{e}" for e in EMOTIONS), *(f"share_{e}" for e in EMOTIONS),
 )
 #: With ``--smooth``: the same dominant emotion, means and shares, computed after temporal smoothing.
 SMOOTHED_COLUMNS: tuple[str, ...] = (
     "smoothed_dominant_emotion", *(f"smoothed_mean_{e}" for e in EMOTIONS), *(f"smoothed_share_{e}" for e in EMOTIONS),
 )
+
+
+#: A face id seen in fewer analysed frames than this is a fragment (a false detection, a face crossing the edge),
+#: left out of the charts and the report's face strips (and counted there).
+MIN_TRACK_FRAMES = 3
+
+
+def tracked_faces(rows) -> tuple[list[int], int]:
+    """The face ids of one source's timeline rows seen in at least :data:`MIN_TRACK_FRAMES` analysed frames, in
+    order of first appearance, and how many shorter fragments were left out."""
+    faces = rows.dropna(subset=["face_id"])
+    if faces.empty:
+        return [], 0
+    seen = faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
+    least = 1 if rows["media"].iloc[0] == "image" else MIN_TRACK_FRAMES  # a photo has one frame: all its faces count
+    kept = [int(f) for f, n in zip(seen.index, seen["nunique"]) if n >= least]
+    return kept, len(seen) - len(kept)
+
+
+def _step_s(frame_rows) -> float:
+    """Seconds between analysed frames of a video (median), the time each analysed frame stands for."""
+    t = np.unique(frame_rows["time_s"].to_numpy(dtype=np.float64))
+    t = t[np.isfinite(t)]
+    return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+
+
+def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray | None) -> dict:
+    """The figures of one summary row from a face's (or a whole file's) timeline rows and probabilities."""
+    mean = probs.mean(axis=0)
+    share = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
+    frames = g["frame"].nunique()
+    row = {"frames_with_face": frames, "dominant_emotion": EMOTIONS[int(mean.argmax())]}
+    if media == "video":
+        t = g["time_s"].to_numpy(dtype=np.float64)
+        if np.isfinite(t).any():
+            row.update(first_s=round(float(np.nanmin(t)), 4), last_s=round(float(np.nanmax(t)), 4),
+                       seconds_seen=round(frames * step, 4))
+    row.update({f"mean_{e}": round(float(mean[i]), 6) for i, e in enumerate(EMOTIONS)})
+    row.update({f"share_{e}": round(float(share[i]), 6) for i, e in enumerate(EMOTIONS)})
+    if smoothed is not None:
+        s_mean = smoothed.mean(axis=0)
+        s_share = np.bincount(smoothed.argmax(axis=1), minlength=len(EMOTIONS)) / len(smoothed)
+        # Defined as the unsmoothed column is (highest mean probability), so the two can be compared.
+        row["smoothed_dominant_emotion"] = EMOTIONS[int(s_mean.argmax())]
+        row.update({f"smoothed_mean_{e}": round(float(s_mean[i]), 6) for i, e in enumerate(EMOTIONS)})
+        row.update({f"smoothed_share_{e}": round(float(s_share[i]), 6) for i, e in enumerate(EMOTIONS)})
+    return row
 
 
 def read_timeline(path: str | Path):
@@ -41,41 +89,32 @@ def smooth_probabilities(times: np.ndarray, probs: np.ndarray, window_s: float) 
 
 
 def summarize(timeline, smooth: float | None = None):
-    """One row per source and face id (plus one with empty face_id for a source where no face was found)."""
+    """One row per source and face id, then, for a video, one whole-file row (empty face_id) pooling all its faces:
+    "the mood of this clip". A source where no face was found has only that row (for a photo too)."""
     import pandas as pd
 
     rows = []
     for source, frame_rows in timeline.groupby("source", sort=False):
         media = frame_rows["media"].iloc[0]
-        frames_analysed = frame_rows["frame"].nunique()
+        base = {"source": source, "media": media, "frames_analysed": frame_rows["frame"].nunique()}
         faces = frame_rows.dropna(subset=["face_id"])
         if faces.empty:
-            row = {"source": source, "media": media, "face_id": None, "frames_analysed": frames_analysed,
-                   "frames_with_face": 0, "dominant_emotion": None}
-            rows.append(row)
+            rows.append({**base, "face_id": None, "frames_with_face": 0, "dominant_emotion": None})
             continue
+        step = _step_s(frame_rows) if media == "video" else 0.0
+        pooled, pooled_smoothed = [], []
         for face_id, g in faces.groupby("face_id", sort=True):
             probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
-            mean = probs.mean(axis=0)
-            labels = probs.argmax(axis=1)
-            share = np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
-            row = {"source": source, "media": media, "face_id": int(face_id), "frames_analysed": frames_analysed,
-                   "frames_with_face": g["frame"].nunique(), "dominant_emotion": EMOTIONS[int(mean.argmax())]}
-            row.update({f"mean_{e}": round(float(mean[i]), 6) for i, e in enumerate(EMOTIONS)})
-            row.update({f"share_{e}": round(float(share[i]), 6) for i, e in enumerate(EMOTIONS)})
+            sm = None
             if smooth is not None:
                 t = g["time_s"].to_numpy(dtype=np.float64)
-                if media == "video" and np.all(np.isfinite(t)):
-                    sm = smooth_probabilities(t, probs, smooth)
-                else:
-                    sm = probs
-                s_mean = sm.mean(axis=0)
-                s_share = np.bincount(sm.argmax(axis=1), minlength=len(EMOTIONS)) / len(sm)
-                # Defined as the unsmoothed column is (highest mean probability), so the two can be compared.
-                row["smoothed_dominant_emotion"] = EMOTIONS[int(s_mean.argmax())]
-                row.update({f"smoothed_mean_{e}": round(float(s_mean[i]), 6) for i, e in enumerate(EMOTIONS)})
-                row.update({f"smoothed_share_{e}": round(float(s_share[i]), 6) for i, e in enumerate(EMOTIONS)})
-            rows.append(row)
+                sm = smooth_probabilities(t, probs, smooth) if media == "video" and np.all(np.isfinite(t)) else probs
+                pooled_smoothed.append(sm)
+            pooled.append(probs)
+            rows.append({**base, "face_id": int(face_id), **_stats(g, probs, media, step, sm)})
+        if media == "video":
+            sm = np.concatenate(pooled_smoothed) if smooth is not None else None
+            rows.append({**base, "face_id": None, **_stats(faces, np.concatenate(pooled), media, step, sm)})
     columns = list(SUMMARY_COLUMNS) + (list(SMOOTHED_COLUMNS) if smooth is not None else [])
     df = pd.DataFrame(rows, columns=columns)
     df["face_id"] = df["face_id"].astype("Int64")

@@ -113,3 +113,23 @@ def test_any_source_name_round_trips_through_pandas_exactly(tmp_path, name):
     assert pd.isna(df["face_id"].iloc[1]) and df["face_id"].iloc[0] == 0
     err = pd.read_csv(d / "o.errors.csv", dtype=str, keep_default_na=False)
     assert err["source"].tolist() == [name] and err["error"].tolist() == [f"odd: {name}"]
+
+
+def test_committed_rows_read_back_per_source(tmp_path):
+    """What the annotator reads after a commit: exactly a source's records, in order, whichever way its rows reached
+    the timeline (streamed or staged), for odd names too, and again after a resume reopens the file."""
+    w = _writer(tmp_path)
+    odd = 'cr\rlf\nco,ma "q".mp4'
+    a = _records("a.mp4", 4)
+    b = _records(odd, 3) + [FaceRecord(odd, "video", 3, 0.3)]
+    w.write([a[0], b[0], a[1], b[1]])
+    w.write([b[2], b[3], a[2], a[3]])
+    w.commit(SourceDone(odd, "video", 4, 3))  # staged: waits for a.mp4
+    assert w.committed_since() == []
+    w.commit(SourceDone("a.mp4", "video", 4, 4))
+    assert w.committed_since() == ["a.mp4", odd]
+    assert list(w.rows("a.mp4")) == a and list(w.rows(odd)) == b
+    w.close()
+    again = _writer(tmp_path, resume=True)
+    assert list(again.rows(odd)) == b and list(again.rows("a.mp4")) == a
+    again.close()

@@ -81,3 +81,45 @@ def test_summary_csv_has_crlf_rows_and_round_trips_odd_names(tmp_path):
     back = pd.read_csv(path, dtype={"source": str}, keep_default_na=False)
     assert back["source"].tolist() == s["source"].tolist()
     assert back["dominant_emotion"].tolist() == ["happy"] * len(names)
+
+
+def test_face_times_and_the_whole_file_row():
+    """first_s/last_s/seconds_seen per face; each video ends with one row pooling all its faces (empty face_id)."""
+    recs = []
+    for i in range(10):  # analysed every 0.2 s; face 0 in frames 0-8 (happy 6, sad 3), face 1 in frames 4-6
+        recs.append(FaceRecord("v.mp4", "video", i, i / 5, 0, 0, 0, 10, 10, 0.9, _p(3 if i < 6 else 4))
+                    if i < 9 else FaceRecord("v.mp4", "video", i, i / 5))
+        if 4 <= i <= 6:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 1, 50, 0, 10, 10, 0.8, _p(5)))
+    recs.append(FaceRecord("p.jpg", "image", 0, None, 0, 1, 2, 10, 10, 0.9, _p(3)))
+    s = summarize(_timeline(recs), smooth=0.5)
+    f1 = s[(s.source == "v.mp4") & (s.face_id == 1)].iloc[0]
+    assert (f1.first_s, f1.last_s, f1.seconds_seen) == pytest.approx((0.8, 1.2, 0.6))
+    video = s[s.source == "v.mp4"]
+    whole = video.iloc[-1]
+    assert pd.isna(whole.face_id) and len(video) == 3
+    assert whole.frames_with_face == 9 and whole.first_s == 0.0 and whole.last_s == pytest.approx(1.6)
+    assert whole.seconds_seen == pytest.approx(9 * 0.2)
+    assert whole.share_happy == pytest.approx(6 / 12) and whole.share_surprise == pytest.approx(3 / 12)
+    assert whole.mean_surprise == pytest.approx((3 * 0.7 + 9 * 0.05) / 12, abs=1e-5)
+    assert whole.smoothed_dominant_emotion in EMOTIONS
+    photo = s[s.source == "p.jpg"]
+    assert len(photo) == 1 and photo.iloc[0].face_id == 0 and pd.isna(photo.iloc[0].seconds_seen)
+
+
+def test_fragments_are_left_out_of_the_tracked_faces():
+    from fer_batch.summary import tracked_faces
+
+    recs = []
+    for i in range(12):
+        if i >= 2:  # face 3 appears first but stays; face 0 arrives later; faces 1 and 2 flash for 1-2 frames
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 3, 0, 0, 10, 10, 0.9, _p(3)))
+        if i >= 6:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 0, 40, 0, 10, 10, 0.9, _p(3)))
+        if i in (0, 1):
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 1, 80, 0, 10, 10, 0.9, _p(3)))
+        if i == 5:
+            recs.append(FaceRecord("v.mp4", "video", i, i / 5, 2, 80, 0, 10, 10, 0.9, _p(3)))
+    assert tracked_faces(_timeline(recs)) == ([3, 0], 2)
+    photo = [FaceRecord("p.jpg", "image", 0, None, k, 10 * k, 0, 5, 5, 0.9, _p(3)) for k in range(3)]
+    assert tracked_faces(_timeline(photo)) == ([0, 1, 2], 0)

@@ -23,6 +23,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="timeline CSV to write")
     p.add_argument("--summary", type=Path, help="per-source, per-face summary CSV to write")
     p.add_argument("--charts", type=Path, metavar="DIR", help="directory for PNG charts")
+    p.add_argument("--annotate", type=Path, metavar="DIR",
+                   help="directory for annotated copies: each video as an H.264 MP4 with every face's box, id, "
+                        "emotion and probabilities drawn, each photo in its own format")
+    p.add_argument("--report", type=Path, metavar="FILE.html",
+                   help="one self-contained HTML page of the run: settings, failures, per file its timeline and "
+                        "each face's thumbnails and emotions")
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th video frame (default 1)")
     sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second of video")
@@ -119,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = RunConfig(
         paths=tuple(args.paths), out=args.out, summary=args.summary, charts=args.charts, smooth=args.smooth,
+        annotate=args.annotate, report=args.report,
         overwrite=args.overwrite, resume=args.resume,
         analyze=AnalyzeConfig(every=args.every, fps=args.fps, batch_size=args.batch_size, model=args.model,
                               runtime=args.runtime,
@@ -166,10 +173,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"timeline: {report.outputs['timeline']}", file=sys.stderr)
     if not report.ok:
         print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
-    for key in ("summary", "charts"):
+    for source, reason in report.annotate_failures:
+        print(f"annotate: {source}: {reason}", file=sys.stderr)
+    for key in ("summary", "charts", "annotate", "report"):
         if key in report.outputs:
             value = report.outputs[key]
-            shown = config.charts if key == "charts" else value
+            shown = getattr(config, key) if key in ("charts", "annotate") else value
             print(f"{key + ':':<9} {shown}", file=sys.stderr)
     print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
     return EXIT_OK if report.ok else EXIT_SOME_FAILED

@@ -1,0 +1,260 @@
+"""Annotated copies of the inputs (``--annotate DIR``): each video re-encoded with its faces drawn, each photo
+copied in its own format with its faces drawn.
+
+A sink of committed sources: once a source's rows are in the timeline, :class:`AnnotateSink` reads them back one
+frame at a time and decodes the source again, drawing each analysed frame's results on it (and on the skipped
+frames that follow it, with ``--every``/``--fps``). Re-decoding, rather than carrying pixels through the pipeline,
+keeps the pipeline's memory bound: the batcher holds up to ``max(batch, 4 x queue)`` frames while their crops wait
+for a full network batch, which at 720p would be ~700 MB of pixels (6 GB at 4K), and the reader grabs skipped frames
+without decoding them to pixels at all. Decoding is a small part of the annotation's cost (H.264 encoding is most
+of it; see README, Performance), and a driver that only receives records (a cluster engine) annotates the same way.
+
+Videos: H.264 (libx264 through PyAV) in yuv420p with ``+faststart``, every decoded frame with its own timestamp,
+the input's size (an odd width or height is padded by one pixel: yuv420p needs even sizes); audio is copied
+(without re-encoding) when MP4 can hold its codec. The file is written under a temporary name and renamed when
+complete, so an interrupted run leaves no half-written annotated video under its real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path, PurePath
+
+from .errors import Interrupted
+from .records import FaceRecord
+
+log = logging.getLogger("fer_batch")
+
+#: x264's speed preset and quality. Encoding is most of the annotation's cost: on the 2-core test machine (loaded)
+#: a 720p frame encoded at 9 frames/s with "veryfast", 15 with "superfast", 28 with "ultrafast" (whose Constrained
+#: Baseline stream is 1.5x the size again), beside 57 frames/s to decode it. "superfast" still gives a High-profile
+#: stream (CABAC, B-frames) that any player reads; CRF 20 keeps the drawn text crisp.
+ENCODER_PRESET = "superfast"
+ENCODER_CRF = 20
+#: Audio codecs an MP4 holds as they are; others are dropped (with a note) rather than re-encoded.
+MP4_AUDIO = frozenset({"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"})
+
+
+def annotated_name(source: str, media: str) -> PurePath:
+    """Where a source's annotated copy goes below the annotate folder: its path as given, made relative and safe
+    (other characters than letters, digits, ``.``, ``_`` and ``-`` become ``_``, ``..`` becomes ``__``); videos get
+    ``.mp4`` appended unless they already end in it."""
+    parts = []
+    for part in PurePath(source).parts:
+        if part in ("/", "\\", ".") or PurePath(part).anchor == part:
+            continue
+        part = "__" if part == ".." else re.sub(r"[^A-Za-z0-9._-]+", "_", part).lstrip(".") or "_"
+        parts.append(part[-120:])
+    path = PurePath(*parts) if parts else PurePath("source")
+    if media == "video" and path.suffix.lower() != ".mp4":
+        path = path.with_name(path.name + ".mp4")
+    return path
+
+
+def sampling_note(every: int, fps: float | None) -> str | None:
+    """The legend of a video analysed on a subset of its frames (None when every frame was analysed)."""
+    how = sampling_text(every, fps)
+    if how == "every frame":
+        return None
+    return f"{how} analysed; the last result stays drawn on the frames between"
+
+
+def sampling_text(every: int, fps: float | None) -> str:
+    """Which frames were analysed, in words: "every frame", "every 5th frame", "about 2 frames a second"."""
+    if fps is not None:
+        return f"about {fps:g} frames a second"
+    if every == 1:
+        return "every frame"
+    suffix = "th" if 10 <= every % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(every % 10, "th")
+    return f"every {every}{suffix} frame"
+
+
+def _by_frame(records: Iterable[FaceRecord]) -> Iterator[tuple[int, list[FaceRecord]]]:
+    """(frame, its records) in frame order, holding one frame's records at a time."""
+    frame, group = None, []
+    for rec in records:
+        if rec.frame != frame and group:
+            yield frame, group
+            group = []
+        frame = rec.frame
+        group.append(rec)
+    if group:
+        yield frame, group
+
+
+def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None = None,
+                   stop=None) -> dict:
+    """Re-encode ``src`` to ``dst`` (MP4, H.264) with ``records`` drawn; returns facts (frames, audio, size).
+
+    Setting ``stop`` (a :class:`threading.Event`) abandons the file at its next frame with :class:`Interrupted`
+    (a long video must not hold up Ctrl-C); its temporary part is left for the caller to remove."""
+    import av
+
+    from .overlay import _colours, draw_faces, draw_legend
+
+    colours = _colours()
+    groups = _by_frame(records)
+    upcoming = next(groups, None)
+    current: list[FaceRecord] = []
+    tmp = dst.with_name(f".{dst.name}.part")
+    facts = {"frames": 0, "audio": "none"}
+    with av.open(str(src)) as inp:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        rate = vin.average_rate or vin.guessed_rate or Fraction(30)
+        with av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+            vout = out.add_stream("libx264", rate=rate)
+            vout.pix_fmt = "yuv420p"
+            vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
+            tb = vin.time_base or Fraction(1, 90000)
+            vout.codec_context.time_base = tb
+            # Sized before the first packet (an audio one may come first and open the file); yuv420p needs even.
+            w, h = vin.codec_context.width, vin.codec_context.height
+            size = (w + w % 2, h + h % 2)
+            vout.width, vout.height = size
+            facts["size"] = (w, h)
+            ain = aout = None
+            if inp.streams.audio:
+                a = inp.streams.audio[0]
+                name = a.codec_context.name
+                if name in MP4_AUDIO:
+                    ain, aout = a, out.add_stream_from_template(a)
+                    facts["audio"] = f"copied ({name})"
+                else:
+                    facts["audio"] = f"not copied ({name}: MP4 cannot hold it without re-encoding)"
+            streams = [vin] + ([ain] if ain is not None else [])
+            index = -1
+            for packet in inp.demux(streams):
+                if packet.stream is ain:
+                    if packet.dts is not None:
+                        packet.stream = aout
+                        out.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    if stop is not None and stop.is_set():
+                        raise Interrupted(f"stopped while annotating {src}; continue with --resume")
+                    index += 1
+                    img = frame.to_ndarray(format="bgr24")
+                    while upcoming is not None and upcoming[0] <= index:
+                        current = upcoming[1]
+                        upcoming = next(groups, None)
+                    draw_faces(img, current, colours)
+                    if note:
+                        draw_legend(img, note)
+                    if (img.shape[1], img.shape[0]) != size:
+                        img = _fit(img, size)
+                    new = av.VideoFrame.from_ndarray(img, format="bgr24")
+                    new.pts = frame.pts if frame.pts is not None else int(index / rate / tb)
+                    new.time_base = tb
+                    for p in vout.encode(new):
+                        out.mux(p)
+                    facts["frames"] = index + 1
+            for p in vout.encode(None):
+                out.mux(p)
+    os.replace(tmp, dst)
+    return facts
+
+
+def _fit(img, size: tuple[int, int]):
+    """The frame at the output's size: an odd side padded by one repeated pixel; a frame whose size changed
+    mid-stream (the header's size is the output's) scaled to it."""
+    import cv2
+
+    w, h = size
+    if 0 <= w - img.shape[1] <= 1 and 0 <= h - img.shape[0] <= 1:
+        return cv2.copyMakeBorder(img, 0, h - img.shape[0], 0, w - img.shape[1], cv2.BORDER_REPLICATE)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+#: EXIF orientation -> the transpose that undoes :func:`PIL.ImageOps.exif_transpose` (its inverse).
+_UNDO_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+                     7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
+    """Copy ``src`` to ``dst`` in its own format with ``records`` drawn. The faces are drawn upright (boxes are in
+    the EXIF-rotated frame), then the pixels are turned back, so the copy has the source's stored size and EXIF
+    orientation and shows the same way in every viewer."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from .overlay import draw_faces
+    from .sources import _to_rgb
+
+    with Image.open(src) as im:
+        fmt = im.format
+        exif = im.getexif()
+        icc = im.info.get("icc_profile")
+        orientation = int(exif.get(0x0112, 1) or 1)
+        rgb = _to_rgb(ImageOps.exif_transpose(im))
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    draw_faces(bgr, list(records))
+    out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    if orientation in _UNDO_ORIENTATION:
+        out = out.transpose(getattr(Image.Transpose, _UNDO_ORIENTATION[orientation]))
+    options = {"exif": exif.tobytes()} if len(exif) else {}
+    if icc:
+        options["icc_profile"] = icc
+    if fmt == "JPEG":
+        options.update(quality=92)
+    tmp = dst.with_name(f".{dst.name}.part")
+    out.save(tmp, format=fmt, **options)
+    os.replace(tmp, dst)
+    return {"size": out.size}
+
+
+class AnnotateSink:
+    """Writes the annotated copy of each committed source below ``directory``.
+
+    ``source_done(done, path, rows)`` is called after a source's rows are committed, with the source's file and
+    its rows in frame order (e.g. :meth:`RunWriter.rows`); a failure to annotate one file is recorded in
+    ``failures`` and does not stop the run.
+    """
+
+    def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None):
+        self.directory = Path(directory)
+        self.stop = stop
+        self.note = sampling_note(every, fps)
+        self.written: list[Path] = []
+        self.failures: list[tuple[str, str]] = []
+        self.audio_notes: list[tuple[str, str]] = []
+        self._used: dict[PurePath, str] = {}
+
+    def path_for(self, source: str, media: str) -> Path:
+        rel = annotated_name(source, media)
+        if self._used.setdefault(rel, source) != source:  # two names that clean up alike: keep both apart
+            digest = hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            rel = rel.with_name(f"{rel.stem}-{digest}{rel.suffix}")
+            self._used[rel] = source
+        return self.directory / rel
+
+    def exists(self, source: str, media: str) -> bool:
+        return self.path_for(source, media).exists()
+
+    def source_done(self, source: str, media: str, path: Path, rows: Iterable[FaceRecord]) -> Path | None:
+        dst = self.path_for(source, media)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if media == "video":
+                facts = annotate_video(Path(path), dst, rows, note=self.note, stop=self.stop)
+                if not facts["audio"].startswith(("copied", "none")):
+                    self.audio_notes.append((source, facts["audio"]))
+            elif media == "image":
+                annotate_photo(Path(path), dst, rows)
+            else:
+                raise ValueError(f"unknown media kind {media!r}")
+        except Interrupted:
+            dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)  # --resume draws it again
+            raise
+        except Exception as exc:  # one file that cannot be annotated must not stop the batch
+            log.debug("annotating %s failed", source, exc_info=True)
+            self.failures.append((source, f"{type(exc).__name__}: {exc}"))
+            dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)
+            return None
+        self.written.append(dst)
+        return dst

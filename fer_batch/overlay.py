@@ -1,0 +1,148 @@
+"""Drawing a frame's results on its pixels: box, face id, top emotion and probability, a seven-bar chart.
+
+Sizes follow the frame (text stays readable from 360p to 4K) and the face (a large face gets a larger label, up to
+a cap). Colours are the charts' emotion colours (:data:`fer_batch.charts.COLORS`). Drawing is in place, on BGR
+uint8 pixels, with OpenCV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .labels import EMOTIONS
+from .records import FaceRecord
+
+FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+SHORT = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "sad": "sad", "surprise": "sur",
+         "neutral": "neu"}
+
+
+def _bgr(hex_colour: str) -> tuple[int, int, int]:
+    v = hex_colour.lstrip("#")
+    return int(v[4:6], 16), int(v[2:4], 16), int(v[0:2], 16)
+
+
+def _colours() -> dict[str, tuple[int, int, int]]:
+    from .charts import COLORS
+
+    return {e: _bgr(COLORS[e]) for e in EMOTIONS}
+
+
+def _ink_on(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white text, whichever reads better on a ``bgr`` background."""
+    b, g, r = bgr
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+def text_scale(frame_shape: tuple[int, ...], face_h: int | None = None) -> float:
+    """OpenCV font scale: about 2.2% of the frame's shorter side (0.4, ~9 px tall, at least), grown for big faces."""
+    short = min(frame_shape[0], frame_shape[1])
+    scale = max(0.4, short / 720 * 0.55)
+    if face_h:
+        scale = min(max(scale, face_h / 260), 2 * scale)
+    return scale
+
+
+def _shade(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.6) -> None:
+    """Darken a rectangle (clipped to the frame) so text and bars read on any background."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 > x0 and y1 > y0:
+        region = img[y0:y1, x0:x1]
+        region[:] = (region * (1 - alpha)).astype(np.uint8)
+
+
+def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None = None) -> None:
+    """Draw every face of ``records`` (those with a face) on ``img`` (BGR, in place)."""
+    import cv2
+
+    colours = colours or _colours()
+    h, w = img.shape[:2]
+    faces = [r for r in records if r.has_face and r.probs is not None]
+    taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes and placed panels, kept clear of panels
+    for rec in faces:
+        emotion, conf = rec.emotion, rec.confidence
+        colour = colours[emotion]
+        scale = text_scale(img.shape, rec.h)
+        thick = max(1, int(round(scale * 2)))
+        line = max(2, int(round(min(h, w) / 300)))
+        x0, y0, x1, y1 = rec.x, rec.y, rec.x + rec.w, rec.y + rec.h
+        cv2.rectangle(img, (x0, y0), (x1, y1), colour, line, cv2.LINE_AA)
+        # Label: "#0 happy 0.87" on a band in the emotion's colour, above the box (below it at the frame's top).
+        label = f"#{rec.face_id} {emotion} {conf:.2f}"
+        (tw, th), base = cv2.getTextSize(label, FONT, scale, thick)
+        pad = max(2, th // 4)
+        band = th + 2 * pad + base
+        if y0 - line // 2 - band >= 0:  # above the box; else below it; else inside its top edge
+            ly1 = y0 - line // 2
+        elif y1 + line // 2 + band <= h:
+            ly1 = y1 + line // 2 + band
+        else:
+            ly1 = max(y0, 0) + band
+        ly0 = ly1 - band
+        lx0 = min(max(x0 - line // 2, 0), max(w - tw - 2 * pad, 0))
+        cv2.rectangle(img, (lx0, ly0), (lx0 + tw + 2 * pad, ly1), colour, -1)
+        cv2.putText(img, label, (lx0 + pad, ly1 - pad - base), FONT, scale, _ink_on(colour), thick, cv2.LINE_AA)
+        taken.append(_bars(img, rec, x0, y0, x1, y1, scale * 0.8, colours, taken))
+
+
+def _overlap(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float, colours: dict,
+          taken: list) -> tuple[int, int, int, int]:
+    """Seven horizontal bars, one per emotion, beside the box: right of it, else left, else inside its edge,
+    whichever covers least of the other faces and their panels. Returns the panel's rectangle."""
+    import cv2
+
+    h, w = img.shape[:2]
+    thick = max(1, int(round(scale * 1.6)))
+    tw = max(cv2.getTextSize(SHORT[e], FONT, scale, thick)[0][0] for e in EMOTIONS)
+    th = cv2.getTextSize("sur", FONT, scale, thick)[0][1]
+    row = int(th * 1.7)
+    bar_len = max(tw * 2, 30)
+    pad = max(2, th // 3)
+    panel_w = pad * 3 + tw + bar_len
+    panel_h = row * len(EMOTIONS) + pad
+    py = min(max(y0, 0), max(h - panel_h, 0))
+    own = (x0, y0, x1, y1)
+    spots = [x for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
+    spots.append(min(max(x1 - panel_w, 0), max(w - panel_w, 0)))  # inside the box's right edge
+    px = min(spots, key=lambda x: sum(_overlap((x, py, x + panel_w, py + panel_h), t) for t in taken if t != own))
+    _shade(img, px, py, px + panel_w, py + panel_h)
+    top = int(np.argmax(rec.probs))
+    for i, e in enumerate(EMOTIONS):
+        ry = py + pad + i * row
+        ink = (255, 255, 255) if i == top else (200, 200, 200)
+        cv2.putText(img, SHORT[e], (px + pad, ry + th), FONT, scale, ink, thick, cv2.LINE_AA)
+        bx = px + 2 * pad + tw
+        length = int(round(bar_len * float(rec.probs[i])))
+        cv2.rectangle(img, (bx, ry + 1), (bx + bar_len, ry + row - pad), (90, 90, 90), 1)
+        if length > 0:
+            cv2.rectangle(img, (bx, ry + 1), (bx + length, ry + row - pad), colours[e], -1)
+    return px, py, px + panel_w, py + panel_h
+
+
+def draw_legend(img: np.ndarray, text: str) -> None:
+    """A line of explanation in the frame's bottom-left corner, on a shaded band; on a narrow frame it breaks at
+    its "; " into two lines rather than shrinking below the readable size."""
+    import cv2
+
+    scale = text_scale(img.shape) * 0.85
+    thick = max(1, int(round(scale * 1.6)))
+    h, w = img.shape[:2]
+    lines = [text]
+    if cv2.getTextSize(text, FONT, scale, thick)[0][0] + 8 > w:
+        lines = text.split("; ")
+    widest = max(cv2.getTextSize(t, FONT, scale, thick)[0][0] for t in lines)
+    if widest + 8 > w:  # still too wide: shrink to fit
+        scale *= (w - 8) / (widest + 8)
+    sizes = [cv2.getTextSize(t, FONT, scale, thick) for t in lines]
+    th, base = sizes[0][0][1], sizes[0][1]
+    pad = max(3, th // 3)
+    step = th + base + pad
+    top = h - len(lines) * step - pad
+    _shade(img, 0, top, max(s[0][0] for s in sizes) + 2 * pad, h, 0.55)
+    for i, t in enumerate(lines):
+        cv2.putText(img, t, (pad, top + (i + 1) * step - base), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)

@@ -1,0 +1,268 @@
+"""The run's HTML report (``--report FILE.html``): one self-contained page, built from the timeline after the run.
+
+Everything is inline (CSS, SVG charts, JPEG thumbnails as data URIs); there is no script and no network resource.
+Sources appear in the timeline's order, in collapsible sections grouped into pages of :data:`PAGE` sources, so a
+run of a thousand files stays one page a browser opens at once (only the opened sections are laid out).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTIONS
+
+PAGE = 100  # sources per collapsible page
+OPEN_ALL_UP_TO = 20  # runs with at most this many sources show every source opened
+TIMELINE_POINTS = 200  # a face's timeline is averaged down to about this many points
+
+CSS = """
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#f6f6f6}
+main{max-width:1180px;margin:0 auto;padding:16px 24px;background:#fff}
+h1{font-size:22px;margin:4px 0 8px}h2{font-size:18px;margin:20px 0 8px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:4px 0;max-width:100%}td,th{padding:2px 10px 2px 0;text-align:left;
+vertical-align:top;overflow-wrap:anywhere}th{color:#555;font-weight:600}
+.line{font-weight:600}.muted{color:#666}.legend span{display:inline-block;margin-right:12px;white-space:nowrap}
+.sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px;border-radius:2px}
+details.page>summary{font-weight:600;font-size:15px;margin:8px 0;cursor:pointer}
+details.src{border:1px solid #ddd;border-radius:4px;margin:6px 0;padding:4px 10px}
+details.src>summary{cursor:pointer;overflow-wrap:anywhere}.src .name{font-weight:600}
+.faces{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0}
+.face{display:flex;gap:8px;border:1px solid #eee;border-radius:4px;padding:6px;max-width:100%;box-sizing:border-box}
+.face img{height:96px;display:block}.face .info{min-width:170px;max-width:260px}
+.shares{display:flex;height:10px;width:200px;margin:4px 0;border-radius:2px;overflow:hidden;background:#eee}.shares i{display:block;height:100%}
+svg{display:block;max-width:100%;height:auto}.fail td:first-child{font-weight:600}
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def _colours() -> dict[str, str]:
+    from .charts import COLORS
+
+    return COLORS
+
+
+def _legend() -> str:
+    c = _colours()
+    return '<p class="legend">' + "".join(f'<span><i class="sw" style="background:{c[e]}"></i>{e}</span>'
+                                          for e in EMOTIONS) + "</p>"
+
+
+def _shares_bar(shares: np.ndarray) -> str:
+    c = _colours()
+    parts = "".join(f'<i style="width:{100 * s:.1f}%;background:{c[e]}"></i>'
+                    for e, s in zip(EMOTIONS, shares) if s > 0)
+    top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), reverse=True)
+    text = ", ".join(f"{e} {100 * s:.0f}%" for s, e in top)
+    return f'<div class="shares" title="{_e(text)}">{parts}</div><div class="muted">{_e(text)}</div>'
+
+
+def _share_of(probs: np.ndarray) -> np.ndarray:
+    return np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / max(len(probs), 1)
+
+
+def _binned(t: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average consecutive rows so a face's timeline has about TIMELINE_POINTS points."""
+    k = int(np.ceil(len(t) / TIMELINE_POINTS))
+    if k <= 1:
+        return t, probs
+    n = len(t) // k * k
+    tb = t[:n].reshape(-1, k).mean(axis=1)
+    pb = probs[:n].reshape(-1, k, probs.shape[1]).mean(axis=1)
+    if n < len(t):
+        tb = np.append(tb, t[n:].mean())
+        pb = np.vstack([pb, probs[n:].mean(axis=0)])
+    return tb, pb
+
+
+def _ticks(end: float, most: int = 8) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) from 0 to ``end``."""
+    raw = end / most
+    power = 10 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [round(k * step, 10) for k in range(int(end / step + 1e-9) + 1)]
+
+
+def timeline_svg(rows, face_ids: list[int]) -> str:
+    """Stacked emotion probabilities over time, one band per face id, as inline SVG (gaps left empty)."""
+    c = _colours()
+    width, band, gap, left, bottom = 1000, 46, 8, 56, 22
+    t_all = rows["time_s"].to_numpy(dtype=np.float64)
+    t_end = float(np.nanmax(t_all)) if np.isfinite(t_all).any() else float(rows["frame"].max())
+    t_end = max(t_end, 1e-3)
+    height = len(face_ids) * (band + gap) + bottom
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="emotion timeline">']
+    xs = lambda t: left + (width - left - 8) * t / t_end  # noqa: E731
+    for i, fid in enumerate(face_ids):
+        g = rows[rows["face_id"] == fid].sort_values("frame")
+        t = g["time_s"].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            t = g["frame"].to_numpy(dtype=np.float64)
+        probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
+        y0 = i * (band + gap)
+        out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 8}" height="{band}" fill="#f1f1f1"/>'
+                   f'<text x="0" y="{y0 + band / 2 + 5}" font-size="13">#{fid}</text>')
+        dt = np.diff(t)
+        step = np.median(dt) if len(dt) else 1.0
+        breaks = np.flatnonzero(dt > 3 * step) + 1
+        for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
+            seg_t, seg_p = _binned(seg_t, seg_p)
+            if len(seg_t) == 1:  # one point: a thin column
+                seg_t = np.array([seg_t[0], seg_t[0] + step])
+                seg_p = np.vstack([seg_p, seg_p])
+            cum = np.hstack([np.zeros((len(seg_p), 1)), np.cumsum(seg_p, axis=1)])
+            for k, e in enumerate(EMOTIONS):
+                top = [f"{xs(x):.1f},{y0 + band * (1 - v):.1f}" for x, v in zip(seg_t, cum[:, k + 1])]
+                low = [f"{xs(x):.1f},{y0 + band * (1 - v):.1f}" for x, v in zip(seg_t[::-1], cum[::-1, k])]
+                out.append(f'<polygon fill="{c[e]}" points="{" ".join(top + low)}"/>')
+    y = height - bottom
+    for tv in _ticks(t_end):
+        out.append(f'<text x="{xs(tv):.0f}" y="{y + 16}" font-size="11" text-anchor="middle" fill="#555">'
+                   f'{tv:g} s</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def distribution_svg(faces) -> str:
+    """Share of all analysed faces per top emotion, as inline SVG bars with their counts."""
+    c = _colours()
+    counts = faces["emotion"].value_counts().reindex(list(EMOTIONS), fill_value=0).to_numpy()
+    total = max(int(counts.sum()), 1)
+    width, height, bar = 700, 170, 80
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="emotion distribution">']
+    top = max(counts.max() / total, 0.05)
+    for i, (e, n) in enumerate(zip(EMOTIONS, counts)):
+        h = 120 * (n / total) / top
+        x = 10 + i * (bar + 18)
+        out.append(f'<rect x="{x}" y="{140 - h:.1f}" width="{bar}" height="{h:.1f}" fill="{c[e]}"/>'
+                   f'<text x="{x + bar / 2}" y="{134 - h:.1f}" font-size="12" text-anchor="middle">'
+                   f'{100 * n / total:.0f}% ({n})</text>'
+                   f'<text x="{x + bar / 2}" y="158" font-size="12" text-anchor="middle">{e}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step: float) -> str:
+    probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
+    dominant = EMOTIONS[int(probs.mean(axis=0).argmax())]
+    frames = g["frame"].nunique()
+    if media == "video" and g["time_s"].notna().any():
+        seen = (f"seen {g['time_s'].min():.2f}-{g['time_s'].max():.2f} s ({frames} analysed frames, "
+                f"~{frames * step:.1f} s)")
+    else:
+        seen = f"{frames} frame{'s' if frames != 1 else ''}"
+    imgs = ""
+    if thumbs is not None:
+        imgs = (f'<img src="{_data_uri(thumbs[0])}" alt="face #{fid}, its most confident crop" '
+                f'width="96" height="96">'
+                f'<img src="{_data_uri(thumbs[1])}" alt="face #{fid} in its frame">')
+    return (f'<div class="face">{imgs}<div class="info"><b>#{fid}</b> · <b>{_e(dominant)}</b>'
+            f'<div class="muted">{_e(seen)}</div>{_shares_bar(_share_of(probs))}</div></div>')
+
+
+def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours) -> str:
+    from .summary import MIN_TRACK_FRAMES, _step_s, tracked_faces
+
+    media = rows["media"].iloc[0]
+    faces = rows.dropna(subset=["face_id"])
+    face_ids, fragments = tracked_faces(rows)
+    frames = rows["frame"].nunique()
+    if faces.empty:
+        headline = "no face found"
+    else:
+        pooled = faces[list(EMOTIONS)].to_numpy(dtype=np.float64)
+        headline = f"{len(face_ids)} face{'s' if len(face_ids) != 1 else ''}, mostly " + \
+                   EMOTIONS[int(pooled.mean(axis=0).argmax())]
+    head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · {frames} analysed '
+            f'frame{"s" if frames != 1 else ""} · {_e(headline)}</span></summary>')
+    body = []
+    if not faces.empty:
+        body.append(_shares_bar(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64))))
+    if fragments:
+        body.append(f'<p class="muted">{fragments} short fragment{"s" if fragments > 1 else ""} (face ids seen in '
+                    f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')
+    if media == "video" and face_ids:
+        body.append(timeline_svg(rows, face_ids))
+    thumbs = {}
+    if face_ids and path is not None:
+        wanted = {}
+        for fid in face_ids:
+            g = faces[faces["face_id"] == fid]
+            best = g.loc[g["confidence"].idxmax()]
+            wanted[fid] = (int(best["frame"]), (int(best["x"]), int(best["y"]), int(best["w"]), int(best["h"])),
+                           best["emotion"])
+        try:
+            from .thumbs import face_thumbnails
+
+            thumbs = face_thumbnails(path, media, wanted, bgr_colours)
+        except Exception as exc:  # a file gone or changed since the run: the report still lists its figures
+            body.append(f'<p class="muted">thumbnails unavailable ({_e(type(exc).__name__)}: {_e(exc)})</p>')
+    step = _step_s(rows) if media == "video" else 0.0
+    if face_ids:
+        body.append('<div class="faces">' + "".join(
+            _face_card(fid, faces[faces["face_id"] == fid], media, thumbs.get(fid), step) for fid in face_ids)
+            + "</div>")
+    return f'<details class="src"{" open" if opened else ""}>{head}{"".join(body)}</details>'
+
+
+def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path]) -> str:
+    """The report's HTML text. ``timeline``: the run's timeline (:func:`~fer_batch.summary.read_timeline`);
+    ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails)."""
+    from .overlay import _colours as bgr_colours
+
+    colours = bgr_colours()
+    groups = list(timeline.groupby("source", sort=False))
+    errors = list(errors)
+    out = ['<!doctype html><html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>fer-batch report</title><style>{CSS}</style></head><body><main>",
+           "<h1>fer-batch report</h1>", f'<p class="line">{_e(line)}</p>', "<table>"]
+    for key, value in settings.items():
+        if value is None or value == [] or value == ():
+            continue
+        shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        out.append(f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>")
+    out.append("</table>")
+    out.append(f'<h2 id="failures">Failures ({len(errors)})</h2>')
+    if errors:
+        out.append('<table class="fail"><tr><th>source</th><th>reason</th></tr>' + "".join(
+            f"<tr><td>{_e(s)}</td><td>{_e(r)}</td></tr>" for s, r in errors) + "</table>")
+    else:
+        out.append('<p class="muted">none</p>')
+    faces = timeline.dropna(subset=["face_id"])
+    out.append(f'<h2 id="distribution">Emotions of all {len(faces)} analysed faces</h2>')
+    out.append(distribution_svg(faces) + _legend())
+    out.append(f'<h2 id="sources">Sources with results ({len(groups)})</h2>')
+    opened = len(groups) <= OPEN_ALL_UP_TO
+    for start in range(0, len(groups), PAGE):
+        page = groups[start:start + PAGE]
+        out.append(f'<details class="page"{" open" if start == 0 else ""}><summary>sources {start + 1}-'
+                   f'{start + len(page)}</summary>')
+        for name, rows in page:
+            out.append(_source_section(name, rows, paths.get(name), opened, colours))
+        out.append("</details>")
+    out.append("</main></body></html>\n")
+    return "\n".join(out)
+
+
+def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path]) -> Path:
+    """Write :func:`build_report`'s page to ``path`` (through a temporary file, so a reader never sees half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths), encoding="utf-8",
+                   errors="surrogateescape")
+    tmp.replace(path)
+    return path

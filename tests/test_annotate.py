@@ -1,0 +1,226 @@
+"""Annotated copies (--annotate DIR) of generated media, checked frame by frame against the inputs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_batch.annotate import annotated_name, sampling_note
+from fer_batch.batch import run_batch
+from fer_batch.config import AnalyzeConfig, RunConfig
+from fer_batch.errors import UsageError
+from fer_batch.summary import read_timeline
+
+av = pytest.importorskip("av", reason="--annotate writes through PyAV (pip install av)")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from fer_batch.classify import Classifier
+
+    return Classifier()
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+
+
+def _pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def _drawn_region(shape, box, margin_x: int, margin_y: int) -> np.ndarray:
+    """Where the box, its label and its bar panel may be drawn: the box grown by generous margins."""
+    mask = np.zeros(shape[:2], bool)
+    x, y, w, h = box
+    mask[max(y - margin_y, 0):y + h + margin_y, max(x - margin_x, 0):x + w + margin_x] = True
+    return mask
+
+
+def _run(tmp_path, media: list[Path], classifier, **analyze) -> tuple[RunConfig, object]:
+    inputs = tmp_path / "in"
+    inputs.mkdir(exist_ok=True)
+    for m in media:
+        shutil.copy(m, inputs / Path(m).name)
+    config = RunConfig(paths=(str(inputs),), out=tmp_path / "r.csv", annotate=tmp_path / "ann", overwrite=True,
+                       analyze=AnalyzeConfig(**analyze))
+    return config, run_batch(config, classifier=classifier)
+
+
+def test_annotated_video_has_the_inputs_frames_and_draws_only_at_faces(tmp_path, face_video, classifier):
+    config, report = _run(tmp_path, [face_video.path], classifier)
+    assert report.ok and not report.annotate_failures
+    name = str(tmp_path / "in" / Path(face_video.path).name)
+    dst = config.annotate / annotated_name(name, "video")
+    assert dst.exists() and dst.suffix == ".mp4"
+    with av.open(str(dst)) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.format.name == "yuv420p"
+    src_frames, out_frames = _frames(face_video.path), _frames(dst)
+    assert len(out_frames) == len(src_frames) == face_video.frames
+    assert out_frames[0].shape == src_frames[0].shape == (face_video.size[1], face_video.size[0], 3)
+    with av.open(str(face_video.path)) as c:
+        src_tb = c.streams.video[0].time_base
+    with av.open(str(dst)) as c:
+        dst_tb = c.streams.video[0].time_base
+    assert [p * src_tb for p in _pts(face_video.path)] == [p * dst_tb for p in _pts(dst)]  # same timing
+    timeline = read_timeline(config.out)
+    faces = timeline.dropna(subset=["face_id"])
+    with_face = set(faces["frame"])
+    without = [i for i in range(face_video.frames) if i not in with_face]
+    assert with_face and without  # the face enters and leaves
+    for i in without:  # nothing drawn: only the re-encoding's noise
+        assert np.abs(out_frames[i] - src_frames[i]).mean() < 3.0, i
+    for i in sorted(with_face):
+        diff = np.abs(out_frames[i] - src_frames[i]).max(axis=2)
+        mask = np.zeros(diff.shape, bool)
+        for r in faces[faces["frame"] == i].itertuples():
+            box = (int(r.x), int(r.y), int(r.w), int(r.h))
+            x, y, w, h = box
+            ring = np.zeros(diff.shape, bool)  # the box outline: drawn in the emotion's colour
+            ring[max(y - 2, 0):y + 3, max(x, 0):x + w] = True
+            assert diff[ring].mean() > 25, i
+            mask |= _drawn_region(diff.shape, box, margin_x=130, margin_y=45)
+        if (~mask).sum() > 1000:
+            assert diff[~mask].mean() < 5.0, i  # re-encoding noise (max over channels)
+
+
+def test_every_5_keeps_the_last_result_drawn_on_skipped_frames(tmp_path, face_video, classifier):
+    config, report = _run(tmp_path, [face_video.path], classifier, every=5)
+    assert report.ok
+    dst = config.annotate / annotated_name(str(tmp_path / "in" / Path(face_video.path).name), "video")
+    src_frames, out_frames = _frames(face_video.path), _frames(dst)
+    assert len(out_frames) == face_video.frames
+    faces = read_timeline(config.out).dropna(subset=["face_id"])
+    held = 0
+    for r in faces.itertuples():
+        for i in range(int(r.frame) + 1, min(int(r.frame) + 5, face_video.frames)):  # skipped, result held
+            x, y, w = int(r.x), int(r.y), int(r.w)
+            diff = np.abs(out_frames[i] - src_frames[i]).max(axis=2)
+            band = diff[max(y - 2, 0):y + 3, max(x, 0):x + w]  # the held box's top edge
+            assert band.mean() > 25, (r.frame, i)
+            held += 1
+    assert held
+    # The legend says why: its band in the bottom-left corner changes every frame, faces or not.
+    for i in range(face_video.frames):
+        corner = np.abs(out_frames[i] - src_frames[i])[-12:, :60]
+        assert corner.mean() > 20, i
+    assert "last result stays drawn" in sampling_note(5, None)
+
+
+def test_annotated_photos_keep_format_size_and_exif_orientation(tmp_path, multi_face_photo, exif_rotated_photo,
+                                                                no_face_photo, classifier):
+    from PIL import Image, ImageOps
+
+    config, report = _run(tmp_path, [multi_face_photo, exif_rotated_photo, no_face_photo], classifier, workers=2)
+    assert report.ok and not report.annotate_failures
+    for src in (multi_face_photo, exif_rotated_photo, no_face_photo):
+        dst = config.annotate / annotated_name(str(tmp_path / "in" / Path(src).name), "image")
+        with Image.open(src) as a, Image.open(dst) as b:
+            assert b.format == a.format and b.size == a.size
+            assert b.getexif().get(0x0112) == a.getexif().get(0x0112)
+            up_a = np.asarray(ImageOps.exif_transpose(a).convert("RGB"), np.int16)
+            up_b = np.asarray(ImageOps.exif_transpose(b).convert("RGB"), np.int16)
+        diff = np.abs(up_a - up_b).max(axis=2)
+        rows = read_timeline(config.out)
+        rows = rows[(rows["source"] == str(tmp_path / "in" / Path(src).name))].dropna(subset=["face_id"])
+        if rows.empty:
+            assert diff.mean() < 3.0  # no face: an unchanged copy (JPEG re-saved)
+        for r in rows.itertuples():  # the box sits where the analysis found the face, on the upright picture
+            assert diff[int(r.y):int(r.y) + 3, int(r.x):int(r.x) + int(r.w)].mean() > 25
+    assert len(list(config.annotate.rglob("*.jpg"))) == 3
+
+
+def test_resume_redraws_a_committed_source_whose_annotation_was_cut_off(tmp_path, face_video, one_face_photo,
+                                                                       classifier):
+    config, report = _run(tmp_path, [face_video.path, one_face_photo], classifier, every=3)
+    video = config.annotate / annotated_name(str(tmp_path / "in" / Path(face_video.path).name), "video")
+    photo = config.annotate / annotated_name(str(tmp_path / "in" / Path(one_face_photo).name), "image")
+    first = video.read_bytes()
+    # As a kill during encoding leaves it: the rows committed, the video only as a temporary part.
+    video.rename(video.with_name(f".{video.name}.part"))
+    photo_mtime = photo.stat().st_mtime_ns
+    resumed = RunConfig(paths=config.paths, out=config.out, annotate=config.annotate, resume=True,
+                        analyze=config.analyze)
+    report = run_batch(resumed, classifier=classifier)
+    assert report.skipped == 2 and report.rows == 0
+    assert video.exists() and photo.stat().st_mtime_ns == photo_mtime  # only the missing one was redone
+    assert len(_frames(video)) == face_video.frames and abs(len(video.read_bytes()) - len(first)) < 0.02 * len(first)
+    assert not list(config.annotate.rglob(".*.part"))
+
+
+def test_annotated_names_mirror_the_inputs_layout():
+    assert annotated_name("clips/a b.avi", "video").as_posix() == "clips/a_b.avi.mp4"
+    assert annotated_name("clips/day1/x.mp4", "video").as_posix() == "clips/day1/x.mp4"
+    assert annotated_name("/abs/p/photo.JPG", "image").as_posix() == "abs/p/photo.JPG"
+    assert annotated_name("../up/.hidden.png", "image").as_posix() == "__/up/hidden.png"
+
+
+def test_annotate_must_be_a_directory(tmp_path, one_face_photo):
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(UsageError, match="--annotate .* is a file"):
+        RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", annotate=a_file)
+
+
+def test_audio_is_copied_and_frames_keep_their_timestamps(tmp_path):
+    """A clip with AAC audio: the annotated copy carries the same audio packets, untouched."""
+    from fer_batch.annotate import annotate_video
+    from fer_batch.records import FaceRecord
+
+    src = tmp_path / "with_audio.mp4"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        a = c.add_stream("aac", rate=44100)
+        for i in range(50):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 4, np.uint8), format="rgb24")):
+                c.mux(p)
+        for k in range(0, 2 * 44100, 1024):
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(k, k + 1024) / 44100)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, k
+            for p in a.encode(frame):
+                c.mux(p)
+        for stream in (v, a):
+            for p in stream.encode(None):
+                c.mux(p)
+    records = [FaceRecord("x", "video", i, i / 25, 0, 50, 50, 80, 80, 0.9, (0.1, 0, 0, 0.7, 0.1, 0, 0.1))
+               for i in range(0, 50, 5)]
+    dst = tmp_path / "out.mp4"
+    facts = annotate_video(src, dst, records, note=sampling_note(5, None))
+    assert facts["audio"] == "copied (aac)" and facts["frames"] == 50
+
+    def audio(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert audio(dst) == audio(src)
+    assert len(_frames(dst)) == 50
+
+
+def test_a_stop_abandons_the_annotation_without_leaving_a_part(tmp_path, face_video):
+    """Ctrl-C during a long video's encoding stops at the next frame; nothing is left under any name."""
+    import threading
+
+    from fer_batch.annotate import AnnotateSink
+    from fer_batch.errors import Interrupted
+    from fer_batch.records import FaceRecord
+
+    stop = threading.Event()
+    sink = AnnotateSink(tmp_path / "ann", stop=stop)
+
+    def rows():  # the stop arrives while the file is being drawn
+        for i in range(face_video.frames):
+            if i == 10:
+                stop.set()
+            yield FaceRecord("v.mp4", "video", i, i / 12, 0, 10, 10, 50, 50, 0.9, (0.1, 0, 0, 0.7, 0.1, 0, 0.1))
+
+    with pytest.raises(Interrupted, match="--resume"):
+        sink.source_done("v.mp4", "video", face_video.path, rows())
+    assert not [p for p in (tmp_path / "ann").rglob("*") if p.is_file()] and not sink.failures

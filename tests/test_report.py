@@ -1,0 +1,134 @@
+"""The HTML report (--report FILE.html) of a real run: self-contained, complete, and rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from fer_batch.batch import run_batch
+from fer_batch.config import AnalyzeConfig, RunConfig
+from fer_batch.errors import UsageError
+from fer_batch.summary import read_timeline
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class _Checker(HTMLParser):
+    """Every element closed in order; collects the resources the page would load."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.resources: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.resources += [v for k, v in attrs if k in ("src", "href") and v]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory, face_video, multi_face_photo, no_face_photo):
+    from fer_batch.classify import Classifier
+
+    tmp = tmp_path_factory.mktemp("report")
+    media = tmp / "media"
+    (media / "clips").mkdir(parents=True)
+    shutil.copy(face_video.path, media / "clips" / "face & <video>.mp4")
+    shutil.copy(multi_face_photo, media / "group.jpg")
+    shutil.copy(no_face_photo, media / "empty_room.jpg")
+    (media / "broken.jpg").write_bytes(b"")
+    config = RunConfig(paths=(str(media),), out=tmp / "r.csv", report=tmp / "out" / "report.html",
+                       summary=tmp / "s.csv", analyze=AnalyzeConfig(every=2))
+    report = run_batch(config, classifier=Classifier())
+    return config, report
+
+
+def test_report_is_self_contained_valid_and_complete(report_run):
+    config, report = report_run
+    text = config.report.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>")
+    checker = _Checker()
+    checker.feed(text)
+    checker.close()
+    assert not checker.errors and not checker.stack, (checker.errors, checker.stack)
+    assert "script" not in checker.tags and "link" not in checker.tags and "iframe" not in checker.tags
+    assert checker.resources and all(r.startswith("data:image/jpeg;base64,") for r in checker.resources)
+    assert not re.search(r"https?://", text)  # nothing the page could fetch
+    assert html.escape(report.line()) in text
+    # Every source with rows, in the timeline's order, and every failure with its reason.
+    timeline = read_timeline(config.out)
+    names = list(dict.fromkeys(timeline["source"]))
+    at = [text.index(f'<span class="name">{html.escape(n)}</span>') for n in names]
+    assert at == sorted(at) and len(names) == 3
+    failure = next(e for e in report.errors)
+    assert failure.source.endswith("broken.jpg")
+    assert f"<td>{html.escape(failure.source)}</td><td>{html.escape(failure.error)}</td>" in text
+    # Thumbnails: a crop and a frame per tracked face of the video and per face of the group photo.
+    assert len(checker.resources) >= 2 * (3 + 1)
+
+
+def test_report_must_be_html(tmp_path, one_face_photo):
+    with pytest.raises(UsageError, match="--report must name an .html file"):
+        RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", report=tmp_path / "r.pdf")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is absent (Debian: apt-get install chromium; "
+                                                "CI's .ci/run installs it)")
+def test_report_renders_in_chromium_without_sideways_scrolling(report_run, tmp_path):
+    config, _ = report_run
+    # A copy with a probe that writes the page's laid-out width into the DOM once everything has loaded.
+    probe = tmp_path / "probe.html"
+    probe.write_text(config.report.read_text(encoding="utf-8").replace(
+        "</body>", "<script>addEventListener('load',()=>{document.body.dataset.width="
+                   "document.documentElement.scrollWidth;document.body.dataset.images="
+                   "[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length})</script></body>"),
+        encoding="utf-8")
+    common = [_chromium(), *CHROMIUM_FLAGS, "--window-size=1280,2000", "--virtual-time-budget=5000"]
+    res = subprocess.run([*common, f"--user-data-dir={tmp_path / 'p1'}", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    found = re.search(r'data-width="(\d+)" data-images="(\d+)"', res.stdout)
+    assert found, res.stderr[-2000:]
+    width, images = int(found.group(1)), int(found.group(2))
+    assert width <= 1280  # no sideways scrolling at 1280 px
+    assert images == config.report.read_text(encoding="utf-8").count("<img ")  # every thumbnail decodes
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, f"--user-data-dir={tmp_path / 'p2'}", f"--screenshot={shot}",
+                    config.report.as_uri()], capture_output=True, timeout=180)
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2000)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is None or len(colours) > 100  # a page with charts and photos, not a blank or error page
+
+
+def test_cli_writes_annotated_copies_and_the_report(tmp_path, one_face_photo, capsys):
+    from fer_batch.cli import EXIT_OK, main
+
+    out, ann, rep = tmp_path / "r.csv", tmp_path / "ann", tmp_path / "rep" / "r.html"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--annotate", str(ann), "--report", str(rep),
+                 "--quiet"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert f"annotate: {ann}" in err and f"report:   {rep}" in err
+    assert rep.exists() and len(list(ann.rglob("*.jpg"))) == 1
