@@ -125,9 +125,11 @@ def run(args: argparse.Namespace) -> int:
                               detector=args.detector, min_face=args.min_face, min_score=args.min_score,
                               detect_max_side=args.detect_size, workers=args.workers),
     )
-    from ..classify import resolve_model
+    from ..batch import plan_run
+    from ..classify import DEFAULT_MODEL, resolve_model
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
+    plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
     from ._native import quiet_native_logs
 
     quiet_native_logs()
@@ -146,9 +148,13 @@ def run(args: argparse.Namespace) -> int:
     from ..classify import Classifier
     from ._native import native_stderr, quiet_detector_factory
 
-    with native_stderr(debug_log):
-        classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
-                                runtime=config.analyze.runtime)
+    classifier = None
+    if plan.todo:  # a finished --resume, or only named non-media files, needs no model
+        if not args.quiet:
+            print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
+        with native_stderr(debug_log):
+            classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
+                                    runtime=config.analyze.runtime)
     progress = _QuietProgress() if args.quiet else _TqdmProgress()
     stop = threading.Event()
     previous = _stop_on_sigint(stop)
