@@ -170,8 +170,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 finish(event)
             elif isinstance(event, SourceStart):
                 started[event.source] = time.perf_counter()
-                log.debug("start %s (%s%s)", event.source, event.media,
-                          f", {event.frames} frames by its header" if event.frames else "")
+                hint = f", {event.frames} frames by its header" if event.media == "video" and event.frames else ""
+                log.debug("start %s (%s%s)", event.source, event.media, hint)
                 if progress:
                     progress.source_start(event)
     except Interrupted as exc:
