@@ -123,3 +123,27 @@ print(json.dumps({{"found": found, "heavy": sorted(m for m in {HEAVY!r} if m in 
     assert result["found"] == [f"no such file or directory: {str(tmp_path / 'clips')!r}",
                                f"no such file or directory: {str(tmp_path / 'x.mp4')!r}",
                                f"no such file or directory: {str(tmp_path / 'x.mp4')!r}"]
+
+
+def test_readme_recipe_keeps_native_lines_off_an_api_users_stderr(tmp_path):
+    """README's recipe for API users: with the calls inside ``native_stderr``, nothing reaches stderr, not even
+    FFmpeg's complaints about a video cut short or TensorFlow's CUDA registration lines; the records still come."""
+    video = synthetic.write_face_video(tmp_path / "whole.mp4", frames=30, fps=10, size=(160, 120), seed=1,
+                                       codec="mp4v").path
+    data = Path(video).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # mp4v puts its index last: "moov atom not found"
+    photo = synthetic.save_image(tmp_path / "face.jpg", synthetic.photo_faces(1, seed=0).rgb)
+    code = f"""
+import fer_batch
+from fer_batch.native import native_stderr
+
+errors = []
+with native_stderr():
+    records = list(fer_batch.analyze([{str(tmp_path / 'cut.mp4')!r}, {str(photo)!r}], errors=errors))
+print(len(records), len(errors))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    faces, failed = map(int, res.stdout.split())
+    assert faces >= 2 and failed == 1
+    assert res.stderr == ""

@@ -13,7 +13,8 @@ from . import EXIT_OK, EXIT_SOME_FAILED
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
 per-frame timeline CSV (one row per face per analysed frame, one row per frame without a face)."""
 
-EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed in OUT.errors.csv);
+EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed beside --out:
+results.errors.csv for --out results.csv);
 2 usage error (nothing was analysed); 3 model cannot be loaded; 130 interrupted (use --resume)."""
 
 
@@ -44,7 +45,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="write tracebacks and details to OUT.debug.log")
+    p.add_argument("--debug", action="store_true", help="log each file (start, frames, faces, seconds, errors with tracebacks) "
+                                                          "to results.debug.log for --out results.csv")
     p.set_defaults(run=run)
 
 
