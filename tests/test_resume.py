@@ -129,7 +129,8 @@ KILL_POINTS = {
     "during_first_file": lambda s: s["started"] and not s["committed"] and s["uncommitted_bytes"] > 0,
     "between_files": lambda s: _clean(s) and 1 <= len(s["committed"]) <= N - 1 and s["staged_bytes"] == 0,
     "during_last_file": lambda s: s["started"] and len(s["committed"]) == N - 1 and s["uncommitted_bytes"] > 0,
-    "mid_run": lambda s: s["started"] and 1 <= len(s["committed"]) <= N - 2 and s["uncommitted_bytes"] > 0,
+    # with --workers 2: rows of a file decoded beside the streaming one wait in staging (that file may have ended)
+    "staged": lambda s: s["started"] and s["staged_bytes"] > 0,
 }
 
 
@@ -293,13 +294,14 @@ def test_interrupted_run_counts_what_the_files_hold(tmp_path, media, reference, 
     journal. With two workers a finished file may still wait for the one streaming into the timeline: it is not
     counted, and --resume redoes it."""
     out = tmp_path / "res.csv"
-    point = "during_last_file" if workers == "1" else "mid_run"
+    point = "during_last_file" if workers == "1" else "staged"
     state, code, stderr = kill_at(media, out, point, "--workers", workers, sig=signal.SIGINT)
     assert code == EXIT_INTERRUPTED, stderr[-2000:]
     counts = summary_counts(stderr)
     journal = [json.loads(line) for line in out.with_name(f".{out.name}.journal").read_text().splitlines()[1:]]
-    assert counts["rows"] == len(read_timeline(out)) > 0
-    assert counts["succeeded"] + counts["failed"] == len(journal) >= 1
+    assert counts["rows"] == len(read_timeline(out))
+    assert counts["rows"] > 0 or workers == "2"  # with two, the first video may not have ended yet
+    assert counts["succeeded"] + counts["failed"] == len(journal)
     assert counts["failed"] == len(read_errors(out.with_name("res.errors.csv"))) == sum(bool(e["error"]) for e in journal)
     assert out.stat().st_size == journal[-1]["out_size"]  # whole files only
     res = _run(media, out, "--resume", "--workers", workers)
