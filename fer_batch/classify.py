@@ -94,8 +94,9 @@ class Classifier:
     """A loaded emotion model that turns uint8 (N, 48, 48, 1) crops into (N, 7) probabilities.
 
     ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted on a
-    model's first load, about 1-2 s, and cached; run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU
-    or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert).
+    model's first load, about 1-2 s, and cached; run by XNNPACK on the CPU), or ``auto`` (the default: ``keras``
+    where TensorFlow sees a GPU or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a
+    model TFLite cannot convert).
     The chosen one is in ``self.runtime``.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's

@@ -108,7 +108,8 @@ import fer_batch
 from fer_batch.errors import UsageError
 from fer_batch.pipeline import analyze_source
 found = []
-for call in (lambda: fer_batch.analyze({str(tmp_path / 'clips')!r}), lambda: fer_batch.analyze([{str(tmp_path)!r}, {str(tmp_path / 'x.mp4')!r}]),
+for call in (lambda: fer_batch.analyze({str(tmp_path / 'clips')!r}),
+             lambda: fer_batch.analyze([{str(tmp_path)!r}, {str(tmp_path / 'x.mp4')!r}]),
              lambda: analyze_source({str(tmp_path / 'x.mp4')!r})):
     try:
         call()  # raises at the call, before the first record is asked for

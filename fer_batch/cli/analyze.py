@@ -44,9 +44,10 @@ def add_parser(subparsers) -> None:
                    help="also summarise after a centred moving average over SECONDS of video")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="log each file (start, frames, faces, seconds, errors with tracebacks) "
-                                                          "to results.debug.log for --out results.csv")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no 'loading model' line")
+    p.add_argument("--debug", action="store_true",
+                   help="log each file (start, frames, faces, seconds, errors with tracebacks) to results.debug.log "
+                        "for --out results.csv")
     p.set_defaults(run=run)
 
 
