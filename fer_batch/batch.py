@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +17,7 @@ from .config import RunConfig
 from .errors import Interrupted
 from .pipeline import SourceStart, iter_events
 from .records import FaceRecord, SourceDone
-from .sources import discover
+from .sources import Discovery, Source, discover
 
 log = logging.getLogger("fer_batch")
 FLUSH_ROWS = 256
@@ -39,7 +40,7 @@ class RunReport:
     skipped: int = 0  # already complete in the run being resumed
     skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
     ignored: int = 0  # files inside directories that are not media by their suffix
-    rows: int = 0
+    rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
     annotate_failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): analysed, not drawn
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
@@ -90,6 +91,32 @@ def _failures(errors_path: Path) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in list(csv.reader(f))[1:] if len(row) >= 2]
 
 
+@dataclass
+class Plan:
+    """What a run has to do, known before any model loads: the inputs found, and the sources a resumed run has
+    already committed."""
+
+    found: Discovery
+    committed: dict[str, dict]
+
+    @property
+    def todo(self) -> list[Source]:
+        """The media sources still to analyse: when there are none, no model is needed."""
+        return [s for s in self.found.sources if s.name not in self.committed]
+
+
+def plan_run(config: RunConfig) -> Plan:
+    """Walk the inputs and, for ``resume``, read (only read) the journal and check the options match, so that
+    everything that needs no model is settled before TensorFlow is imported: a named file that is not media or a
+    finished run is reported in well under a second. :class:`~fer_batch.errors.UsageError` as :func:`run_batch`."""
+    from .sinks import read_journal
+
+    committed: dict[str, dict] = {}
+    if config.resume and config.out.exists():
+        committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]}
+    return Plan(discover(config.paths), committed)
+
+
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
               detector_factory=None, stop: threading.Event | None = None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
@@ -128,18 +155,26 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         if annotator is not None and entry.get("frames") and name in paths:
             annotator.source_done(name, entry["media"], paths[name], writer.rows(name))
 
+    started: dict[str, float] = {}
+
     def finish(done: SourceDone):
         writer.write(buffer)
         buffer.clear()
-        writer.commit(done)
+        seconds = time.perf_counter() - started.pop(done.source, time.perf_counter())
+        log.debug("end %s: %d frames, %d faces, %.2f s%s", done.source, done.frames, done.faces, seconds,
+                  f", error: {done.error}" if done.error else "")
+        # Counted when committed, not when finished: with several workers a finished file can wait for the one
+        # streaming into the timeline, and an interruption meanwhile leaves it to --resume.
+        for committed_now in writer.commit(done):
+            if committed_now.error:
+                report.failed += 1
+                report.errors.append(committed_now)
+                log.info("failed: %s: %s", committed_now.source, committed_now.error)
+            else:
+                report.succeeded += 1
+        report.rows = writer.rows_committed
         for name in writer.committed_since():
             annotate(name)
-        if done.error:
-            report.failed += 1
-            report.errors.append(done)
-            log.info("failed: %s: %s", done.source, done.error)
-        else:
-            report.succeeded += 1
         if progress:
             progress.source_done(done)
 
@@ -163,7 +198,6 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 raise Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
             if isinstance(event, FaceRecord):
                 buffer.append(event)
-                report.rows += 1
                 key = (event.source, event.frame)
                 if key != current_frame:
                     current_frame = key
@@ -175,13 +209,17 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             elif isinstance(event, SourceDone):
                 finish(event)
             elif isinstance(event, SourceStart):
+                started[event.source] = time.perf_counter()
+                hint = f", {event.frames} frames by its header" if event.media == "video" and event.frames else ""
+                log.debug("start %s (%s%s)", event.source, event.media, hint)
                 if progress:
                     progress.source_start(event)
     except Interrupted as exc:
         exc.report = report  # what was committed before the stop, for the CLI's last line
         raise
     finally:
-        writer.close()
+        writer.close()  # drops the rows of a source cut off mid-way, so the timeline holds report.rows rows
+        report.rows = writer.rows_committed
         if annotator is not None:
             report.annotate_failures = annotator.failures
         if progress:

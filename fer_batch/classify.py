@@ -4,8 +4,9 @@ One resolver (:func:`resolve_model`) turns a packaged name or a path into a ``.k
 loads it in Keras safe mode and checks that it maps (N, 48, 48, 1) faces to 7 probabilities.
 
 Runtimes: the ``.keras`` model runs either in Keras (TensorFlow; on a GPU when one is visible) or, on CPU-only
-hosts, converted at load time to TensorFlow Lite and run by its XNNPACK interpreter, which classifies the `fast`
-model's faces about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6.
+hosts, converted to TensorFlow Lite and run by its XNNPACK interpreter, which classifies the `fast` model's faces
+about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6. Conversions
+are cached per model file (:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import tflite_cache
 from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
@@ -91,9 +93,10 @@ def load_keras_model(path: str | Path):
 class Classifier:
     """A loaded emotion model that turns uint8 (N, 48, 48, 1) crops into (N, 7) probabilities.
 
-    ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted at load,
-    about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU
-    or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert).
+    ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted on a
+    model's first load, about 1-2 s, and cached; run by XNNPACK on the CPU), or ``auto`` (the default: ``keras``
+    where TensorFlow sees a GPU or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a
+    model TFLite cannot convert).
     The chosen one is in ``self.runtime``.
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
@@ -112,19 +115,49 @@ class Classifier:
         self.batch_size = batch_size
         self.path = resolve_model(model)
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
-        self.model = load_keras_model(self.path)
+        self._model = None
         self._tflite = None
-        chosen = runtime if runtime != "auto" else ("keras" if _gpu_visible() or _quantized(self.model) else "tflite")
+        key = cached = None
+        if runtime != "keras":
+            key = _tflite_key(self.path)
+            cached = tflite_cache.load(key)  # a cached conversion spares loading the model in Keras at all
+        chosen = runtime
+        if runtime == "auto":
+            # Only a convertible model (so not a Keras-quantized one) ever has a cache entry.
+            quantized = cached is None and _quantized(self.model)
+            chosen = "keras" if _gpu_visible() or quantized else "tflite"
         if chosen == "tflite":
             try:
-                self._tflite = _TFLiteRunner(self.model, batch_size, self.path)
+                self._tflite = self._tflite_runner(key, cached)
             except ModelError as exc:
                 if runtime == "tflite":
                     raise
                 # A user's model with layers TFLite cannot convert still runs, in Keras.
                 log.info("%s; running it in Keras instead", exc)
                 chosen = "keras"
+        if chosen == "keras":
+            self.model  # noqa: B018  loaded and checked now, not at the first batch
         self.runtime = chosen
+
+    @property
+    def model(self):
+        """The Keras model, loaded (and its interface checked) on first use: the TFLite runtime with a cached
+        conversion never needs it."""
+        if self._model is None:
+            self._model = load_keras_model(self.path)
+        return self._model
+
+    def _tflite_runner(self, key: str, cached: bytes | None) -> _TFLiteRunner:
+        if cached is not None:
+            try:
+                return _TFLiteRunner(cached, self.batch_size, self.path)
+            except ModelError as exc:
+                log.info("tflite cache: the entry for %s does not load (%s); converting again", self.path, exc)
+                tflite_cache.discard(key)
+        data = _convert(self.model, self.path)
+        runner = _TFLiteRunner(data, self.batch_size, self.path)
+        tflite_cache.store(key, data)
+        return runner
 
     def _run(self, batch):
         import numpy as np
@@ -168,37 +201,61 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-class _TFLiteRunner:
-    """A Keras model converted to TensorFlow Lite, run by the XNNPACK CPU interpreter at a fixed batch shape."""
+def _tflite_key(path: Path) -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    def __init__(self, keras_model, batch_size: int, path: Path):
-        import contextlib
-        import io
+    try:
+        tf_version = version("tensorflow")  # read from the installed metadata: importing TensorFlow takes seconds
+    except PackageNotFoundError:
+        tf_version = "unknown"
+    return tflite_cache.cache_key(path, tf_version)
+
+
+def _convert(keras_model, path: Path) -> bytes:
+    """The TFLite flatbuffer of a Keras model; :class:`ModelError` where the converter refuses it."""
+    import contextlib
+    import io
+
+    import tensorflow as tf
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the model's signature
+            return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+    except Exception as exc:  # the converter raises a variety of types
+        raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite ({type(exc).__name__}: "
+                         f"{exc}); use --runtime keras") from None
+    finally:
+        # The converter adds a stderr handler to the root logger; a library must leave logging as it found it.
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+class _TFLiteRunner:
+    """A TFLite model (a converted Keras model's bytes) run by the XNNPACK CPU interpreter at a fixed batch shape."""
+
+    def __init__(self, data: bytes, batch_size: int, path: Path):
         import os
         import warnings
 
         import tensorflow as tf
 
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the model's signature
-                data = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
             with warnings.catch_warnings():
                 # "tf.lite.Interpreter is deprecated": TF 2.20 moves it to LiteRT; TensorFlow is pinned to 2.19.
                 warnings.simplefilter("ignore")
                 self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=os.cpu_count() or 1)
-            self.input = self.interpreter.get_input_details()[0]["index"]
-            self.output = self.interpreter.get_output_details()[0]["index"]
+            inp, out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+            if tuple(inp["shape"][1:]) != (48, 48, 1) or tuple(out["shape"][1:]) != (NUM_CLASSES,):
+                raise ValueError(f"expected input (N, 48, 48, 1) and output (N, {NUM_CLASSES}), got "
+                                 f"{tuple(inp['shape'])} -> {tuple(out['shape'])}")
+            self.input, self.output = inp["index"], out["index"]
             self.interpreter.resize_tensor_input(self.input, [batch_size, 48, 48, 1])
             self.interpreter.allocate_tensors()
-        except Exception as exc:  # converter and interpreter raise a variety of types
+        except Exception as exc:  # the interpreter raises a variety of types
             raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite ({type(exc).__name__}: "
                              f"{exc}); use --runtime keras") from None
-        finally:
-            # The converter adds a stderr handler to the root logger; a library must leave logging as it found it.
-            root.handlers[:] = handlers
-            root.setLevel(level)
 
     def __call__(self, batch):
         import numpy as np

@@ -81,12 +81,7 @@ class RunConfig:
     debug_log: Path | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "paths", as_paths(self.paths))
-        if not self.paths:
-            raise UsageError("give at least one file or directory to analyse")
-        missing = [p for p in self.paths if not Path(p).exists() and not Path(p).is_symlink()]
-        if missing:
-            raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
+        object.__setattr__(self, "paths", existing_paths(self.paths))
         if self.overwrite and self.resume:
             raise UsageError("--overwrite and --resume contradict each other; give one")
         _check_writable_file("--out", self.out, overwrite=self.overwrite or self.resume,
@@ -127,6 +122,18 @@ def as_paths(paths) -> tuple[str, ...]:
     paths = tuple(os.fsdecode(p) for p in (paths or ()))
     if "" in paths:
         raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
+    return paths
+
+
+def existing_paths(paths) -> tuple[str, ...]:
+    """:func:`as_paths`, and :class:`UsageError` unless there is at least one and each exists: the same check for
+    the CLI and the Python API, made before any model loads."""
+    paths = as_paths(paths)
+    if not paths:
+        raise UsageError("give at least one file or directory to analyse")
+    missing = [p for p in paths if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
     return paths
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AnalyzeConfig
+from .config import AnalyzeConfig, existing_paths
 from .errors import FerBatchError, InputError
 from .records import FaceRecord, SourceDone
 from .sources import Source, discover, iter_frames, probe_video
@@ -138,6 +138,7 @@ def _source_events(source: Source, config: AnalyzeConfig, detector) -> Iterator[
             yield item
     except InputError as exc:
         error = exc.reason
+        log.debug("%s: %s", source.name, exc.reason, exc_info=True)
     except Exception as exc:
         error = _failure(source, exc)
     yield SourceDone(source.name, source.media, frames=frames, faces=faces, error=error)
@@ -220,6 +221,7 @@ def _reader(jobs: queue.Queue, frames: queue.Queue, config: AnalyzeConfig, aband
                         break
             except InputError as exc:
                 error = exc.reason
+                log.debug("%s: %s", source.name, exc.reason, exc_info=True)
             except Exception as exc:
                 error = _failure(source, exc)
             finally:
@@ -423,8 +425,9 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
     ``str`` or :class:`~pathlib.Path`. Options are those of
     :class:`AnalyzeConfig` (``every``, ``fps``, ``batch_size``, ``model``, ``detector``, ``min_face``,
     ``min_score``, ...), given either as ``config`` or as keyword arguments. Frames without a face give one record
-    with empty face fields. Files that cannot be analysed do not stop the run: their :class:`SourceDone` (with
-    ``error`` set) is appended to ``errors`` when a list is given.
+    with empty face fields. A path that does not exist raises :class:`~fer_batch.errors.UsageError` at the call,
+    as in the CLI. Files that cannot be analysed do not stop the run: their :class:`SourceDone` (with ``error``
+    set) is appended to ``errors`` when a list is given.
 
     Example::
 
@@ -436,6 +439,11 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
         config = AnalyzeConfig(**options)
     elif options:
         raise FerBatchError("give either config or keyword options to analyze(), not both")
+    # Checked now, not at the first next(): a missing path is the CLI's usage error, before any model loads.
+    return _records(existing_paths(paths), config, classifier, errors)
+
+
+def _records(paths: tuple[str, ...], config: AnalyzeConfig, classifier, errors) -> Iterator[FaceRecord]:
     for event in iter_events(paths, config, classifier=classifier):
         if isinstance(event, FaceRecord):
             yield event
@@ -445,11 +453,16 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
 
 def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, classifier=None, detector=None,
                    ) -> tuple[list[FaceRecord], SourceDone]:
-    """Analyse one file without threads: its records and its SourceDone. The unit of work for distributed runs."""
+    """Analyse one file without threads: its records and its SourceDone. The unit of work for distributed runs.
+
+    A path that does not exist raises :class:`~fer_batch.errors.UsageError`, as :func:`analyze` does; a file that
+    cannot be analysed gives a SourceDone with its ``error``.
+    """
     from .sources import media_kind
 
     config = config or AnalyzeConfig()
-    path = Path(path)
+    (name,) = existing_paths(path)
+    path = Path(name)
     kind = media_kind(path)
     if kind is None:
         return [], SourceDone(str(path), "", 0, 0, error="not a supported image or video file")

@@ -45,21 +45,52 @@ def _open_csv(path: Path, mode: str):
     return open(path, mode, newline="", encoding="utf-8", errors="surrogateescape")
 
 
+def journal_path(out: Path) -> Path:
+    """The hidden journal beside a timeline: ``.OUT.journal``."""
+    return Path(out).with_name(f".{Path(out).name}.journal")
+
+
+def read_journal(out: Path, settings: dict) -> list[dict]:
+    """The journal of the run that wrote ``out``: its header, then one entry per committed source (a line cut short
+    by a kill ends it). Reads only; :class:`UsageError` where ``out`` cannot be resumed with ``settings``."""
+    path = journal_path(out)
+    if not path.exists():
+        raise UsageError(f"--resume: {out} has no journal ({path.name}); it was not written "
+                         "by a fer-batch run that can be resumed. Use --overwrite to start again")
+    lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill: everything after it is uncommitted
+    if not entries or entries[0].get("version") != JOURNAL_VERSION:
+        raise UsageError(f"--resume: the journal {path} is unreadable; use --overwrite")
+    previous = entries[0].get("settings", {})
+    if previous != settings:
+        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        raise UsageError(f"--resume: options differ from the interrupted run ({', '.join(changed)}); resume "
+                         "with the same options, or use --overwrite")
+    return entries
+
+
 class RunWriter:
     """Owns the timeline CSV, the errors CSV, the staging folder and the journal of one run."""
 
     def __init__(self, out: Path, errors_path: Path, *, resume: bool, settings: dict):
         self.out = Path(out)
         self.errors_path = Path(errors_path)
-        self.journal_path = self.out.with_name(f".{self.out.name}.journal")
+        self.journal_path = journal_path(self.out)
         self.staging = self.out.with_name(f".{self.out.name}.parts")
         self.committed: dict[str, dict] = {}
         self.ranges: dict[str, tuple[int, int]] = {}  # committed source -> byte range of its rows in the timeline
-        self._end = 0  # the timeline's size at the last commit
         self._fresh: list[str] = []  # sources committed since the last committed_since()
         self._staged: dict[str, tuple[Path, object, csv.writer]] = {}
         self._direct: str | None = None  # the source whose rows go straight into the timeline
         self._waiting: list[SourceDone] = []  # finished staged sources, appended after the direct one ends
+        self._uncommitted_rows: dict[str, int] = {}
+        self.rows_committed = 0  # rows of the sources this writer committed: what the timeline gained
+        self._committed_size = 0  # the timeline's size at the last commit
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.out.exists():
             self._reopen(settings)
@@ -82,40 +113,24 @@ class RunWriter:
                                 "out_size": self.out.stat().st_size,
                                 "errors_size": self.errors_path.stat().st_size}) + "\n")
             _fsync(j)
-        self._end = self.out.stat().st_size
+        self._committed_size = self.out.stat().st_size
         if self.staging.exists():
             shutil.rmtree(self.staging)
 
     def _reopen(self, settings: dict) -> None:
-        if not self.journal_path.exists():
-            raise UsageError(f"--resume: {self.out} has no journal ({self.journal_path.name}); it was not written "
-                             "by a fer-batch run that can be resumed. Use --overwrite to start again")
-        lines = self.journal_path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
-        entries = []
-        for line in lines:
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill: everything after it is uncommitted
-        if not entries or entries[0].get("version") != JOURNAL_VERSION:
-            raise UsageError(f"--resume: the journal {self.journal_path} is unreadable; use --overwrite")
-        previous = entries[0].get("settings", {})
-        if previous != settings:
-            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-            raise UsageError(f"--resume: options differ from the interrupted run ({', '.join(changed)}); resume "
-                             "with the same options, or use --overwrite")
+        entries = read_journal(self.out, settings)
         last = entries[0]
         for entry in entries[1:]:
             self.committed[entry["source"]] = entry
             self.ranges[entry["source"]] = (last["out_size"], entry["out_size"])
             last = entry
-        self._end = last["out_size"]
         for path, size in ((self.out, last["out_size"]), (self.errors_path, last["errors_size"])):
             if not path.exists():
                 raise UsageError(f"--resume: {path} is missing; use --overwrite")
             with open(path, "r+b") as f:
                 f.truncate(size)
                 _fsync(f)
+        self._committed_size = last["out_size"]
         # Rewrite the journal without any torn tail so later appends stay parseable.
         with open(self.journal_path, "w", encoding="utf-8", errors="surrogateescape") as j:
             for entry in entries:
@@ -130,6 +145,7 @@ class RunWriter:
         file) and flush; they count as committed only when their source ends (:meth:`commit`)."""
         touched = set()
         for rec in records:
+            self._uncommitted_rows[rec.source] = self._uncommitted_rows.get(rec.source, 0) + 1
             if self._direct is None and rec.source not in self._staged:
                 self._direct = rec.source
             if rec.source == self._direct:
@@ -147,19 +163,25 @@ class RunWriter:
         for source in touched:
             (self._out if source is None else self._staged[source][1]).flush()
 
-    def commit(self, done: SourceDone) -> None:
+    def commit(self, done: SourceDone) -> list[SourceDone]:
         """Record a finished source: its rows are in (or appended to) the timeline, its error in the errors file,
-        both fsynced, then a journal line. A staged source waits while another streams into the timeline."""
+        both fsynced, then a journal line. A staged source waits while another streams into the timeline.
+
+        Returns the sources committed by this call (none, or ``done`` and any that waited for it): only those count
+        as done, since an interruption before their commit leaves them for ``--resume``.
+        """
         if done.source == self._direct:
             self._direct = None
             self._journal(done)
             waiting, self._waiting = self._waiting, []
             for other in waiting:
                 self._commit_staged(other)
-        elif self._direct is not None:
+            return [done, *waiting]
+        if self._direct is not None:
             self._waiting.append(done)
-        else:
-            self._commit_staged(done)
+            return []
+        self._commit_staged(done)
+        return [done]
 
     def _commit_staged(self, done: SourceDone) -> None:
         staged = self._staged.pop(done.source, None)
@@ -173,16 +195,17 @@ class RunWriter:
 
     def _journal(self, done: SourceDone) -> None:
         _fsync(self._out)
-        out_size = self._out.tell()
+        start, out_size = self._committed_size, self._out.tell()
+        self._committed_size = out_size
+        self.rows_committed += self._uncommitted_rows.pop(done.source, 0)
         with _open_csv(self.errors_path, "a") as err:
             if done.error:
                 csv.writer(err).writerow([done.source, done.error])
             _fsync(err)
             errors_size = err.tell()
         entry = {**asdict(done), "out_size": out_size, "errors_size": errors_size}
-        self.ranges[done.source] = (self._end, out_size)
+        self.ranges[done.source] = (start, out_size)
         self._fresh.append(done.source)
-        self._end = out_size
         with open(self.journal_path, "a", encoding="utf-8", errors="surrogateescape") as j:
             j.write(json.dumps(entry) + "\n")
             _fsync(j)
@@ -206,8 +229,12 @@ class RunWriter:
                 yield FaceRecord.from_row(row)
 
     def close(self) -> None:
-        """Close every file. Rows of a source that never ended stay in the timeline, past the journalled size, until
-        a resumed run truncates them; staged ones are dropped."""
+        """Close every file. The rows of sources that never ended are dropped, from the timeline (truncated back to
+        the last commit) and from staging: the timeline then holds whole sources only, ``rows`` of them this run.
+        (A killed run cannot do this; its torn rows stay past the journalled size until ``--resume`` drops them.)"""
+        self._out.flush()
+        if self._out.tell() != self._committed_size:
+            self._out.truncate(self._committed_size)
         self._out.close()
         for path, f, _ in self._staged.values():
             f.close()

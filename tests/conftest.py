@@ -18,6 +18,13 @@ SHARED_FER2013 = Path(__file__).parents[1].parent / "shared" / "data" / "fer2013
 FACE_VIDEO = dict(seconds=4.0, fps=12.0, size=(320, 240), faces=1, seed=0, codec="mp4v")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_folder(tmp_path_factory):
+    """TFLite conversions (fer_batch.tflite_cache) go to a folder of this session, not the user's cache: tests
+    neither depend on nor add to what earlier runs left there. Subprocesses inherit it."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """A session-wide directory holding the generated media below."""

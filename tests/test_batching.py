@@ -232,10 +232,15 @@ def test_stop_ends_a_run_that_resume_completes_to_the_same_bytes(media, tmp_path
 
     out = tmp_path / "res.csv"
     stop = threading.Event()
-    with pytest.raises(Interrupted, match="--resume"):
+    with pytest.raises(Interrupted, match="--resume") as stopped:
         run_batch(RunConfig(paths=paths, out=out, analyze=analyze), progress=StopAfter(stop, 50),
                   classifier=RecordingClassifier(8), detector_factory=factory, stop=stop)
     assert 0 < out.stat().st_size < ref.stat().st_size
+    # what the interrupted run reports is what its timeline holds: whole sources only
+    from fer_batch.summary import read_timeline
+
+    interrupted = stopped.value.report
+    assert interrupted.rows == len(read_timeline(out)) and interrupted.succeeded + interrupted.failed >= 1
     report = run_batch(RunConfig(paths=paths, out=out, analyze=analyze, resume=True),
                        classifier=RecordingClassifier(8), detector_factory=factory)
     assert report.skipped >= 1 and report.ok

@@ -81,14 +81,15 @@ def test_auto_runtime_is_tflite_without_a_gpu():
     assert Classifier("fast", batch_size=8).runtime == expected
 
 
-def test_auto_falls_back_to_keras_when_tflite_cannot_convert(monkeypatch):
+def test_auto_falls_back_to_keras_when_tflite_cannot_convert(monkeypatch, tmp_path):
     from fer_batch import classify
     from fer_batch.errors import ModelError
 
-    def refuse(model, batch_size, path):
+    def refuse(model, path):
         raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite (ConverterError: op X)")
 
-    monkeypatch.setattr(classify, "_TFLiteRunner", refuse)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty conversion cache: the converter must run
+    monkeypatch.setattr(classify, "_convert", refuse)
     monkeypatch.setattr(classify, "_gpu_visible", lambda: False)
     assert Classifier("fast", batch_size=8).runtime == "keras"
     with pytest.raises(ModelError, match="cannot run with --runtime tflite"):

@@ -62,8 +62,7 @@ def test_resume_drops_a_source_cut_off_mid_way_and_skips_committed_ones(tmp_path
     w = _writer(tmp_path)
     w.write(_records("a.mp4", 4))
     w.commit(SourceDone("a.mp4", "video", 4, 4))
-    w.write(_records("b.mp4", 2))  # streamed into the timeline, never committed: the run is killed here
-    w.close()
+    w.write(_records("b.mp4", 2))  # streamed into the timeline, never committed: the run is killed here (no close)
     assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 4 + ["b.mp4"] * 2
     with open(tmp_path / "out.csv", "a") as f:
         f.write("b.mp4,video,2,0.2,0,1,2,30,30,0.9,0.1,0.05")  # and a row cut short by the kill
@@ -77,6 +76,28 @@ def test_resume_drops_a_source_cut_off_mid_way_and_skips_committed_ones(tmp_path
     w2.close()
     df = read_timeline(tmp_path / "out.csv")
     assert df.groupby("source").size().to_dict() == {"a.mp4": 4, "b.mp4": 2}
+
+
+def test_close_keeps_whole_sources_only_and_rows_counts_them(tmp_path):
+    """An interrupted run closes its writer: rows of sources that never ended are dropped, from the timeline and
+    from staging, and ``rows`` is what the timeline gained. A source that finished while another was streaming
+    waits for it, and is not committed (nor counted) when the run stops first."""
+    w = _writer(tmp_path)
+    w.write(_records("a.mp4", 4))
+    assert w.commit(SourceDone("a.mp4", "video", 4, 4)) == [SourceDone("a.mp4", "video", 4, 4)]
+    c, b = _records("c.mp4", 5), _records("b.mp4", 3)
+    w.write([c[0], b[0], c[1], b[1], b[2]])  # c streams into the timeline, b is staged
+    assert w.commit(SourceDone("b.mp4", "video", 3, 3)) == []  # finished, waiting for c
+    assert w.rows_committed == 4
+    w.close()  # interrupted before c ended
+    assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 4
+    assert list(w.committed) == ["a.mp4"] and not (tmp_path / ".out.csv.parts").exists()
+    w2 = _writer(tmp_path, resume=True)
+    assert set(w2.committed) == {"a.mp4"} and w2.rows_committed == 0
+    w2.write(b)
+    assert w2.commit(SourceDone("b.mp4", "video", 3, 3)) == [SourceDone("b.mp4", "video", 3, 3)]
+    w2.close()
+    assert w2.rows_committed == 3 and len(read_timeline(tmp_path / "out.csv")) == 7
 
 
 def test_resume_refuses_different_options(tmp_path):

@@ -1,35 +1,16 @@
 """Keeping TensorFlow's and MediaPipe's C++ start-up logging off the user's terminal (CLI only, never the library).
 
 Their native loggers write straight to file descriptor 2 (cuda registration notices, XNNPACK and "feedback manager"
-lines), bypassing Python, so the only reliable switch is to point fd 2 elsewhere while they initialise.
+lines), bypassing Python, so the only reliable switch is to point fd 2 elsewhere while they initialise
+(:func:`fer_batch.native.native_stderr`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
-_lock = threading.Lock()
-
-
-@contextmanager
-def native_stderr(to: Path | None):
-    """Send fd 2 to ``to`` (appending) or to /dev/null for the duration; Python's own stderr is flushed first."""
-    with _lock:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        target = open(to if to else os.devnull, "ab")
-        try:
-            os.dup2(target.fileno(), 2)
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            target.close()
+from ..native import native_stderr
 
 
 def quiet_native_logs() -> None:

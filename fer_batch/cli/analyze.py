@@ -13,7 +13,8 @@ from . import EXIT_OK, EXIT_SOME_FAILED
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
 per-frame timeline CSV (one row per face per analysed frame, one row per frame without a face)."""
 
-EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed in OUT.errors.csv);
+EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed beside --out:
+results.errors.csv for --out results.csv);
 2 usage error (nothing was analysed); 3 model cannot be loaded; 130 interrupted (use --resume)."""
 
 
@@ -49,8 +50,10 @@ def add_parser(subparsers) -> None:
                    help="also summarise after a centred moving average over SECONDS of video")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="write tracebacks and details to OUT.debug.log")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no 'loading model' line")
+    p.add_argument("--debug", action="store_true",
+                   help="log each file (start, frames, faces, seconds, errors with tracebacks) to results.debug.log "
+                        "for --out results.csv")
     p.set_defaults(run=run)
 
 
@@ -132,9 +135,11 @@ def run(args: argparse.Namespace) -> int:
                               detector=args.detector, min_face=args.min_face, min_score=args.min_score,
                               detect_max_side=args.detect_size, workers=args.workers),
     )
-    from ..classify import resolve_model
+    from ..batch import plan_run
+    from ..classify import DEFAULT_MODEL, resolve_model
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
+    plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
     from ._native import quiet_native_logs
 
     quiet_native_logs()
@@ -153,9 +158,13 @@ def run(args: argparse.Namespace) -> int:
     from ..classify import Classifier
     from ._native import native_stderr, quiet_detector_factory
 
-    with native_stderr(debug_log):
-        classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
-                                runtime=config.analyze.runtime)
+    classifier = None
+    if plan.todo:  # a finished --resume, or only named non-media files, needs no model
+        if not args.quiet:
+            print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
+        with native_stderr(debug_log):
+            classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
+                                    runtime=config.analyze.runtime)
     progress = _QuietProgress() if args.quiet else _TqdmProgress()
     stop = threading.Event()
     previous = _stop_on_sigint(stop)
