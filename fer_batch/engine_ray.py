@@ -110,8 +110,8 @@ class RayEngine:
         started = self._connect(ray)
         pending: deque = deque()
         try:
-            task = ray.remote(_analyze_task).options(max_retries=self.retries, retry_exceptions=False,
-                                                      scheduling_strategy="SPREAD", num_cpus=1)
+            task = ray.remote(_analyze_task)
+            options = dict(max_retries=self.retries, retry_exceptions=False, scheduling_strategy="SPREAD", num_cpus=1)
             window = self.in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
             config = replace(config, workers=1)  # one task is one source; the cluster is the parallelism
             while todo or pending:
@@ -120,7 +120,7 @@ class RayEngine:
                     # Absolute: a worker's working directory is not the driver's. The task name shows in the worker's
                     # process title (ray::fer-batch:NAME), which says what a busy worker is on.
                     src = Source(s.path.absolute(), s.name, s.media)
-                    pending.append((s, task.options(name=f"fer-batch:{s.name}").remote(src, config)))
+                    pending.append((s, task.options(name=f"fer-batch:{s.name}", **options).remote(src, config)))
                 source, ref = pending[0]
                 while not ray.wait([ref], timeout=0.2)[0]:
                     if stop is not None and stop.is_set():
