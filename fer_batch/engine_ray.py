@@ -3,12 +3,15 @@
     driver: sources ──► submit (at most `in_flight` tasks) ──► wait for the oldest ──► events ──► run_batch's sinks
     worker: analyze_source(source) with the worker process's cached detector and classifier ──► (records, done)
 
-Each task decodes, detects, tracks, crops *and classifies* one source, with a detector and classifier loaded once
-per worker process and kept for its next tasks. Classifying in the task rather than in batching actors was measured
-(``benchmarks/ray_scaling.py`` and README): the CNN is a small share of a source's time and a batching actor would
-ship every crop through the object store once more. The cost is that a face's network-batch position counts from the
-start of its own source, not of the run, so probabilities can differ from a local run's in the last float32 bit
-(~1e-7), and two Ray runs, or a Ray run and its resumption, agree bit for bit.
+Each task decodes, detects, tracks, crops *and classifies* one source, with a detector and classifiers loaded once
+per worker process and kept for its next tasks: no crop travels through the object store, and no actor has to be
+sized and placed. The network always runs full padded batches (see :class:`~fer_batch.classify.Classifier`), so a
+photo, which cannot share a batch with other files here, would pay a whole ``--batch-size`` batch for its one or
+two faces: measured at 2.6 s a photo on this loaded 2-core machine (``benchmarks/ray_scaling.py``). Images are
+therefore classified in network batches of at most IMAGE_BATCH faces; videos use ``--batch-size``. A face's
+probabilities can then differ from a local run's in the last float32 bit (its batch size, and its position, which
+counts from the start of its source rather than of the run); they agree to 1e-6, and two Ray runs, or a Ray run and
+its resumption on Ray, agree bit for bit.
 
 The driver submits tasks in source order and keeps at most ``in_flight`` of them out (backpressure: it holds at most
 that many finished sources' rows, whatever the number of sources), and hands their events to
@@ -37,6 +40,8 @@ from .sources import Source
 log = logging.getLogger("fer_batch")
 
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "fer-batch[ray]")'
+#: Network batch of the classifier that images use in a Ray task (a photo is classified on its own there).
+IMAGE_BATCH = 8
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -161,21 +166,24 @@ class RayEngine:
 _cached: dict = {}  # per worker process: the classifier and detector of the last config, reused by its next tasks
 
 
-def _models(config: AnalyzeConfig):
+def _models(config: AnalyzeConfig, media: str):
     from .classify import Classifier
     from .pipeline import default_detector_factory
 
-    ckey = (config.model, config.batch_size, config.runtime)
+    batch = config.batch_size if media == "video" else min(config.batch_size, IMAGE_BATCH)
+    ckey = (config.model, batch, config.runtime)
     dkey = (config.detector, config.min_score, config.detect_max_side)
-    if _cached.get("ckey") != ckey:
-        _cached["classifier"] = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
-        _cached["ckey"] = ckey
+    classifiers = _cached.setdefault("classifiers", {})  # by ckey: one for videos, one for images
+    if ckey not in classifiers:
+        if len(classifiers) >= 2:  # another run's: drop it
+            classifiers.clear()
+        classifiers[ckey] = Classifier(config.model, batch_size=batch, runtime=config.runtime)
     if _cached.get("dkey") != dkey:
         if "detector" in _cached:
             _cached.pop("detector").close()
         _cached["detector"] = default_detector_factory(config)
         _cached["dkey"] = dkey
-    return _cached["classifier"], _cached["detector"]
+    return classifiers[ckey], _cached["detector"]
 
 
 def _analyze_task(source: Source, config: AnalyzeConfig):
@@ -184,6 +192,6 @@ def _analyze_task(source: Source, config: AnalyzeConfig):
 
     from .pipeline import analyze_source
 
-    classifier, detector = _models(config)
+    classifier, detector = _models(config, source.media)
     records, done = analyze_source(source, config, classifier=classifier, detector=detector)
     return records, done, ray.get_runtime_context().get_node_id()
