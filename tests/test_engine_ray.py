@@ -225,3 +225,38 @@ def test_resume_after_interrupted_ray_run(ray_local, media, ray_out, local_out, 
     report = run_batch(RunConfig(paths=(str(media),), out=copy, analyze=AnalyzeConfig(batch_size=32), resume=True))
     assert report.skipped == 3
     assert_same_timeline(copy, local_out)
+
+
+@pytest.mark.ray
+def test_ctrl_c_of_a_cli_ray_run_leaves_a_resumable_output(ray_local, media, ray_out, tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the CLI's whole process group (its own Ray instance included), once
+    a file is committed. Exit 130, the last line counts what was done, and --resume on Ray finishes the same CSV."""
+    import subprocess
+
+    from fer_batch.cli import EXIT_INTERRUPTED
+    from fer_batch.engine_ray import RayEngine
+
+    from test_reliability import cli_command
+
+    out = tmp_path / "sigint.csv"
+    journal = out.with_name(".sigint.csv.journal")
+    proc = subprocess.Popen(cli_command() + ["analyze", str(media), "--out", str(out), "--batch-size", "32",
+                                             "--engine", "ray", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and len(journal.read_text().splitlines()) >= 2:  # settings + one committed file
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-2000:]
+    assert "continue with --resume" in err and err.strip().splitlines()[-1].startswith("fer-batch: sources: ")
+    report = run_batch(RunConfig(paths=(str(media),), out=out, analyze=AnalyzeConfig(batch_size=32), resume=True),
+                       engine=RayEngine())
+    assert report.skipped >= 1
+    assert out.read_bytes() == ray_out.read_bytes()
