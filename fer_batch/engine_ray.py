@@ -98,7 +98,11 @@ class RayEngine:
             ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+            try:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+            except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by how the address fails
+                raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there ({type(exc).__name__}:"
+                                 f" {exc}); is `ray start --head` running, and is the address its head's?") from None
         return True
 
     def events(self, *, config: AnalyzeConfig, sources: list[Source], skip: set[str] | None = None,
