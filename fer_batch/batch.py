@@ -6,6 +6,7 @@ Progress is reported through an optional object with the :class:`Progress` metho
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -118,13 +119,15 @@ def plan_run(config: RunConfig) -> Plan:
 
 
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
-              detector_factory=None, stop: threading.Event | None = None) -> RunReport:
+              detector_factory=None, stop: threading.Event | None = None, engine=None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
 
     ``classifier`` (a loaded :class:`~fer_batch.classify.Classifier`) and ``detector_factory`` may be given to reuse
     a model across runs or to control how detectors are made; by default both come from ``config``.
     Setting ``stop`` (from a signal handler or another thread) ends the run at the next frame with
     :class:`~fer_batch.errors.Interrupted`; the files committed so far stay valid, and ``resume=True`` continues.
+    ``engine`` runs the sources elsewhere (e.g. :class:`~fer_batch.engine_ray.RayEngine`): its ``events()`` takes
+    :func:`~fer_batch.pipeline.iter_events`'s arguments plus ``stop``, and yields the same events in source order.
     """
     from .sinks import RunWriter
 
@@ -156,6 +159,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             annotator.source_done(name, entry["media"], paths[name], writer.rows(name))
 
     started: dict[str, float] = {}
+
+    def interrupted() -> Interrupted:
+        return Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
 
     def finish(done: SourceDone):
         writer.write(buffer)
@@ -191,11 +197,11 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         # Committed sources are always a prefix of the run with one worker; their faces fix where the next face
         # sits in its network batch (see pipeline._Batcher).
         faces_before = sum(entry.get("faces", 0) for entry in writer.committed.values())
-        for event in iter_events(config=config.analyze, sources=found.sources, skip=committed,
-                                 classifier=classifier, detector_factory=detector_factory,
-                                 faces_before=faces_before):
+        events = iter_events if engine is None else functools.partial(engine.events, stop=stop)
+        for event in events(config=config.analyze, sources=found.sources, skip=committed,
+                            classifier=classifier, detector_factory=detector_factory, faces_before=faces_before):
             if stop is not None and stop.is_set():
-                raise Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
+                raise interrupted()
             if isinstance(event, FaceRecord):
                 buffer.append(event)
                 key = (event.source, event.frame)
@@ -214,6 +220,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 log.debug("start %s (%s%s)", event.source, event.media, hint)
                 if progress:
                     progress.source_start(event)
+        if engine is not None and stop is not None and stop.is_set():  # the engine ended early because of it
+            raise interrupted()
     except Interrupted as exc:
         exc.report = report  # what was committed before the stop, for the CLI's last line
         raise

@@ -451,21 +451,26 @@ def _records(paths: tuple[str, ...], config: AnalyzeConfig, classifier, errors) 
             errors.append(event)
 
 
-def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, classifier=None, detector=None,
-                   ) -> tuple[list[FaceRecord], SourceDone]:
+def analyze_source(path: str | Path | Source, config: AnalyzeConfig | None = None, *, classifier=None,
+                   detector=None) -> tuple[list[FaceRecord], SourceDone]:
     """Analyse one file without threads: its records and its SourceDone. The unit of work for distributed runs.
 
+    ``path`` may be a :class:`~fer_batch.sources.Source` (from :func:`discover`), whose ``name`` then labels the rows.
     A path that does not exist raises :class:`~fer_batch.errors.UsageError`, as :func:`analyze` does; a file that
     cannot be analysed gives a SourceDone with its ``error``.
     """
     from .sources import media_kind
 
     config = config or AnalyzeConfig()
-    (name,) = existing_paths(path)
-    path = Path(name)
-    kind = media_kind(path)
-    if kind is None:
-        return [], SourceDone(str(path), "", 0, 0, error="not a supported image or video file")
+    if isinstance(path, Source):
+        source = path
+    else:
+        (name,) = existing_paths(path)
+        path = Path(name)
+        kind = media_kind(path)
+        if kind is None:
+            return [], SourceDone(str(path), "", 0, 0, error="not a supported image or video file")
+        source = Source(path, str(path), kind)
     if classifier is None:
         from .classify import Classifier
 
@@ -477,7 +482,7 @@ def analyze_source(path: str | Path, config: AnalyzeConfig | None = None, *, cla
         batcher = _Batcher(classifier, batch_size, max_pending=batch_size)
         records: list[FaceRecord] = []
         done = None
-        for event in _source_events(Source(path, str(path), kind), config, detector):
+        for event in _source_events(source, config, detector):
             for out in batcher.add(event):
                 if isinstance(out, FaceRecord):
                     records.append(out)

@@ -46,6 +46,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--detect-size", type=int, default=640, metavar="PX",
                    help="longer side frames are reduced to for detection only (default 640)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="files decoded and detected in parallel (default 1)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default: this process) or ray (a Ray cluster; needs pip install -e \".[ray]\")")
+    p.add_argument("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
+                   help="with --engine ray: the cluster to join (default: start a local Ray instance)")
     p.add_argument("--smooth", type=float, metavar="SECONDS",
                    help="also summarise after a centred moving average over SECONDS of video")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
@@ -123,6 +127,26 @@ def _stop_on_sigint(stop: threading.Event):
     return signal.signal(signal.SIGINT, handler)
 
 
+def _engine(args: argparse.Namespace):
+    """None for a local run, else the :class:`~fer_batch.engine_ray.RayEngine` (Ray's absence is a usage error)."""
+    from ..errors import UsageError
+
+    if args.engine == "local":
+        if args.ray_address is not None:
+            raise UsageError("--ray-address applies to --engine ray; add --engine ray or leave it out")
+        return None
+    elif args.engine == "ray":
+        if args.workers != 1:
+            raise UsageError(f"--workers {args.workers} applies to --engine local; on Ray each CPU of the cluster "
+                             "analyses one source at a time")
+        from ..engine_ray import RayEngine, import_ray
+
+        import_ray()
+        return RayEngine(address=args.ray_address)
+    else:
+        raise UsageError(f"--engine {args.engine!r} is not allowed; choose local or ray")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import AnalyzeConfig, RunConfig
 
@@ -135,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                               detector=args.detector, min_face=args.min_face, min_score=args.min_score,
                               detect_max_side=args.detect_size, workers=args.workers),
     )
+    engine = _engine(args)
     from ..batch import plan_run
     from ..classify import DEFAULT_MODEL, resolve_model
 
@@ -159,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     from ._native import native_stderr, quiet_detector_factory
 
     classifier = None
-    if plan.todo:  # a finished --resume, or only named non-media files, needs no model
+    # A finished --resume, or only named non-media files, needs no model; nor does Ray's driver (workers load it).
+    if plan.todo and not engine:
         if not args.quiet:
             print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
         with native_stderr(debug_log):
@@ -170,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     previous = _stop_on_sigint(stop)
     try:
         report = run_batch(config, progress=progress, classifier=classifier,
-                           detector_factory=quiet_detector_factory(debug_log), stop=stop)
+                           detector_factory=quiet_detector_factory(debug_log), stop=stop, engine=engine)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,201 @@
+"""Running a batch on a Ray cluster (``analyze --engine ray``): one Ray task per source, results in source order.
+
+    driver: sources ──► submit (at most `in_flight` tasks) ──► wait for the oldest ──► events ──► run_batch's sinks
+    worker: analyze_source(source) with the worker process's cached detector and classifier ──► (records, done)
+
+Each task decodes, detects, tracks, crops *and classifies* one source, with a detector and classifiers loaded once
+per worker process and kept for its next tasks: no crop travels through the object store, and no actor has to be
+sized and placed. The network always runs full padded batches (see :class:`~fer_batch.classify.Classifier`), so a
+photo, which cannot share a batch with other files here, would pay a whole ``--batch-size`` batch for its one or
+two faces: measured at 2.6 s a photo on this loaded 2-core machine (``benchmarks/ray_scaling.py``). Images are
+therefore classified in network batches of at most IMAGE_BATCH faces; videos use ``--batch-size``. A face's
+probabilities can then differ from a local run's in the last float32 bit (its batch size, and its position, which
+counts from the start of its source rather than of the run); they agree to 1e-6, and two Ray runs, or a Ray run and
+its resumption on Ray, agree bit for bit.
+
+The driver submits tasks in source order and keeps at most ``in_flight`` of them out (backpressure: it holds at most
+that many finished sources' rows, whatever the number of sources), and hands their events to
+:func:`~fer_batch.batch.run_batch` in source order, so the timeline, errors CSV and journal are those of a local run
+and ``--resume`` works across engines. Workers never write the user's files; they read the inputs at the driver's
+absolute paths, which must therefore be the same on every node (a shared filesystem or object-store mount).
+
+A worker process that dies during a source (killed, out of memory, its node lost) makes Ray run the task again, up
+to ``retries`` times; after that the source is reported in the errors CSV like any bad file and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from .config import AnalyzeConfig
+from .errors import UsageError
+from .pipeline import Event, SourceStart
+from .records import SourceDone
+from .sources import Source
+
+log = logging.getLogger("fer_batch")
+
+INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "fer-batch[ray]")'
+#: Network batch of the classifier that images use in a Ray task (a photo is classified on its own there).
+IMAGE_BATCH = 8
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
+
+
+def import_ray():
+    """The ``ray`` module, or a :class:`UsageError` that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--engine ray needs Ray, which is not installed here; install it with {INSTALL_HINT}, "
+                         "or leave out --engine to run locally") from None
+    return ray
+
+
+def check_address(address: str | None) -> None:
+    """:class:`UsageError` unless ``address`` is None, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``."""
+    if address is None or address == "auto":
+        return
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    if not _HOST_PORT.match(rest):
+        raise UsageError(f"--ray-address {address!r} is not allowed; give auto (the cluster this machine belongs "
+                         "to), HOST:PORT (a cluster's head, as printed by `ray start --head`) or ray://HOST:PORT "
+                         "(Ray Client)")
+
+
+@dataclass
+class RayEngine:
+    """Runs sources as Ray tasks. With ``address`` None it joins the Ray instance this process already has, or else
+    starts a local one sized to this machine (``num_cpus``/``object_store_memory`` override the sizing of a local
+    instance only); otherwise it joins that cluster. ``retries`` is how many times a source is run again after its
+    worker dies; ``in_flight`` bounds the tasks out at once (default: twice the cluster's CPUs).
+
+    ``sources_per_node`` counts, after a run, how many sources each Ray node (by id) analysed.
+    """
+
+    address: str | None = None
+    retries: int = 2
+    in_flight: int | None = None
+    num_cpus: int | None = None
+    object_store_memory: int | None = None
+    sources_per_node: Counter = field(default_factory=Counter)
+
+    def __post_init__(self):
+        check_address(self.address)
+        if self.retries < 0:
+            raise UsageError(f"retries must be >= 0, got {self.retries}")
+        if self.in_flight is not None and self.in_flight < 1:
+            raise UsageError(f"in_flight must be at least 1, got {self.in_flight}")
+
+    def _connect(self, ray) -> bool:
+        """Join or start Ray; True when this call started (and so must shut down) the connection."""
+        if ray.is_initialized():
+            return False
+        if self.address is None:
+            ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            try:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+            except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by how the address fails
+                raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there ({type(exc).__name__}:"
+                                 f" {exc}); is `ray start --head` running, and is the address its head's?") from None
+        return True
+
+    def events(self, *, config: AnalyzeConfig, sources: list[Source], skip: set[str] | None = None,
+               classifier=None, detector_factory=None, faces_before: int = 0, stop=None) -> Iterator[Event]:
+        """Per source, in the order given: SourceStart, its FaceRecords, SourceDone (the run's events, like
+        :func:`~fer_batch.pipeline.iter_events`). ``classifier``, ``detector_factory`` and ``faces_before`` are
+        accepted for that signature and unused: workers load their own from ``config``. Returns early, leaving
+        nothing half-yielded, once ``stop`` is set."""
+        skip = skip or set()
+        todo = deque(s for s in sources if s.name not in skip)
+        if not todo:
+            return
+        ray = import_ray()
+        started = self._connect(ray)
+        pending: deque = deque()
+        try:
+            task = ray.remote(_analyze_task)
+            options = dict(max_retries=self.retries, retry_exceptions=False, scheduling_strategy="SPREAD", num_cpus=1)
+            window = self.in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+            config = replace(config, workers=1)  # one task is one source; the cluster is the parallelism
+            while todo or pending:
+                while todo and len(pending) < window:
+                    s = todo.popleft()
+                    # Absolute: a worker's working directory is not the driver's. The task name shows in the worker's
+                    # process title (ray::fer-batch:NAME), which says what a busy worker is on.
+                    src = Source(s.path.absolute(), s.name, s.media)
+                    pending.append((s, task.options(name=f"fer-batch:{s.name}", **options).remote(src, config)))
+                source, ref = pending[0]
+                while not ray.wait([ref], timeout=0.2)[0]:
+                    if stop is not None and stop.is_set():
+                        return
+                pending.popleft()
+                records, done = self._result(ray, source, ref)
+                if stop is not None and stop.is_set():
+                    return
+                yield SourceStart(source.name, source.media, done.frames)
+                yield from records
+                yield done
+        finally:
+            for _, ref in pending:  # Ctrl-C or an error: stop the cluster's work on the rest
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+    def _result(self, ray, source: Source, ref):
+        """(records, done) of a finished task; a worker that died on every try makes an error row."""
+        from ray import exceptions as rx
+
+        try:
+            records, done, node = ray.get(ref)
+        except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
+            raise exc.as_instanceof_cause() from None
+        except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
+                rx.LocalRayletDiedError) as exc:
+            reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}): the file may "
+                      "crash the decoder or need more memory than a worker has")
+            log.info("%s: %s", source.name, exc)
+            return [], SourceDone(source.name, source.media, frames=0, faces=0, error=reason)
+        self.sources_per_node[node] += 1
+        log.debug("%s analysed on Ray node %s", source.name, node)
+        return records, done
+
+
+# -- worker side ---------------------------------------------------------------------------------------------------
+_cached: dict = {}  # per worker process: the classifier and detector of the last config, reused by its next tasks
+
+
+def _models(config: AnalyzeConfig, media: str):
+    from .classify import Classifier
+    from .pipeline import default_detector_factory
+
+    batch = config.batch_size if media == "video" else min(config.batch_size, IMAGE_BATCH)
+    ckey = (config.model, batch, config.runtime)
+    dkey = (config.detector, config.min_score, config.detect_max_side)
+    classifiers = _cached.setdefault("classifiers", {})  # by ckey: one for videos, one for images
+    if ckey not in classifiers:
+        if len(classifiers) >= 2:  # another run's: drop it
+            classifiers.clear()
+        classifiers[ckey] = Classifier(config.model, batch_size=batch, runtime=config.runtime)
+    if _cached.get("dkey") != dkey:
+        if "detector" in _cached:
+            _cached.pop("detector").close()
+        _cached["detector"] = default_detector_factory(config)
+        _cached["dkey"] = dkey
+    return classifiers[ckey], _cached["detector"]
+
+
+def _analyze_task(source: Source, config: AnalyzeConfig):
+    """The Ray task: one source's records and SourceDone, and the id of the node that ran it."""
+    import ray
+
+    from .pipeline import analyze_source
+
+    classifier, detector = _models(config, source.media)
+    records, done = analyze_source(source, config, classifier=classifier, detector=detector)
+    return records, done, ray.get_runtime_context().get_node_id()

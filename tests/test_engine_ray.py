@@ -1,0 +1,262 @@
+"""Issue 16, ``analyze --engine ray``: a Ray run writes the local run's outputs, survives dying workers, resumes.
+
+The tests share one small local Ray instance (2 CPUs, a 100 MB object store), started in this process and shut down
+after the module; the engine joins it instead of starting its own. Workers are killed for real (SIGKILL), found by
+the process title Ray gives a worker running a task (``ray::fer-batch:SOURCE``). The two-node cluster is in
+``test_engine_ray_cluster.py``. Without Ray installed, only the missing-extra test runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthetic_media as synthetic
+from fer_batch.batch import run_batch
+from fer_batch.cli import EXIT_SOME_FAILED, EXIT_USAGE, main
+from fer_batch.config import AnalyzeConfig, RunConfig
+from fer_batch.errors import Interrupted
+from fer_batch.labels import EMOTIONS
+from fer_batch.summary import read_timeline
+
+from test_reliability import read_errors
+
+# Probabilities may differ from the local run's in the last float32 bit (a face's network-batch position counts from
+# the start of its source on Ray, of the run locally); the CSV rounds them to 6 decimals, so a rounding step more.
+PROB_TOL = 1e-6 + 1e-9
+
+
+def assert_same_timeline(a: Path, b: Path) -> None:
+    """Same rows, order, ids, boxes and scores; probabilities and confidence within PROB_TOL."""
+    ta, tb = read_timeline(a), read_timeline(b)
+    assert len(ta) == len(tb) > 0
+    numeric = [*EMOTIONS, "confidence"]
+    exact = [c for c in ta.columns if c not in numeric and c != "emotion"]
+    pd.testing.assert_frame_equal(ta[exact], tb[exact])
+    diff = np.abs(ta[numeric].to_numpy(float) - tb[numeric].to_numpy(float))
+    assert np.nanmax(diff) <= PROB_TOL
+    assert (np.isnan(ta[numeric].to_numpy(float)) == np.isnan(tb[numeric].to_numpy(float))).all()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, object_store_memory=100 * 1024 ** 2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, synthetic_photos, face_video) -> Path:
+    """Photos with 1, 3 and no faces, the test video, a zero-byte photo, and a longer video to kill workers in."""
+    root = tmp_path_factory.mktemp("ray_media")
+    for name in ("one_face", "three_faces", "no_face"):
+        shutil.copy(synthetic_photos[name][0], root / f"{name}.jpg")
+    shutil.copy(face_video.path, root / "b_video.mp4")
+    synthetic.write_zero_byte(root / "broken.jpg")
+    synthetic.write_face_video(root / "long.mp4", frames=240, fps=20, size=(160, 120), seed=5)
+    return root
+
+
+def _run(media, out: Path, engine=None, **options):
+    from fer_batch.engine_ray import RayEngine
+
+    config = RunConfig(paths=(str(media),), out=out, analyze=AnalyzeConfig(batch_size=32), overwrite=True)
+    return run_batch(config, engine=engine if engine is not None else RayEngine(), **options)
+
+
+@pytest.fixture(scope="module")
+def local_out(media, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ray_local_ref") / "local.csv"
+    config = RunConfig(paths=(str(media),), out=out, analyze=AnalyzeConfig(batch_size=32))
+    report = run_batch(config)
+    assert report.failed == 1 and report.succeeded == 5
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_out(ray_local, media, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ray_ref") / "ray.csv"
+    report = _run(media, out)
+    assert report.failed == 1 and report.succeeded == 5
+    return out
+
+
+class _Killer:
+    """Kills (SIGKILL) Ray workers whose title shows they are analysing a source whose name ends with ``name``:
+    the first ``times`` of them, or all while it runs (times=None)."""
+
+    def __init__(self, name: str, times: int | None):
+        self.marker = "ray::fer-batch:".encode(), name.encode()
+        self.times, self.killed = times, []
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self._halt.is_set() and (self.times is None or len(self.killed) < self.times):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    title = open(f"/proc/{entry.name}/cmdline", "rb").read().split(b"\0")[0]
+                except OSError:
+                    continue
+                if title.startswith(self.marker[0]) and title.endswith(self.marker[1]):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    self.killed.append(int(entry.name))
+                    break
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._halt.set()
+        self._thread.join()
+
+
+def test_missing_extra_is_a_usage_error(monkeypatch, capsys, tmp_path, one_face_photo):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError, as without the extra
+    code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "t.csv"), "--engine", "ray", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "--engine ray needs Ray" in err and 'pip install -e ".[ray]"' in err
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_ray_address_is_checked(capsys, tmp_path, one_face_photo):
+    base = ["analyze", str(one_face_photo), "--out", str(tmp_path / "t.csv"), "--quiet"]
+    assert main([*base, "--ray-address", "auto"]) == EXIT_USAGE
+    assert "--ray-address applies to --engine ray" in capsys.readouterr().err
+    pytest.importorskip("ray")
+    assert main([*base, "--engine", "ray", "--ray-address", "http://head"]) == EXIT_USAGE
+    assert "--ray-address 'http://head' is not allowed" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_cli_ray_run_equals_local_run(ray_local, media, local_out, tmp_path, capsys):
+    out = tmp_path / "cli.csv"
+    code = main(["analyze", str(media), "--out", str(out), "--batch-size", "32", "--engine", "ray", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_SOME_FAILED
+    assert err.strip().splitlines()[-1] == "fer-batch: sources: 5 succeeded, 1 failed, 0 skipped (already done); " \
+        f"{len(read_timeline(local_out))} rows written"
+    assert_same_timeline(out, local_out)
+    errors = read_errors(out.with_name("cli.errors.csv"))
+    assert errors.equals(read_errors(local_out.with_name("local.errors.csv")))
+    assert errors["source"].tolist() == [str(media / "broken.jpg")]
+
+
+@pytest.mark.ray
+def test_killed_worker_is_retried(ray_local, media, ray_out, tmp_path):
+    out = tmp_path / "killed.csv"
+    with _Killer("long.mp4", times=1) as killer:
+        report = _run(media, out)
+    assert len(killer.killed) == 1
+    assert report.failed == 1 and report.succeeded == 5
+    assert out.read_bytes() == ray_out.read_bytes()  # the retried source, and every other, complete and identical
+
+
+@pytest.mark.ray
+def test_file_that_always_kills_its_worker_is_an_error_row(ray_local, media, ray_out, tmp_path):
+    from fer_batch.engine_ray import RayEngine
+
+    out = tmp_path / "doomed.csv"
+    with _Killer("long.mp4", times=None) as killer:
+        report = _run(media, out, engine=RayEngine(retries=1))
+    assert len(killer.killed) == 2  # the first try and the one retry
+    assert report.failed == 2 and report.succeeded == 4
+    errors = read_errors(out.with_name("doomed.errors.csv"))
+    assert errors["source"].tolist() == [str(media / "broken.jpg"), str(media / "long.mp4")]
+    assert "Ray worker died on each of 2 tries" in errors["error"].iloc[1]
+    reference = read_timeline(ray_out)
+    assert read_timeline(out).equals(reference[reference["source"] != str(media / "long.mp4")].reset_index(drop=True))
+
+
+class _StopAfter:
+    """A Progress that sets ``stop`` once ``n`` sources are done: an interruption at a known point."""
+
+    def __init__(self, stop: threading.Event, n: int):
+        self.stop, self.n = stop, n
+
+    def start(self, total_sources, already_done): ...
+    def source_start(self, event): ...
+    def frames(self, n): ...
+    def close(self): ...
+
+    def source_done(self, done):
+        self.n -= 1
+        if self.n == 0:
+            self.stop.set()
+
+
+@pytest.mark.ray
+def test_resume_after_interrupted_ray_run(ray_local, media, ray_out, local_out, tmp_path):
+    from fer_batch.engine_ray import RayEngine
+
+    out = tmp_path / "cut.csv"
+    stop = threading.Event()
+    with pytest.raises(Interrupted) as info:
+        _run(media, out, stop=stop, progress=_StopAfter(stop, 3))
+    assert info.value.report.succeeded + info.value.report.failed == 3
+    cut = read_timeline(out)
+    assert 0 < cut["source"].nunique() < 6
+    copy = tmp_path / "copy.csv"
+    for suffix in ("", ".errors"):  # a second copy of the interrupted output, resumed locally below
+        shutil.copy(out.with_name(f"cut{suffix}.csv"), copy.with_name(f"copy{suffix}.csv"))
+    shutil.copy(out.with_name(".cut.csv.journal"), copy.with_name(".copy.csv.journal"))
+
+    config = RunConfig(paths=(str(media),), out=out, analyze=AnalyzeConfig(batch_size=32), resume=True)
+    report = run_batch(config, engine=RayEngine())
+    assert report.skipped == 3 and report.succeeded + report.failed == 3
+    assert out.read_bytes() == ray_out.read_bytes()
+    assert out.with_name("cut.errors.csv").read_bytes() == ray_out.with_name("ray.errors.csv").read_bytes()
+
+    report = run_batch(RunConfig(paths=(str(media),), out=copy, analyze=AnalyzeConfig(batch_size=32), resume=True))
+    assert report.skipped == 3
+    assert_same_timeline(copy, local_out)
+
+
+@pytest.mark.ray
+def test_ctrl_c_of_a_cli_ray_run_leaves_a_resumable_output(ray_local, media, ray_out, tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the CLI's whole process group (its own Ray instance included), once
+    a file is committed. Exit 130, the last line counts what was done, and --resume on Ray finishes the same CSV."""
+    import subprocess
+
+    from fer_batch.cli import EXIT_INTERRUPTED
+    from fer_batch.engine_ray import RayEngine
+
+    from test_reliability import cli_command
+
+    out = tmp_path / "sigint.csv"
+    journal = out.with_name(".sigint.csv.journal")
+    proc = subprocess.Popen(cli_command() + ["analyze", str(media), "--out", str(out), "--batch-size", "32",
+                                             "--engine", "ray", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and len(journal.read_text().splitlines()) >= 2:  # settings + one committed file
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-2000:]
+    assert "continue with --resume" in err and err.strip().splitlines()[-1].startswith("fer-batch: sources: ")
+    report = run_batch(RunConfig(paths=(str(media),), out=out, analyze=AnalyzeConfig(batch_size=32), resume=True),
+                       engine=RayEngine())
+    assert report.skipped >= 1
+    assert out.read_bytes() == ray_out.read_bytes()
