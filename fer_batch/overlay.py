@@ -92,8 +92,8 @@ def _overlap(a, b) -> int:
 
 def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float, colours: dict,
           taken: list) -> tuple[int, int, int, int]:
-    """Seven horizontal bars, one per emotion, beside the box: right of it, else left, else inside its edge,
-    whichever covers least of the other faces and their panels. Returns the panel's rectangle."""
+    """Seven horizontal bars, one per emotion, beside the box where they cover least of the faces and the panels
+    already drawn (``taken``). Returns the panel's rectangle."""
     import cv2
 
     h, w = img.shape[:2]
@@ -105,11 +105,19 @@ def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float
     pad = max(2, th // 3)
     panel_w = pad * 3 + tw + bar_len
     panel_h = row * len(EMOTIONS) + pad
-    py = min(max(y0, 0), max(h - panel_h, 0))
-    own = (x0, y0, x1, y1)
-    spots = [x for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
-    spots.append(min(max(x1 - panel_w, 0), max(w - panel_w, 0)))  # inside the box's right edge
-    px = min(spots, key=lambda x: sum(_overlap((x, py, x + panel_w, py + panel_h), t) for t in taken if t != own))
+
+    def clamp_y(y):
+        return min(max(y, 0), max(h - panel_h, 0))
+
+    def clamp_x(x):
+        return min(max(x, 0), max(w - panel_w, 0))
+
+    # Beside the box (right, then left), else below or above it, else inside its right edge: the first of those
+    # that covers least of every face, its own included, and of the panels already placed.
+    spots = [(x, clamp_y(y0)) for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
+    spots += [(clamp_x(x0), y) for y in (y1 + pad, y0 - pad - panel_h) if 0 <= y and y + panel_h <= h]
+    spots.append((clamp_x(x1 - panel_w), clamp_y(y0)))
+    px, py = min(spots, key=lambda s: sum(_overlap((s[0], s[1], s[0] + panel_w, s[1] + panel_h), t) for t in taken))
     _shade(img, px, py, px + panel_w, py + panel_h)
     top = int(np.argmax(rec.probs))
     for i, e in enumerate(EMOTIONS):
