@@ -5,7 +5,10 @@ loads it in Keras safe mode and checks that it maps (N, 48, 48, 1) faces to 7 pr
 
 Runtimes: the ``.keras`` model runs either in Keras (TensorFlow; on a GPU when one is visible) or, on CPU-only
 hosts, converted at load time to TensorFlow Lite and run by its XNNPACK interpreter, which classifies the `fast`
-model's faces about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6.
+model's faces about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6,
+except for a model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`): the packaged `fast`
+runs there with int8 weights and dynamically quantized int8 activations, a third of the float model's CPU per
+face, with the accuracy and agreement its card gives.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
+from .threads import classifier_threads
 
 if TYPE_CHECKING:  # numpy loads with the model, not with this module
     import numpy as np
@@ -94,7 +98,8 @@ class Classifier:
     ``runtime``: ``keras`` (TensorFlow places the model on a GPU when one is visible), ``tflite`` (converted at load,
     about 1-2 s, then run by XNNPACK on the CPU), or ``auto`` (the default: ``keras`` where TensorFlow sees a GPU
     or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a model TFLite cannot convert).
-    The chosen one is in ``self.runtime``.
+    The chosen one is in ``self.runtime``. ``threads``: XNNPACK threads for ``tflite`` (default
+    :func:`~fer_batch.threads.classifier_threads`: half the cores, leaving the rest to decoding and detection).
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
@@ -104,7 +109,8 @@ class Classifier:
     alone, and a resumed run bit-identical to an uninterrupted one.
     """
 
-    def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto"):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto",
+                 threads: int | None = None):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
         if runtime not in RUNTIMES:
@@ -117,7 +123,8 @@ class Classifier:
         chosen = runtime if runtime != "auto" else ("keras" if _gpu_visible() or _quantized(self.model) else "tflite")
         if chosen == "tflite":
             try:
-                self._tflite = _TFLiteRunner(self.model, batch_size, self.path)
+                self._tflite = _TFLiteRunner(self.model, batch_size, self.path, threads or classifier_threads(),
+                                             tflite_quantization(self.path))
             except ModelError as exc:
                 if runtime == "tflite":
                     raise
@@ -157,6 +164,22 @@ class Classifier:
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def tflite_quantization(path: Path) -> str | None:
+    """``"dynamic-int8"`` when the model's card asks TensorFlow Lite to run it with int8 weights, else None (float).
+
+    Only a card can ask: ``training/ship_model.py --tflite-int8`` writes it after measuring the converted model's
+    PublicTest accuracy and its agreement with the float model, so a user's own model always runs as trained.
+    Dynamic quantization, not a calibrated int8 graph: each face's activations are quantized by their own range,
+    so a face's result still does not depend on the other faces of its batch.
+    """
+    card = model_card(path)
+    mode = card.get("tflite_quantization")
+    if mode in (None, "dynamic-int8"):
+        return mode
+    raise ModelError(f"the card of {str(path)!r} asks for tflite_quantization {mode!r}; this release knows only "
+                     "'dynamic-int8'")
+
+
 def _quantized(model) -> bool:
     """Whether Keras quantized some layers (``model.quantize``); TFLite's converter cannot take those."""
     return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
@@ -171,10 +194,9 @@ def _gpu_visible() -> bool:
 class _TFLiteRunner:
     """A Keras model converted to TensorFlow Lite, run by the XNNPACK CPU interpreter at a fixed batch shape."""
 
-    def __init__(self, keras_model, batch_size: int, path: Path):
+    def __init__(self, keras_model, batch_size: int, path: Path, threads: int, quantization: str | None = None):
         import contextlib
         import io
-        import os
         import warnings
 
         import tensorflow as tf
@@ -182,12 +204,16 @@ class _TFLiteRunner:
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
         try:
+            converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+            if quantization == "dynamic-int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights; no calibration data needed
             with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the model's signature
-                data = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+                data = converter.convert()
             with warnings.catch_warnings():
                 # "tf.lite.Interpreter is deprecated": TF 2.20 moves it to LiteRT; TensorFlow is pinned to 2.19.
                 warnings.simplefilter("ignore")
-                self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=os.cpu_count() or 1)
+                self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads)
+            self.threads, self.quantization = threads, quantization
             self.input = self.interpreter.get_input_details()[0]["index"]
             self.output = self.interpreter.get_output_details()[0]["index"]
             self.interpreter.resize_tensor_input(self.input, [batch_size, 48, 48, 1])
