@@ -113,7 +113,14 @@ def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_siz
     seconds, cpu = time.perf_counter() - t, _cpu() - cpu
     return {"frames": count.analysed, "faces": count.faces, "rows": report.rows, "failed": report.failed,
             "seconds": seconds, "fps": count.analysed / seconds, "setup_s": setup, "cpu_s": cpu,
-            "cores": len(os.sched_getaffinity(0)), "runtime": classifier.runtime}
+            "cores": len(os.sched_getaffinity(0)), "runtime": classifier.runtime, "tree": _tree()}
+
+
+def _tree() -> str:
+    """The checkout whose fer_batch was imported (this tree or --repo)."""
+    import fer_batch
+
+    return str(Path(fer_batch.__file__).resolve().parents[1])
 
 
 class _Stages:
@@ -187,7 +194,8 @@ def profile(path: Path, out: Path, detect_size: int | None, batch_size: int | No
     detector.close()
     per_frame = lambda d: {k: 1000.0 * v / max(frames, 1) for k, v in d.items()}  # noqa: E731
     return {"frames": frames, "faces": faces, "seconds": seconds, "fps": frames / seconds, "setup_s": setup,
-            "wall_ms": per_frame(stages.wall), "cpu_ms": per_frame(stages.cpu), "runtime": classifier.runtime}
+            "wall_ms": per_frame(stages.wall), "cpu_ms": per_frame(stages.cpu), "runtime": classifier.runtime,
+            "tree": _tree()}
 
 
 def main() -> None:

@@ -261,6 +261,9 @@ def compare(clips: dict[str, Path], args, tmp: Path) -> list[bool]:
         util = {who: statistics.median(m.extra["cpu_s"] / m.seconds / m.extra["cores"] for m in runs[who])
                 for who in ("base", "new")}
         rss = max(m.rss_mb or 0.0 for m in runs["new"])
+        trees = {who: {m.extra.get("tree") for m in runs[who]} for who in ("base", "new")}
+        print(f"{label}: measured trees: base {', '.join(map(str, trees['base']))}; this tree "
+              f"{', '.join(map(str, trees['new']))}")
         ok_rows, rows_note, gap = same_rows(tmp / f"cmp-base-{clip.stem}" / "results.csv",
                                             tmp / f"cmp-new-{clip.stem}" / "results.csv")
         print(f"{label}: frames/s (median; each run's): floor {med['floor']:.1f}, base {med['base']:.1f} "
