@@ -12,7 +12,8 @@ seconds (the work only: imports and model loading are ``setup_s``), fps, and ``c
 during the work, all threads). The parent reads peak RSS from the kernel when this process ends (``os.wait4``).
 ``profile``: the stages of ``ours`` run one after another on one thread (decode, detect, align, classify in
 batches, write the timeline), each timed in wall and process CPU milliseconds per frame: what each stage costs
-alone, to set beside the pipeline's ms per frame. ``--repo`` imports ``fer_batch`` from another checkout (the
+alone, to set beside the pipeline's ms per frame. (A decoder with threads of its own keeps decoding ahead while the
+next stages run, and that CPU time lands in theirs: with FFmpeg's frame threads, "detect" grows as "decode" shrinks.) ``--repo`` imports ``fer_batch`` from another checkout (the
 build compared against), default this one.
 """
 

@@ -5,11 +5,12 @@ One worker of the pipeline keeps two threads busy all the time, its reader (FFmp
 defaults, FFmpeg starts a frame-threaded decoder with one thread per core and TensorFlow Lite's XNNPACK a pool of
 one thread per core, so on a 2-core machine six or more threads compete for two cores: each stage is split
 across both cores, then waits for the other stages' threads, and XNNPACK's pool spins between batches.
-Measured on a 2-core AMD EPYC (``benchmarks/analyze_speed.py --profile``): a second XNNPACK thread makes the
-classifier's CPU per face rise (3.3 against 2.9 ms for the float `fast`) without making a batch finish sooner
-while the other stages run, and a second decoder thread does not lower the decoder's CPU per frame either.
-So each stage gets about one core's worth of threads, and only the spare cores of a larger machine go to the
-stages that can use them. MediaPipe's inference needs no setting: on desktop Linux its XNNPACK runs on the
+Measured on a 2-core AMD EPYC loaded by other work: a second XNNPACK thread raised the float `fast`'s CPU per
+face (3.3-3.4 against 2.9-3.2 ms, batches of 256) without finishing a batch sooner, and a second FFmpeg thread
+did not lower the CPU of decoding a 720p frame (4.1-5.3 against 4.4 ms); with both at one thread and the int8
+`fast`, the pipeline's CPU per frame fell from 16.2 to 12.5 ms on a one-face 720p clip and from 19.9 to 14.0 ms
+on a three-face one (``benchmarks/analyze_speed.py --base``). So each stage gets about one core's worth of
+threads, and only the spare cores of a larger machine go to the stages that can use them. MediaPipe's inference needs no setting: on desktop Linux its XNNPACK runs on the
 graph's own thread (a detector adds three threads, none of them a pool that grows with the cores).
 """
 
