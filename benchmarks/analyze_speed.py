@@ -13,6 +13,16 @@ Speeds exclude process start-up (imports, model loading): `setup` shows it. The 
     python benchmarks/analyze_speed.py                      # all workloads (clips are generated once, cached)
     python benchmarks/analyze_speed.py --quick              # 10-s clips, 200 photos, 60-s vs 10-s memory check
     python benchmarks/analyze_speed.py --workloads 720p photos --no-peer
+    python benchmarks/analyze_speed.py --workloads 720p faces3 --no-peer --profile          # where the time goes
+    git worktree add /tmp/base 53124ec                                                       # today's build
+    python benchmarks/analyze_speed.py --workloads 720p faces3 --no-peer --detector short --base /tmp/base --repeats 3
+
+``--profile`` also runs the stages of one frame after another on one thread (decode, detect, align, classify,
+write) and prints each one's wall and CPU milliseconds per frame beside the pipeline's, with the pipeline's CPU
+utilisation (process CPU time / wall time / cores): how much of the machine the overlapping stages use.
+``--base TREE`` measures another checkout of fer-batch in the same run (same clips, same child script), base and
+this tree alternating ``--repeats`` times (medians reported, so a burst of other work on the machine hits both),
+and checks that both wrote the same rows: the same face ids and boxes, probabilities within a reported tolerance.
 
 On a shared machine, run it while nothing else runs (figures are only comparable within one run).
 See benchmarks/README.md for the peer's set-up (benchmarks/setup_peer.sh) and the figures measured.
@@ -123,23 +133,45 @@ def _peer_python(args) -> str | None:
     return candidate if probe.returncode == 0 else None
 
 
+def _ours_cmd(path: Path, unit: str, args, out: Path, *, what: str = "ours", repo: Path | None = None,
+              detector: str | None = "given") -> list[str]:
+    """The child command measuring fer-batch (``repo``'s, default this tree's) on ``path``, writing under ``out``.
+
+    ``detector``: "given" is --detector as given to this script (None: the tree's own default)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(HERE / "_child.py"), what, str(path), "--out", str(out)]
+    if what == "ours":
+        cmd += ["--workers", str(args.photo_workers if unit == "photos" else args.workers)]
+    if args.detect_size:
+        cmd += ["--detect-size", str(args.detect_size)]
+    detector = args.detector if detector == "given" else detector
+    if detector:
+        cmd += ["--detector", detector]
+    if repo is not None:
+        cmd += ["--repo", str(repo)]
+    return cmd
+
+
+def _cpu_note(m: Measure) -> str:
+    """CPU milliseconds per frame and utilisation (CPU time / wall time / cores) of a pipeline run."""
+    cpu, cores = m.extra.get("cpu_s"), m.extra.get("cores")
+    if not (cpu and m.frames and m.seconds and cores):
+        return ""
+    return f"CPU {1000 * cpu / m.frames:.1f} ms/frame, utilisation {100 * cpu / m.seconds / cores:.0f}% of {cores} cores"
+
+
 def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[Measure, Measure, Measure | None,
                                                                                Measure | None]:
     py = sys.executable
     child = str(HERE / "_child.py")
     floor = _run_rss([py, child, "floor", str(path)])
     print(f"    floor: {_fmt(floor.fps, '.1f')} {unit}/s  {floor.note}", file=sys.stderr, flush=True)
-    out = tmp / f"ours-{path.stem}"
-    out.mkdir(exist_ok=True)
-    cmd = [py, child, "ours", str(path), "--out", str(out), "--workers",
-           str(args.photo_workers if unit == "photos" else args.workers)]
-    if args.detect_size:
-        cmd += ["--detect-size", str(args.detect_size)]
-    ours = _run_rss(cmd)
-    print(f"    ours:  {_fmt(ours.fps, '.1f')} {unit}/s  {ours.note}", file=sys.stderr, flush=True)
+    ours = _run_rss(_ours_cmd(path, unit, args, tmp / f"ours-{path.stem}", detector=None))  # the CLI's default
+    print(f"    ours:  {_fmt(ours.fps, '.1f')} {unit}/s  {_cpu_note(ours)} {ours.note}", file=sys.stderr, flush=True)
     annotated = None
     if args.annotate:
-        annotated = _run_rss(cmd + ["--annotate", str(out / "annotated")])
+        out = tmp / f"ours-{path.stem}-annotated"
+        annotated = _run_rss(_ours_cmd(path, unit, args, out, detector=None) + ["--annotate", str(out / "annotated")])
         print(f"    ours --annotate: {_fmt(annotated.fps, '.1f')} {unit}/s  {annotated.note}", file=sys.stderr,
               flush=True)
     theirs = None
@@ -149,6 +181,114 @@ def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[M
         theirs = _run_rss(pcmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=args.peer_timeout)
         print(f"    fer:   {_fmt(theirs.fps, '.2f')} {unit}/s  {theirs.note}", file=sys.stderr, flush=True)
     return floor, ours, theirs, annotated
+
+
+STAGES = ("decode", "detect", "align", "classify", "write")
+#: --base targets: this tree's frames/s over the base's, per workload (issue 19).
+SPEEDUP = {"720p": 1.6, "faces3": 1.4}
+
+
+def profile(clips: dict[str, Path], args, tmp: Path) -> None:
+    """Each stage's wall and CPU ms per frame run alone, beside the pipeline's ms per frame and CPU utilisation."""
+    trees = [("this tree", None)] + ([("base", args.base)] if args.base else [])
+    print(f"\nprofile: stages one after another on one thread, ms per frame (wall / CPU); then the pipeline "
+          f"(--workers {args.workers}) on the same clip")
+    head = f"{'workload':<20}{'tree':<10}" + "".join(f"{s:>14}" for s in STAGES) + f"{'sum':>14}{'pipeline':>24}"
+    print(head)
+    print("-" * len(head))
+    for label, clip in clips.items():
+        for tree, repo in trees:
+            out = tmp / f"profile-{tree.replace(' ', '-')}-{clip.stem}"
+            stages = _run_rss(_ours_cmd(clip, "frames", args, out, what="profile", repo=repo))
+            run = _run_rss(_ours_cmd(clip, "frames", args, out / "run", repo=repo))
+            if stages.fps is None or run.fps is None:
+                print(f"{label:<20}{tree:<10} failed: {stages.note or run.note}")
+                continue
+            wall, cpu = stages.extra["wall_ms"], stages.extra["cpu_ms"]
+            cells = "".join(f"{wall[s]:>7.2f} /{cpu[s]:>5.2f}" for s in STAGES)
+            total = f"{sum(wall.values()):>7.2f} /{sum(cpu.values()):>5.2f}"
+            pipe_cpu = run.extra.get("cpu_s", 0.0) * 1000 / max(run.frames, 1)
+            util = run.extra.get("cpu_s", 0.0) / run.seconds / run.extra.get("cores", 1)
+            print(f"{label:<20}{tree:<10}{cells}{total}  {1000 / run.fps:>6.2f} /{pipe_cpu:>5.2f}  {100 * util:>3.0f}% CPU")
+    print("(wall / CPU: CPU is the process's CPU time, all threads; the pipeline's wall ms per frame is 1000 / "
+          "frames/s; CPU % = CPU time / wall time / cores: 100% would be every core busy for the whole run)")
+
+
+def _rows(csv_path: Path) -> list[dict]:
+    import csv
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def same_rows(a: Path, b: Path) -> tuple[bool, str, float]:
+    """Whether two timelines hold the same rows (frames, face ids, boxes); and the largest probability difference."""
+    from fer_batch.labels import EMOTIONS
+
+    ra, rb = _rows(a), _rows(b)
+    if len(ra) != len(rb):
+        return False, f"{len(ra)} rows against {len(rb)}", float("nan")
+    keys = ("source", "frame", "face_id", "x", "y", "w", "h")
+    differ = [i for i, (x, y) in enumerate(zip(ra, rb)) if any(x[k] != y[k] for k in keys)]
+    gap = max((abs(float(x[e]) - float(y[e])) for x, y in zip(ra, rb) for e in EMOTIONS if x[e] and y[e]),
+              default=0.0)
+    emotion = sum(x["emotion"] != y["emotion"] for x, y in zip(ra, rb))
+    faces = sum(1 for x in ra if x["face_id"])
+    if differ:
+        return False, f"{len(differ)} of {len(ra)} rows differ in frame, id or box (first: row {differ[0]})", gap
+    return True, f"{len(ra)} rows, ids and boxes equal; emotion differs on {emotion} of {faces} faces", gap
+
+
+def compare(clips: dict[str, Path], args, tmp: Path) -> list[bool]:
+    """This tree against --base, alternating, medians of --repeats; speed-ups checked against SPEEDUP."""
+    import statistics
+
+    print(f"\nside by side: base = {args.base}, this tree = {HERE.parent}; --detector "
+          f"{args.detector or 'each tree default'}, --workers {args.workers}; {args.repeats} alternating repeats, "
+          "medians")
+    verdicts = []
+    for label, clip in clips.items():
+        runs: dict[str, list[Measure]] = {"floor": [], "base": [], "new": []}
+        for i in range(args.repeats):
+            order = ("base", "new") if i % 2 == 0 else ("new", "base")  # neither always goes first
+            runs["floor"].append(_run_rss([sys.executable, str(HERE / "_child.py"), "floor", str(clip)]))
+            for who in order:
+                out = tmp / f"cmp-{who}-{clip.stem}"
+                runs[who].append(_run_rss(_ours_cmd(clip, "frames", args, out,
+                                                    repo=args.base if who == "base" else None)))
+            print(f"    {label} repeat {i + 1}: floor {_fmt(runs['floor'][-1].fps, '.1f')}, base "
+                  f"{_fmt(runs['base'][-1].fps, '.1f')}, this tree {_fmt(runs['new'][-1].fps, '.1f')} frames/s; "
+                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+        failed = [m.note for ms in runs.values() for m in ms if m.fps is None]
+        if failed:
+            print(f"{label}: failed: {failed[0]}")
+            verdicts.append(False)
+            continue
+        med = {who: statistics.median(m.fps for m in ms) for who, ms in runs.items()}
+        cpu = {who: statistics.median(1000 * m.extra["cpu_s"] / m.frames for m in runs[who]) for who in ("base", "new")}
+        util = {who: statistics.median(m.extra["cpu_s"] / m.seconds / m.extra["cores"] for m in runs[who])
+                for who in ("base", "new")}
+        rss = max(m.rss_mb or 0.0 for m in runs["new"])
+        trees = {who: {m.extra.get("tree") for m in runs[who]} for who in ("base", "new")}
+        print(f"{label}: measured trees: base {', '.join(map(str, trees['base']))}; this tree "
+              f"{', '.join(map(str, trees['new']))}")
+        ok_rows, rows_note, gap = same_rows(tmp / f"cmp-base-{clip.stem}" / "results.csv",
+                                            tmp / f"cmp-new-{clip.stem}" / "results.csv")
+        print(f"{label}: frames/s (median; each run's): floor {med['floor']:.1f}, base {med['base']:.1f} "
+              f"({', '.join(f'{m.fps:.1f}' for m in runs['base'])}), this tree {med['new']:.1f} "
+              f"({', '.join(f'{m.fps:.1f}' for m in runs['new'])})")
+        print(f"  CPU ms per frame: base {cpu['base']:.1f}, this tree {cpu['new']:.1f}; CPU utilisation: base "
+              f"{100 * util['base']:.0f}%, this tree {100 * util['new']:.0f}%; decode-floor ratio: base "
+              f"{med['base'] / med['floor']:.2f}, this tree {med['new'] / med['floor']:.2f}; this tree's peak RSS "
+              f"{rss:.0f} MB")
+        print(f"  rows: {rows_note}; largest probability difference {gap:.4f}")
+        key = next((k for k in SPEEDUP if label.startswith({"720p": "720p-1face", "faces3": "720p-3faces"}[k])), None)
+        speedup = med["new"] / med["base"]
+        target = SPEEDUP.get(key)
+        verdicts += [ok_rows, target is None or speedup >= target]
+        print(f"{'PASS' if target is None or speedup >= target else 'MISS'}  {label}, this tree / base frames/s: "
+              f"{speedup:.2f}x (target >= {target}x)" + ("" if ok_rows else "; ROWS DIFFER"))
+    return verdicts
 
 
 def main() -> int:
@@ -167,7 +307,17 @@ def main() -> int:
     ap.add_argument("--annotate", action="store_true",
                     help="also time ours with --annotate (annotated copies written), beside ours without")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    ap.add_argument("--detector", help="--detector for the --base and --profile runs (default: each tree's own "
+                                       "default); the main table always shows the CLI's default detector")
+    ap.add_argument("--profile", action="store_true",
+                    help="also time each stage alone, and the pipeline's CPU utilisation, on the video workloads")
+    ap.add_argument("--base", type=Path, help="another fer-batch checkout to measure side by side with this one")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating runs of each tree with --base (default 3)")
     args = ap.parse_args()
+    if args.base and not (args.base / "fer_batch" / "__init__.py").is_file():
+        ap.error(f"--base {args.base}: not a fer-batch checkout (no fer_batch/__init__.py)")
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     print(machine_line())
@@ -196,8 +346,14 @@ def main() -> int:
     }
     rows: list[Row] = []
     results: dict = {"machine": machine_line(), "command": sys.argv, "rows": [], "memory": None}
+    extra_verdicts: list[bool] = []
     with tempfile.TemporaryDirectory(prefix="fer-batch-bench-") as tmpdir:
         tmp = Path(tmpdir)
+        clips = {specs[w][0]: workload_clip(**specs[w][1]) for w in args.workloads if w in specs}
+        if args.base:
+            extra_verdicts += compare(clips, args, tmp)
+        if args.profile:
+            profile(clips, args, tmp)
         for w in args.workloads:
             if w in specs:
                 label, spec = specs[w]
@@ -305,7 +461,7 @@ def main() -> int:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
-    return 0 if all(verdicts) else 1
+    return 0 if all(verdicts + extra_verdicts) else 1
 
 
 if __name__ == "__main__":

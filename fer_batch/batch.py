@@ -62,14 +62,16 @@ class RunReport:
 
 def _settings(config: RunConfig) -> dict:
     """The options a resumed run must share with the interrupted one for their output to be identical."""
-    from .classify import resolve_model
+    from .classify import resolve_model, tflite_quantization
 
     a = config.analyze
     model = resolve_model(a.model)
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
             "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
-            "batch_size": a.batch_size, "runtime": a.runtime}
+            "batch_size": a.batch_size, "runtime": a.runtime,
+            # The card can ask TFLite for int8 weights: the same file then gives other probabilities.
+            "tflite_quantization": tflite_quantization(model) if a.runtime != "keras" else None}
 
 
 def _report_settings(config: RunConfig) -> dict:

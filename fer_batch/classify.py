@@ -5,8 +5,11 @@ loads it in Keras safe mode and checks that it maps (N, 48, 48, 1) faces to 7 pr
 
 Runtimes: the ``.keras`` model runs either in Keras (TensorFlow; on a GPU when one is visible) or, on CPU-only
 hosts, converted to TensorFlow Lite and run by its XNNPACK interpreter, which classifies the `fast` model's faces
-about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6. Conversions
-are cached per model file (:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one.
+about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6, except for a
+model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`): the packaged `fast` runs there
+with int8 weights and dynamically quantized int8 activations, a third of the float model's CPU per face, with the
+accuracy and agreement its card gives. Conversions are cached per model file and quantization
+(:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from . import tflite_cache
 from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
+from .threads import classifier_threads
 
 if TYPE_CHECKING:  # numpy loads with the model, not with this module
     import numpy as np
@@ -97,7 +101,8 @@ class Classifier:
     model's first load, about 1-2 s, and cached; run by XNNPACK on the CPU), or ``auto`` (the default: ``keras``
     where TensorFlow sees a GPU or the model has Keras-quantized layers, else ``tflite``, or ``keras`` again for a
     model TFLite cannot convert).
-    The chosen one is in ``self.runtime``.
+    The chosen one is in ``self.runtime``. ``threads``: XNNPACK threads for ``tflite`` (default
+    :func:`~fer_batch.threads.classifier_threads`: half the cores, leaving the rest to decoding and detection).
 
     The network always runs on batches of exactly ``batch_size`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. oneDNN may still round the last float32 bit
@@ -107,7 +112,8 @@ class Classifier:
     alone, and a resumed run bit-identical to an uninterrupted one.
     """
 
-    def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto"):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto",
+                 threads: int | None = None):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
         if runtime not in RUNTIMES:
@@ -118,8 +124,9 @@ class Classifier:
         self._model = None
         self._tflite = None
         key = cached = None
+        self.quantization = tflite_quantization(self.path) if runtime != "keras" else None
         if runtime != "keras":
-            key = _tflite_key(self.path)
+            key = _tflite_key(self.path, self.quantization)
             cached = tflite_cache.load(key)  # a cached conversion spares loading the model in Keras at all
         chosen = runtime
         if runtime == "auto":
@@ -128,7 +135,7 @@ class Classifier:
             chosen = "keras" if _gpu_visible() or quantized else "tflite"
         if chosen == "tflite":
             try:
-                self._tflite = self._tflite_runner(key, cached)
+                self._tflite = self._tflite_runner(key, cached, threads or classifier_threads())
             except ModelError as exc:
                 if runtime == "tflite":
                     raise
@@ -147,15 +154,15 @@ class Classifier:
             self._model = load_keras_model(self.path)
         return self._model
 
-    def _tflite_runner(self, key: str, cached: bytes | None) -> _TFLiteRunner:
+    def _tflite_runner(self, key: str, cached: bytes | None, threads: int) -> _TFLiteRunner:
         if cached is not None:
             try:
-                return _TFLiteRunner(cached, self.batch_size, self.path)
+                return _TFLiteRunner(cached, self.batch_size, self.path, threads, self.quantization)
             except ModelError as exc:
                 log.info("tflite cache: the entry for %s does not load (%s); converting again", self.path, exc)
                 tflite_cache.discard(key)
-        data = _convert(self.model, self.path)
-        runner = _TFLiteRunner(data, self.batch_size, self.path)
+        data = _convert(self.model, self.path, self.quantization)
+        runner = _TFLiteRunner(data, self.batch_size, self.path, threads, self.quantization)
         tflite_cache.store(key, data)
         return runner
 
@@ -190,6 +197,22 @@ class Classifier:
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def tflite_quantization(path: Path) -> str | None:
+    """``"dynamic-int8"`` when the model's card asks TensorFlow Lite to run it with int8 weights, else None (float).
+
+    Only a card can ask: ``training/ship_model.py --tflite-int8`` writes it after measuring the converted model's
+    PublicTest accuracy and its agreement with the float model, so a user's own model always runs as trained.
+    Dynamic quantization, not a calibrated int8 graph: each face's activations are quantized by their own range,
+    so a face's result still does not depend on the other faces of its batch.
+    """
+    card = model_card(path)
+    mode = card.get("tflite_quantization")
+    if mode in (None, "dynamic-int8"):
+        return mode
+    raise ModelError(f"the card of {str(path)!r} asks for tflite_quantization {mode!r}; this release knows only "
+                     "'dynamic-int8'")
+
+
 def _quantized(model) -> bool:
     """Whether Keras quantized some layers (``model.quantize``); TFLite's converter cannot take those."""
     return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
@@ -201,18 +224,20 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _tflite_key(path: Path) -> str:
+def _tflite_key(path: Path, quantization: str | None = None) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tf_version = version("tensorflow")  # read from the installed metadata: importing TensorFlow takes seconds
     except PackageNotFoundError:
         tf_version = "unknown"
-    return tflite_cache.cache_key(path, tf_version)
+    # The same file converts to other bytes with int8 weights: the mode is part of the key.
+    return tflite_cache.cache_key(path, tf_version if quantization is None else f"{tf_version}-{quantization}")
 
 
-def _convert(keras_model, path: Path) -> bytes:
-    """The TFLite flatbuffer of a Keras model; :class:`ModelError` where the converter refuses it."""
+def _convert(keras_model, path: Path, quantization: str | None = None) -> bytes:
+    """The TFLite flatbuffer of a Keras model (int8 weights for ``"dynamic-int8"``); :class:`ModelError` where the
+    converter refuses it."""
     import contextlib
     import io
 
@@ -221,8 +246,11 @@ def _convert(keras_model, path: Path) -> bytes:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
+        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        if quantization == "dynamic-int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights; no calibration data needed
         with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the model's signature
-            return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+            return converter.convert()
     except Exception as exc:  # the converter raises a variety of types
         raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite ({type(exc).__name__}: "
                          f"{exc}); use --runtime keras") from None
@@ -235,8 +263,7 @@ def _convert(keras_model, path: Path) -> bytes:
 class _TFLiteRunner:
     """A TFLite model (a converted Keras model's bytes) run by the XNNPACK CPU interpreter at a fixed batch shape."""
 
-    def __init__(self, data: bytes, batch_size: int, path: Path):
-        import os
+    def __init__(self, data: bytes, batch_size: int, path: Path, threads: int, quantization: str | None = None):
         import warnings
 
         import tensorflow as tf
@@ -245,7 +272,8 @@ class _TFLiteRunner:
             with warnings.catch_warnings():
                 # "tf.lite.Interpreter is deprecated": TF 2.20 moves it to LiteRT; TensorFlow is pinned to 2.19.
                 warnings.simplefilter("ignore")
-                self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=os.cpu_count() or 1)
+                self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads)
+            self.threads, self.quantization = threads, quantization
             inp, out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
             if tuple(inp["shape"][1:]) != (48, 48, 1) or tuple(out["shape"][1:]) != (NUM_CLASSES,):
                 raise ValueError(f"expected input (N, 48, 48, 1) and output (N, {NUM_CLASSES}), got "

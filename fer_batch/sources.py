@@ -215,12 +215,29 @@ def iter_frames(source: Source, every: int = 1, fps: float | None = None,
     yield from _iter_video(source, every, fps, max_pixels, bgr=bgr)
 
 
+def open_video(path: Path):
+    """A ``cv2.VideoCapture`` for decoding ``path``, with :func:`~fer_batch.threads.decoder_threads` FFmpeg threads.
+
+    The thread count is an open parameter of the FFmpeg backend; other backends do not take it, so they open the
+    file without it (OpenCV refuses parameters a backend does not know).
+    """
+    import cv2
+
+    from .threads import decoder_threads
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads()])
+    if not cap.isOpened():
+        cap.release()
+        cap = cv2.VideoCapture(str(path))
+    return cap
+
+
 def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
                 bgr: bool = False) -> Iterator[Frame]:
     import cv2
 
     _check_nonempty(source)
-    cap = cv2.VideoCapture(str(source.path))
+    cap = open_video(source.path)
     try:
         if not cap.isOpened():
             raise InputError(source.name, "cannot open as a video (unsupported or corrupt container)")

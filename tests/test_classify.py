@@ -56,10 +56,16 @@ def photo_crops():
     return np.stack(crops)[..., None]
 
 
-def test_runtimes_agree_on_a_real_photo(photo_crops):
+def test_runtimes_agree_on_a_real_photo(photo_crops, tmp_path):
+    import shutil
+
+    from fer_batch.classify import resolve_model
+
     keras_probs = Classifier("fast", runtime="keras").predict(photo_crops)
-    tflite = Classifier("fast", runtime="tflite")
-    assert tflite.runtime == "tflite"
+    # The same network without its card runs as a float TFLite model: a user's own model is never quantized.
+    plain = shutil.copyfile(resolve_model("fast"), tmp_path / "mine.keras")
+    tflite = Classifier(plain, runtime="tflite")
+    assert tflite.runtime == "tflite" and tflite._tflite.quantization is None
     tflite_probs = tflite.predict(photo_crops)
     np.testing.assert_allclose(tflite_probs, keras_probs, rtol=0, atol=1e-5)
     assert np.array_equal(tflite_probs.argmax(axis=1), keras_probs.argmax(axis=1))
@@ -85,7 +91,7 @@ def test_auto_falls_back_to_keras_when_tflite_cannot_convert(monkeypatch, tmp_pa
     from fer_batch import classify
     from fer_batch.errors import ModelError
 
-    def refuse(model, path):
+    def refuse(model, path, *settings):
         raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite (ConverterError: op X)")
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty conversion cache: the converter must run
@@ -128,3 +134,16 @@ def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
     got = classifier.predict(faces)
     assert np.abs(got - expected).max() < 0.05
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.9
+
+
+def test_a_card_asking_for_an_unknown_tflite_quantization_is_refused_by_name(tmp_path):
+    import json
+    import shutil
+
+    from fer_batch.classify import resolve_model
+    from fer_batch.errors import ModelError
+
+    path = shutil.copyfile(resolve_model("fast"), tmp_path / "mine.keras")
+    (tmp_path / "mine.json").write_text(json.dumps({"tflite_quantization": "int4"}))
+    with pytest.raises(ModelError, match="tflite_quantization 'int4'; this release knows only 'dynamic-int8'"):
+        Classifier(path, runtime="tflite")

@@ -79,3 +79,63 @@ def test_every_shipped_model_has_a_card():
         for key in ("arch", "publictest_accuracy", "command", "epochs", "machine"):
             assert key in card, f"{name}.json lacks {key!r}"
         assert (MODELS_DIR / f"{name}.keras").stat().st_size < 25 * 2**20
+
+
+@pytest.fixture(scope="module")
+def fast_float_and_int8():
+    """The packaged ``fast`` as its card runs it in TensorFlow Lite, and the float Keras model it was measured against."""
+    from fer_batch.classify import Classifier
+
+    int8 = Classifier("fast", runtime="tflite")
+    if int8._tflite.quantization != "dynamic-int8":
+        pytest.skip("the packaged fast runs as a float model in TFLite")
+    return Classifier("fast", runtime="keras"), int8
+
+
+def _same_class(pair, faces) -> tuple[float, float]:
+    float_probs, int8_probs = (c.predict(faces) for c in pair)
+    assert np.allclose(int8_probs.sum(axis=1), 1.0, atol=1e-5)
+    return (float(np.mean(float_probs.argmax(axis=1) == int8_probs.argmax(axis=1))),
+            float(np.abs(float_probs - int8_probs).max()))
+
+
+def test_int8_fast_gives_the_float_class_on_generated_faces(fast_float_and_int8, face_video, multi_face_photo):
+    """Faces as analyze cuts them (detected, aligned) from the generated video and photo, and jittered crops."""
+    import cv2
+
+    from fer_batch.config import AnalyzeConfig
+    from fer_batch.detect import FaceDetector
+    from fer_batch.pipeline import frame_items
+    from fer_batch.sources import Source
+    from synthetic_media import grace_hopper_rgb
+
+    crops = []
+    with FaceDetector() as detector:
+        for path, media in ((face_video.path, "video"), (multi_face_photo, "image")):
+            for item in frame_items(Source(Path(path), str(path), media), AnalyzeConfig(), detector):
+                crops.extend(item.crops)
+    gray = cv2.cvtColor(grace_hopper_rgb(), cv2.COLOR_RGB2GRAY)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # off-centre, too tight and too loose: less confident faces than the aligned ones
+        side = int(rng.uniform(0.3, 0.7) * min(gray.shape))
+        x, y = rng.integers(0, gray.shape[1] - side), rng.integers(0, gray.shape[0] - side)
+        crops.append(cv2.resize(gray[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA)[..., None])
+    faces = np.stack(crops)
+    assert len(faces) >= 230
+    agreement, gap = _same_class(fast_float_and_int8, faces)
+    print(f"int8 fast: the float class on {100 * agreement:.1f}% of {len(faces)} generated faces, "
+          f"largest probability difference {gap:.4f}")
+    assert agreement >= 0.99
+
+
+@pytest.mark.data
+def test_int8_fast_gives_the_float_class_on_publictest_faces(fast_float_and_int8, public_test_sample):
+    from fer_batch.classify import model_card
+
+    x, y = public_test_sample
+    agreement, gap = _same_class(fast_float_and_int8, x)
+    print(f"int8 fast: the float class on {100 * agreement:.1f}% of {len(x)} PublicTest faces, "
+          f"largest probability difference {gap:.4f}")
+    assert agreement >= 0.99
+    # The card's figure (whole split) holds on the sample, within the sample's error.
+    assert agreement >= model_card("fast")["tflite_agreement_with_float"] - 0.01

@@ -72,7 +72,7 @@ def test_an_entry_that_matches_its_checksum_but_does_not_load_is_rebuilt(cache):
     key = Classifier("fast", batch_size=16, runtime="tflite")  # creates the real entry...
     from fer_batch.classify import _tflite_key
 
-    k = _tflite_key(key.path)
+    k = _tflite_key(key.path, key.quantization)
     for p in entries(cache):
         p.unlink()
     tflite_cache.store(k, b"not a flatbuffer at all")  # ...replaced by garbage with a valid name

@@ -1,7 +1,8 @@
 """Copy a finished `fer-batch train` run into the package as a named model, with its card.
 
     python training/ship_model.py RUN_DIR NAME --status interim|final --command "fer-batch train ..." \
-        [--quantize int8] [--strip-tta] [--data FER2013.csv.gz]
+        [--quantize int8] [--strip-tta] [--tflite-int8] [--data FER2013.csv.gz]
+    python training/ship_model.py --recard-tflite-int8 NAME --data FER2013.csv.gz   # an already shipped model
 
 The card (`fer_batch/models/NAME.json`) is written from the run's own metrics.json and config.json, so the figures
 shipped are the ones the run measured. ``--quantize int8`` stores the dense layers' kernels as int8 (Keras
@@ -9,6 +10,11 @@ shipped are the ones the run measured. ``--quantize int8`` stores the dense laye
 are mostly in its dense head; the quantized file is re-measured on the data's PublicTest rows and the card gives
 those figures, beside the float ones. ``--strip-tta`` ships the network without its flip test-time-augmentation
 wrapper, at half the cost a face, and re-measures it the same way (the card keeps the TTA figure beside it).
+``--tflite-int8`` measures the model converted to TensorFlow Lite with int8 weights and dynamically quantized
+activations against the float conversion on the PublicTest rows, and only if it keeps the accuracy within
+0.2 points and the float model's class on at least 99% of the faces, sets ``tflite_quantization`` in the card:
+the classifier's TFLite runtime then converts it so (``fer_batch.classify.tflite_quantization``).
+``--recard-tflite-int8 NAME`` does that measurement for the model already in the package, changing only its card.
 """
 
 from __future__ import annotations
@@ -16,17 +22,28 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 MODELS = Path(__file__).resolve().parents[1] / "fer_batch" / "models"
 
 
+#: The int8 TFLite conversion ships only if it loses at most this much PublicTest accuracy (0.2 points) ...
+TFLITE_INT8_MAX_LOSS = 0.002
+#: ... and gives the float model's class on at least this share of the PublicTest faces.
+TFLITE_INT8_MIN_AGREEMENT = 0.99
+
+
 def main() -> None:
+    if "--recard-tflite-int8" in sys.argv:
+        return recard_main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("name", choices=["fast", "accurate"])
     ap.add_argument("--status", choices=["interim", "final"], required=True)
     ap.add_argument("--command", required=True, help="the exact command that produced the run")
+    ap.add_argument("--tflite-int8", action="store_true",
+                    help="measure int8 in TensorFlow Lite and, if it keeps the accuracy, ask for it in the card")
     ap.add_argument("--notes", default="")
     ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
     ap.add_argument("--quantize", choices=["int8"], help="store dense kernels as int8 and re-measure (needs --data)")
@@ -34,8 +51,8 @@ def main() -> None:
                     help="ship the network without its test-time-augmentation wrapper (needs --data)")
     ap.add_argument("--data", help="the FER-2013 CSV whose PublicTest rows re-measure a changed model")
     args = ap.parse_args()
-    if (args.quantize or args.strip_tta) and not args.data:
-        ap.error("--quantize and --strip-tta need --data to re-measure the model that ships")
+    if (args.quantize or args.strip_tta or args.tflite_int8) and not args.data:
+        ap.error("--quantize, --strip-tta and --tflite-int8 need --data to re-measure the model that ships")
 
     metrics = json.loads((args.run_dir / "metrics.json").read_text())
     config = json.loads((args.run_dir / "config.json").read_text())
@@ -58,11 +75,13 @@ def main() -> None:
         "notes": args.notes,
     }
     source = args.run_dir / "model.keras"
-    publictest = _publictest(args.data) if args.strip_tta or args.quantize else None  # read once for both
+    publictest = _publictest(args.data) if args.strip_tta or args.quantize or args.tflite_int8 else None  # once
     if args.strip_tta:
         source = strip_tta(source, publictest, card)
     if args.quantize:
         source = quantize(source, publictest, card)
+    if args.tflite_int8:
+        tflite_int8(source, publictest, card)
     size = source.stat().st_size
     if size > 25 * 2**20:
         raise SystemExit(f"{source} is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
@@ -133,6 +152,57 @@ def quantize(path: Path, val, card: dict) -> Path:
     print(f"int8: PublicTest {report['accuracy']:.4f} (float {card['float_publictest_accuracy']:.4f}), "
           f"{out.stat().st_size / 1e6:.1f} MB")
     return out
+
+
+def tflite_int8(path: Path, val, card: dict) -> bool:
+    """Measure ``path`` in TensorFlow Lite, float and int8, on ``val``; record int8 in ``card`` if it keeps the
+    accuracy (see the module docstring). Returns whether it did."""
+    import numpy as np
+
+    from fer_batch.classify import _TFLiteRunner, load_keras_model
+    from fer_batch.training.metrics import classification_report
+
+    model = load_keras_model(path)
+    probs = {}
+    for mode in (None, "dynamic-int8"):
+        run = _TFLiteRunner(model, 256, path, threads=1, quantization=mode)
+        padded = np.zeros((-(-len(val.x) // 256) * 256, 48, 48, 1), np.float32)
+        padded[:len(val.x)] = val.x
+        probs[mode] = np.concatenate([run(padded[i:i + 256]) for i in range(0, len(padded), 256)])[:len(val.x)]
+    float_report = classification_report(val.y, probs[None].argmax(axis=1))
+    int8_report = classification_report(val.y, probs["dynamic-int8"].argmax(axis=1))
+    agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
+    gap = float(np.abs(probs[None] - probs["dynamic-int8"]).max())
+    loss = float_report["accuracy"] - int8_report["accuracy"]
+    ok = loss <= TFLITE_INT8_MAX_LOSS and agreement >= TFLITE_INT8_MIN_AGREEMENT
+    print(f"TFLite on {len(val.y)} PublicTest faces: float {float_report['accuracy']:.4f}, int8 "
+          f"{int8_report['accuracy']:.4f} (loss {100 * loss:.2f} points, at most {100 * TFLITE_INT8_MAX_LOSS:.1f}); "
+          f"same class {100 * agreement:.2f}% (at least {100 * TFLITE_INT8_MIN_AGREEMENT:.0f}%); largest "
+          f"probability difference {gap:.4f}: {'int8 recorded in the card' if ok else 'int8 NOT shipped'}")
+    if ok:
+        card["tflite_quantization"] = "dynamic-int8"
+        card["tflite_publictest_accuracy"] = round(int8_report["accuracy"], 4)
+        card["tflite_publictest_macro_f1"] = round(int8_report["macro_f1"], 4)
+        card["tflite_float_publictest_accuracy"] = round(float_report["accuracy"], 4)
+        card["tflite_agreement_with_float"] = round(agreement, 4)
+        card["tflite_max_probability_difference"] = round(gap, 4)
+    return ok
+
+
+def recard_main() -> None:
+    ap = argparse.ArgumentParser(description="Measure the packaged model NAME as int8 in TensorFlow Lite and "
+                                             "record it in its card if it keeps the accuracy (see ship_model.py).")
+    ap.add_argument("--recard-tflite-int8", dest="name", choices=["fast", "accurate"], required=True)
+    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the model")
+    ap.add_argument("--dest", type=Path, default=MODELS, help="the models folder (default: the package's)")
+    args = ap.parse_args()
+    card_path = args.dest / f"{args.name}.json"
+    card = json.loads(card_path.read_text())
+    if tflite_int8(args.dest / f"{args.name}.keras", _publictest(args.data), card):
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"updated {card_path}")
+    else:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

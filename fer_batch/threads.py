@@ -1,0 +1,48 @@
+"""How many threads each native library gets, so that the pipeline's stages overlap instead of fighting for cores.
+
+One worker of the pipeline keeps two threads busy all the time, its reader (FFmpeg decoding) and its detector
+(MediaPipe, then the crops), while the caller's thread classifies in bursts of a whole batch. Left to their
+defaults, FFmpeg starts a frame-threaded decoder with one thread per core and TensorFlow Lite's XNNPACK a pool of
+one thread per core, so on a 2-core machine six or more threads compete for two cores: each stage is split
+across both cores, then waits for the other stages' threads, and XNNPACK's pool spins between batches.
+Measured on a 2-core AMD EPYC loaded by other work: a second XNNPACK thread raised the float `fast`'s CPU per
+face (3.3-3.4 against 2.9-3.2 ms, batches of 256) without finishing a batch sooner, and a second FFmpeg thread
+did not lower the CPU of decoding a 720p frame (4.1-5.3 against 4.4 ms); with both at one thread and the int8
+`fast`, the pipeline's CPU per frame fell from 16.2 to 12.5 ms on a one-face 720p clip and from 19.9 to 14.0 ms
+on a three-face one (``benchmarks/analyze_speed.py --base``). So each stage gets about one core's worth of
+threads, and only the spare cores of a larger machine go to the stages that can use them. MediaPipe's inference needs no setting: on desktop Linux its XNNPACK runs on the
+graph's own thread (a detector adds three threads, none of them a pool that grows with the cores).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one, as in containers and ``taskset``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def classifier_threads(cores: int | None = None) -> int:
+    """XNNPACK threads for the emotion classifier: half the cores, at least one.
+
+    The classifier shares the machine with decoding and detection, which run all the time; half the cores leaves
+    them the other half (a 2-core machine classifies on one thread, the caller's own).
+    """
+    cores = usable_cores() if cores is None else cores
+    return max(1, cores // 2)
+
+
+def decoder_threads(cores: int | None = None) -> int:
+    """FFmpeg decoding threads for one video: one on machines of up to four cores, else a quarter of them (<= 4).
+
+    One thread is FFmpeg decoding on the reader thread itself, with no hand-off between frame threads; at 720p it
+    decodes faster than one detector thread detects, so more would only take cores from the other stages. Larger
+    machines have cores to spare for large frames (4K), whose decoding costs more than their detection.
+    """
+    cores = usable_cores() if cores is None else cores
+    return 1 if cores <= 4 else min(4, cores // 4)

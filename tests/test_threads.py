@@ -1,0 +1,75 @@
+"""The thread settings the pipeline's stages run with, read back from the libraries and the OS, not from a timer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fer_batch.threads import classifier_threads, decoder_threads, usable_cores
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+
+
+def test_each_stage_gets_about_one_core_on_a_small_machine_and_spares_go_further():
+    assert [classifier_threads(c) for c in (1, 2, 4, 16)] == [1, 1, 2, 8]
+    assert [decoder_threads(c) for c in (1, 2, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 4]
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_the_video_decoder_opens_with_its_thread_count(face_video):
+    import cv2
+
+    from fer_batch.sources import open_video
+
+    cap = open_video(face_video.path)
+    try:
+        assert cap.isOpened()
+        assert cap.getBackendName() == "FFMPEG"
+        assert cap.get(cv2.CAP_PROP_N_THREADS) == decoder_threads()
+        assert cap.read()[0]
+    finally:
+        cap.release()
+
+
+@needs_proc
+def test_the_classifier_interpreter_starts_the_threads_it_is_given():
+    """XNNPACK runs on the calling thread plus a pool of (threads - 1): the pool is what the setting changes."""
+    import numpy as np
+
+    from fer_batch.classify import Classifier
+
+    faces = np.zeros((3, 48, 48, 1), np.uint8)
+    Classifier("fast", batch_size=8, runtime="tflite").predict(faces)  # TensorFlow's own pools start once, here
+    started, alive = {}, []  # each classifier is kept: one freed meanwhile would take its pool's threads along
+    for threads in (1, 3, None):  # None: the default, as the pipeline and the CLI make their classifier
+        before = _os_threads()
+        alive.append(Classifier("fast", batch_size=8, runtime="tflite", threads=threads))
+        alive[-1].predict(faces)
+        started[threads] = _os_threads() - before
+        assert alive[-1]._tflite.threads == (threads or classifier_threads())
+    assert started[1] == 0
+    assert started[3] == 2
+    assert started[None] == classifier_threads() - 1
+
+
+@needs_proc
+def test_a_detector_adds_no_pool_that_grows_with_the_cores():
+    """MediaPipe's graph brings its own few threads; its inference runs on one of them (nothing to set)."""
+    import numpy as np
+
+    from fer_batch.detect import FaceDetector
+
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    with FaceDetector() as warm:  # MediaPipe's process-wide threads start with the first graph
+        warm.detect(frame, bgr=True)
+    before = _os_threads()
+    with FaceDetector() as detector:
+        for _ in range(3):
+            detector.detect(frame, bgr=True)
+        assert _os_threads() - before <= 3
