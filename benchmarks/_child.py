@@ -2,6 +2,7 @@
 
     python benchmarks/_child.py floor VIDEO|PHOTO_DIR
     python benchmarks/_child.py ours VIDEO|PHOTO_DIR --out DIR [--workers N] [--detect-size PX] [--batch-size N]
+                                                 [--detector NAME]
 
 ``floor``: OpenCV reading every frame of a video (``cv2.VideoCapture.read``: decode + conversion to BGR), or
 ``cv2.imread`` of every photo in a folder. ``ours``: :func:`fer_batch.batch.run_batch` -- exactly what
@@ -68,7 +69,8 @@ class _Count:
         self.failed += bool(done.error)
 
 
-def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_size: int | None) -> dict:
+def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_size: int | None,
+         detector: str | None = None) -> dict:
     t0 = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -83,6 +85,8 @@ def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_siz
         options["detect_max_side"] = detect_size
     if batch_size:
         options["batch_size"] = batch_size
+    if detector:
+        options["detector"] = detector
     config = RunConfig(paths=(str(path),), out=out / "results.csv", overwrite=True,
                        analyze=AnalyzeConfig(**options))
     with native_stderr(None):
@@ -105,11 +109,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--detect-size", type=int)
     ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--detector")
     args = ap.parse_args()
     if args.what == "floor":
         result = floor(args.path)
     else:
-        result = ours(args.path, args.out, args.workers, args.detect_size, args.batch_size)
+        result = ours(args.path, args.out, args.workers, args.detect_size, args.batch_size, args.detector)
     print(json.dumps(result), flush=True)
 
 

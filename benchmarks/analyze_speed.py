@@ -39,7 +39,7 @@ from _common import CACHE, machine_line, workload_clip, workload_photos  # noqa:
 
 DEFAULT_PEER = CACHE.parent / "fer-peer-venv" / "bin" / "python"
 WORKLOADS = ("720p", "faces3", "1080p", "photos", "memory")
-TARGETS = {"ratio_720p": 0.40, "vs_fer_720p": 20.0, "photos_per_s": 50.0, "memory_growth": 1.2,
+TARGETS = {"ratio_720p": 0.40, "auto_vs_short_720p": 0.8, "vs_fer_720p": 20.0, "photos_per_s": 50.0, "memory_growth": 1.2,
            "memory_mb": 2048.0}
 
 
@@ -135,6 +135,10 @@ def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[M
         cmd += ["--detect-size", str(args.detect_size)]
     ours = _run_rss(cmd)
     print(f"    ours:  {_fmt(ours.fps, '.1f')} {unit}/s  {ours.note}", file=sys.stderr, flush=True)
+    if args.detectors and path.name.startswith("face-1280x720"):
+        for name in args.detectors:
+            ours.extra[f"detector_{name}"] = m = _run_rss(cmd + ["--detector", name])
+            print(f"    ours --detector {name}: {_fmt(m.fps, '.1f')} {unit}/s  {m.note}", file=sys.stderr, flush=True)
     theirs = None
     if peer:
         pcmd = [peer, str(HERE / "peer_fer.py"), str(path)]
@@ -152,6 +156,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="--workers for our video runs (default 1)")
     ap.add_argument("--photo-workers", type=int, default=1, help="--workers for our photo run (default 1)")
     ap.add_argument("--detect-size", type=int, help="--detect-size for our runs (default: the CLI's)")
+    ap.add_argument("--detectors", nargs="+", metavar="NAME",
+                    help="on the 720p one-face clip, also time ours with each of these --detector choices "
+                         "(e.g. short auto); the default detector is timed as before")
     ap.add_argument("--peer-python", help=f"python of the venv holding `fer` (default {DEFAULT_PEER})")
     ap.add_argument("--no-peer", action="store_true", help="skip the fer package")
     ap.add_argument("--peer-frames", type=int, default=300, help="frames of each clip fer is timed on (default 300)")
@@ -260,6 +267,14 @@ def main() -> int:
         ratio = r720.ours.fps / r720.floor.fps
         check("720p one face, ours / decode floor", f"{ratio:.2f}", ratio >= TARGETS["ratio_720p"],
               f">= {TARGETS['ratio_720p']:.2f}")
+        by_detector = {k[len("detector_"):]: m for k, m in r720.ours.extra.items() if k.startswith("detector_")}
+        for name, m in by_detector.items():
+            print(f"720p one face, --detector {name}: {_fmt(m.fps, '.1f')} frames/s "
+                  f"(decode floor {r720.floor.fps:.1f})")
+        short, auto = by_detector.get("short"), by_detector.get("auto")
+        if short and auto and short.fps and auto.fps:
+            check("720p one face, --detector auto / --detector short", f"{auto.fps / short.fps:.2f}",
+                  auto.fps / short.fps >= TARGETS["auto_vs_short_720p"], f">= {TARGETS['auto_vs_short_720p']}")
         if r720.peer and r720.peer.fps:
             vs = r720.ours.fps / r720.peer.fps
             check("720p one face, ours / fer", f"{vs:.1f}x", vs >= TARGETS["vs_fer_720p"],

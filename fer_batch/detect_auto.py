@@ -13,7 +13,8 @@ range:
 The full-range passes cost 2-3x the short one each (the tiles ~8 of them at 854x480), so they run where they can
 find something: on the first frame of a source and every SCAN_EVERY-th analysed frame after it (a "scan"), on
 every frame while a scan or a later frame found faces the short pass missed (and for HOLD frames after the last
-one), and ``full`` also on every frame where ``short`` finds no face. A small face that appears beside faces already
+one) while those faces are small (under SMALL of the longer side), and ``full`` also on every frame where
+``short`` is sure of no face. A small face that appears beside faces already
 seen is therefore found at the next scan at the latest. Photos are sources of one frame: always scanned.
 
 Boxes of the passes are merged (the same face seen by several passes, or by overlapping tiles, is one face; the
@@ -32,6 +33,7 @@ TILE_OVERLAP = 112  # faces up to about this wide lie whole inside one tile; lar
 TILE_MAX_SIDE = 1280
 SCAN_EVERY = 30
 HOLD = 15
+SMALL = 0.1  # faces narrower than this share of the frame's longer side need the tiles
 # A pass's own score threshold, above which its face is kept without another pass agreeing.
 SURE = {"short": 0.7, "full": 0.75, "tiles": 0.75}
 AGREE = 0.5  # two passes each at least this sure of the same place
@@ -70,13 +72,10 @@ class AutoDetector:
             self.passes_run["full"] += 1
         if wide:
             found += self._tiles(frame, bgr)
-        faces, extra = [], False
-        for group in _groups(found):
-            face = self._accept(group, frame, bgr)
-            if face is not None:
-                faces.append(face)
-                extra = extra or not any(f[6] == "short" and f[4] >= SURE["short"] for f in group)
-        self._hold = HOLD if extra else max(0, self._hold - 1)
+        faces = [f for f in (self._accept(g, frame, bgr) for g in _groups(found)) if f is not None]
+        # Small faces seen: keep the tiles running. (A large face the short pass was unsure of does not need them.)
+        small = SMALL * max(frame.shape[:2])
+        self._hold = HOLD if any(min(f[2], f[3]) < small for f in faces) else max(0, self._hold - 1)
         return [f[:6] for f in faces]
 
     def _tiles(self, frame: np.ndarray, bgr: bool) -> list[tuple]:
