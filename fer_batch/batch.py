@@ -20,6 +20,18 @@ from .sources import discover
 
 log = logging.getLogger("fer_batch")
 FLUSH_ROWS = 256
+FEW_FACES = 0.05  # a video with a face in fewer of its analysed frames gets a note at the end of the run
+
+
+def few_faces_hint(config) -> str:
+    """What may find more faces, given the options used (an AnalyzeConfig)."""
+    if config.min_face > 0:
+        return f"--min-face {config.min_face} leaves out smaller faces; a lower value may help"
+    if config.detector != "auto":
+        return "--detector auto finds faces from about 24 px wide"
+    if config.min_score > 0.5:
+        return f"--min-score {config.min_score} leaves out less certain faces; the default 0.5 may help"
+    return "faces narrower than about 24 px, or turned far from the camera, are not found"
 
 
 class Progress(Protocol):
@@ -42,6 +54,13 @@ class RunReport:
     rows: int = 0
     errors: list[SourceDone] = field(default_factory=list)
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
+    #: Sources where little was found: (source, analysed frames, frames with a face), under FEW_FACES of them.
+    few_faces: list[tuple[str, int, int]] = field(default_factory=list)
+    hint: str = ""  # the option that may help where little was found
+
+    def few_faces_lines(self) -> list[str]:
+        return [f"note: {source}: a face in {found} of {frames} analysed frames ({found / frames:.1%}); {self.hint}"
+                for source, frames, found in self.few_faces]
 
     @property
     def ok(self) -> bool:
@@ -66,7 +85,16 @@ def _settings(config: RunConfig) -> dict:
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
             "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
-            "batch_size": a.batch_size, "runtime": a.runtime}
+            "batch_size": a.batch_size, "runtime": a.runtime, **_detector_settings(a.detector)}
+
+
+def _detector_settings(detector: str) -> dict:
+    """``auto``'s own thresholds and schedule: a resumed run must find faces as the interrupted one did."""
+    if detector != "auto":
+        return {}
+    from .detect_auto import PARAMETERS
+
+    return {"auto_detector": PARAMETERS}
 
 
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
@@ -94,8 +122,13 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if progress:
         progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []
+    report.hint = few_faces_hint(config.analyze)
+    face_frames: dict[str, tuple[int, int]] = {}  # source -> (last frame with a face, frames with a face)
 
     def finish(done: SourceDone):
+        last, found = face_frames.pop(done.source, (-1, 0))
+        if not done.error and done.media == "video" and done.frames and found < FEW_FACES * done.frames:
+            report.few_faces.append((done.source, done.frames, found))
         writer.write(buffer)
         buffer.clear()
         writer.commit(done)
@@ -124,6 +157,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             if isinstance(event, FaceRecord):
                 buffer.append(event)
                 report.rows += 1
+                if event.face_id is not None:  # a source's records come in frame order
+                    last, found = face_frames.get(event.source, (-1, 0))
+                    if event.frame != last:
+                        face_frames[event.source] = (event.frame, found + 1)
                 key = (event.source, event.frame)
                 if key != current_frame:
                     current_frame = key

@@ -10,12 +10,13 @@ range:
 * ``tiles``: the full-range model on overlapping TILE px squares of the frame (reduced by halving to at most
   TILE_MAX_SIDE): faces down to about 24 px in frames up to 1280 px (48 px in 4K).
 
-The full-range passes cost 2-3x the short one each (the tiles ~8 of them at 854x480), so they run where they can
-find something: on the first frame of a source and every SCAN_EVERY-th analysed frame after it (a "scan"), on
-every frame while a scan or a later frame found faces the short pass missed (and for HOLD frames after the last
-one) while those faces are small (under SMALL of the longer side), and ``full`` also on every frame where
-``short`` is sure of no face. A small face that appears beside faces already
-seen is therefore found at the next scan at the latest. Photos are sources of one frame: always scanned.
+The full-range passes cost 2-4x the short one each (the tiles 18 of them at 1280x720), so they run where they can
+find something: on the first frame of a source and every SCAN_EVERY-th analysed frame after it (a "scan": every
+tile), and on the frames after one that showed small faces (under SMALL of the longer side), for HOLD frames after
+the last one: then ``full`` and only the tiles that hold those faces, plus one more tile in turn. A small face that
+appears beside faces already seen is found when the turn reaches its tile or at the next scan, at the latest
+SCAN_EVERY frames later. Photos are sources of one frame: always scanned. A video of close faces costs little more
+than ``short``.
 
 Boxes of the passes are merged (the same face seen by several passes, or by overlapping tiles, is one face; the
 short-range box is kept where there is one, so boxes do not jump between models from frame to frame). A face is
@@ -31,7 +32,7 @@ import numpy as np
 TILE = 320
 TILE_OVERLAP = 112  # faces up to about this wide lie whole inside one tile; larger ones are the whole-frame passes'
 TILE_MAX_SIDE = 1280
-SCAN_EVERY = 30
+SCAN_EVERY = 60
 HOLD = 15
 SMALL = 0.1  # faces narrower than this share of the frame's longer side need the tiles
 # A pass's own score threshold, above which its face is kept without another pass agreeing.
@@ -40,6 +41,10 @@ AGREE = 0.5  # two passes each at least this sure of the same place
 VERIFY = 0.3  # the short-range score on the crop around a face only the tiles saw
 RAW_SHORT = 0.3  # what the short-range graph reports at all (agreement needs its weaker faces too)
 MAX_ASPECT = 1.6  # BlazeFace's boxes are square; an unclipped box further from square than this is not a face
+#: Everything above, recorded in a run's settings so that ``--resume`` refuses to mix results of two versions.
+PARAMETERS = {"tile": TILE, "tile_overlap": TILE_OVERLAP, "tile_max_side": TILE_MAX_SIDE, "scan_every": SCAN_EVERY,
+              "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY, "raw_short": RAW_SHORT,
+              "max_aspect": MAX_ASPECT}
 
 
 class AutoDetector:
@@ -58,6 +63,7 @@ class AutoDetector:
     def reset(self) -> None:
         self._frame = 0
         self._hold = 0
+        self._small: list = []
 
     def find(self, frame: np.ndarray, reduced: np.ndarray, scale: float, *, bgr: bool) -> list[tuple]:
         """Faces of ``frame`` as (x, y, w, h, score, keypoints) in its pixels; ``reduced`` is the RGB copy of it
@@ -66,33 +72,43 @@ class AutoDetector:
         self._frame += 1
         found = [_scaled(f, scale, "short") for f in self._short.find(reduced)]
         self.passes_run["short"] += 1
-        wide = scan or self._hold > 0
-        if wide or not any(f[4] >= SURE["short"] for f in found):
+        if scan or self._hold:
             found += [_scaled(f, scale, "full") for f in self._full.find(reduced)]
             self.passes_run["full"] += 1
-        if wide:
-            found += self._tiles(frame, bgr)
+            found += self._tiles(frame, bgr, None if scan else self._small)
         faces = [f for f in (self._accept(g, frame, bgr) for g in _groups(found)) if f is not None]
-        # Small faces seen: keep the tiles running. (A large face the short pass was unsure of does not need them.)
-        small = SMALL * max(frame.shape[:2])
-        self._hold = HOLD if any(min(f[2], f[3]) < small for f in faces) else max(0, self._hold - 1)
+        limit = SMALL * max(frame.shape[:2])
+        small = [f[:4] for f in faces if min(f[2], f[3]) < limit]
+        if small:
+            self._hold, self._small = HOLD, small
+        else:
+            self._hold = max(0, self._hold - 1)
         return [f[:6] for f in faces]
 
-    def _tiles(self, frame: np.ndarray, bgr: bool) -> list[tuple]:
+    def _tiles(self, frame: np.ndarray, bgr: bool, near: list | None) -> list[tuple]:
+        """The full-range model on every tile, or with ``near`` (boxes of small faces in the last frames) on the
+        tiles that hold them and on one more, in turn, for faces that appear between scans."""
         import cv2
 
         from .detect import reduce_frame
 
         image, scale = reduce_frame(frame, TILE_MAX_SIDE)
         h, w = image.shape[:2]
+        grid = [(x, y) for y in _starts(h) for x in _starts(w)]
+        if near is not None:
+            chosen = {grid[self._frame % len(grid)]}
+            for fx, fy, fw, fh in near:
+                cx, cy = (fx + fw / 2) * scale, (fy + fh / 2) * scale
+                # The tile whose centre is nearest the face's holds it whole (tiles overlap by more than it is wide).
+                chosen.add(min(grid, key=lambda t: (t[0] + TILE / 2 - cx) ** 2 + (t[1] + TILE / 2 - cy) ** 2))
+            grid = sorted(chosen)
         out = []
-        for y in _starts(h):
-            for x in _starts(w):
-                tile = image[y:y + TILE, x:x + TILE]
-                tile = cv2.cvtColor(tile, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(tile)
-                self.passes_run["tiles"] += 1
-                for bx, by, bw, bh, score, kps in self._full.find(tile):
-                    out.append(_scaled((bx + x, by + y, bw, bh, score, kps + (x, y)), scale, "tiles"))
+        for x, y in grid:
+            tile = image[y:y + TILE, x:x + TILE]
+            tile = cv2.cvtColor(tile, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(tile)
+            self.passes_run["tiles"] += 1
+            for bx, by, bw, bh, score, kps in self._full.find(tile):
+                out.append(_scaled((bx + x, by + y, bw, bh, score, kps + (x, y)), scale, "tiles"))
         return out
 
     def _accept(self, group: list[tuple], frame: np.ndarray, bgr: bool) -> tuple | None:

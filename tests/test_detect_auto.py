@@ -118,3 +118,18 @@ def test_unknown_detector_is_refused_with_the_choices():
         AnalyzeConfig(detector="medium")
     assert "'medium'" in str(err.value) and "auto, short, full" in str(err.value)
     assert AnalyzeConfig().detector == "auto"
+
+
+def test_a_video_with_few_faces_is_named_at_the_end_of_the_run(tmp_path, capsys):
+    from fer_batch.cli import EXIT_OK, main
+
+    frames = [gs.no_face_scene(3, size=(320, 240))] * 12
+    empty = _clip_source(tmp_path, gs.Clip(frames, [[]] * 12, 12.0), "empty.mp4").path
+    photo = synthetic.save_image(tmp_path / "face.jpg", synthetic.photo_faces(1).rgb)
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(empty), str(photo), "--out", str(out), "--detector", "short", "--quiet"]) == EXIT_OK
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("fer-batch: sources: 2 succeeded")
+    assert lines[-2] == (f"note: {empty}: a face in 0 of 12 analysed frames (0.0%); "
+                         "--detector auto finds faces from about 24 px wide")
+    assert not any("face.jpg" in line for line in lines)  # photos are not counted; the photo had its face

@@ -172,5 +172,7 @@ def run(args: argparse.Namespace) -> int:
             value = report.outputs[key]
             shown = config.charts if key == "charts" else value
             print(f"{key + ':':<9} {shown}", file=sys.stderr)
+    for line in report.few_faces_lines():
+        print(line, file=sys.stderr)
     print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
