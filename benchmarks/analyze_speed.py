@@ -136,8 +136,9 @@ def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[M
     ours = _run_rss(cmd)
     print(f"    ours:  {_fmt(ours.fps, '.1f')} {unit}/s  {ours.note}", file=sys.stderr, flush=True)
     if args.detectors and path.name.startswith("face-1280x720"):
-        for name in args.detectors:
-            ours.extra[f"detector_{name}"] = m = _run_rss(cmd + ["--detector", name])
+        for name in args.detectors:  # a name given twice is timed twice, alternating with the others
+            m = _run_rss(cmd + ["--detector", name])
+            ours.extra.setdefault(f"detector_{name}", []).append(m)
             print(f"    ours --detector {name}: {_fmt(m.fps, '.1f')} {unit}/s  {m.note}", file=sys.stderr, flush=True)
     theirs = None
     if peer:
@@ -267,14 +268,16 @@ def main() -> int:
         ratio = r720.ours.fps / r720.floor.fps
         check("720p one face, ours / decode floor", f"{ratio:.2f}", ratio >= TARGETS["ratio_720p"],
               f">= {TARGETS['ratio_720p']:.2f}")
-        by_detector = {k[len("detector_"):]: m for k, m in r720.ours.extra.items() if k.startswith("detector_")}
-        for name, m in by_detector.items():
-            print(f"720p one face, --detector {name}: {_fmt(m.fps, '.1f')} frames/s "
-                  f"(decode floor {r720.floor.fps:.1f})")
+        by_detector = {}
+        for key, runs in r720.ours.extra.items():
+            if key.startswith("detector_") and all(m.fps for m in runs):
+                by_detector[key[len("detector_"):]] = fps = sum(m.fps for m in runs) / len(runs)
+                print(f"720p one face, --detector {key[len('detector_'):]}: {fps:.1f} frames/s (mean of "
+                      f"{', '.join(f'{m.fps:.1f}' for m in runs)}; decode floor {r720.floor.fps:.1f})")
         short, auto = by_detector.get("short"), by_detector.get("auto")
-        if short and auto and short.fps and auto.fps:
-            check("720p one face, --detector auto / --detector short", f"{auto.fps / short.fps:.2f}",
-                  auto.fps / short.fps >= TARGETS["auto_vs_short_720p"], f">= {TARGETS['auto_vs_short_720p']}")
+        if short and auto:
+            check("720p one face, --detector auto / --detector short", f"{auto / short:.2f}",
+                  auto / short >= TARGETS["auto_vs_short_720p"], f">= {TARGETS['auto_vs_short_720p']}")
         if r720.peer and r720.peer.fps:
             vs = r720.ours.fps / r720.peer.fps
             check("720p one face, ours / fer", f"{vs:.1f}x", vs >= TARGETS["vs_fer_720p"],
