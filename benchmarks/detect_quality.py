@@ -175,7 +175,7 @@ def _save_false(folder: Path, frames, examples) -> None:
     for i, d in examples[:40]:
         img = cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR)
         cv2.rectangle(img, (int(d.x), int(d.y)), (int(d.x + d.w), int(d.y + d.h)), (0, 0, 255), 2)
-        cv2.imwrite(str(folder / f"nf{i:04d}_{d.score:.2f}.jpg"), img)
+        cv2.imwrite(str(folder / f"nf{i:04d}_{d.score:.2f}.png"), img)
 
 
 if __name__ == "__main__":
