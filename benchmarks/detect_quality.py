@@ -101,6 +101,8 @@ def main() -> int:
     ap.add_argument("--scenes", type=int, default=300)
     ap.add_argument("--no-face", type=int, default=1000, help="no-face frames (default 1000)")
     ap.add_argument("--clip-frames", type=int, default=90)
+    ap.add_argument("--no-face-seed", type=int, default=0,
+                    help="first seed of the no-face frames (another range checks thresholds chosen on the default)")
     ap.add_argument("--quick", action="store_true", help="100 scenes, 300 no-face frames, a 45-frame clip")
     ap.add_argument("--save-false", type=Path, help="write each false face's frame, boxed, to this folder")
     args = ap.parse_args()
@@ -117,7 +119,7 @@ def main() -> int:
     print(f"command: {' '.join(sys.argv)}; load average before: {os.getloadavg()[0]:.2f}")
     t = time.perf_counter()
     scenes = [gs.face_scene(s) for s in range(args.scenes)]
-    no_face = [gs.no_face_scene(s) for s in range(args.no_face)]
+    no_face = [gs.no_face_scene(s) for s in range(args.no_face_seed, args.no_face_seed + args.no_face)]
     group = gs.group_clip(frames=args.clip_frames)
     cut, cut_at = gs.cut_clip()
     print(f"generated {len(scenes)} scenes ({sum(len(s.boxes) for s in scenes)} faces), {len(no_face)} no-face "
