@@ -20,8 +20,8 @@ than ``short``.
 
 Boxes of the passes are merged (the same face seen by several passes, or by overlapping tiles, is one face; the
 short-range box is kept where there is one, so boxes do not jump between models from frame to frame). A face is
-kept when one pass is sure of it (its own threshold below), or two passes agree; a face only the tiles saw must
-also be confirmed by the short-range model on a crop around it. Thresholds and checks were chosen on the
+kept when one pass is sure of it (its own threshold below), or both models agree; a face only the full-range
+model saw (whole frame or tiles) must also be confirmed by the short-range model on a crop around it. Thresholds and checks were chosen on the
 benchmark's no-face frames (title text, shoulders without heads, textured backgrounds).
 """
 
@@ -36,7 +36,7 @@ SCAN_EVERY = 60
 HOLD = 15
 SMALL = 0.1  # faces narrower than this share of the frame's longer side need the tiles
 # A pass's own score threshold, above which its face is kept without another pass agreeing.
-SURE = {"short": 0.7, "full": 0.75, "tiles": 0.75}
+SURE = {"short": 0.75, "full": 0.75, "tiles": 0.75}
 AGREE = 0.5  # two passes each at least this sure of the same place
 VERIFY = 0.3  # the short-range score on the crop around a face only the tiles saw
 # ... and where the tiles were less sure than this, the score the crop must reach: text at 20-30 px scored 0.77 in
@@ -121,16 +121,17 @@ class AutoDetector:
             if f[6] not in best or f[4] > best[f[6]][4]:
                 best[f[6]] = f
         sure = [f for kind, f in best.items() if f[4] >= SURE[kind]]
-        agreeing = [f for f in best.values() if f[4] >= AGREE]
-        if not sure and len(agreeing) < 2:
+        short = best["short"] if "short" in best and best["short"][4] >= AGREE else None
+        # Agreement means both models: the whole-frame and tile passes of the full-range one err alike.
+        wide = max((f for kind, f in best.items() if kind != "short"), key=lambda f: f[4], default=None)
+        if not sure and not (short and wide and wide[4] >= AGREE):
             return None
-        rep = best.get("short") if "short" in best and best["short"][4] >= AGREE else None
-        rep = rep or best.get("full") or best["tiles"]
+        rep = short or wide
         x, y, w, h = rep[:4]
         fh, fw = frame.shape[:2]
         if not 1 / MAX_ASPECT <= h / max(w, 1e-6) <= MAX_ASPECT or min(w, h) > 1.2 * min(fh, fw):
             return None
-        if set(best) == {"tiles"}:
+        if short is None:  # only the full-range model saw it: the short-range one must confirm it on a crop
             if self._verify(frame, rep, bgr) < (VERIFY if rep[4] >= UNSURE_TILE else VERIFY_UNSURE):
                 return None
         score = max(f[4] for f in best.values())
