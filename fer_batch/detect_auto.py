@@ -126,13 +126,13 @@ class AutoDetector:
         wide = max((f for kind, f in best.items() if kind != "short"), key=lambda f: f[4], default=None)
         if not sure and not (short and wide and wide[4] >= AGREE):
             return None
-        rep = short or wide
+        rep = short or best.get("full") or best["tiles"]  # the whole-frame boxes sat closer to the pasted faces
         x, y, w, h = rep[:4]
         fh, fw = frame.shape[:2]
         if not 1 / MAX_ASPECT <= h / max(w, 1e-6) <= MAX_ASPECT or min(w, h) > 1.2 * min(fh, fw):
             return None
         if short is None:  # only the full-range model saw it: the short-range one must confirm it on a crop
-            if self._verify(frame, rep, bgr) < (VERIFY if rep[4] >= UNSURE_TILE else VERIFY_UNSURE):
+            if self._verify(frame, rep, bgr) < (VERIFY if wide[4] >= UNSURE_TILE else VERIFY_UNSURE):
                 return None
         score = max(f[4] for f in best.values())
         return (x, y, w, h, score, rep[5], rep[6])
