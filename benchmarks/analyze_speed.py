@@ -49,7 +49,7 @@ from _common import CACHE, machine_line, workload_clip, workload_photos  # noqa:
 
 DEFAULT_PEER = CACHE.parent / "fer-peer-venv" / "bin" / "python"
 WORKLOADS = ("720p", "faces3", "1080p", "photos", "memory")
-TARGETS = {"ratio_720p": 0.40, "vs_fer_720p": 20.0, "photos_per_s": 50.0, "memory_growth": 1.2,
+TARGETS = {"ratio_720p": 0.40, "auto_vs_short_720p": 0.8, "vs_fer_720p": 20.0, "photos_per_s": 50.0, "memory_growth": 1.2,
            "memory_mb": 2048.0}
 
 
@@ -174,6 +174,12 @@ def measure(path: Path, unit: str, args, peer: str | None, tmp: Path) -> tuple[M
         annotated = _run_rss(_ours_cmd(path, unit, args, out, detector=None) + ["--annotate", str(out / "annotated")])
         print(f"    ours --annotate: {_fmt(annotated.fps, '.1f')} {unit}/s  {annotated.note}", file=sys.stderr,
               flush=True)
+    if args.detectors and path.name.startswith("face-1280x720"):
+        cmd = _ours_cmd(path, unit, args, tmp / f"ours-{path.stem}-detectors", detector=None)
+        for name in args.detectors:  # a name given twice is timed twice, alternating with the others
+            m = _run_rss(cmd + ["--detector", name])
+            ours.extra.setdefault(f"detector_{name}", []).append(m)
+            print(f"    ours --detector {name}: {_fmt(m.fps, '.1f')} {unit}/s  {m.note}", file=sys.stderr, flush=True)
     theirs = None
     if peer:
         pcmd = [peer, str(HERE / "peer_fer.py"), str(path)]
@@ -299,6 +305,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="--workers for our video runs (default 1)")
     ap.add_argument("--photo-workers", type=int, default=1, help="--workers for our photo run (default 1)")
     ap.add_argument("--detect-size", type=int, help="--detect-size for our runs (default: the CLI's)")
+    ap.add_argument("--detectors", nargs="+", metavar="NAME",
+                    help="on the 720p one-face clip, also time ours with each of these --detector choices "
+                         "(e.g. short auto); the default detector is timed as before")
     ap.add_argument("--peer-python", help=f"python of the venv holding `fer` (default {DEFAULT_PEER})")
     ap.add_argument("--no-peer", action="store_true", help="skip the fer package")
     ap.add_argument("--peer-frames", type=int, default=300, help="frames of each clip fer is timed on (default 300)")
@@ -432,6 +441,16 @@ def main() -> int:
         ratio = r720.ours.fps / r720.floor.fps
         check("720p one face, ours / decode floor", f"{ratio:.2f}", ratio >= TARGETS["ratio_720p"],
               f">= {TARGETS['ratio_720p']:.2f}")
+        by_detector = {}
+        for key, runs in r720.ours.extra.items():
+            if key.startswith("detector_") and all(m.fps for m in runs):
+                by_detector[key[len("detector_"):]] = fps = sum(m.fps for m in runs) / len(runs)
+                print(f"720p one face, --detector {key[len('detector_'):]}: {fps:.1f} frames/s (mean of "
+                      f"{', '.join(f'{m.fps:.1f}' for m in runs)}; decode floor {r720.floor.fps:.1f})")
+        short, auto = by_detector.get("short"), by_detector.get("auto")
+        if short and auto:
+            check("720p one face, --detector auto / --detector short", f"{auto / short:.2f}",
+                  auto / short >= TARGETS["auto_vs_short_720p"], f">= {TARGETS['auto_vs_short_720p']}")
         if r720.peer and r720.peer.fps:
             vs = r720.ours.fps / r720.peer.fps
             check("720p one face, ours / fer", f"{vs:.1f}x", vs >= TARGETS["vs_fer_720p"],

@@ -22,6 +22,18 @@ from .sources import Discovery, Source, discover
 
 log = logging.getLogger("fer_batch")
 FLUSH_ROWS = 256
+FEW_FACES = 0.05  # a video with a face in fewer of its analysed frames gets a note at the end of the run
+
+
+def few_faces_hint(config) -> str:
+    """What may find more faces, given the options used (an AnalyzeConfig)."""
+    if config.min_face > 0:
+        return f"--min-face {config.min_face} leaves out smaller faces; a lower value may help"
+    if config.detector != "auto":
+        return "--detector auto finds faces from about 24 px wide"
+    if config.min_score > 0.5:
+        return f"--min-score {config.min_score} leaves out less certain faces; the default 0.5 may help"
+    return "faces narrower than about 24 px, or turned far from the camera, are not found"
 
 
 class Progress(Protocol):
@@ -45,6 +57,13 @@ class RunReport:
     errors: list[SourceDone] = field(default_factory=list)
     annotate_failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): analysed, not drawn
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
+    #: Sources where little was found: (source, analysed frames, frames with a face), under FEW_FACES of them.
+    few_faces: list[tuple[str, int, int]] = field(default_factory=list)
+    hint: str = ""  # the option that may help where little was found
+
+    def few_faces_lines(self) -> list[str]:
+        return [f"note: {source}: a face in {found} of {frames} analysed frames ({found / frames:.1%}); {self.hint}"
+                for source, frames, found in self.few_faces]
 
     @property
     def ok(self) -> bool:
@@ -71,7 +90,8 @@ def _settings(config: RunConfig) -> dict:
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
             "batch_size": a.batch_size, "runtime": a.runtime,
             # The card can ask TFLite for int8 weights: the same file then gives other probabilities.
-            "tflite_quantization": tflite_quantization(model) if a.runtime != "keras" else None}
+            "tflite_quantization": tflite_quantization(model) if a.runtime != "keras" else None,
+            **_detector_settings(a.detector)}
 
 
 def _report_settings(config: RunConfig) -> dict:
@@ -120,6 +140,15 @@ def plan_run(config: RunConfig) -> Plan:
     return Plan(discover(config.paths), committed)
 
 
+def _detector_settings(detector: str) -> dict:
+    """``auto``'s own thresholds and schedule: a resumed run must find faces as the interrupted one did."""
+    if detector != "auto":
+        return {}
+    from .detect_auto import PARAMETERS
+
+    return {"auto_detector": PARAMETERS}
+
+
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
               detector_factory=None, stop: threading.Event | None = None, engine=None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
@@ -147,6 +176,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if progress:
         progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []
+    report.hint = few_faces_hint(config.analyze)
+    face_frames: dict[str, tuple[int, int]] = {}  # source -> (last frame with a face, frames with a face)
     paths = {s.name: s.path for s in found.sources}
     annotator = None
     if config.annotate is not None:
@@ -166,6 +197,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         return Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
 
     def finish(done: SourceDone):
+        last, found = face_frames.pop(done.source, (-1, 0))
+        if not done.error and done.media == "video" and done.frames and found < FEW_FACES * done.frames:
+            report.few_faces.append((done.source, done.frames, found))
         writer.write(buffer)
         buffer.clear()
         seconds = time.perf_counter() - started.pop(done.source, time.perf_counter())
@@ -206,6 +240,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 raise interrupted()
             if isinstance(event, FaceRecord):
                 buffer.append(event)
+                if event.face_id is not None:  # a source's records come in frame order
+                    last, found = face_frames.get(event.source, (-1, 0))
+                    if event.frame != last:
+                        face_frames[event.source] = (event.frame, found + 1)
                 key = (event.source, event.frame)
                 if key != current_frame:
                     current_frame = key

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
-DETECTORS = ("short", "full")
+#: Face detectors (detect.FaceDetector): auto = both BlazeFace models, faces from ~24 px wide; short; full.
+DETECTORS = ("auto", "short", "full")
 #: Classifier runtimes (classify.Classifier): auto = tflite on CPU-only hosts, keras where TensorFlow sees a GPU.
 RUNTIMES = ("auto", "keras", "tflite")
 #: How `train`/`evaluate` turn an image folder's images into faces (fer_batch.training.photo_faces).
@@ -30,7 +31,7 @@ class AnalyzeConfig:
     batch_size: int = 256
     model: str | None = None  # packaged name or .keras path; None -> the packaged default ("fast")
     runtime: str = "auto"  # classifier runtime: auto | keras | tflite (see classify.Classifier)
-    detector: str = "short"
+    detector: str = "auto"
     min_face: int = 0  # pixels: faces whose box is smaller on either side are ignored
     min_score: float = 0.5
     detect_max_side: int | None = 640  # frames are reduced to this longer side for detection only

@@ -90,10 +90,19 @@ def _frame_item(source: Source, frame, tracker, config: AnalyzeConfig, detector)
     else:
         # Without container timestamps, time as --fps counts it (index / 30 s) still spaces sparse samples apart.
         time_s = frame.time_s if frame.time_s is not None else frame.index / 30.0
-        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], time_s)
+        ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], time_s, getattr(detector, "thumbnail", None),
+                             getattr(detector, "thumbnail_scale", 1.0))
+        if tracker.cut:
+            _reset(detector)  # a new shot: auto looks for small faces in it at once
     boxes = [(int(round(d.x)), int(round(d.y)), int(round(d.w)), int(round(d.h))) for d in dets]
     return FrameItem(source=source, frame=frame.index, time_s=frame.time_s, boxes=boxes,
                      scores=[d.score for d in dets], ids=ids, crops=align_faces(image, dets, bgr=bgr))
+
+
+def _reset(detector) -> None:
+    """A new source starts: a detector that keeps state between frames (``auto``) forgets it."""
+    if hasattr(detector, "reset"):
+        detector.reset()
 
 
 def _new_tracker(source: Source):
@@ -105,6 +114,7 @@ def _new_tracker(source: Source):
 def frame_items(source: Source, config: AnalyzeConfig, detector) -> Iterator[FrameItem]:
     """Decode, detect, track and crop one source. Raises :class:`InputError` for unreadable media."""
     tracker = _new_tracker(source)
+    _reset(detector)
     for frame in iter_frames(source, every=config.every, fps=config.fps, max_pixels=config.max_pixels, bgr=True):
         yield _frame_item(source, frame, tracker, config, detector)
 
@@ -259,6 +269,7 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
                     raise item.exc
                 if isinstance(item, _Begin):
                     source, tracker, error, count, faces = item.source, _new_tracker(item.source), None, 0, 0
+                    _reset(detector)
                     _put(out, SourceStart(source.name, source.media, item.hint), stop)
                 elif isinstance(item, _Ended):
                     _put(out, SourceDone(source.name, source.media, frames=count, faces=faces,

@@ -284,6 +284,9 @@ def test_resume_with_different_options_is_refused(tmp_path, media, reference):
     res = _run(media, out, "--resume", "--every", "2")
     assert res.returncode == 2 and "options differ" in res.stderr and "every" in res.stderr
     assert out.read_bytes() == before
+    res = _run(media, out, "--resume", "--detector", "short")  # the run used the default, auto
+    assert res.returncode == 2 and "options differ" in res.stderr and "detector" in res.stderr
+    assert out.read_bytes() == before
     res = _run(media, out, "--resume")
     assert_matches_reference(out, reference)
 

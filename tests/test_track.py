@@ -1,4 +1,6 @@
-from fer_batch.track import FaceTracker, iou
+import numpy as np
+
+from fer_batch.track import FaceTracker, SceneCut, iou
 
 
 def test_iou_basics():
@@ -60,3 +62,41 @@ def test_a_centre_match_never_takes_an_overlapping_faces_id():
         tracker = FaceTracker()
         assert tracker.update([[0, 100, 100, 100], [150, 100, 100, 100]], 0.0 if time_s else None) == [0, 1]
         assert tracker.update([[90, 100, 100, 100]], time_s) == [1], time_s
+
+
+def test_two_faces_passing_close_keep_their_ids():
+    """Two faces walk towards each other until their boxes are 2 px apart, with a frame where one is missed, and back."""
+    tracker = FaceTracker()
+    for step in list(range(0, 21)) + list(range(20, -1, -1)):
+        a = [100 + 7 * step, 200 + step, 60, 60]  # at step 20: x 240..300
+        b = [442 - 7 * step, 205, 60, 60]  # at step 20: x 302..362
+        boxes = [a, b] if step % 3 else [b, a]
+        ids = dict(zip(map(tuple, boxes), tracker.update(boxes, step / 15)))
+        assert (ids[tuple(a)], ids[tuple(b)]) == (1, 0)  # b was listed first on the first frame
+    assert tracker.update([[100, 200, 60, 60]], 21 / 15) == [1]  # b missed: a keeps its id, b's is not taken
+
+
+def test_a_scene_cut_ends_every_track_but_motion_does_not():
+    yy, xx = np.mgrid[0:18, 0:32]
+    shot1 = (128 + 60 * np.sin(xx / 5.0) * np.cos(yy / 4.0)).astype(np.uint8)  # smooth, as a thumbnail is
+    shot2 = (128 + 60 * np.cos(xx / 3.0 + 1) * np.sin(yy / 6.0 + 2)).astype(np.uint8)
+    tracker = FaceTracker()
+    box = [100, 100, 80, 80]
+    for i in range(5):  # the picture shifts a pixel a frame (a pan) and a face moves: no cut
+        assert tracker.update([box], i / 30, np.roll(shot1, i, axis=1), 0.05) == [0]
+        assert not tracker.cut
+    assert tracker.update([box], 5 / 30, shot2, 0.05) == [1] and tracker.cut
+    assert tracker.update([box], 6 / 30, shot2, 0.05) == [1] and not tracker.cut
+
+
+def test_scene_cut_ignores_the_faces_themselves():
+    """A face jumping across an otherwise still frame changes many pixels, but only where the face is. Unmasked,
+    its first jump would read as a cut (the later ones not: the change no longer jumps above the last frames')."""
+    background = np.full((24, 64), 90, np.uint8)
+    for faces, expected in ((True, False), (False, True)):
+        cut = SceneCut()
+        for x in range(0, 50, 8):
+            frame = background.copy()
+            frame[8:16, x:x + 8] = 250  # the face, 8 thumbnail pixels wide
+            boxes = [(x * 10, 80, 80, 80)] if faces else []
+            assert cut.is_cut(frame, boxes, scale=0.1) == (expected and x == 8)

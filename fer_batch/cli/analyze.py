@@ -39,8 +39,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--runtime", default="auto", metavar="auto|keras|tflite",
                    help="classifier runtime: keras (GPU when TensorFlow sees one), tflite (XNNPACK on the CPU, "
                         "~1.7x faster there), auto (default: keras with a GPU, else tflite)")
-    p.add_argument("--detector", default="short", metavar="short|full",
-                   help="MediaPipe BlazeFace model: short (faces within ~2 m, default) or full (small, distant faces)")
+    p.add_argument("--detector", default="auto", metavar="auto|short|full",
+                   help="MediaPipe BlazeFace: auto (default: both models, faces from ~24 px wide to frame-filling), "
+                        "short (close faces only, fastest) or full (faces down to ~7%% of the frame's longer side)")
     p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than PX pixels (default 0: keep all)")
     p.add_argument("--min-score", type=float, default=0.5, metavar="S", help="detection score threshold (default 0.5)")
     p.add_argument("--detect-size", type=int, default=640, metavar="PX",
@@ -215,5 +216,7 @@ def run(args: argparse.Namespace) -> int:
             value = report.outputs[key]
             shown = getattr(config, key) if key in ("charts", "annotate") else value
             print(f"{key + ':':<9} {shown}", file=sys.stderr)
+    for line in report.few_faces_lines():
+        print(line, file=sys.stderr)
     print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
