@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,11 +226,22 @@ def open_video(path: Path):
 
     from .threads import decoder_threads
 
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads()])
-    if not cap.isOpened():
-        cap.release()
-        cap = cv2.VideoCapture(str(path))
+    # A file the named backend cannot open makes OpenCV warn on stderr ("can't be used to capture by name"); the
+    # caller reports that file itself, so OpenCV's warning is held back for these two calls only.
+    with _OPEN_LOCK:  # workers open files concurrently: each must restore the level the process had
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(2)  # errors only
+        try:
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads()])
+            if not cap.isOpened():
+                cap.release()
+                cap = cv2.VideoCapture(str(path))
+        finally:
+            cv2.setLogLevel(level)
     return cap
+
+
+_OPEN_LOCK = threading.Lock()
 
 
 def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,

@@ -15,16 +15,21 @@ from synthetic_faces import make_faces, write_csv, write_folder
 
 
 def _analyze_crop(path):
-    """The crop `fer-batch analyze` makes of the largest face in an image: the reference for `--faces detect`."""
-    from fer_batch.crops import align_face
-    from fer_batch.detect import FaceDetector
-    from fer_batch.sources import Source, read_image
+    """The crop `fer-batch analyze` makes of the largest face in an image (its own frame path, default detector):
+    the reference for `--faces detect`."""
+    from fer_batch.config import AnalyzeConfig
+    from fer_batch.pipeline import default_detector_factory, frame_items
+    from fer_batch.sources import Source
 
-    rgb = read_image(Source(path=path, name=str(path), media="image"))
-    with FaceDetector("short") as detector:
-        dets = detector.detect(rgb)
-    assert dets, f"the short-range detector found no face in {path}"
-    return align_face(rgb, max(dets, key=lambda d: d.w * d.h)), len(dets)
+    config = AnalyzeConfig()
+    detector = default_detector_factory(config)
+    try:
+        (item,) = list(frame_items(Source(path=path, name=str(path), media="image"), config, detector))
+    finally:
+        detector.close()
+    assert item.boxes, f"analyze found no face in {path}"
+    largest = max(range(len(item.boxes)), key=lambda i: item.boxes[i][2] * item.boxes[i][3])
+    return item.crops[largest][..., 0], len(item.boxes)
 
 
 @pytest.fixture(scope="module")

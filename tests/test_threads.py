@@ -59,17 +59,19 @@ def test_the_classifier_interpreter_starts_the_threads_it_is_given():
 
 
 @needs_proc
-def test_a_detector_adds_no_pool_that_grows_with_the_cores():
-    """MediaPipe's graph brings its own few threads; its inference runs on one of them (nothing to set)."""
+@pytest.mark.parametrize("model,graphs", [("short", 1), ("full", 1), ("auto", 2)])
+def test_a_detector_adds_no_pool_that_grows_with_the_cores(model, graphs):
+    """MediaPipe's graph brings its own few threads; its inference runs on one of them (nothing to set). ``auto``
+    runs two graphs (the short- and full-range models)."""
     import numpy as np
 
     from fer_batch.detect import FaceDetector
 
     frame = np.zeros((720, 1280, 3), np.uint8)
-    with FaceDetector() as warm:  # MediaPipe's process-wide threads start with the first graph
+    with FaceDetector(model) as warm:  # MediaPipe's process-wide threads start with the first graph
         warm.detect(frame, bgr=True)
     before = _os_threads()
-    with FaceDetector() as detector:
+    with FaceDetector(model) as detector:
         for _ in range(3):
             detector.detect(frame, bgr=True)
-        assert _os_threads() - before <= 3
+        assert _os_threads() - before <= 3 * graphs

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 class PhotoFaceCropper:
     """Finds the face in a labelled photo and cuts its crop; one instance per thread (it holds MediaPipe graphs).
 
-    The short-range detector runs first; where it finds nothing the full-range one tries (it finds smaller faces).
-    A photo with several faces gives its largest. ``multi_face`` counts such photos, so the caller can say so.
+    The detector is ``analyze``'s default (``auto``: both BlazeFace models, small faces included), started afresh
+    for each photo as ``analyze`` starts it for each source, so a face is cut exactly as ``analyze`` cuts it. A
+    photo with several faces gives its largest. ``multi_face`` counts such photos, so the caller can say so.
     ``detector_factory(model)`` makes the detectors (default: :class:`~fer_batch.detect.FaceDetector` at its
     defaults); the CLI passes one that keeps MediaPipe's native start-up lines off the terminal.
     """
@@ -47,13 +48,14 @@ class PhotoFaceCropper:
         from ..crops import align_face
         from ..sources import Source, read_image
 
+        from ..config import AnalyzeConfig
+
         path = Path(path)
         rgb = read_image(Source(path=path, name=str(path), media="image"))
-        for model in ("short", "full"):
-            dets = self._detector(model).detect(rgb)
-            if dets:
-                break
-        else:
+        detector = self._detector(AnalyzeConfig.detector)  # the dataclass's default: analyze's
+        detector.reset()
+        dets = detector.detect(rgb)
+        if not dets:
             return None
         if len(dets) > 1:
             self.multi_face += 1
