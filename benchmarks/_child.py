@@ -102,7 +102,9 @@ def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_siz
     from fer_batch.cli._native import native_stderr, quiet_detector_factory
     from fer_batch.config import AnalyzeConfig, RunConfig
 
-    config = RunConfig(paths=(str(path),), out=out / "results.csv", overwrite=True, annotate=annotate,
+    # annotate only when asked: an older tree measured with --repo has no such option
+    config = RunConfig(paths=(str(path),), out=out / "results.csv", overwrite=True,
+                       **({"annotate": annotate} if annotate else {}),
                        analyze=AnalyzeConfig(**_options(workers, detect_size, batch_size, detector)))
     with native_stderr(None):
         classifier = Classifier(config.analyze.model)
