@@ -40,11 +40,11 @@ def test_cached_multi_view_loss_equals_the_online_teachers(tmp_path):
         return np.asarray(teacher(faces.astype("float32"), training=False))
 
     cache = tmp_path / "teacher_views.npz"
-    probs = cached_view_probs(predict, views, cache, key="k1")
+    probs = cached_view_probs(lambda: predict, views, cache, key="k1")
     assert calls == [len(x), len(x)]  # each view classified once
-    again = cached_view_probs(predict, views, cache, key="k1")
+    again = cached_view_probs(lambda: predict, views, cache, key="k1")
     assert calls == [len(x), len(x)] and np.array_equal(again, probs)  # read back, not recomputed
-    cached_view_probs(predict, views, cache, key="another teacher")
+    cached_view_probs(lambda: predict, views, cache, key="another teacher")
     assert len(calls) == 4  # a different key is not trusted
 
     temperature, weight, smoothing = 4.0, 0.7, 0.1
@@ -64,7 +64,7 @@ def test_a_corrupt_cache_is_recomputed(tmp_path):
     views = np.stack([x, x])
     cache = tmp_path / "teacher_views.npz"
     cache.write_bytes(b"not an npz")
-    probs = cached_view_probs(lambda f: np.full((len(f), 7), 1 / 7, np.float32), views, cache, key="k")
+    probs = cached_view_probs(lambda: lambda f: np.full((len(f), 7), 1 / 7, np.float32), views, cache, key="k")
     assert probs.shape == (2, len(x), 7)
     with np.load(cache) as saved:
         assert str(saved["key"]) == "k"

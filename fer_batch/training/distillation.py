@@ -106,22 +106,26 @@ def cached_teacher(path, splits: dict[str, np.ndarray], cache: Path, reuse: bool
         with np.load(cache) as saved:
             if all(k in saved and len(saved[k]) == len(x) for k, x in splits.items()):
                 return {k: saved[k] for k in splits}
-    probs = {k: teacher_probabilities(path, x, k) for k, x in splits.items()}
+    predict = teacher_predictor(path)
+    probs = {}
+    for split, x in splits.items():
+        print(f"caching the teacher's probabilities for {len(x)} {split} faces ...", file=sys.stderr)
+        probs[split] = predict(x)
     np.savez(cache, **probs)
     return probs
 
 
-def teacher_probabilities(path, x: np.ndarray, split: str = "train") -> np.ndarray:
-    """The teacher's probabilities for uint8 faces: through the product's classifier (TFLite on a CPU) where
-    TensorFlow is the backend, else in Keras."""
+def teacher_predictor(path):
+    """``predict(uint8 faces) -> probabilities`` with the teacher loaded once: through the product's classifier
+    (TFLite on a CPU) where TensorFlow is the backend, else in Keras."""
     import keras
 
-    print(f"caching the teacher's probabilities for {len(x)} {split} faces ...", file=sys.stderr)
     if keras.backend.backend() == "tensorflow":
         from ..classify import Classifier
 
-        return Classifier(path).predict(x)
+        return Classifier(path).predict
     from ..classify import load_keras_model
     from .evaluate import predict_probs
 
-    return predict_probs(load_keras_model(path), x)
+    model = load_keras_model(path)
+    return lambda x: predict_probs(model, x)

@@ -27,18 +27,8 @@ class PhotoFaceCropper:
 
     def __init__(self, detector_factory=None):
         self._factory = detector_factory
-        self._detectors: dict[str, object] = {}
+        self._detector = None  # made on the first photo
         self.multi_face = 0
-
-    def _detector(self, model: str):
-        if model not in self._detectors:
-            if self._factory is None:
-                from ..detect import FaceDetector
-
-                self._detectors[model] = FaceDetector(model)
-            else:
-                self._detectors[model] = self._factory(model)
-        return self._detectors[model]
 
     def crop(self, path: str | Path) -> np.ndarray | None:
         """The (48, 48) uint8 face of the photo at ``path``, or None when no face is found.
@@ -52,7 +42,15 @@ class PhotoFaceCropper:
 
         path = Path(path)
         rgb = read_image(Source(path=path, name=str(path), media="image"))
-        detector = self._detector(AnalyzeConfig.detector)  # the dataclass's default: analyze's
+        if self._detector is None:
+            model = AnalyzeConfig.detector  # the dataclass's default: analyze's
+            if self._factory is None:
+                from ..detect import FaceDetector
+
+                self._detector = FaceDetector(model)
+            else:
+                self._detector = self._factory(model)
+        detector = self._detector
         detector.reset()
         dets = detector.detect(rgb)
         if not dets:
@@ -63,12 +61,13 @@ class PhotoFaceCropper:
         return align_face(rgb, largest)
 
     def close(self) -> None:
-        """Release every detector's MediaPipe graph, even when one of them fails to close."""
-        detectors, self._detectors = list(self._detectors.values()), {}
-        for detector in detectors:
+        """Release the detector's MediaPipe graphs. A failure to close is ignored: this runs in ``__exit__``, where
+        raising would hide the error that ended the ``with`` block."""
+        detector, self._detector = self._detector, None
+        if detector is not None:
             try:
                 detector.close()
-            except Exception:  # noqa: BLE001 - closing the others matters more than this one's error
+            except Exception:  # noqa: BLE001
                 pass
 
     def __enter__(self) -> PhotoFaceCropper:

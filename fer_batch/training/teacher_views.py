@@ -43,9 +43,10 @@ def views_key(teacher: Path, seed: int, views: int, augment: str, n: int) -> str
     return f"{digest.hexdigest()[:16]}-seed{seed}-views{views}-{augment}-n{n}-block{BLOCK}"
 
 
-def cached_view_probs(predict, views: np.ndarray, cache: Path, key: str) -> np.ndarray:
+def cached_view_probs(make_predict, views: np.ndarray, cache: Path, key: str) -> np.ndarray:
     """(K, N, 7) teacher probabilities for ``views`` (K, N, ...), read from ``cache`` when it was made for ``key``
-    (the same teacher file and views), else computed with ``predict(faces) -> probs`` and saved there."""
+    (the same teacher file and views), else computed and saved there with ``make_predict()``'s ``predict(faces) ->
+    probs`` (the teacher is loaded once, and only when the cache cannot serve)."""
     if cache.is_file():
         try:
             with np.load(cache) as saved:
@@ -53,6 +54,7 @@ def cached_view_probs(predict, views: np.ndarray, cache: Path, key: str) -> np.n
                     return saved["probs"]
         except (OSError, KeyError, ValueError):
             pass  # unreadable or from another run: computed again below
+    predict = make_predict()
     probs = []
     for k, faces in enumerate(views):
         print(f"teacher: view {k + 1} of {len(views)} ({len(faces)} faces) ...", file=sys.stderr, flush=True)

@@ -92,12 +92,12 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
     """``views`` and ``view_soft`` for :class:`~.batches.Batches`: fixed augmented copies of the training faces and
     the teacher's probabilities for each, computed once and kept beside the checkpoints."""
-    from .distillation import teacher_probabilities
+    from .distillation import teacher_predictor
     from .teacher_views import cached_view_probs, make_views, views_key
 
     views = make_views(x, augmenter, config.seed, config.teacher_views)
     key = views_key(teacher_path, config.seed, config.teacher_views, config.augment, len(x))
-    probs = cached_view_probs(lambda faces: teacher_probabilities(teacher_path, faces, "augmented train"), views,
+    probs = cached_view_probs(lambda: teacher_predictor(teacher_path), views,
                               config.resolved_checkpoint_dir() / "teacher_views.npz", key)
     return {"views": views, "view_soft": probs}
 
