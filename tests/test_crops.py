@@ -116,3 +116,27 @@ def test_align_faces_batches(detectors, photo):
     batch = align_faces(photo, d + d)
     assert batch.shape == (2, 48, 48, 1) and batch.dtype == np.uint8
     assert np.array_equal(batch[0, :, :, 0], align_face(photo, d[0]))
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (-0.45, 0), (0.45, 0.3), (0, -0.6), (2.0, 2.0)])
+def test_grey_before_the_warp_matches_warping_the_colour_frame(detectors, photo, shift):
+    """The crop greys only the region it samples, then warps one channel: the same picture as warping all three
+    channels of the whole frame and greying the crop, within the one level that uint8 rounding allows, also for
+    faces at or past the frame's edges (shift is in face widths; (2, 2) puts the square wholly outside)."""
+    d0 = detectors["short"].detect(photo)[0]
+    dx, dy = shift[0] * d0.w, shift[1] * d0.h
+    det = dataclasses.replace(d0, x=d0.x + dx, y=d0.y + dy, keypoints=d0.keypoints + np.float32([dx, dy]))
+    cx, cy, side, angle = crops.crop_geometry(det)
+    k = max(1, min(crops.MAX_OVERSAMPLE, int(np.ceil(side / CROP_SIZE))))
+    m = cv2.getRotationMatrix2D((cx, cy), angle, CROP_SIZE * k / side)
+    m[:, 2] += CROP_SIZE * k / 2 - np.array([cx, cy])
+    whole = cv2.warpAffine(photo, m, (CROP_SIZE * k,) * 2, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    reference = cv2.cvtColor(cv2.resize(whole, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA),
+                             cv2.COLOR_RGB2GRAY)
+    crop = align_face(photo, det)
+    assert np.abs(crop.astype(int) - reference).max() <= 1
+    assert crop.std() > 5 or shift == (2.0, 2.0)
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)  # a grey frame is taken as it is
+    assert np.abs(align_face(grey, det).astype(int) - reference).max() <= 1
+    bgr = np.ascontiguousarray(photo[..., ::-1])
+    assert np.array_equal(align_face(bgr, det, bgr=True), crop)
