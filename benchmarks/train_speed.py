@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FACES = 28_709
 CANDIDATES = ("vgg-tiny", "vgg-small", "vgg-m", "vgg", "resnet-m")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def forward_macs(model) -> int:
@@ -52,7 +53,7 @@ def forward_macs(model) -> int:
     return int(total)
 
 
-def child(arch: str, batch_size: int, steps: int) -> dict:
+def child(arch: str, batch_size: int, steps: int, precision: str = "float32") -> dict:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "torch":
         import torch
@@ -65,6 +66,7 @@ def child(arch: str, batch_size: int, steps: int) -> dict:
     from fer_batch.training.architectures import build_model
 
     keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(precision)
     model = build_model(arch)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
@@ -79,15 +81,15 @@ def child(arch: str, batch_size: int, steps: int) -> dict:
     seconds = time.perf_counter() - start
     macs = forward_macs(model)
     per_face = seconds / n
-    return {"arch": arch, "backend": backend, "keras": keras.__version__, "params": int(model.count_params()),
+    return {"arch": arch, "backend": backend, "precision": precision, "keras": keras.__version__, "params": int(model.count_params()),
             "mmacs": macs / 1e6, "ms_step": 1000 * seconds / steps, "s_epoch": per_face * TRAIN_FACES,
             "gmacs": 3 * macs / per_face / 1e9}
 
 
-def run_child(arch: str, backend: str, batch_size: int, steps: int) -> dict:
+def run_child(arch: str, backend: str, batch_size: int, steps: int, precision: str = "float32") -> dict:
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, __file__, "--child", arch, "--batch-size", str(batch_size),
-                           "--steps", str(steps)], env=env, capture_output=True, text=True)
+                           "--steps", str(steps), "--precision", precision], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"arch": arch, "backend": backend, "error": tail}
@@ -100,10 +102,14 @@ def main(argv=None) -> int:
     p.add_argument("--backends", nargs="+", default=["tensorflow", "torch"], choices=("tensorflow", "torch"))
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=20, help="timed steps per network and backend (default 20)")
+    p.add_argument("--precisions", nargs="+", default=["float32"], choices=PRECISIONS,
+                   help="Keras dtype policies to time (mixed_bfloat16: bf16 compute, float32 weights; fast only where "
+                        "the CPU has bf16 instructions, e.g. AVX-512 BF16 or AMX)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS, help=argparse.SUPPRESS)
     p.add_argument("--child", metavar="ARCH", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.batch_size, args.steps)))
+        print(json.dumps(child(args.child, args.batch_size, args.steps, args.precision)))
         return 0
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _common import machine_line
@@ -111,14 +117,14 @@ def main(argv=None) -> int:
     print(machine_line())
     print(f"batch {args.batch_size}, {args.steps} timed steps after a warm-up; one epoch = {TRAIN_FACES:,} faces; "
           "no augmentation in the step")
-    print(f"{'network':<10} {'backend':<11} {'params':>8} {'MMACs':>7} {'ms/step':>8} {'s/epoch':>8} {'GMAC/s':>7}")
+    print(f"{'network':<10} {'backend':<11} {'precision':<15} {'params':>8} {'MMACs':>7} {'ms/step':>8} {'s/epoch':>8} {'GMAC/s':>7}")
     for arch in args.archs:
-        for backend in args.backends:
-            r = run_child(arch, backend, args.batch_size, args.steps)
+        for backend, precision in ((b, p) for b in args.backends for p in args.precisions):
+            r = run_child(arch, backend, args.batch_size, args.steps, precision)
             if "error" in r:
-                print(f"{arch:<10} {backend:<11} unavailable: {r['error']}")
+                print(f"{arch:<10} {backend:<11} {precision:<15} unavailable: {r['error']}")
                 continue
-            print(f"{arch:<10} {backend:<11} {r['params'] / 1e6:>7.2f}M {r['mmacs']:>7.0f} {r['ms_step']:>8.0f} "
+            print(f"{arch:<10} {backend:<11} {precision:<15} {r['params'] / 1e6:>7.2f}M {r['mmacs']:>7.0f} {r['ms_step']:>8.0f} "
                   f"{r['s_epoch']:>8.0f} {r['gmacs']:>7.1f}", flush=True)
     return 0
 
