@@ -283,6 +283,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(data, tmp_path
 
     resumed, straight = _history(a_out / "history.csv"), _history(b_out / "history.csv")
     assert [r["epoch"] for r in resumed] == ["0", "1"]
+    # Each epoch's cost, one row an epoch across the interruption (the interrupted run's row kept, not redone).
+    times = _history(a_out / "epoch_times.csv")
+    assert [r["epoch"] for r in times] == ["0", "1"] == [r["epoch"] for r in _history(b_out / "epoch_times.csv")]
+    assert all(float(r["wall_s"]) > 0 and float(r["cpu_s"]) > 0 for r in times)
     for r, s in zip(resumed, straight):
         for key in ("loss", "val_loss", "accuracy"):
             assert float(r[key]) == pytest.approx(float(s[key]), rel=1e-4, abs=1e-5), (r, s)

@@ -1,9 +1,11 @@
 """Checkpoints and resume: what a run leaves behind so that ``--resume`` continues it, and the checks that refuse a
 resume the checkpoint cannot serve.
 
-A run keeps three things: Keras's ``BackupAndRestore`` checkpoint in ``<checkpoint_dir>/backup`` (weights,
-optimizer state and step, written at the end of every epoch), ``history.csv`` in ``out`` (one row an epoch) and
-``config.json`` in ``out`` (the settings, which :func:`check_resumable` compares against a resume's).
+A run keeps four things: Keras's ``BackupAndRestore`` checkpoint in ``<checkpoint_dir>/backup`` (weights,
+optimizer state and step, written at the end of every epoch), ``history.csv`` in ``out`` (one row an epoch),
+``epoch_times.csv`` in ``out`` (each epoch's wall and process CPU seconds: what accuracy cost, on a shared or
+niced machine where wall time says little) and ``config.json`` in ``out`` (the settings, which
+:func:`check_resumable` compares against a resume's).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     resuming = config.resume and restored_epoch is not None
     if resuming:
         truncate_history(out / "history.csv", restored_epoch)
+        truncate_history(out / TIMES_FILE, restored_epoch)
         print(f"resuming from the end of epoch {restored_epoch} (checkpoint {backup_dir})", file=sys.stderr)
     elif config.resume:
         print(f"no checkpoint in {backup_dir}; starting from epoch 1", file=sys.stderr)
@@ -50,9 +53,40 @@ def checkpoint_callbacks(config: TrainConfig, resuming: bool) -> list:
 
     history_path = Path(config.out) / "history.csv"
     return [
+        epoch_clock(Path(config.out) / TIMES_FILE, append=resuming),
         keras.callbacks.CSVLogger(str(history_path), append=resuming and history_path.exists()),
         keras.callbacks.BackupAndRestore(str(config.resolved_checkpoint_dir() / "backup"), delete_checkpoint=False),
     ]
+
+
+TIMES_FILE = "epoch_times.csv"
+TIMES_COLUMNS = ("epoch", "wall_s", "cpu_s", "load_avg")
+
+
+def epoch_clock(path: Path, append: bool):
+    """A callback that appends each epoch's wall seconds, process CPU seconds (all threads: the step's and the data
+    workers') and the 1-minute load average to ``path`` (a fresh run starts the file again)."""
+    import csv
+    import os
+    import time
+
+    import keras
+
+    if not append or not path.exists():
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(TIMES_COLUMNS)
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = (time.perf_counter(), time.process_time())
+
+        def on_epoch_end(self, epoch, logs=None):
+            wall, cpu = time.perf_counter() - self._start[0], time.process_time() - self._start[1]
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            with open(path, "a", newline="") as f:
+                csv.writer(f).writerow((epoch, f"{wall:.1f}", f"{cpu:.1f}", f"{load:.2f}"))
+
+    return EpochClock()
 
 
 def write_run_record(config: TrainConfig, dataset) -> None:

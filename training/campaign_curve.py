@@ -1,0 +1,83 @@
+"""PublicTest accuracy against the CPU hours spent, for the runs of a training campaign.
+
+Reads each run's ``history.csv`` (``val_accuracy`` per epoch: PublicTest without test-time views) and
+``epoch_times.csv`` (wall and process CPU seconds per epoch, written by ``fer-batch train`` since 2026-12-02).
+Epochs without a time (a run started before that file existed) are counted at the median CPU seconds of the
+run's timed epochs and marked ``~``. Prints a table per run and, with ``--png``, draws the curves.
+
+    python training/campaign_curve.py /work/runs/t1-vggm-ce /work/runs/t2-resnetm-ce --png training/campaign.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()]
+
+
+def curve(run: Path) -> list[dict]:
+    """Per epoch: accuracy (%), CPU seconds, whether the CPU time was measured, cumulative CPU hours."""
+    history = _rows(run / "history.csv")
+    times = {int(r["epoch"]): float(r["cpu_s"]) for r in _rows(run / "epoch_times.csv")}
+    typical = statistics.median(times.values()) if times else None
+    out, total = [], 0.0
+    for r in history:
+        epoch = int(r["epoch"])
+        cpu = times.get(epoch, typical)
+        if cpu is not None:
+            total += cpu
+        out.append({"epoch": epoch + 1, "accuracy": 100 * float(r["val_accuracy"]), "cpu_s": cpu,
+                    "measured": epoch in times, "cpu_h": total / 3600 if cpu is not None else None})
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="output folders of fer-batch train")
+    p.add_argument("--png", type=Path, help="draw accuracy against CPU hours into this file")
+    args = p.parse_args(argv)
+    curves = {}
+    for run in args.runs:
+        points = curve(run)
+        curves[run.name] = points
+        print(f"{run.name}: {len(points)} epochs")
+        print(f"{'epoch':>6} {'PublicTest %':>13} {'CPU s':>8} {'CPU h total':>12}")
+        for pt in points:
+            mark = "" if pt["measured"] else "~"
+            cpu = f"{mark}{pt['cpu_s']:.0f}" if pt["cpu_s"] is not None else "-"
+            hours = f"{mark}{pt['cpu_h']:.2f}" if pt["cpu_h"] is not None else "-"
+            print(f"{pt['epoch']:>6} {pt['accuracy']:>13.2f} {cpu:>8} {hours:>12}")
+        if points:
+            best = max(points, key=lambda q: q["accuracy"])
+            print(f"best: {best['accuracy']:.2f}% after epoch {best['epoch']}")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        for name, points in curves.items():
+            pts = [q for q in points if q["cpu_h"] is not None]
+            ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
+        ax.set_xlabel("CPU hours (process CPU time, all threads)")
+        ax.set_ylabel("PublicTest accuracy, % (no test-time views)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.png)
+        print(f"chart: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
