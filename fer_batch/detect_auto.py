@@ -11,12 +11,15 @@ range:
   TILE_MAX_SIDE): faces down to about 24 px in frames up to 1280 px (48 px in 4K).
 
 The full-range passes cost 2-4x the short one each (the tiles 18 of them at 1280x720), so they run where they can
-find something: on the first frame of a source and every SCAN_EVERY-th analysed frame after it (a "scan": every
-tile), and on the frames after one that showed small faces (under SMALL of the longer side), for HOLD frames after
-the last one: then ``full`` and only the tiles that hold those faces, plus one more tile in turn. A small face that
-appears beside faces already seen is found when the turn reaches its tile or at the next scan, at the latest
-SCAN_EVERY frames later. Photos are sources of one frame: always scanned. A video of close faces costs little more
-than ``short``.
+find something: on the first frame of a source (a "scan": every tile), again SCAN_EVERY analysed frames later, and
+then after gaps that double, up to SCAN_MAX frames, while the scans find no small face (a scan that finds one, a new
+source and a scene cut start again at SCAN_EVERY); and on the frames after one that showed small faces (under SMALL
+of the longer side), for HOLD frames after the last one: then ``full`` and only the tiles that hold those faces, plus
+one more tile in turn. A small face that appears beside faces already seen is found when the turn reaches its tile
+or at the next scan, at the latest SCAN_MAX frames later (8 s at 30 frames/s), SCAN_EVERY in a shot with small faces.
+Photos are sources of one frame: always scanned. A scan of a 1280x720 frame costs about 150 ms on a 2-core EPYC (18
+tiles), so a close-up video scanned every SCAN_EVERY frames paid 2.5 ms a frame for it; with the growing gaps, 0.6
+ms a frame over a minute.
 
 Boxes of the passes are merged (the same face seen by several passes, or by overlapping tiles, is one face; the
 short-range box is kept where there is one, so boxes do not jump between models from frame to frame). A face is
@@ -33,6 +36,7 @@ TILE = 320
 TILE_OVERLAP = 112  # faces up to about this wide lie whole inside one tile; larger ones are the whole-frame passes'
 TILE_MAX_SIDE = 1280
 SCAN_EVERY = 60
+SCAN_MAX = 240
 HOLD = 15
 SMALL = 0.1  # faces narrower than this share of the frame's longer side need the tiles
 # A pass's own score threshold, above which its face is kept without another pass agreeing.
@@ -46,7 +50,7 @@ RAW_SHORT = 0.3  # what the short-range graph reports at all (agreement needs it
 MAX_ASPECT = 1.6  # BlazeFace's boxes are square; an unclipped box further from square than this is not a face
 #: Everything above, recorded in a run's settings so that ``--resume`` refuses to mix results of two versions.
 PARAMETERS = {"tile": TILE, "tile_overlap": TILE_OVERLAP, "tile_max_side": TILE_MAX_SIDE, "scan_every": SCAN_EVERY,
-              "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY, "unsure_tile": UNSURE_TILE,
+              "scan_max": SCAN_MAX, "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY, "unsure_tile": UNSURE_TILE,
               "verify_unsure": VERIFY_UNSURE, "raw_short": RAW_SHORT,
               "max_aspect": MAX_ASPECT}
 
@@ -66,13 +70,15 @@ class AutoDetector:
 
     def reset(self) -> None:
         self._frame = 0
+        self._next_scan, self._gap = 0, SCAN_EVERY // 2  # the first scan's gap doubles to SCAN_EVERY
         self._hold = 0
         self._small: list = []
 
     def find(self, frame: np.ndarray, reduced: np.ndarray, scale: float, *, bgr: bool) -> list[tuple]:
         """Faces of ``frame`` as (x, y, w, h, score, keypoints) in its pixels; ``reduced`` is the RGB copy of it
         shrunk by ``scale``."""
-        scan = self._frame % SCAN_EVERY == 0
+        index = self._frame
+        scan = index == self._next_scan
         self._frame += 1
         found = [_scaled(f, scale, "short") for f in self._short.find(reduced)]
         self.passes_run["short"] += 1
@@ -87,6 +93,9 @@ class AutoDetector:
             self._hold, self._small = HOLD, small
         else:
             self._hold = max(0, self._hold - 1)
+        if scan:
+            self._gap = SCAN_EVERY if small else min(2 * self._gap, SCAN_MAX)
+            self._next_scan = index + self._gap
         return [f[:6] for f in faces]
 
     def _tiles(self, frame: np.ndarray, bgr: bool, near: list | None) -> list[tuple]:

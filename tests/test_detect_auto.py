@@ -133,3 +133,25 @@ def test_a_video_with_few_faces_is_named_at_the_end_of_the_run(tmp_path, capsys)
     assert lines[-2] == (f"note: {empty}: a face in 0 of 12 analysed frames (0.0%); "
                          "--detector auto finds faces from about 24 px wide")
     assert not any("face.jpg" in line for line in lines)  # photos are not counted; the photo had its face
+
+
+def test_scans_come_further_apart_while_they_find_no_small_face(auto):
+    """A shot without small faces is scanned (the full-range model on every tile) at frames 0, 60, 180, 420...;
+    a new source starts again at once."""
+    from fer_batch.detect_auto import SCAN_EVERY, SCAN_MAX
+
+    blank = np.full((360, 640, 3), 90, np.uint8)
+    passes = auto._impl.passes_run
+
+    def scans(frames: int) -> list[int]:
+        auto.reset()
+        found = []
+        for i in range(frames):
+            before = passes["full"]
+            assert auto.detect(blank) == []
+            if passes["full"] > before:
+                found.append(i)
+        return found
+
+    assert scans(SCAN_EVERY + 2 * SCAN_EVERY + SCAN_MAX + 1) == [0, SCAN_EVERY, 3 * SCAN_EVERY, 3 * SCAN_EVERY + SCAN_MAX]
+    assert scans(2) == [0]
