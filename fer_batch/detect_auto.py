@@ -156,8 +156,10 @@ class AutoDetector:
 
     def _face_mesh_agrees(self, face: tuple, frame: np.ndarray, bgr: bool) -> bool:
         """Whether the face-mesh model sees a face there too. A face at the place of one it passed in the last
-        frame is not asked again: in a video each face costs one run when it appears, not one a frame."""
-        if any(_same_face(face, seen) for seen in self._meshed):
+        frame is not asked again: in a video each face costs one run when it appears, not one a frame. (Place, not
+        size: BlazeFace's box on a face it tracks sometimes doubles for a frame, and the model, shown a crop in
+        which the face fills a third, may say no.)"""
+        if any(_same_face(face, seen, sizes=None) for seen in self._meshed):
             return True
         self.passes_run["mesh"] += 1
         bar = MESH_BAR if min(face[2], face[3]) >= MESH_SMALL else MESH_BAR_SMALL
@@ -211,13 +213,14 @@ def _starts(n: int) -> list[int]:
     return [round(i * (n - TILE) / (k - 1)) for i in range(k)]
 
 
-def _same_face(a: tuple, b: tuple) -> bool:
-    """Overlapping boxes of about one size: the centre of each lies inside the other, sizes within 2x."""
+def _same_face(a: tuple, b: tuple, sizes: float | None = 2.0) -> bool:
+    """Overlapping boxes of about one size: the centre of each lies inside the other, sizes within ``sizes`` x
+    (``None``: any sizes)."""
     ax, ay, aw, ah = a[:4]
     bx, by, bw, bh = b[:4]
     acx, acy, bcx, bcy = ax + aw / 2, ay + ah / 2, bx + bw / 2, by + bh / 2
     return (bx <= acx <= bx + bw and by <= acy <= by + bh and ax <= bcx <= ax + aw and ay <= bcy <= ay + ah
-            and 0.5 <= aw / max(bw, 1e-6) <= 2.0)
+            and (sizes is None or 1 / sizes <= aw / max(bw, 1e-6) <= sizes))
 
 
 def _groups(found: list[tuple]) -> list[list[tuple]]:
