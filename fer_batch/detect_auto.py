@@ -23,6 +23,13 @@ short-range box is kept where there is one, so boxes do not jump between models 
 kept when one pass is sure of it (its own threshold below), or both models agree; a face only the full-range
 model saw (whole frame or tiles) must also be confirmed by the short-range model on a crop around it. Thresholds and checks were chosen on the
 benchmark's no-face frames (title text, shoulders without heads, textured backgrounds).
+
+Both BlazeFace models can be sure of a round glyph ("8", "0", "@") in rendered text, and score thresholds chosen on
+one set of frames did not hold on the next (2-5 false faces per 1,000 fresh no-face frames). So every face kept by
+the rules above also needs a second opinion from a model trained on another task: MediaPipe's face-mesh model
+(:mod:`fer_batch.verify`), whose face-presence logit must reach MESH_BAR (MESH_BAR_SMALL for faces under MESH_SMALL
+px). In a video it is asked once per face, when the face appears: a face at the place of one it passed in the
+last frame is kept without asking again.
 """
 
 from __future__ import annotations
