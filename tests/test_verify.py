@@ -85,3 +85,34 @@ def test_a_clip_asks_the_face_mesh_model_once_per_face():
         counts = [len(det.detect(rgb)) for rgb in clip.frames]
         assert counts == [6] * 6
         assert det._impl.passes_run["mesh"] == 6
+
+
+def test_real_faces_pass_and_the_same_pixels_shuffled_do_not(verifier, shared_fer2013):
+    """The first 60 FER-2013 PublicTest faces (real people, grayscale, tight crops), each enlarged to 128 px on a
+    gray frame; then each face's own pixels in a random order."""
+    import csv
+    import gzip
+
+    import cv2
+
+    faces = []
+    with gzip.open(shared_fer2013, "rt") as f:
+        for row in csv.DictReader(f):
+            if row["Usage"] == "PublicTest":
+                faces.append(np.array(row["pixels"].split(), np.uint8).reshape(48, 48))
+                if len(faces) == 60:
+                    break
+
+    def logit(face48: np.ndarray) -> float:
+        frame = np.full((320, 320), 128, np.uint8)
+        frame[96:224, 96:224] = cv2.resize(face48, (128, 128), interpolation=cv2.INTER_CUBIC)
+        # The face fills the middle ~80% of a FER crop; its eyes lie level, about 40% down.
+        return verifier.logit(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB), (109, 109, 102, 102),
+                              np.array([[130, 150], [190, 150]], np.float32))
+
+    rng = np.random.default_rng(0)
+    real = [logit(face) for face in faces]
+    shuffled = [logit(rng.permutation(face.ravel()).reshape(48, 48)) for face in faces]
+    # Measured: 55 of 60 real faces at or above the bar (the rest -7.0 to -0.1); no shuffled one (all below -7.5).
+    assert sum(v >= MESH_BAR for v in real) >= 50, sorted(real)[:10]
+    assert max(shuffled) < MESH_BAR, sorted(shuffled)[-5:]
