@@ -5,10 +5,10 @@ sure as on a real face. The face-mesh model of the same wheel (``modules/face_la
 trained on a different task: it fits 468 landmarks to the face in a crop and, beside them, gives a face-presence
 logit, which MediaPipe's own face-mesh graph uses to drop a tracked face that is gone. That logit is the check here.
 
-The crop is the one MediaPipe's graph feeds the model (read from the graph configs compiled into the 0.10.21 wheel:
-``FaceDetectionFrontDetectionToRoi`` and ``FaceLandmarkCpu``): the detection box squared on its longer side,
-enlarged 1.5x, turned so that the eyes lie level, border pixels replicated, resized to 192x192 RGB in [0, 1]; the
-presence is sigmoid(logit), and MediaPipe's graph keeps a face at presence >= 0.5.
+The crop is the one MediaPipe's graphs feed the model: the detection box squared on its longer side, enlarged 1.5x
+and turned so that the eyes lie level (``FaceDetectionFrontDetectionToRoi``, in MediaPipe's sources), border pixels
+replicated, resized to 192x192 RGB in [0, 1]; the presence is sigmoid(logit), kept at >= 0.5 (input size, range,
+sigmoid and bar read from the ``FaceLandmarkCpu`` graph config compiled into the 0.10.21 wheel).
 
 One :class:`FaceVerifier` per detector (detectors live one per worker thread; an interpreter must not be shared),
 its TensorFlow Lite interpreter made with the verifier and run with one thread.
