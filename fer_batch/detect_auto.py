@@ -26,11 +26,20 @@ short-range box is kept where there is one, so boxes do not jump between models 
 kept when one pass is sure of it (its own threshold below), or both models agree; a face only the full-range
 model saw (whole frame or tiles) must also be confirmed by the short-range model on a crop around it. Thresholds and checks were chosen on the
 benchmark's no-face frames (title text, shoulders without heads, textured backgrounds).
+
+Both BlazeFace models can be sure of a round glyph ("8", "0", "@") in rendered text, and score thresholds chosen on
+one set of frames did not hold on the next (2-5 false faces per 1,000 fresh no-face frames). So every face kept by
+the rules above also needs a second opinion from a model trained on another task: MediaPipe's face-mesh model
+(:mod:`fer_batch.verify`), whose face-presence logit must reach MESH_BAR (MESH_BAR_SMALL for faces under MESH_SMALL
+px). In a video it is asked once per face, when the face appears: a face at the place of one it passed in the
+last frame is kept without asking again.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .verify import MARGIN as MESH_MARGIN
 
 TILE = 320
 TILE_OVERLAP = 112  # faces up to about this wide lie whole inside one tile; larger ones are the whole-frame passes'
@@ -48,31 +57,44 @@ VERIFY = 0.3  # the short-range score on the crop around a face only the tiles s
 UNSURE_TILE, VERIFY_UNSURE = 0.8, 0.6
 RAW_SHORT = 0.3  # what the short-range graph reports at all (agreement needs its weaker faces too)
 MAX_ASPECT = 1.6  # BlazeFace's boxes are square; an unclipped box further from square than this is not a face
+# The face-mesh model's presence logit a kept face must reach (fer_batch/verify.py). 0 is MediaPipe's own bar
+# (presence 0.5). A face narrower than MESH_SMALL reaches the model upsampled more than 3x, and the model's logit for
+# real faces falls with size (benchmark faces of 24-39 px: median 11.8, 5th percentile -2.5; 40-79 px: 19.6 and
+# 11.5), so small faces get a lower bar (presence 0.05): chosen on no-face seeds 0-1999 and the benchmark's scenes
+# as the bar that keeps 24-39 px recall above 80% (81.8%, from 85.0%).
+MESH_BAR, MESH_SMALL, MESH_BAR_SMALL = 0.0, 40, -3.0
 #: Everything above, recorded in a run's settings so that ``--resume`` refuses to mix results of two versions.
 PARAMETERS = {"tile": TILE, "tile_overlap": TILE_OVERLAP, "tile_max_side": TILE_MAX_SIDE, "scan_every": SCAN_EVERY,
               "scan_max": SCAN_MAX, "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY, "unsure_tile": UNSURE_TILE,
               "verify_unsure": VERIFY_UNSURE, "raw_short": RAW_SHORT,
-              "max_aspect": MAX_ASPECT}
+              "max_aspect": MAX_ASPECT, "mesh_bar": MESH_BAR, "mesh_small": MESH_SMALL,
+              "mesh_bar_small": MESH_BAR_SMALL, "mesh_margin": MESH_MARGIN}
 
 
 class AutoDetector:
     """The passes and their schedule; made by :class:`~fer_batch.detect.FaceDetector` for ``model="auto"``."""
 
     def __init__(self, short_model, full_model):
+        from .verify import FaceVerifier
+
         self._short = short_model(RAW_SHORT)
         try:
             self._full = full_model(0.5)
+            self._mesh = FaceVerifier()
         except BaseException:
             self._short.close()
+            if hasattr(self, "_full"):
+                self._full.close()
             raise
         self.reset()
-        self.passes_run: dict[str, int] = {"short": 0, "full": 0, "tiles": 0, "verify": 0}
+        self.passes_run: dict[str, int] = {"short": 0, "full": 0, "tiles": 0, "verify": 0, "mesh": 0}
 
     def reset(self) -> None:
         self._frame = 0
         self._next_scan, self._gap = 0, SCAN_EVERY // 2  # the first scan's gap doubles to SCAN_EVERY
         self._hold = 0
         self._small: list = []
+        self._meshed: list = []  # boxes of the last frame's faces, all passed by the face-mesh model
 
     def find(self, frame: np.ndarray, reduced: np.ndarray, scale: float, *, bgr: bool) -> list[tuple]:
         """Faces of ``frame`` as (x, y, w, h, score, keypoints) in its pixels; ``reduced`` is the RGB copy of it
@@ -87,6 +109,8 @@ class AutoDetector:
             self.passes_run["full"] += 1
             found += self._tiles(frame, bgr, None if scan else self._small)
         faces = [f for f in (self._accept(g, frame, bgr) for g in _groups(found)) if f is not None]
+        faces = [f for f in faces if self._face_mesh_agrees(f, frame, bgr)]
+        self._meshed = [f[:4] for f in faces]
         limit = SMALL * max(frame.shape[:2])
         small = [f[:4] for f in faces if min(f[2], f[3]) < limit]
         if small:
@@ -146,6 +170,17 @@ class AutoDetector:
         score = max(f[4] for f in best.values())
         return (x, y, w, h, score, rep[5], rep[6])
 
+    def _face_mesh_agrees(self, face: tuple, frame: np.ndarray, bgr: bool) -> bool:
+        """Whether the face-mesh model sees a face there too. A face at the place of one it passed in the last
+        frame is not asked again: in a video each face costs one run when it appears, not one a frame. (Place, not
+        size: BlazeFace's box on a face it tracks sometimes doubles for a frame, and the model, shown a crop in
+        which the face fills a third, may say no.)"""
+        if any(_same_face(face, seen, sizes=None) for seen in self._meshed):
+            return True
+        self.passes_run["mesh"] += 1
+        bar = MESH_BAR if min(face[2], face[3]) >= MESH_SMALL else MESH_BAR_SMALL
+        return self._mesh.logit(frame, face[:4], face[5], bgr=bgr) >= bar
+
     def _verify(self, frame: np.ndarray, face: tuple, bgr: bool) -> float:
         """The short-range model's score for the same face on a crop three times its size around it (0 if absent)."""
         import cv2
@@ -175,7 +210,10 @@ class AutoDetector:
         try:
             self._short.close()
         finally:
-            self._full.close()
+            try:
+                self._full.close()
+            finally:
+                self._mesh.close()
 
 
 def _scaled(f: tuple, scale: float, kind: str) -> tuple:
@@ -191,13 +229,14 @@ def _starts(n: int) -> list[int]:
     return [round(i * (n - TILE) / (k - 1)) for i in range(k)]
 
 
-def _same_face(a: tuple, b: tuple) -> bool:
-    """Overlapping boxes of about one size: the centre of each lies inside the other, sizes within 2x."""
+def _same_face(a: tuple, b: tuple, sizes: float | None = 2.0) -> bool:
+    """Overlapping boxes of about one size: the centre of each lies inside the other, sizes within ``sizes`` x
+    (``None``: any sizes)."""
     ax, ay, aw, ah = a[:4]
     bx, by, bw, bh = b[:4]
     acx, acy, bcx, bcy = ax + aw / 2, ay + ah / 2, bx + bw / 2, by + bh / 2
     return (bx <= acx <= bx + bw and by <= acy <= by + bh and ax <= bcx <= ax + aw and ay <= bcy <= ay + ah
-            and 0.5 <= aw / max(bw, 1e-6) <= 2.0)
+            and (sizes is None or 1 / sizes <= aw / max(bw, 1e-6) <= sizes))
 
 
 def _groups(found: list[tuple]) -> list[list[tuple]]:
