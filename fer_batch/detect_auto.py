@@ -65,8 +65,8 @@ MAX_ASPECT = 1.6  # BlazeFace's boxes are square; an unclipped box further from 
 MESH_BAR, MESH_SMALL, MESH_BAR_SMALL = 0.0, 40, -3.0
 #: Everything above, recorded in a run's settings so that ``--resume`` refuses to mix results of two versions.
 PARAMETERS = {"tile": TILE, "tile_overlap": TILE_OVERLAP, "tile_max_side": TILE_MAX_SIDE, "scan_every": SCAN_EVERY,
-              "scan_max": SCAN_MAX, "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY, "unsure_tile": UNSURE_TILE,
-              "verify_unsure": VERIFY_UNSURE, "raw_short": RAW_SHORT,
+              "scan_max": SCAN_MAX, "hold": HOLD, "small": SMALL, "sure": SURE, "agree": AGREE, "verify": VERIFY,
+              "unsure_tile": UNSURE_TILE, "verify_unsure": VERIFY_UNSURE, "raw_short": RAW_SHORT,
               "max_aspect": MAX_ASPECT, "mesh_bar": MESH_BAR, "mesh_small": MESH_SMALL,
               "mesh_bar_small": MESH_BAR_SMALL, "mesh_margin": MESH_MARGIN}
 
