@@ -29,6 +29,7 @@ from .config import AnalyzeConfig, existing_paths
 from .errors import FerBatchError, InputError
 from .records import FaceRecord, SourceDone
 from .sources import Source, discover, iter_frames, probe_video
+from .threads import opencv_threads
 
 log = logging.getLogger("fer_batch")
 
@@ -389,6 +390,13 @@ def iter_events(paths: Iterable[str | Path] | None = None, config: AnalyzeConfig
 
         classifier = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
 
+    with opencv_threads():
+        yield from _run_workers(todo, config, classifier, detector_factory, faces_before)
+
+
+def _run_workers(todo: list[Source], config: AnalyzeConfig, classifier, detector_factory,
+                 faces_before: int) -> Iterator[Event]:
+    """iter_events' worker threads and batcher, for the sources ``todo``."""
     workers = min(config.workers, len(todo))
     jobs: queue.Queue = queue.Queue()
     for s in todo:
@@ -489,22 +497,28 @@ def analyze_source(path: str | Path | Source, config: AnalyzeConfig | None = Non
     own_detector = detector is None
     detector = detector or default_detector_factory(config)
     try:
-        batch_size = _network_batch_size(classifier, config)
-        batcher = _Batcher(classifier, batch_size, max_pending=batch_size)
-        records: list[FaceRecord] = []
-        done = None
-        for event in _source_events(source, config, detector):
-            for out in batcher.add(event):
-                if isinstance(out, FaceRecord):
-                    records.append(out)
-                elif isinstance(out, SourceDone):
-                    done = out
-        for out in batcher.finish():
+        with opencv_threads():
+            return _one_source(source, config, classifier, detector)
+    finally:
+        if own_detector:
+            detector.close()
+
+
+def _one_source(source: Source, config: AnalyzeConfig, classifier, detector) -> tuple[list[FaceRecord], SourceDone]:
+    """:func:`analyze_source`'s work: one source's events through a batcher, in this thread."""
+    batch_size = _network_batch_size(classifier, config)
+    batcher = _Batcher(classifier, batch_size, max_pending=batch_size)
+    records: list[FaceRecord] = []
+    done = None
+    for event in _source_events(source, config, detector):
+        for out in batcher.add(event):
             if isinstance(out, FaceRecord):
                 records.append(out)
             elif isinstance(out, SourceDone):
                 done = out
-        return records, done
-    finally:
-        if own_detector:
-            detector.close()
+    for out in batcher.finish():
+        if isinstance(out, FaceRecord):
+            records.append(out)
+        elif isinstance(out, SourceDone):
+            done = out
+    return records, done

@@ -10,13 +10,16 @@ face (3.3-3.4 against 2.9-3.2 ms, batches of 256) without finishing a batch soon
 did not lower the CPU of decoding a 720p frame (4.1-5.3 against 4.4 ms); with both at one thread and the int8
 `fast`, the pipeline's CPU per frame fell from 16.2 to 12.5 ms on a one-face 720p clip and from 19.9 to 14.0 ms
 on a three-face one (``benchmarks/analyze_speed.py --base``). So each stage gets about one core's worth of
-threads, and only the spare cores of a larger machine go to the stages that can use them. MediaPipe's inference needs no setting: on desktop Linux its XNNPACK runs on the
-graph's own thread (a detector adds three threads, none of them a pool that grows with the cores).
+threads, and only the spare cores of a larger machine go to the stages that can use them. MediaPipe's inference
+needs no setting: on desktop Linux its XNNPACK runs on the graph's own thread (a detector adds three threads, none
+of them a pool that grows with the cores). OpenCV's own pool gets one thread during a run (:data:`OPENCV_THREADS`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def usable_cores() -> int:
@@ -46,3 +49,25 @@ def decoder_threads(cores: int | None = None) -> int:
     """
     cores = usable_cores() if cores is None else cores
     return 1 if cores <= 4 else min(4, cores // 4)
+
+
+#: OpenCV's own thread pool during a run. Its calls here are small (halving one frame, greying and warping one face:
+#: 0.1-0.6 ms) and already run beside the other stages, so splitting each across OpenCV's pool only adds hand-offs:
+#: measured in one process on a 2-core EPYC, six alternating runs each, one OpenCV thread against OpenCV's default
+#: (one per core) cost 9.3 against 10.1 ms of CPU a frame (one-face 720p clip) and 12.1 against 12.9 (three faces),
+#: at the same frames/s (192.9 / 186.7 and 144.9 / 145.0).
+OPENCV_THREADS = 1
+
+
+@contextmanager
+def opencv_threads(n: int = OPENCV_THREADS) -> Iterator[None]:
+    """Run the block with OpenCV's pool at ``n`` threads, and give back the caller's setting after it (the setting is
+    process-wide, and a library must leave it as it found it)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)

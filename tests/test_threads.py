@@ -75,3 +75,36 @@ def test_a_detector_adds_no_pool_that_grows_with_the_cores(model, graphs):
         for _ in range(3):
             detector.detect(frame, bgr=True)
         assert _os_threads() - before <= 3 * graphs
+
+
+def test_opencv_runs_on_one_thread_during_a_run_and_is_given_back(face_video, tmp_path):
+    """The detector reads OpenCV's setting while it works on the run's frames; the caller's is back afterwards."""
+    import cv2
+
+    from fer_batch.batch import run_batch
+    from fer_batch.config import AnalyzeConfig, RunConfig
+    from fer_batch.detect import FaceDetector
+    from fer_batch.pipeline import analyze_source
+    from fer_batch.threads import OPENCV_THREADS
+
+    seen = []
+
+    class Reading(FaceDetector):
+        def detect(self, frame, **kw):
+            seen.append(cv2.getNumThreads())
+            return super().detect(frame, **kw)
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)  # the caller's own choice, not OpenCV's default
+    try:
+        config = AnalyzeConfig(detector="short", every=10)
+        report = run_batch(RunConfig(paths=(str(face_video.path),), out=tmp_path / "r.csv", analyze=config),
+                           detector_factory=lambda c: Reading("short"))
+        assert report.ok and seen and set(seen) == {OPENCV_THREADS}
+        assert cv2.getNumThreads() == 3
+        seen.clear()
+        records, done = analyze_source(face_video.path, config, detector=Reading("short"))
+        assert done.error is None and seen and set(seen) == {OPENCV_THREADS}
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
