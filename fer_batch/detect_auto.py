@@ -24,8 +24,9 @@ ms a frame over a minute.
 Boxes of the passes are merged (the same face seen by several passes, or by overlapping tiles, is one face; the
 short-range box is kept where there is one, so boxes do not jump between models from frame to frame). A face is
 kept when one pass is sure of it (its own threshold below), or both models agree; a face only the full-range
-model saw (whole frame or tiles) must also be confirmed by the short-range model on a crop around it. Thresholds and checks were chosen on the
-benchmark's no-face frames (title text, shoulders without heads, textured backgrounds).
+model saw (whole frame or tiles) must also be confirmed by the short-range model on a crop around it. Thresholds
+and checks were chosen on the benchmark's no-face frames (title text, shoulders without heads, textured
+backgrounds).
 
 Both BlazeFace models can be sure of a round glyph ("8", "0", "@") in rendered text, and score thresholds chosen on
 one set of frames did not hold on the next (2-5 false faces per 1,000 fresh no-face frames). So every face kept by
