@@ -9,8 +9,7 @@
 ``cv2.imread`` of every photo in a folder. ``ours``: :func:`fer_batch.batch.run_batch` -- exactly what
 ``fer-batch analyze PATH --out DIR/results.csv --quiet`` runs -- on every frame. Prints one JSON line: frames,
 seconds (the work only: imports, model loading and the first run of the classifier and of each detector are
-``setup_s``), fps, and ``cpu_s`` (the process's CPU time
-during the work, all threads). The parent reads peak RSS from the kernel when this process ends (``os.wait4``).
+``setup_s``), fps, and ``cpu_s`` (the process's CPU time during the work, all threads). The parent reads peak RSS from the kernel when this process ends (``os.wait4``).
 ``profile``: the stages of ``ours`` run one after another on one thread (decode, detect, align, classify in
 batches, write the timeline), each timed in wall and process CPU milliseconds per frame: what each stage costs
 alone, to set beside the pipeline's ms per frame. (A decoder with threads of its own keeps decoding ahead while the

@@ -81,7 +81,8 @@ def child(arch: str, batch_size: int, steps: int, precision: str = "float32") ->
     seconds = time.perf_counter() - start
     macs = forward_macs(model)
     per_face = seconds / n
-    return {"arch": arch, "backend": backend, "precision": precision, "keras": keras.__version__, "params": int(model.count_params()),
+    return {"arch": arch, "backend": backend, "precision": precision, "keras": keras.__version__,
+            "params": int(model.count_params()),
             "mmacs": macs / 1e6, "ms_step": 1000 * seconds / steps, "s_epoch": per_face * TRAIN_FACES,
             "gmacs": 3 * macs / per_face / 1e9}
 
@@ -117,15 +118,16 @@ def main(argv=None) -> int:
     print(machine_line())
     print(f"batch {args.batch_size}, {args.steps} timed steps after a warm-up; one epoch = {TRAIN_FACES:,} faces; "
           "no augmentation in the step")
-    print(f"{'network':<10} {'backend':<11} {'precision':<15} {'params':>8} {'MMACs':>7} {'ms/step':>8} {'s/epoch':>8} {'GMAC/s':>7}")
+    print(f"{'network':<10} {'backend':<11} {'precision':<15} {'params':>8} {'MMACs':>7} {'ms/step':>8} "
+          f"{'s/epoch':>8} {'GMAC/s':>7}")
     for arch in args.archs:
         for backend, precision in ((b, p) for b in args.backends for p in args.precisions):
             r = run_child(arch, backend, args.batch_size, args.steps, precision)
             if "error" in r:
                 print(f"{arch:<10} {backend:<11} {precision:<15} unavailable: {r['error']}")
                 continue
-            print(f"{arch:<10} {backend:<11} {precision:<15} {r['params'] / 1e6:>7.2f}M {r['mmacs']:>7.0f} {r['ms_step']:>8.0f} "
-                  f"{r['s_epoch']:>8.0f} {r['gmacs']:>7.1f}", flush=True)
+            print(f"{arch:<10} {backend:<11} {precision:<15} {r['params'] / 1e6:>7.2f}M {r['mmacs']:>7.0f} "
+                  f"{r['ms_step']:>8.0f} {r['s_epoch']:>8.0f} {r['gmacs']:>7.1f}", flush=True)
     return 0
 
 

@@ -153,5 +153,6 @@ def test_scans_come_further_apart_while_they_find_no_small_face(auto):
                 found.append(i)
         return found
 
-    assert scans(SCAN_EVERY + 2 * SCAN_EVERY + SCAN_MAX + 1) == [0, SCAN_EVERY, 3 * SCAN_EVERY, 3 * SCAN_EVERY + SCAN_MAX]
+    last = 3 * SCAN_EVERY + SCAN_MAX  # gaps of SCAN_EVERY, 2 x SCAN_EVERY, then SCAN_MAX
+    assert scans(last + 1) == [0, SCAN_EVERY, 3 * SCAN_EVERY, last]
     assert scans(2) == [0]
