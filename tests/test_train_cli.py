@@ -417,6 +417,28 @@ def test_init_starts_from_a_saved_models_weights(trained, data, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
+def test_init_from_an_int8_quantized_model_dequantizes_its_kernels(tmp_path):
+    """`accurate` ships with int8 dense kernels (Model.quantize), which list their weights in another order and
+    add scales; --init must still give the float network that predicts as the quantized one does."""
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.saved_models import load_initial_weights
+
+    quantized = build_model("tiny")
+    quantized.set_weights([w + 0.01 * np.random.default_rng(i).standard_normal(w.shape).astype("float32")
+                           for i, w in enumerate(quantized.get_weights())])
+    quantized.quantize("int8")
+    assert any(w.path.endswith("kernel_scale") for w in quantized.weights)
+    quantized.save(tmp_path / "q.keras")
+    net = build_model("tiny")
+    load_initial_weights(net, tmp_path / "q.keras", "q.keras")
+    faces = np.random.default_rng(0).uniform(0, 255, (32, 48, 48, 1)).astype("float32")
+    want = quantized.predict(faces, verbose=0)
+    got = net.predict(faces, verbose=0)
+    # Only the int8 rounding of each face's activations at the dense layers separates the two.
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
+
+
 def test_init_from_another_architecture_is_a_usage_error(data, tmp_path):
     rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "x", "--checkpoint-dir",
                              tmp_path / "c", "--init", "fast", "--epochs", "1", *QUICK])
