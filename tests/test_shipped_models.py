@@ -17,7 +17,7 @@ import pytest
 
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.csv.gz"
-FLOOR = {"fast": 0.70, "accurate": 0.72}
+FLOOR = {"fast": 0.68, "accurate": 0.70}  # issue 13's floors
 MARGIN = 0.02
 SAMPLE, SEED = 1000, 2013
 

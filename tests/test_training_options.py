@@ -250,3 +250,62 @@ def test_make_ensemble_averages_its_members(tmp_path):
     members = [np.asarray(load_keras_model(p).predict_on_batch(faces)) for p in paths]
     ensemble = np.asarray(load_keras_model(tmp_path / "ensemble.keras").predict_on_batch(faces))
     np.testing.assert_allclose(ensemble, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_path):
+    """training/ship_ensemble.py end to end on two tiny runs: the packaged file loads through the product's own
+    loader, predicts the mean of its members' flip views (to int8's rounding), and its card's accuracy is what
+    that file scores on the PublicTest rows."""
+    import subprocess
+
+    from fer_batch.classify import Classifier
+    from fer_batch.training.views import with_views
+
+    x, y = make_faces(6, seed=3)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    nets = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        net = build_model("tiny")
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        with_views(net, "flip").save(run / "model.keras")  # as `fer-batch train` leaves it: flip-TTA wrapped
+        (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "epochs": 1,
+                                                       "splits": {"val": {"accuracy": 0.1}}}))
+        (run / "config.json").write_text(json.dumps({"config": {"seed": seed}, "machine": {"cpu": "test"}}))
+        nets.append(net)
+    dest = tmp_path / "models"
+    dest.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_ensemble.py"), "accurate",
+                           str(tmp_path / "run0"), str(tmp_path / "run1"), "--views", "crops", "--data",
+                           str(csv_path), "--status", "interim", "--command", "two tiny runs", "--quantize", "int8",
+                           "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((dest / "accurate.json").read_text())
+    assert card["arch"] == "ensemble: tiny + tiny" and card["tta"] == "crops" and card["epochs"] == [1, 1]
+    assert [m["training_config"]["seed"] for m in card["members"]] == [0, 1]
+    probs = Classifier(str(dest / "accurate.keras"), runtime="keras").predict(x[..., None])
+    assert card["publictest_accuracy"] == round(float((probs.argmax(1) == y).mean()), 4)
+    faces = x[..., None].astype("float32")
+    want = np.mean([np.asarray(with_views(net, "crops").predict(faces, verbose=0)) for net in nets], axis=0)
+    np.testing.assert_allclose(probs, want, atol=2e-3)
+
+
+def test_ensemble_eval_views_are_the_shipped_views():
+    """training/ensemble_eval.py chooses members from cached per-view probabilities; its flip and crops means
+    must be what a model wrapped by `with_views` predicts, or it would select on numbers nothing ships."""
+    sys.path.insert(0, str(ROOT / "training"))
+    try:
+        from ensemble_eval import mean_over, view_probs
+    finally:
+        sys.path.pop(0)
+    from fer_batch.training.views import with_views
+
+    keras.utils.set_random_seed(0)
+    net = build_model("tiny")
+    faces = make_faces(3, seed=1)[0][..., None].astype("float32")
+    probs = view_probs(net, faces)
+    assert len(probs) == 10
+    for views in ("none", "flip", "crops"):
+        want = np.asarray(with_views(net, views).predict(faces, verbose=0))
+        np.testing.assert_allclose(mean_over(probs, views), want, rtol=1e-5, atol=1e-6)

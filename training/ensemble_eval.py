@@ -1,0 +1,94 @@
+"""PublicTest accuracy of models and of their ensembles, under each test-time view set, from one pass per model.
+
+    python training/ensemble_eval.py FER2013.csv[.gz] MODEL [MODEL ...] [--cache DIR]
+
+MODEL is a packaged name (fast, accurate) or a .keras file. Each model's network (its TTA wrapper removed) is run
+once over the PublicTest rows for each of the ten ``crops`` views (``fer_batch.training.views``: the face and four
+2 px shifts, each mirrored); ``none``, ``flip`` and ``crops`` are then means over subsets of those probabilities,
+and every ensemble of two or more of the models is the mean of its members' means, as
+``fer_batch.training.ensemble`` computes it. The probabilities are cached under ``--cache`` by the SHA-256 of the
+model file, so a later call with one more model runs only that one. Selects on PublicTest only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+VIEW_SETS = ("none", "flip", "crops")
+
+
+def view_probs(net, x: np.ndarray) -> dict:
+    """{(flip, dy, dx): probabilities} for the ten crops views, made with the shipped model's own layers."""
+    from fer_batch.training.views import CROP_SHIFT, view_layers
+
+    import keras
+
+    out = {}
+    for chain in view_layers("crops"):
+        inputs = keras.Input(shape=(48, 48, 1))
+        y = inputs
+        for layer in chain:
+            y = layer(y)
+        view = keras.Model(inputs, y).predict(x, batch_size=256, verbose=0)
+        flip = any("flip" in layer.name for layer in chain)
+        shift = [layer.name for layer in chain if layer.name.startswith("shift_")]
+        dy, dx = (int(v) for v in shift[0].split("_")[1:]) if shift else (0, 0)
+        out[flip, dy * CROP_SHIFT, dx * CROP_SHIFT] = np.asarray(net.predict(view, batch_size=256, verbose=0))
+    return out
+
+
+def mean_over(probs: dict, views: str) -> np.ndarray:
+    if views == "none":
+        keys = [(False, 0, 0)]
+    elif views == "flip":
+        keys = [(False, 0, 0), (True, 0, 0)]
+    elif views == "crops":
+        keys = list(probs)
+    else:
+        raise ValueError(f"views {views!r}: choose one of {', '.join(VIEW_SETS)}")
+    return np.mean([probs[k] for k in keys], axis=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data")
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fer-batch" / "ensemble-eval")
+    args = ap.parse_args()
+
+    from fer_batch.classify import load_keras_model, resolve_model
+    from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.saved_models import tta_inner
+
+    val = load_dataset(args.data).get("val")
+    if val is None:
+        raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
+    x = val.x.astype("float32")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    probs = {}
+    for name in args.models:
+        path = Path(resolve_model(name))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        cached = args.cache / f"{digest}-{len(x)}.npz"
+        if cached.exists():
+            with np.load(cached) as f:
+                probs[name] = {(bool(int(k[0])), int(k.split("_")[1]), int(k.split("_")[2])): f[k] for k in f.files}
+        else:
+            probs[name] = view_probs(tta_inner(load_keras_model(path)), x)
+            np.savez(cached, **{f"{int(f)}_{dy}_{dx}": p for (f, dy, dx), p in probs[name].items()})
+    print(f"PublicTest, {len(x)} faces; accuracy with each test-time view set")
+    print(f"{'model / ensemble':60s} " + " ".join(f"{v:>7s}" for v in VIEW_SETS))
+    for size in range(1, len(args.models) + 1):
+        for combo in itertools.combinations(args.models, size):
+            row = [np.mean([mean_over(probs[m], v) for m in combo], axis=0) for v in VIEW_SETS]
+            accs = [(p.argmax(1) == val.y).mean() for p in row]
+            print(f"{' + '.join(combo)[:60]:60s} " + " ".join(f"{100 * a:6.2f}%" for a in accs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Ship an ensemble of trained models as one packaged model (``accurate``), with its card.
+
+    python training/ship_ensemble.py NAME MEMBER MEMBER [...] --views crops --data FER2013.csv.gz \
+        --status interim|final --command "how each member was made" [--quantize int8] [--notes TEXT]
+
+MEMBER is a finished `fer-batch train` run folder (its model.keras, metrics.json, config.json) or a packaged name.
+Each member's network (its own TTA wrapper removed) is wrapped in the test-time views ``--views`` names
+(``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``).
+``--quantize int8`` stores every dense kernel as int8 (Keras ``Model.quantize``), as ``accurate`` has shipped
+since 2026-11-26. The file that ships is re-measured on the PublicTest rows through the product's own loader
+(``fer_batch.classify.Classifier``, safe mode), with and without the views, and the card gives those figures, each
+member's, and the per-class table. Refuses a file over 25 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MODELS = Path(__file__).resolve().parents[1] / "fer_batch" / "models"
+LIMIT = 25 * 2**20
+
+
+def member_info(spec: str) -> tuple[Path, dict]:
+    """(model file, what the card says of it) for a run folder or a packaged name."""
+    from fer_batch.classify import model_card, resolve_model
+
+    folder = Path(spec)
+    if (folder / "model.keras").is_file():
+        metrics = json.loads((folder / "metrics.json").read_text())
+        config = json.loads((folder / "config.json").read_text())
+        return folder / "model.keras", {
+            "source": str(folder),
+            "arch": metrics["arch"],
+            "epochs": metrics["epochs"],
+            "publictest_accuracy_in_run": round(metrics["splits"]["val"]["accuracy"], 4),
+            "training_config": config.get("config", {}),
+            "machine": config.get("machine", {}),
+        }
+    card = model_card(spec)
+    return resolve_model(spec), {"source": f"packaged {spec}", "arch": card["arch"], "epochs": card["epochs"],
+                                 "command": card["command"], "publictest_accuracy_in_run": card["publictest_accuracy"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", choices=["fast", "accurate"])
+    ap.add_argument("members", nargs="+")
+    ap.add_argument("--views", choices=["none", "flip", "crops"], required=True)
+    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the ensemble")
+    ap.add_argument("--status", choices=["interim", "final"], required=True)
+    ap.add_argument("--command", required=True, help="the exact commands that produced the members")
+    ap.add_argument("--quantize", choices=["int8"])
+    ap.add_argument("--notes", default="")
+    ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
+    args = ap.parse_args()
+    if len(args.members) < 2:
+        ap.error("an ensemble needs at least two members")
+
+    from fer_batch.classify import Classifier
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.ensemble import ensemble
+    from fer_batch.training.metrics import classification_report
+    from fer_batch.training.saved_models import load_initial_weights
+    from fer_batch.training.views import with_views
+
+    val = load_dataset(args.data).get("val")
+    if val is None:
+        raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
+    infos, paths = [], []
+    for spec in args.members:
+        path, info = member_info(spec)
+        infos.append(info)
+        paths.append(path)
+
+    def float_nets() -> list:
+        # Fresh float networks each time: a Keras model sits in one ensemble under one name, and a member that
+        # shipped quantized (accurate) is turned back into floats before it is quantized again.
+        nets = []
+        for spec, path, info in zip(args.members, paths, infos):
+            net = build_model(info["arch"])
+            load_initial_weights(net, path, spec)
+            nets.append(net)
+        return nets
+
+    nets = float_nets()
+
+    def build(views: str):
+        model = ensemble([with_views(n, views) for n in float_nets()], name=f"ensemble_{views}")
+        if args.quantize:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Conv2D does not have a `quantize` method": dense layers only
+                model.quantize("int8")
+        return model
+
+    def measure(model, tmp: Path, label: str) -> tuple[Path, dict, np.ndarray]:
+        path = tmp / f"{label}.keras"
+        model.save(path)
+        classifier = Classifier(str(path), runtime="keras")  # the product's loader: safe mode, interface checked
+        probs = np.concatenate([classifier.predict(val.x[i:i + 256]) for i in range(0, len(val.x), 256)])
+        report = classification_report(val.y, probs.argmax(axis=1))
+        print(f"{label}: PublicTest {report['accuracy']:.4f} (macro-F1 {report['macro_f1']:.4f}), "
+              f"{path.stat().st_size / 2**20:.1f} MB")
+        return path, report, probs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _, plain, _ = measure(build("none"), tmp, "without views")
+        for i, (net, info) in enumerate(zip(nets, infos)):
+            alone = with_views(net, args.views)
+            probs = np.asarray(alone.predict(val.x.astype("float32"), batch_size=256, verbose=0))
+            info[f"publictest_accuracy_{args.views}"] = round(float((probs.argmax(1) == val.y).mean()), 4)
+            print(f"member {i} ({info['arch']}, {info['source']}) with {args.views}: "
+                  f"{info[f'publictest_accuracy_{args.views}']:.4f}")
+        path, report, _ = measure(build(args.views), tmp, f"with {args.views}")
+        size = path.stat().st_size
+        if size > LIMIT:
+            raise SystemExit(f"the ensemble is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
+        card = {
+            "name": args.name,
+            "status": args.status,
+            "arch": "ensemble: " + " + ".join(info["arch"] for info in infos),
+            "params": int(sum(net.count_params() for net in nets)),
+            "tta": args.views,
+            "publictest_accuracy": round(report["accuracy"], 4),
+            "publictest_macro_f1": round(report["macro_f1"], 4),
+            "publictest_accuracy_without_tta": round(plain["accuracy"], 4),
+            "publictest_per_class": {name: {k: round(v, 4) for k, v in row.items()}
+                                     for name, row in report.get("per_class", {}).items()},
+            "epochs": [info["epochs"] for info in infos],
+            "command": args.command,
+            "machine": next((info["machine"] for info in infos if info.get("machine")), {}),
+            "members": infos,
+            "quantization": "int8 dense kernels (keras Model.quantize)" if args.quantize else None,
+            "notes": args.notes,
+        }
+        (args.dest / f"{args.name}.keras").write_bytes(path.read_bytes())
+    (args.dest / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"shipped {args.name}: {card['arch']}, PublicTest {card['publictest_accuracy']:.4f} with {args.views} "
+          f"({card['publictest_accuracy_without_tta']:.4f} without), {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
