@@ -136,10 +136,11 @@ def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
     Keras for such a model at once, and its predictions stay close to the float model's."""
     import warnings
 
-    from fer_batch.classify import _quantized, load_keras_model
+    from fer_batch.classify import load_keras_model
+    from fer_batch.dequantize import is_quantized
 
     float_model = load_keras_model(Classifier("fast").path)
-    assert not _quantized(float_model)
+    assert not is_quantized(float_model)
     faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
     expected = np.asarray(float_model.predict_on_batch(faces))
     with warnings.catch_warnings():
@@ -147,12 +148,46 @@ def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
         float_model.quantize("int8")
     path = tmp_path / "int8.keras"
     float_model.save(path)
-    assert _quantized(load_keras_model(path))
+    assert is_quantized(load_keras_model(path))
     classifier = Classifier(path, batch_size=16, runtime="auto")
     assert classifier.runtime == "keras"
     got = classifier.predict(faces)
     assert np.abs(got - expected).max() < 0.05
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.9
+
+
+def test_a_keras_quantized_ensemble_runs_in_tflite_as_its_float_equivalent(tmp_path):
+    """``--runtime tflite`` on a Keras-quantized model (nested, as an ensemble of TTA-wrapped networks is) converts
+    its dequantized float copy: the same probabilities as Keras's int8 model, to the activation rounding Keras adds."""
+    import warnings
+
+    import keras
+
+    from fer_batch.classify import load_keras_model
+    from fer_batch.dequantize import dequantized, is_quantized
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.ensemble import ensemble
+    from fer_batch.training.views import with_views
+
+    members = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        members.append(with_views(build_model("tiny"), "crops"))
+    model = ensemble(members)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.quantize("int8")
+    path = tmp_path / "int8-ensemble.keras"
+    model.save(path)
+    int8 = load_keras_model(path)
+    assert is_quantized(int8) and not is_quantized(dequantized(int8))
+    faces = np.random.default_rng(2).integers(0, 256, (32, 48, 48, 1), dtype=np.uint8)
+    want = Classifier(path, batch_size=32, runtime="keras").predict(faces)
+    classifier = Classifier(path, batch_size=32, runtime="tflite")
+    assert classifier.runtime == "tflite"
+    got = classifier.predict(faces)
+    assert np.abs(got - want).max() < 0.01
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.9
 
 
 def test_a_card_asking_for_an_unknown_tflite_quantization_is_refused_by_name(tmp_path):

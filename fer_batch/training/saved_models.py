@@ -7,36 +7,22 @@ from ..errors import UsageError
 
 
 def load_initial_weights(net, path, given: str) -> None:
-    """Copy a saved model's weights into ``net``, matched by name; a TTA-wrapped file gives those of the network
-    inside it."""
+    """Copy a saved model's weights into ``net``; a TTA-wrapped file gives those of the network inside it, and a
+    Keras-quantized one (the packaged ``accurate``) its float equivalent (:mod:`fer_batch.dequantize`)."""
     from ..classify import load_keras_model
+    from ..dequantize import dequantized, is_quantized
 
     source = tta_inner(load_keras_model(path))
-    theirs = float_weights(source)
-    ours = {w.path: tuple(w.shape) for w in net.weights}
-    if {k: v.shape for k, v in theirs.items()} != ours:
+    if is_quantized(source):
+        source = dequantized(source)
+    ours = [tuple(w.shape) for w in net.weights]
+    theirs = [tuple(w.shape) for w in source.weights]
+    if ours != theirs:
         raise UsageError(
             f"--init {given!r}: its network ({source.name}, {len(theirs)} weight tensors) does not match --arch "
             f"{net.name} ({len(ours)}); pass the --arch it was trained with"
         )
-    net.set_weights([theirs[w.path] for w in net.weights])
-
-
-def float_weights(model) -> dict:
-    """``model``'s weights in float32 by path, with each int8 kernel (a model shipped after
-    ``Model.quantize("int8")``, as ``accurate`` is) turned back into floats: Keras stores ``round(w * s)`` with one
-    scale ``s`` per output unit, so ``int8 / s`` is the float kernel to within half a step. (A quantized layer also
-    lists its weights in another order, so they are matched by name, not position.)"""
-    import numpy as np
-
-    scales = {w.path[: -len("_scale")]: np.asarray(w) for w in model.weights if w.path.endswith("kernel_scale")}
-    out = {}
-    for w in model.weights:
-        if w.path.endswith("kernel_scale"):
-            continue
-        value = np.asarray(w)
-        out[w.path] = value.astype("float32") / scales[w.path] if w.path in scales else value
-    return out
+    net.set_weights(source.get_weights())
 
 
 def inference_copy(net):

@@ -1,0 +1,78 @@
+"""A float copy of a Keras model whose dense layers were quantized to int8 (``Model.quantize("int8")``).
+
+``accurate`` ships that way: int8 dense kernels halve a VGG whose weights are mostly in its dense head, and keep the
+file under the 25 MB a packaged model may take. TensorFlow Lite's converter cannot take Keras's int8 layers, so
+such a model used to run in Keras alone. Keras stores each kernel as ``round(w * s)`` with one scale ``s`` per
+output unit, so ``int8 / s`` gives back the float kernel to within half a quantization step; the float copy
+converts and runs in TFLite (XNNPACK) like any other model. It differs from the Keras int8 model only in that
+Keras also quantizes each face's activations at those layers: the two are measured side by side on PublicTest
+in ``training/README.md``.
+"""
+
+from __future__ import annotations
+
+from .errors import ModelError
+
+
+def is_quantized(model) -> bool:
+    """Whether Keras quantized some layers of ``model`` (``model.quantize``)."""
+    return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
+
+
+def dequantized(model):
+    """A float32 copy of ``model`` (nested models included) with its int8 dense kernels turned back into floats;
+    :class:`ModelError` for any other kind of quantized layer."""
+    import keras
+
+    config = _float_policies(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(config)
+    _copy_weights(model, copy)
+    return copy
+
+
+def _float_policies(node):
+    """The serialized model with every quantized dtype policy replaced by the float policy it was made from."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "QuantizedDTypePolicy":
+            return node["config"]["source_name"]
+        return {k: _float_policies(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_float_policies(v) for v in node]
+    return node
+
+
+def _copy_weights(source, target) -> None:
+    import numpy as np
+
+    sources, targets = _leaves(source), _leaves(target)
+    if [s.name for s in sources] != [t.name for t in targets]:
+        raise ModelError(f"{source.name}: its float copy has other layers; cannot dequantize it")
+    for s, t in zip(sources, targets):
+        mode = getattr(s, "quantization_mode", None)
+        if mode is None:
+            t.set_weights(s.get_weights())
+        elif mode == "int8" and isinstance(s, keras_dense()):
+            kernel = np.asarray(s._kernel).astype("float32") / np.asarray(s.kernel_scale)
+            t.kernel.assign(kernel)
+            if s.use_bias:
+                t.bias.assign(np.asarray(s.bias))
+        else:
+            raise ModelError(f"layer {s.name!r} is quantized as {mode!r} ({type(s).__name__}); only int8 Dense "
+                             "layers can be turned back into floats")
+
+
+def _leaves(model) -> list:
+    """The layers holding weights, nested models opened, in the order Keras builds them."""
+    out = []
+    for layer in model.layers if hasattr(model, "layers") else []:
+        if hasattr(layer, "layers"):
+            out.extend(_leaves(layer))
+        elif layer.weights:
+            out.append(layer)
+    return out
+
+
+def keras_dense():
+    import keras
+
+    return keras.layers.Dense
