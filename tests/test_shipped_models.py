@@ -1,8 +1,9 @@
 """The packaged models keep their accuracy: a fixed, seeded sample of 1,000 FER-2013 PublicTest faces.
 
-Each model's floor is the accuracy promised for it, less 2 points for the sampling error of 1,000 faces (a standard
-error of about 1.4 points at 70%). Skips a model whose file is not shipped yet, and everything when the shared
-dataset is absent.
+Each model's file must score what its card records for the whole split, less 2 points for the sampling error of
+1,000 faces (a standard error of about 1.4 points at 70%); a final model's card must meet the issue's floor, and
+an interim one is an expected failure until its card does. Skips a model whose file is not shipped yet, and
+everything when the shared dataset is absent.
 """
 
 from __future__ import annotations
@@ -56,15 +57,18 @@ def test_packaged_model_accuracy(name, request):
     # The accuracy recorded in the model's card (whole PublicTest split) must hold on this sample too.
     recorded = card["publictest_accuracy"]
     assert accuracy >= recorded - MARGIN, f"{name}.keras: {accuracy:.4f} on {SAMPLE} faces, card says {recorded:.4f}"
-    floor = FLOOR[name] - MARGIN
-    print(f"{name}: accuracy {accuracy:.4f} on {SAMPLE} PublicTest faces (floor {floor:.2f}, status {card['status']})")
+    floor = FLOOR[name]
+    print(f"{name}: accuracy {accuracy:.4f} on {SAMPLE} PublicTest faces, {recorded:.4f} on all of them "
+          f"(floor {floor:.2f}, status {card['status']})")
     if card["status"] == "interim":
-        # An interim model is shipped knowingly below the issue's floor; once one reaches it, this xfail turns
-        # into a failure (strict) so the card must be updated to "final".
-        if accuracy < floor:
-            pytest.xfail(f"{name} is an interim model ({accuracy:.4f} < floor {floor:.2f}); see training/README.md")
-        pytest.fail(f"{name} reaches its floor ({accuracy:.4f} >= {floor:.2f}): mark its card status 'final'")
-    assert accuracy >= floor, f"{name}.keras: accuracy {accuracy:.4f} on {SAMPLE} PublicTest faces < {floor:.2f}"
+        # An interim model is shipped knowingly below the issue's floor, which its card's whole-PublicTest figure
+        # (not this sample, whose 2-point margin would let a 66% model pass for 68%) shows; once one reaches it,
+        # this xfail turns into a failure (strict) so the card must be updated to "final".
+        if recorded < floor:
+            pytest.xfail(f"{name} is an interim model ({recorded:.4f} < floor {floor:.2f}); see training/README.md")
+        pytest.fail(f"{name} reaches its floor ({recorded:.4f} >= {floor:.2f}): mark its card status 'final'")
+    assert recorded >= floor, f"{name}.json: PublicTest accuracy {recorded:.4f} < floor {floor:.2f}"
+    assert accuracy >= floor - MARGIN, f"{name}.keras: {accuracy:.4f} on {SAMPLE} PublicTest faces < {floor:.2f}"
 
 
 def test_every_shipped_model_has_a_card():
