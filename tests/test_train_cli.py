@@ -546,3 +546,33 @@ def test_ship_model_strips_tta_and_quantizes_into_a_card(trained, data, tmp_path
     x_val, y_val = _independent_val(data)
     acc = float((np.asarray(shipped.predict_on_batch(x_val.astype("float32"))).argmax(1) == y_val).mean())
     assert card["publictest_accuracy"] == round(acc, 4) == card["publictest_accuracy_without_tta"]
+
+
+def test_precision_mixed_bfloat16_trains_and_saves_a_float32_model(data, tmp_path):
+    """--precision mixed_bfloat16: the network computes in bf16 while training, the head stays float32, the saved
+    model is all float32 (what analyze and TFLite expect), Keras's global policy is given back, and a resume under
+    another precision is refused by name."""
+    import keras
+
+    from fer_batch.classify import load_keras_model
+
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    before = keras.config.dtype_policy().name
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "1",
+                             "--precision", "mixed_bfloat16", "--tta", "none", *QUICK])
+    assert rc == EXIT_OK, stderr
+    assert keras.config.dtype_policy().name == before
+    model = load_keras_model(out / "model.keras")
+    assert {layer.dtype_policy.name for layer in model._flatten_layers()} == {"float32"}
+    assert json.loads((out / "config.json").read_text())["config"]["precision"] == "mixed_bfloat16"
+    probs = np.asarray(model.predict(data["x"][..., None].astype("float32"), verbose=0))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # The float32 copy scores the validation faces as the bf16 network did at the end of training (its history),
+    # to bf16's rounding.
+    val = np.array([u == "PublicTest" for u in data["usage"]])
+    accuracy = float((probs[val].argmax(1) == data["y"][val]).mean())
+    assert abs(accuracy - float(_history(out / "history.csv")[-1]["val_accuracy"])) <= 0.1
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "2",
+                             "--resume", *QUICK])
+    assert rc == EXIT_USAGE
+    assert "precision 'mixed_bfloat16' -> 'float32'" in stderr

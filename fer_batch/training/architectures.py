@@ -35,7 +35,7 @@ def seed(name: str = "seed") -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(4096, activation="relu", name="fc")(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -68,7 +68,7 @@ def vgg(
         x = layers.BatchNormalization(name=f"fc{i + 1}_bn")(x)
         x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -102,7 +102,7 @@ def resnet(
             x = _residual_block(x, filters, 2 if (b == 0 and s > 0) else 1, name=f"s{s + 1}b{b + 1}")
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -129,7 +129,7 @@ def compact(
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(fc, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -143,7 +143,7 @@ def tiny(name: str = "tiny") -> keras.Model:
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"s{s + 1}c1")(x)
         x = layers.MaxPooling2D(2, name=f"s{s + 1}_pool")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

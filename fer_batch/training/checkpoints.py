@@ -159,9 +159,9 @@ def read_history(path: Path) -> dict[str, list[float]]:
 # seed fixes the 80/20 split and the batch order, faces how an image folder becomes faces: changing either would
 # continue training on other data.
 MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode", "teacher_views", "seed",
-                        "faces")
+                        "faces", "precision")
 #: What a run whose config.json predates a field did, for that field.
-BEFORE_THE_FIELD_EXISTED = {"faces": "as-is", "teacher_views": 4}
+BEFORE_THE_FIELD_EXISTED = {"faces": "as-is", "teacher_views": 4, "precision": "float32"}
 
 
 def check_resumable(config: TrainConfig, config_json: Path) -> None:

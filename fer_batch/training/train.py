@@ -12,6 +12,8 @@ the start of the epoch it was in, with the same optimizer state and learning-rat
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +37,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     ``callbacks`` are extra Keras callbacks, run after the checkpoint and history ones (tests use one to interrupt a
     run at an epoch boundary, as Ctrl-C would).
     """
-    import keras
-
-    from .architectures import build_model
-    from .batches import Batches, epoch_seed, make_augmenter
-    from .checkpoints import (backup_epoch, check_resumable, checkpoint_callbacks, record_settled_epochs,
-                              start_or_resume, write_run_record)
-    from .distillation import cached_teacher, compile_trainer
-    from .saved_models import load_initial_weights
-    from .schedules import make_optimizer, make_schedule, time_budget
+    from .checkpoints import backup_epoch, check_resumable, start_or_resume
 
     # Every setting that can be refused is refused before the data is read or anything is written.
     init_path, teacher_path = _check_before_work(config)
@@ -53,6 +47,34 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
     dataset, train_split, val_split = _read_data(config, detector_factory)
     resuming = start_or_resume(config, restored_epoch)
+    with _dtype_policy(config.precision):
+        return _fit(config, init_path, teacher_path, dataset, train_split, val_split, resuming, verbose, callbacks)
+
+
+@contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Build and train under Keras's global dtype policy ``name``, and give the caller's back afterwards."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val_split, resuming: bool, verbose,
+         callbacks) -> dict:
+    """Build, fit and save the network (under the run's dtype policy)."""
+    import keras
+
+    from .architectures import build_model
+    from .batches import Batches, epoch_seed, make_augmenter
+    from .checkpoints import checkpoint_callbacks, record_settled_epochs, write_run_record
+    from .distillation import cached_teacher, compile_trainer
+    from .saved_models import load_initial_weights
+    from .schedules import make_optimizer, make_schedule, time_budget
 
     keras.utils.set_random_seed(config.seed)
     net = build_model(config.arch)
