@@ -68,3 +68,16 @@ def test_a_corrupt_cache_is_recomputed(tmp_path):
     assert probs.shape == (2, len(x), 7)
     with np.load(cache) as saved:
         assert str(saved["key"]) == "k"
+
+
+def test_the_teacher_labels_on_every_core(monkeypatch):
+    """Nothing else runs while a teacher labels the training faces: its XNNPACK interpreter gets all the cores
+    (read back from the runner), not analyze's half."""
+    from fer_batch import threads
+    from fer_batch.training.distillation import teacher_predictor
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 3)
+    predict = teacher_predictor("fast")
+    assert predict.__self__.runtime == "tflite" and predict.__self__._tflite.threads == 3
+    x, _ = _faces()
+    assert predict(x).shape == (len(x), 7)
