@@ -42,6 +42,7 @@ def _float_policies(node):
 
 
 def _copy_weights(source, target) -> None:
+    import keras
     import numpy as np
 
     sources, targets = _leaves(source), _leaves(target)
@@ -51,7 +52,7 @@ def _copy_weights(source, target) -> None:
         mode = getattr(s, "quantization_mode", None)
         if mode is None:
             t.set_weights(s.get_weights())
-        elif mode == "int8" and isinstance(s, keras_dense()):
+        elif mode == "int8" and isinstance(s, keras.layers.Dense):
             kernel = np.asarray(s._kernel).astype("float32") / np.asarray(s.kernel_scale)
             t.kernel.assign(kernel)
             if s.use_bias:
@@ -71,8 +72,3 @@ def _leaves(model) -> list:
             out.append(layer)
     return out
 
-
-def keras_dense():
-    import keras
-
-    return keras.layers.Dense
