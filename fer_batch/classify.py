@@ -131,6 +131,13 @@ class Classifier:
         if runtime != "keras":
             key = _tflite_key(self.path, self.quantization)
             cached = tflite_cache.load(key)  # a cached conversion spares loading the model in Keras at all
+            if cached is None and runtime == "tflite":
+                # A Keras-quantized model's float copy is cached under a key of its own, which only an explicit
+                # --runtime tflite reads, so that converting it once never moves `auto` off Keras.
+                dequantized_key = _tflite_key(self.path, self.quantization, dequantized=True)
+                cached = tflite_cache.load(dequantized_key)
+                if cached is not None:
+                    key = dequantized_key
         chosen = runtime
         if runtime == "auto":
             # A Keras-quantized model (the packaged accurate) stays in Keras: its float copy converts (see
@@ -172,7 +179,12 @@ class Classifier:
         if is_quantized(model):
             # TFLite's converter cannot take Keras's int8 layers (the packaged accurate has them): it converts their
             # float equivalent (see fer_batch.dequantize).
-            model = dequantized(model)
+            try:
+                model = dequantized(model)
+            except ModelError as exc:
+                raise ModelError(f"--model {str(self.path)!r}: cannot run with --runtime tflite ({exc}); use "
+                                 "--runtime keras") from None
+            key = _tflite_key(self.path, self.quantization, dequantized=True)
         data = _convert(model, self.path, self.quantization)
         runner = _TFLiteRunner(data, tflite_batch(self.batch_size), self.path, threads, self.quantization)
         tflite_cache.store(key, data)
@@ -231,15 +243,17 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _tflite_key(path: Path, quantization: str | None = None) -> str:
+def _tflite_key(path: Path, quantization: str | None = None, *, dequantized: bool = False) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tf_version = version("tensorflow")  # read from the installed metadata: importing TensorFlow takes seconds
     except PackageNotFoundError:
         tf_version = "unknown"
-    # The same file converts to other bytes with int8 weights: the mode is part of the key.
-    return tflite_cache.cache_key(path, tf_version if quantization is None else f"{tf_version}-{quantization}")
+    # The same file converts to other bytes with int8 weights: the mode is part of the key; so is converting a
+    # Keras-quantized model's float copy, which only an explicit --runtime tflite may use.
+    variant = tf_version if quantization is None else f"{tf_version}-{quantization}"
+    return tflite_cache.cache_key(path, f"{variant}-dequantized" if dequantized else variant)
 
 
 def _convert(keras_model, path: Path, quantization: str | None = None) -> bytes:

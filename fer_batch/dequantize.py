@@ -31,10 +31,11 @@ def dequantized(model):
 
 
 def _float_policies(node):
-    """The serialized model with every quantized dtype policy replaced by the float policy it was made from."""
+    """The serialized model with every quantized dtype policy replaced by float32 (an int8 layer quantized from a
+    mixed-precision one included: the copy is for TFLite, which runs float32)."""
     if isinstance(node, dict):
         if node.get("class_name") == "QuantizedDTypePolicy":
-            return node["config"]["source_name"]
+            return "float32"
         return {k: _float_policies(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_float_policies(v) for v in node]

@@ -201,3 +201,27 @@ def test_a_card_asking_for_an_unknown_tflite_quantization_is_refused_by_name(tmp
     (tmp_path / "mine.json").write_text(json.dumps({"tflite_quantization": "int4"}))
     with pytest.raises(ModelError, match="tflite_quantization 'int4'; this release knows only 'dynamic-int8'"):
         Classifier(path, runtime="tflite")
+
+
+def test_converting_a_quantized_model_for_tflite_does_not_move_auto_off_keras(tmp_path):
+    """The float copy's conversion is cached under a key of its own: an explicit --runtime tflite reuses it, while
+    `auto` keeps choosing Keras for a Keras-quantized model however often it was converted."""
+    import warnings
+
+    import keras
+
+    from fer_batch.training.architectures import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model("tiny")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.quantize("int8")
+    path = tmp_path / "int8.keras"
+    model.save(path)
+    assert Classifier(path, batch_size=32).runtime == "keras"
+    first = Classifier(path, batch_size=32, runtime="tflite")
+    assert first.runtime == "tflite" and first._model is not None  # converted: the Keras model was loaded
+    assert Classifier(path, batch_size=32).runtime == "keras"
+    again = Classifier(path, batch_size=32, runtime="tflite")
+    assert again.runtime == "tflite" and again._model is None  # from the cache, without loading Keras

@@ -555,20 +555,23 @@ def test_precision_mixed_bfloat16_trains_and_saves_a_float32_model(data, tmp_pat
     import keras
 
     from fer_batch.classify import load_keras_model
+    from fer_batch.training.saved_models import tta_inner
 
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
     before = keras.config.dtype_policy().name
     rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "1",
-                             "--precision", "mixed_bfloat16", "--tta", "none", *QUICK])
+                             "--precision", "mixed_bfloat16", "--tta", "flip", *QUICK])
     assert rc == EXIT_OK, stderr
     assert keras.config.dtype_policy().name == before
     model = load_keras_model(out / "model.keras")
     assert {layer.dtype_policy.name for layer in model._flatten_layers()} == {"float32"}
     assert json.loads((out / "config.json").read_text())["config"]["precision"] == "mixed_bfloat16"
-    probs = np.asarray(model.predict(data["x"][..., None].astype("float32"), verbose=0))
+    faces = data["x"][..., None].astype("float32")
+    assert np.asarray(model.predict(faces, verbose=0)).dtype == np.float32
+    probs = np.asarray(tta_inner(model).predict(faces, verbose=0))
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    # The float32 copy scores the validation faces as the bf16 network did at the end of training (its history),
-    # to bf16's rounding.
+    # The float32 network scores the validation faces as the bf16 one did at the end of training (its history,
+    # without TTA), to bf16's rounding.
     val = np.array([u == "PublicTest" for u in data["usage"]])
     accuracy = float((probs[val].argmax(1) == data["y"][val]).mean())
     assert abs(accuracy - float(_history(out / "history.csv")[-1]["val_accuracy"])) <= 0.1

@@ -7,7 +7,8 @@ once over the PublicTest rows for each of the ten ``crops`` views (``fer_batch.t
 2 px shifts, each mirrored); ``none``, ``flip`` and ``crops`` are then means over subsets of those probabilities,
 and every ensemble of two or more of the models is the mean of its members' means, as
 ``fer_batch.training.ensemble`` computes it. The probabilities are cached under ``--cache`` by the SHA-256 of the
-model file, so a later call with one more model runs only that one. Selects on PublicTest only.
+model file, of the faces and the crop shift, so a later call with one more model runs only that one. A model that
+is itself an ensemble is refused: name its members. Selects on PublicTest only.
 """
 
 from __future__ import annotations
@@ -63,23 +64,30 @@ def main() -> None:
 
     from fer_batch.classify import load_keras_model, resolve_model
     from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.ensemble import ensemble_members
     from fer_batch.training.saved_models import tta_inner
+    from fer_batch.training.views import CROP_SHIFT
 
     val = load_dataset(args.data).get("val")
     if val is None:
         raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
     x = val.x.astype("float32")
     args.cache.mkdir(parents=True, exist_ok=True)
+    # Cached probabilities hold for this model file, these faces and these views only.
+    faces_key = hashlib.sha256(np.ascontiguousarray(val.x).tobytes()).hexdigest()[:12]
     probs = {}
     for name in args.models:
         path = Path(resolve_model(name))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        cached = args.cache / f"{digest}-{len(x)}.npz"
+        cached = args.cache / f"{digest}-{faces_key}-shift{CROP_SHIFT}.npz"
         if cached.exists():
             with np.load(cached) as f:
                 probs[name] = {(bool(int(k[0])), int(k.split("_")[1]), int(k.split("_")[2])): f[k] for k in f.files}
         else:
-            probs[name] = view_probs(tta_inner(load_keras_model(path)), x)
+            model = load_keras_model(path)
+            if len(ensemble_members(model)) > 1:
+                raise SystemExit(f"{name} is itself an ensemble; name its members instead")
+            probs[name] = view_probs(tta_inner(model), x)
             np.savez(cached, **{f"{int(f)}_{dy}_{dx}": p for (f, dy, dx), p in probs[name].items()})
     print(f"PublicTest, {len(x)} faces; accuracy with each test-time view set")
     print(f"{'model / ensemble':60s} " + " ".join(f"{v:>7s}" for v in VIEW_SETS))

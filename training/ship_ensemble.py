@@ -43,6 +43,8 @@ def member_info(spec: str) -> tuple[Path, dict]:
             "machine": config.get("machine", {}),
         }
     card = model_card(spec)
+    if str(card.get("arch", "")).startswith("ensemble"):
+        raise SystemExit(f"member {spec!r} is itself an ensemble ({card['arch']}); name its member runs instead")
     return resolve_model(spec), {"source": f"packaged {spec}", "arch": card["arch"], "epochs": card["epochs"],
                                  "command": card["command"], "publictest_accuracy_in_run": card["publictest_accuracy"]}
 

@@ -48,7 +48,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     dataset, train_split, val_split = _read_data(config, detector_factory)
     resuming = start_or_resume(config, restored_epoch)
     with _dtype_policy(config.precision):
-        return _fit(config, init_path, teacher_path, dataset, train_split, val_split, resuming, verbose, callbacks)
+        net, wall = _fit(config, init_path, teacher_path, dataset, train_split, val_split, resuming, verbose,
+                         callbacks)
+    # Outside the policy: the saved copy and its TTA wrapper are built as float32 whatever the run trained in.
+    return _save_and_report(config, net, dataset, wall)
 
 
 @contextmanager
@@ -65,8 +68,8 @@ def _dtype_policy(name: str) -> Iterator[None]:
 
 
 def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val_split, resuming: bool, verbose,
-         callbacks) -> dict:
-    """Build, fit and save the network (under the run's dtype policy)."""
+         callbacks):
+    """Build and fit the network under the run's dtype policy: (the trained network, the fit's wall seconds)."""
     import keras
 
     from .architectures import build_model
@@ -107,8 +110,7 @@ def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val
     # would draw from Python's global random state, which a resumed run cannot restore.
     trainer.fit(batches, epochs=config.epochs, validation_data=val_data, batch_size=256, shuffle=False,
                 callbacks=all_callbacks, verbose=verbose)
-    wall = time.perf_counter() - started
-    return _save_and_report(config, net, dataset, wall)
+    return net, time.perf_counter() - started
 
 
 def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
