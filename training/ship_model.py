@@ -159,13 +159,13 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
     accuracy (see the module docstring). Returns whether it did."""
     import numpy as np
 
-    from fer_batch.classify import _TFLiteRunner, load_keras_model
+    from fer_batch.classify import _convert, _TFLiteRunner, load_keras_model
     from fer_batch.training.metrics import classification_report
 
     model = load_keras_model(path)
     probs = {}
     for mode in (None, "dynamic-int8"):
-        run = _TFLiteRunner(model, 256, path, threads=1, quantization=mode)
+        run = _TFLiteRunner(_convert(model, path, mode), 256, path, threads=1, quantization=mode)
         padded = np.zeros((-(-len(val.x) // 256) * 256, 48, 48, 1), np.float32)
         padded[:len(val.x)] = val.x
         probs[mode] = np.concatenate([run(padded[i:i + 256]) for i in range(0, len(padded), 256)])[:len(val.x)]
