@@ -309,3 +309,34 @@ def test_ensemble_eval_views_are_the_shipped_views():
     for views in ("none", "flip", "crops"):
         want = np.asarray(with_views(net, views).predict(faces, verbose=0))
         np.testing.assert_allclose(mean_over(probs, views), want, rtol=1e-5, atol=1e-6)
+
+
+def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
+    """training/ship_model.py --strip-tta --tflite-int8 end to end on a tiny run: the network ships without its TTA
+    wrapper, and the card gives the int8 TFLite figures it measured (or none, if int8 missed its bars)."""
+    import subprocess
+
+    from fer_batch.training.views import with_views
+
+    x, y = make_faces(6, seed=5)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    keras.utils.set_random_seed(0)
+    run = tmp_path / "run"
+    run.mkdir()
+    with_views(build_model("tiny"), "flip").save(run / "model.keras")
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
+        "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
+    (run / "config.json").write_text(json.dumps({"config": {}, "machine": {}}))
+    dest = tmp_path / "models"
+    dest.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
+                           "interim", "--command", "a tiny run", "--strip-tta", "--tflite-int8", "--data",
+                           str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TFLite on 42 PublicTest faces: float" in done.stdout
+    card = json.loads((dest / "fast.json").read_text())
+    assert card["tta"] == "none" and load_keras_model(dest / "fast.keras").name == "tiny"
+    recorded = "int8 recorded in the card" in done.stdout
+    assert ("tflite_quantization" in card) == recorded
+    if recorded:
+        assert card["tflite_agreement_with_float"] >= 0.99
