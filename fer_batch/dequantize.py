@@ -24,21 +24,24 @@ def dequantized(model):
     :class:`ModelError` for any other kind of quantized layer."""
     import keras
 
-    config = _float_policies(keras.saving.serialize_keras_object(model))
+    config = float32_config(keras.saving.serialize_keras_object(model))
     copy = keras.saving.deserialize_keras_object(config)
     _copy_weights(model, copy)
     return copy
 
 
-def _float_policies(node):
-    """The serialized model with every quantized dtype policy replaced by float32 (an int8 layer quantized from a
-    mixed-precision one included: the copy is for TFLite, which runs float32)."""
+def float32_config(node):
+    """A model config (or serialized model) with every quantized or mixed-precision dtype policy replaced by
+    float32: what a float copy for TFLite, or the saved copy of a network trained under ``--precision
+    mixed_bfloat16``, is rebuilt from."""
     if isinstance(node, dict):
-        if node.get("class_name") == "QuantizedDTypePolicy":
+        if node.get("class_name") == "QuantizedDTypePolicy" or (
+                node.get("class_name") == "DTypePolicy"
+                and str(node.get("config", {}).get("name", "")).startswith("mixed_")):
             return "float32"
-        return {k: _float_policies(v) for k, v in node.items()}
+        return {k: float32_config(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_float_policies(v) for v in node]
+        return [float32_config(v) for v in node]
     return node
 
 

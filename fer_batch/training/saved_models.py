@@ -30,20 +30,11 @@ def inference_copy(net):
     optimizer's slots (as large again as the weights for SGD with momentum); ``keras.models.clone_model`` keeps
     them too, so the copy is rebuilt from the architecture's config. A network trained under ``--precision
     mixed_bfloat16`` (float32 weights, bf16 arithmetic) is copied as a float32 one."""
-    copy = net.__class__.from_config(_float32_policies(net.get_config()))
+    from ..dequantize import float32_config
+
+    copy = net.__class__.from_config(float32_config(net.get_config()))
     copy.set_weights(net.get_weights())
     return copy
-
-
-def _float32_policies(node):
-    """A model config with every mixed-precision dtype policy replaced by float32."""
-    if isinstance(node, dict):
-        if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith("mixed_"):
-            return "float32"
-        return {k: _float32_policies(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_float32_policies(v) for v in node]
-    return node
 
 
 def tta_inner(model):
