@@ -24,22 +24,17 @@ VIEW_SETS = ("none", "flip", "crops")
 
 
 def view_probs(net, x: np.ndarray) -> dict:
-    """{(flip, dy, dx): probabilities} for the ten crops views, made with the shipped model's own layers."""
-    from fer_batch.training.views import CROP_SHIFT, view_layers
+    """{(flip, dy, dx): probabilities} for the ten crops views, made with the shipped model's own layers
+    (``view_layers`` gives, for each offset of ``CROP_OFFSETS``, the view and then its mirror image)."""
+    from fer_batch.training.views import CROP_OFFSETS, CROP_SHIFT, view_layers
 
-    import keras
-
+    keys = [(flip, dy * CROP_SHIFT, dx * CROP_SHIFT) for dy, dx in CROP_OFFSETS for flip in (False, True)]
     out = {}
-    for chain in view_layers("crops"):
-        inputs = keras.Input(shape=(48, 48, 1))
-        y = inputs
+    for key, chain in zip(keys, view_layers("crops"), strict=True):
+        view = x
         for layer in chain:
-            y = layer(y)
-        view = keras.Model(inputs, y).predict(x, batch_size=256, verbose=0)
-        flip = any("flip" in layer.name for layer in chain)
-        shift = [layer.name for layer in chain if layer.name.startswith("shift_")]
-        dy, dx = (int(v) for v in shift[0].split("_")[1:]) if shift else (0, 0)
-        out[flip, dy * CROP_SHIFT, dx * CROP_SHIFT] = np.asarray(net.predict(view, batch_size=256, verbose=0))
+            view = layer(view)
+        out[key] = np.asarray(net.predict(np.asarray(view), batch_size=256, verbose=0))
     return out
 
 
