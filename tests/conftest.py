@@ -11,11 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+from synthetic_media import FACE_VIDEO  # the small test video's parameters
 
 SHARED_FER2013 = Path(__file__).parents[1].parent / "shared" / "data" / "fer2013.csv.gz"
-
-# The small test video: 4 s at 12 fps, 320x240, one face that moves, tilts, scales, turns, leaves and re-enters.
-FACE_VIDEO = dict(seconds=4.0, fps=12.0, size=(320, 240), faces=1, seed=0, codec="mp4v")
 
 
 @pytest.fixture(scope="session", autouse=True)

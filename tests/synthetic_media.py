@@ -16,6 +16,7 @@ What it offers:
   file variants (gray, RGBA, 16-bit, palette, EXIF-rotated).
 * :class:`FaceScene`, :func:`write_face_video`, :class:`VideoInfo` -- videos streamed frame by frame to an encoder
   (OpenCV ``mp4v``, or H.264 through the optional PyAV package), with the exact per-frame face geometry.
+* :func:`probe_faces` -- the generated 48x48 faces an int8 classifier is checked on against its float model.
 * :func:`write_zero_byte`, :func:`write_random_bytes`, :func:`write_text_as`, :func:`write_truncated_copy`,
   :func:`write_corrupt_video` -- broken and awkward files for error-handling tests; :func:`mp4_faststart` (a
   PyAV remux) puts an MP4's index first.
@@ -73,6 +74,10 @@ __all__ = [
 # The face box MediaPipe's short-range BlazeFace finds in the bundled 512x600 photo (x, y, w, h; score 0.94).
 # Measured once and written down so that this module never needs MediaPipe itself.
 FACE_BOX_IN_PHOTO = (171, 146, 194, 194)
+
+#: The tests' small video (``tests/conftest.py``'s ``face_video``): 4 s at 12 fps, 320x240, one face that moves,
+#: tilts, scales, turns, leaves and re-enters.
+FACE_VIDEO = dict(seconds=4.0, fps=12.0, size=(320, 240), faces=1, seed=0, codec="mp4v")
 
 # The part of the photo the sprite is cut from (x0, y0, x1, y1): hat, hair and the top of the shoulders.
 _SPRITE_CROP = (50, 10, 486, 495)
@@ -1067,3 +1072,36 @@ def write_corrupt_video(src: str | os.PathLike, dst: str | os.PathLike, *, keep:
             f.write(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
             pos += n
     return dst
+
+
+def probe_faces(folder: str | os.PathLike, *, jittered: int = 200, seed: int = 0) -> np.ndarray:
+    """(N, 48, 48, 1) uint8 faces on which a converted classifier must give its float model's class (about 235).
+
+    The faces ``analyze`` cuts (detected and aligned) from :data:`FACE_VIDEO` and the three-face photo, written into
+    ``folder``, then ``jittered`` crops of Grace Hopper that are off-centre, too tight or too loose: less confident
+    faces than the aligned ones, where a small change in the probabilities flips the class. The int8 bar of
+    ``tests/test_shipped_models.py`` is judged on these, and ``training/ship_model.py --tflite-int8`` checks a
+    candidate on them before it ships.
+    """
+    import cv2
+
+    from fer_batch.config import AnalyzeConfig
+    from fer_batch.detect import FaceDetector
+    from fer_batch.pipeline import frame_items
+    from fer_batch.sources import Source
+
+    folder = Path(folder)
+    video = write_face_video(folder / "probe_video.mp4", **FACE_VIDEO).path
+    photo = save_image(folder / "probe_three_faces.jpg", photo_faces(3, seed=0).rgb, quality=92)
+    crops = []
+    with FaceDetector() as detector:
+        for path, media in ((video, "video"), (photo, "image")):
+            for item in frame_items(Source(Path(path), str(path), media), AnalyzeConfig(), detector):
+                crops.extend(item.crops)
+    gray = cv2.cvtColor(grace_hopper_rgb(), cv2.COLOR_RGB2GRAY)
+    rng = np.random.default_rng(seed)
+    for _ in range(jittered):
+        side = int(rng.uniform(0.3, 0.7) * min(gray.shape))
+        x, y = rng.integers(0, gray.shape[1] - side), rng.integers(0, gray.shape[0] - side)
+        crops.append(cv2.resize(gray[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA)[..., None])
+    return np.stack(crops)

@@ -103,28 +103,11 @@ def _same_class(pair, faces) -> tuple[float, float]:
             float(np.abs(float_probs - int8_probs).max()))
 
 
-def test_int8_fast_gives_the_float_class_on_generated_faces(fast_float_and_int8, face_video, multi_face_photo):
-    """Faces as analyze cuts them (detected, aligned) from the generated video and photo, and jittered crops."""
-    import cv2
+def test_int8_fast_gives_the_float_class_on_generated_faces(fast_float_and_int8, tmp_path_factory):
+    """Faces as analyze cuts them (detected, aligned) from a generated video and photo, and jittered crops."""
+    from synthetic_media import probe_faces
 
-    from fer_batch.config import AnalyzeConfig
-    from fer_batch.detect import FaceDetector
-    from fer_batch.pipeline import frame_items
-    from fer_batch.sources import Source
-    from synthetic_media import grace_hopper_rgb
-
-    crops = []
-    with FaceDetector() as detector:
-        for path, media in ((face_video.path, "video"), (multi_face_photo, "image")):
-            for item in frame_items(Source(Path(path), str(path), media), AnalyzeConfig(), detector):
-                crops.extend(item.crops)
-    gray = cv2.cvtColor(grace_hopper_rgb(), cv2.COLOR_RGB2GRAY)
-    rng = np.random.default_rng(0)
-    for _ in range(200):  # off-centre, too tight and too loose: less confident faces than the aligned ones
-        side = int(rng.uniform(0.3, 0.7) * min(gray.shape))
-        x, y = rng.integers(0, gray.shape[1] - side), rng.integers(0, gray.shape[0] - side)
-        crops.append(cv2.resize(gray[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA)[..., None])
-    faces = np.stack(crops)
+    faces = probe_faces(tmp_path_factory.mktemp("probe"))
     assert len(faces) >= 230
     agreement, gap = _same_class(fast_float_and_int8, faces)
     print(f"int8 fast: the float class on {100 * agreement:.1f}% of {len(faces)} generated faces, "

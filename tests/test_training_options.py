@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -334,9 +335,11 @@ def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
                            str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "TFLite on 42 PublicTest faces: float" in done.stdout
+    assert re.search(r"TFLite on \d{3} generated faces: same class", done.stdout), done.stdout
     card = json.loads((dest / "fast.json").read_text())
     assert card["tta"] == "none" and load_keras_model(dest / "fast.keras").name == "tiny"
     recorded = "int8 recorded in the card" in done.stdout
     assert ("tflite_quantization" in card) == recorded
     if recorded:
         assert card["tflite_agreement_with_float"] >= 0.99
+        assert card["tflite_agreement_with_float_generated"] >= 0.99
