@@ -8,9 +8,9 @@ Each worker is two threads: a reader decodes its sources a few frames ahead (FFm
 the worker detects, tracks and crops them; crops go through a bounded queue to the caller's thread, which groups
 them across frames and files into batches for the CNN. OpenCV, MediaPipe and TensorFlow release the GIL, so all
 stages run at once. Video frames stay in OpenCV's BGR order: only the reduced copy used for detection and the
-48x48 crops are converted. Nothing holds more than a few frames per worker (READ_AHEAD + 2) plus the queue of
-crops and one batch, whatever the length of a video. Records of one source always come out in frame order; with
-several workers, sources interleave.
+48x48 crops are converted. Nothing holds more than a few frames per worker (READ_AHEAD + 2, and about
+READ_AHEAD_BYTES of them) plus the queue of crops and one batch, whatever the length of a video. Records of one
+source always come out in frame order; with several workers, sources interleave.
 """
 
 from __future__ import annotations
@@ -165,12 +165,72 @@ class _Fatal:
 
 
 _END = object()
-#: Decoded frames a worker's reader may hold ready beyond the one its detector is working on. Six rather than two lets
-#: decoding run on through the detector's slower frames (and the classifier's bursts) instead of stopping: on a
-#: 2-core EPYC, five alternating in-process runs of 10-s 720p clips gave 205.9 against 195.7 frames/s (one face) and
-#: 177.4 against 170.8 (three faces), CPU use 86-88% against 82-84%; four more frames of 2.7 MB at 720p (25 MB at
-#: 4K) per worker.
-READ_AHEAD = 6
+#: Decoded frames a worker's reader may hold ready beyond the one its detector is working on, at most, so that
+#: decoding runs on through the detector's slower frames and the classifier's bursts instead of stopping. Measured
+#: on 2-core machines, alternating in-process runs: 6 frames against 2 gave 205.9 against 195.7 frames/s on a
+#: 10-s one-face 720p clip (AMD EPYC); 16 against 6 gave 311.4 against 299.0 frames/s on a 60-s one (Intel Xeon
+#: with AMX; 16 was faster in each of five pairs; ``benchmarks/analyze_speed.py --base`` has the whole comparison).
+READ_AHEAD = 16
+#: ... and at most this many bytes of them (but always two frames): 16 frames of 720p BGR are 44 MB, while 16 of
+#: 4K would be 400 MB; the bytes bound keeps 4K at two frames ahead and 1080p at seven.
+READ_AHEAD_BYTES = 48 * 2**20
+_READ_AHEAD_MIN = 2
+
+
+class _ReadAhead:
+    """A worker's decoded frames waiting for its detector (and the reader's markers), bounded in number and bytes.
+
+    :meth:`put` and :meth:`get` behave as :func:`_put` and :func:`_get` do on a queue: waiting while full or
+    empty, and raising :class:`_Stop` instead once one of the given flags is set.
+    """
+
+    def __init__(self, max_items: int | None = None, max_bytes: int | None = None):
+        self.max_items = READ_AHEAD if max_items is None else max_items
+        self.max_bytes = READ_AHEAD_BYTES if max_bytes is None else max_bytes
+        self._items: deque = deque()
+        self._bytes = 0
+        self._frames = 0  # items holding pixels
+        self._changed = threading.Condition()
+
+    def room_for(self, nbytes: int) -> bool:
+        """Whether an item of ``nbytes`` may be added now (call with the lock held, or for a snapshot)."""
+        if len(self._items) >= self.max_items:
+            return False
+        return nbytes == 0 or self._frames < _READ_AHEAD_MIN or self._bytes + nbytes <= self.max_bytes
+
+    def put(self, item, *flags: threading.Event) -> None:
+        nbytes = _pixel_bytes(item)
+        with self._changed:
+            while True:
+                if any(f.is_set() for f in flags):
+                    raise _Stop
+                if self.room_for(nbytes):
+                    break
+                self._changed.wait(0.1)
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self._frames += nbytes > 0
+            self._changed.notify_all()
+
+    def get(self, *flags: threading.Event):
+        with self._changed:
+            while not self._items:
+                if any(f.is_set() for f in flags):
+                    raise _Stop
+                self._changed.wait(0.1)
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            self._frames -= nbytes > 0
+            self._changed.notify_all()
+            return item
+
+
+def _pixel_bytes(item) -> int:
+    """Bytes of the pixels a decoded frame holds (0 for the reader's markers)."""
+    pixels = getattr(item, "bgr", None)
+    if pixels is None:
+        pixels = getattr(item, "rgb", None)
+    return 0 if pixels is None else int(pixels.nbytes)
 
 
 @dataclass
@@ -214,23 +274,24 @@ class _Abandon:
     source: Source | None = None
 
 
-def _reader(jobs: queue.Queue, frames: queue.Queue, config: AnalyzeConfig, abandon: _Abandon,
+def _reader(jobs: queue.Queue, frames: _ReadAhead, config: AnalyzeConfig, abandon: _Abandon,
             *flags: threading.Event) -> None:
     """Decode one worker's sources, one after another, ahead of its detector: _Begin, Frames, _Ended per source.
 
-    Decoding (FFmpeg, PIL) releases the GIL, so it overlaps detection; at most READ_AHEAD frames wait.
+    Decoding (FFmpeg, PIL) releases the GIL, so it overlaps detection; at most READ_AHEAD frames (and
+    READ_AHEAD_BYTES of them) wait.
     """
     try:
         while True:
             source = jobs.get()
             if source is None:
                 break
-            _put(frames, _Begin(source, _source_hint(source)), *flags)
+            frames.put(_Begin(source, _source_hint(source)), *flags)
             error = None
             it = iter_frames(source, every=config.every, fps=config.fps, max_pixels=config.max_pixels, bgr=True)
             try:
                 for frame in it:
-                    _put(frames, frame, *flags)
+                    frames.put(frame, *flags)
                     frame = None  # not held while the next one decodes: the READ_AHEAD + 2 bound counts on it
                     if abandon.source is source:
                         break
@@ -241,13 +302,13 @@ def _reader(jobs: queue.Queue, frames: queue.Queue, config: AnalyzeConfig, aband
                 error = _failure(source, exc)
             finally:
                 it.close()
-            _put(frames, _Ended(error), *flags)
-        _put(frames, _END, *flags)
+            frames.put(_Ended(error), *flags)
+        frames.put(_END, *flags)
     except _Stop:
         pass
     except BaseException as exc:  # not a per-file failure: hand it to the worker, which ends the run
         try:
-            _put(frames, _Fatal(exc), *flags)
+            frames.put(_Fatal(exc), *flags)
         except _Stop:
             pass
 
@@ -258,7 +319,7 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
     halt = threading.Event()  # this worker is finishing: its reader must stop too
     try:
         detector = make_detector(config)
-        frames: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        frames = _ReadAhead()
         abandon = _Abandon()
         reader = threading.Thread(target=_reader, args=(jobs, frames, config, abandon, stop, halt),
                                   name=threading.current_thread().name + "-reader", daemon=True)
@@ -267,7 +328,7 @@ def _worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyz
             source = tracker = error = None
             count = faces = 0
             while True:
-                item = _get(frames, stop)
+                item = frames.get(stop)
                 if item is _END:
                     break
                 if isinstance(item, _Fatal):

@@ -14,6 +14,7 @@ the frame it came from.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,69 @@ def test_stop_ends_a_run_that_resume_completes_to_the_same_bytes(media, tmp_path
                        classifier=RecordingClassifier(8), detector_factory=factory)
     assert report.skipped >= 1 and report.ok
     assert out.read_bytes() == ref.read_bytes()
+
+
+class SlowDetector(ScriptedDetector):
+    """Takes 20 ms a frame, so that the reader decodes as far ahead as it is allowed to."""
+
+    def detect(self, image):
+        time.sleep(0.02)
+        return super().detect(image)
+
+
+@pytest.mark.parametrize("budget_frames", [2, 5])
+def test_frames_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch, budget_frames):
+    """A reader ahead of a slow detector holds at most READ_AHEAD_BYTES of frames (but always two), and still
+    delivers every frame in order."""
+    from fer_batch import pipeline
+
+    size = (320, 240)
+    writer = cv2.VideoWriter(str(tmp_path / "big.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    levels = [10 + 10 * (j % 20) for j in range(40)]
+    for level in levels:
+        writer.write(np.full((size[1], size[0], 3), level, np.uint8))
+    writer.release()
+    frame_bytes = size[0] * size[1] * 3
+    peaks = []
+
+    class Watched(pipeline._ReadAhead):
+        def put(self, item, *flags):
+            super().put(item, *flags)
+            peaks.append((len(self._items), self._bytes))
+
+    monkeypatch.setattr(pipeline, "_ReadAhead", Watched)
+    monkeypatch.setattr(pipeline, "READ_AHEAD_BYTES", budget_frames * frame_bytes + frame_bytes // 2)
+    events, _ = run([tmp_path / "big.avi"], factory=lambda c: SlowDetector())
+    rows = [e for e in events if isinstance(e, FaceRecord)]
+    assert sorted({r.frame for r in rows}) == list(range(len(levels)))
+    held_frames = max(b for _, b in peaks) // frame_bytes
+    # The reader got as far ahead as the budget allows (the detector is slow), and no further.
+    assert held_frames == budget_frames
+    assert max(n for n, _ in peaks) <= budget_frames + 2  # + the _Begin / _Ended markers, which hold no pixels
+
+
+def test_read_ahead_always_takes_two_frames_and_markers_and_stops_on_a_flag():
+    from fer_batch.pipeline import _END, _ReadAhead, _Stop
+    from fer_batch.sources import Frame
+
+    big = Frame(index=0, time_s=0.0, rgb=None, bgr=np.zeros((100, 100, 3), np.uint8))
+    buffer = _ReadAhead(max_items=4, max_bytes=10)  # smaller than one frame
+    assert buffer.room_for(big.bgr.nbytes)
+    buffer.put(big)
+    buffer.put(big)
+    assert not buffer.room_for(big.bgr.nbytes)  # two frames, over the byte budget: a third waits
+    assert buffer.room_for(0)  # a marker does not
+    buffer.put(_END)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(_Stop):
+        buffer.put(big, stop)
+    assert buffer.get(stop) is big  # items still there are handed out after a stop
+    assert buffer.room_for(big.bgr.nbytes)
+    buffer.put(big)
+    buffer.put(_END)
+    assert not buffer.room_for(0)  # max_items bounds markers too
+    for want in (big, _END, big, _END):
+        assert buffer.get() is want
+    with pytest.raises(_Stop):
+        buffer.get(stop)
