@@ -253,6 +253,17 @@ def test_make_ensemble_averages_its_members(tmp_path):
     np.testing.assert_allclose(ensemble, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
 
 
+def test_make_ensemble_cli_refuses_a_single_member_and_writes_nothing(tmp_path):
+    import subprocess
+
+    out = tmp_path / "teacher.keras"
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "make_ensemble.py"), str(out), "fast"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "an ensemble needs at least two models, got 1" in done.stderr
+    assert not out.exists()
+
+
 def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_path):
     """training/ship_ensemble.py end to end on two tiny runs: the packaged file loads through the product's own
     loader, predicts the mean of its members' flip views (to int8's rounding), and its card's accuracy is what
