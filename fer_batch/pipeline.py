@@ -8,9 +8,10 @@ Each worker is two threads: a reader decodes its sources a few frames ahead (FFm
 the worker detects, tracks and crops them; crops go through a bounded queue to the caller's thread, which groups
 them across frames and files into batches for the CNN. OpenCV, MediaPipe and TensorFlow release the GIL, so all
 stages run at once. Video frames stay in OpenCV's BGR order: only the reduced copy used for detection and the
-48x48 crops are converted. Nothing holds more than a few frames per worker (READ_AHEAD + 2, and about
-READ_AHEAD_BYTES of them) plus the queue of crops and one batch, whatever the length of a video. Records of one
-source always come out in frame order; with several workers, sources interleave.
+48x48 crops are converted. Nothing holds more than a few frames per worker (the read-ahead buffer, at most
+READ_AHEAD frames and READ_AHEAD_BYTES of them but always two, plus the frame being detected and the one being
+decoded) plus the queue of crops and one batch, whatever the length of a video. Records of one source always come
+out in frame order; with several workers, sources interleave.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ _END = object()
 #: with AMX; 16 was faster in each of five pairs; ``benchmarks/analyze_speed.py --base`` has the whole comparison).
 READ_AHEAD = 16
 #: ... and at most this many bytes of them (but always two frames): 16 frames of 720p BGR are 44 MB, while 16 of
-#: 4K would be 400 MB; the bytes bound keeps 4K at two frames ahead and 1080p at seven.
+#: 4K would be 400 MB; the bytes bound keeps 1080p at eight frames ahead (50 MB) and 4K at two (50 MB). With the
+#: frame being detected and the one being decoded, a worker holds at most 59 MB of 1080p frames and 100 MB of 4K.
 READ_AHEAD_BYTES = 48 * 2**20
 _READ_AHEAD_MIN = 2
 
@@ -295,6 +297,8 @@ def _reader(jobs: queue.Queue, frames: _ReadAhead, config: AnalyzeConfig, abando
                     frame = None  # not held while the next one decodes: the READ_AHEAD + 2 bound counts on it
                     if abandon.source is source:
                         break
+            except _Stop:
+                raise  # the run is stopping: not a failure of this file
             except InputError as exc:
                 error = exc.reason
                 log.debug("%s: %s", source.name, exc.reason, exc_info=True)

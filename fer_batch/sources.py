@@ -269,8 +269,7 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
                 t_eff = t if t is not None else index / 30.0
                 if t_eff + 1e-6 < next_sample_t:
                     continue
-                while next_sample_t <= t_eff + 1e-6:
-                    next_sample_t += 1.0 / sample_fps
+                next_sample_t = _next_sample(next_sample_t, t_eff, sample_fps)
             elif index % every:
                 continue
             ok, pixels = cap.retrieve()
@@ -293,6 +292,21 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
                                           f"announces (truncated or corrupt){short}; rows up to there were kept")
     finally:
         cap.release()
+
+
+def _next_sample(next_t: float, t: float, fps: float) -> float:
+    """The first sampling time after ``t``, stepping from ``next_t`` (<= t) by 1 / ``fps``.
+
+    Steps one interval at a time, as the sampling has always been defined; a long gap (a stream whose timestamps
+    jump far ahead) is crossed in one step, so that a corrupt timestamp cannot keep decoding busy for minutes.
+    """
+    step = 1.0 / fps
+    gap = t + 1e-6 - next_t
+    if gap > 1000 * step:
+        next_t += (math.floor(gap / step) - 1) * step
+    while next_t <= t + 1e-6:
+        next_t += step
+    return next_t
 
 
 def _short_of_header(decoded: int, header_frames: int, fps: float | None, reached_s: float | None) -> str | None:

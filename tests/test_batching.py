@@ -312,3 +312,31 @@ def test_read_ahead_always_takes_two_frames_and_markers_and_stops_on_a_flag():
         assert buffer.get() is want
     with pytest.raises(_Stop):
         buffer.get(stop)
+
+
+def test_a_stopped_reader_reports_no_failure(media, caplog):
+    """Stopping a run while the reader waits for room is not an error of the file it was decoding."""
+    import logging
+    import queue
+
+    from fer_batch import pipeline
+    from fer_batch.sources import discover
+
+    video = next(p for p in media if p.endswith(".avi"))
+    jobs: queue.Queue = queue.Queue()
+    jobs.put(discover([video]).sources[0])
+    jobs.put(None)
+    frames = pipeline._ReadAhead(max_items=3)
+    stop = threading.Event()
+    with caplog.at_level(logging.DEBUG, logger=pipeline.log.name):
+        reader = threading.Thread(target=pipeline._reader, args=(jobs, frames, AnalyzeConfig(), pipeline._Abandon(),
+                                                                  stop))
+        reader.start()
+        deadline = time.monotonic() + 30
+        while frames.room_for(1) and time.monotonic() < deadline:  # full: _Begin and two frames
+            time.sleep(0.01)
+        stop.set()
+        reader.join(30)
+    assert not reader.is_alive()
+    assert not any("unexpected error" in r.getMessage() for r in caplog.records), caplog.text
+    assert isinstance(frames.get(), pipeline._Begin)  # what was decoded before the stop is still there

@@ -217,3 +217,23 @@ def test_video_clock_repairs_single_timestamps():
     times = _clock_times([0, 0, 33, 33, 33, 67, 67, 67, 67, 100], 30.0)
     assert times[3] == pytest.approx(0.033 + 0.0165) and times[5] == pytest.approx(0.067)
     assert all(b >= a for a, b in zip(times, times[1:]))
+
+
+def test_fps_sampling_steps_over_a_far_jump_in_one_go():
+    """The next sampling time after t, stepping by 1/fps: the same as stepping one interval at a time for ordinary
+    gaps, and immediate (not 10^8 Python steps) for a timestamp that jumps 10^7 s ahead."""
+    import time
+
+    from fer_batch.sources import _next_sample
+
+    def stepped(next_t, t, fps):
+        while next_t <= t + 1e-6:
+            next_t += 1.0 / fps
+        return next_t
+
+    for next_t, t, fps in ((0.0, 0.0, 2.0), (0.5, 0.53, 2.0), (1.0, 7.3, 3.0), (0.0, 999.9, 1.0)):
+        assert _next_sample(next_t, t, fps) == stepped(next_t, t, fps)
+    start = time.process_time()
+    far = _next_sample(0.1, 1e7, 10.0)
+    assert time.process_time() - start < 0.5
+    assert 1e7 < far <= 1e7 + 0.1 + 1e-6

@@ -354,3 +354,33 @@ def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
     if recorded:
         assert card["tflite_agreement_with_float"] >= 0.99
         assert card["tflite_agreement_with_float_generated"] >= 0.99
+
+
+def test_recard_tflite_int8_takes_a_keras_int8_model_and_drops_a_stale_request(tmp_path):
+    """--recard-tflite-int8 on a model whose dense kernels Keras stored as int8 (the converter refuses those layers:
+    the script must convert their float equivalent, as analyze does) and whose card already asks for int8: the card
+    afterwards asks for int8 only if this check passed, with the figures of this check."""
+    import subprocess
+
+    x, y = make_faces(6, seed=5)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    keras.utils.set_random_seed(0)
+    model = build_model("tiny")
+    model.quantize("int8")
+    dest = tmp_path / "models"
+    dest.mkdir()
+    model.save(dest / "fast.keras")
+    (dest / "fast.json").write_text(json.dumps({"name": "fast", "tflite_quantization": "dynamic-int8",
+                                                "tflite_agreement_with_float": 0.5}))
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), "--recard-tflite-int8", "fast",
+                           "--data", str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode in (0, 1)
+    assert "TFLite on 42 PublicTest faces: float" in done.stdout
+    card = json.loads((dest / "fast.json").read_text())
+    if done.returncode == 0:
+        assert card["tflite_quantization"] == "dynamic-int8"
+        assert card["tflite_agreement_with_float"] >= 0.99 and card["tflite_agreement_with_float_generated"] >= 0.99
+    else:
+        assert not any(k.startswith("tflite_") for k in card), card
+    assert card["name"] == "fast"
