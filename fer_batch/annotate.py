@@ -56,6 +56,43 @@ def annotated_name(source: str, media: str) -> PurePath:
     return path
 
 
+def annotated_names(sources: Iterable[tuple[str, str]]) -> dict[str, PurePath]:
+    """{source name: where its copy goes below the annotate folder} for a run's (name, media) sources.
+
+    Names that clean up alike (``a b.jpg`` and ``a_b.jpg``) all get a short digest of their own name, so that
+    which copy is whose does not depend on the order the sources are met in (a resumed run meets them in another).
+    """
+    groups: dict[PurePath, list[str]] = {}
+    for source, media in sources:
+        groups.setdefault(annotated_name(source, media), []).append(source)
+    out = {}
+    for rel, names in groups.items():
+        for source in names:
+            out[source] = rel if len(set(names)) == 1 else _with_digest(rel, source)
+    return out
+
+
+def _with_digest(rel: PurePath, source: str) -> PurePath:
+    digest = hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return rel.with_name(f"{rel.stem}-{digest}{rel.suffix}")
+
+
+def check_not_over_inputs(directory: Path, sources) -> None:
+    """Refuse (:class:`~fer_batch.errors.UsageError`) an annotate folder where a copy would replace an input.
+
+    ``sources``: the run's :class:`~fer_batch.sources.Source` list. ``--annotate .`` over relative inputs, for
+    one, would name each copy exactly as its source and overwrite the original photo or video.
+    """
+    from .errors import UsageError
+
+    inputs = {os.path.realpath(s.path): s.name for s in sources}
+    for source, rel in annotated_names((s.name, s.media) for s in sources).items():
+        hit = inputs.get(os.path.realpath(Path(directory) / rel))
+        if hit is not None:
+            raise UsageError(f"--annotate {str(directory)!r} would write an annotated copy over the input {hit!r}; "
+                             "choose a folder that is not where the inputs are")
+
+
 def sampling_note(every: int, fps: float | None) -> str | None:
     """The legend of a video analysed on a subset of its frames (None when every frame was analysed)."""
     how = sampling_text(every, fps)
@@ -94,6 +131,7 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
     Setting ``stop`` (a :class:`threading.Event`) abandons the file at its next frame with :class:`Interrupted`
     (a long video must not hold up Ctrl-C); its temporary part is left for the caller to remove."""
     import av
+    import numpy as np
 
     from .overlay import _colours, draw_faces, draw_legend
 
@@ -103,6 +141,7 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
     current: list[FaceRecord] = []
     tmp = dst.with_name(f".{dst.name}.part")
     facts = {"frames": 0, "audio": "none"}
+    turns = display_turns(src)
     with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
@@ -115,6 +154,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
             vout.codec_context.time_base = tb
             # Sized before the first packet (an audio one may come first and open the file); yuv420p needs even.
             w, h = vin.codec_context.width, vin.codec_context.height
+            if turns % 2:  # drawn and written upright, as the analysis saw it: the copy needs no rotation tag
+                w, h = h, w
             size = (w + w % 2, h + h % 2)
             vout.width, vout.height = size
             facts["size"] = (w, h)
@@ -140,6 +181,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                         raise Interrupted(f"stopped while annotating {src}; continue with --resume")
                     index += 1
                     img = frame.to_ndarray(format="bgr24")
+                    if turns:
+                        img = np.ascontiguousarray(np.rot90(img, turns))
                     while upcoming is not None and upcoming[0] <= index:
                         current = upcoming[1]
                         upcoming = next(groups, None)
@@ -158,6 +201,17 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                 out.mux(p)
     os.replace(tmp, dst)
     return facts
+
+
+def display_turns(path: Path) -> int:
+    """Quarter turns counter-clockwise that show ``path``'s frames upright (its display-rotation tag; 0 without one),
+    as OpenCV applies them when the analysis decodes the video (``sources.open_video``)."""
+    import av
+
+    with av.open(str(path)) as inp:
+        for frame in inp.decode(video=0):
+            return round((frame.rotation or 0) / 90) % 4
+    return 0
 
 
 def _fit(img, size: tuple[int, int]):
@@ -216,21 +270,25 @@ class AnnotateSink:
     ``failures`` and does not stop the run.
     """
 
-    def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None):
+    def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None,
+                 sources: Iterable[tuple[str, str]] = ()):
         self.directory = Path(directory)
         self.stop = stop
         self.note = sampling_note(every, fps)
         self.written: list[Path] = []
         self.failures: list[tuple[str, str]] = []
         self.audio_notes: list[tuple[str, str]] = []
-        self._used: dict[PurePath, str] = {}
+        self._names = annotated_names(sources)
+        self._used: dict[PurePath, str] = {rel: source for source, rel in self._names.items()}
 
     def path_for(self, source: str, media: str) -> Path:
-        rel = annotated_name(source, media)
-        if self._used.setdefault(rel, source) != source:  # two names that clean up alike: keep both apart
-            digest = hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-            rel = rel.with_name(f"{rel.stem}-{digest}{rel.suffix}")
-            self._used[rel] = source
+        rel = self._names.get(source)
+        if rel is None:  # a source the sink was not told about up front
+            rel = annotated_name(source, media)
+            if self._used.setdefault(rel, source) != source:  # two names that clean up alike: keep both apart
+                rel = _with_digest(rel, source)
+                self._used[rel] = source
+            self._names[source] = rel
         return self.directory / rel
 
     def exists(self, source: str, media: str) -> bool:

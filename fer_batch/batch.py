@@ -137,7 +137,18 @@ def plan_run(config: RunConfig) -> Plan:
     committed: dict[str, dict] = {}
     if config.resume and config.out.exists():
         committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]}
-    return Plan(discover(config.paths), committed)
+    found = _discover(config)
+    return Plan(found, committed)
+
+
+def _discover(config: RunConfig):
+    """The run's sources, without its own output folders; refuses an annotate folder that would overwrite one."""
+    found = discover(config.paths, skip_dirs=(config.annotate, config.charts))
+    if config.annotate is not None:
+        from .annotate import check_not_over_inputs
+
+        check_not_over_inputs(config.annotate, found.sources)
+    return found
 
 
 def _detector_settings(detector: str) -> dict:
@@ -163,7 +174,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     from .sinks import RunWriter
 
     report = RunReport()
-    found = discover(config.paths)
+    found = _discover(config)
     report.ignored = found.skipped
     writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config))
     report.outputs["timeline"] = config.out
@@ -183,7 +194,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     if config.annotate is not None:
         from .annotate import AnnotateSink
 
-        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop)
+        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop,
+                                 sources=[(s.name, s.media) for s in found.sources])
         report.outputs["annotate"] = annotator.written
 
     def annotate(name: str) -> None:

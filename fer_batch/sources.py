@@ -52,16 +52,19 @@ def media_kind(path: Path) -> str | None:
     return None
 
 
-def discover(paths) -> Discovery:
+def discover(paths, *, skip_dirs=()) -> Discovery:
     """Expand files and directories into a deterministic list of media sources.
 
     A file named explicitly that is not media by its suffix is rejected with a reason; inside directories such
     files are only counted, so a stray README does not fail a batch. One path may be given on its own (a ``str``
     or path-like): iterating a string would otherwise walk each of its characters, "/" among them.
+    ``skip_dirs``: folders not walked into when met inside a given directory, such as the run's own output
+    folders (``--annotate``, ``--charts``), whose copies and charts would otherwise be analysed by the next run.
     """
     paths = as_paths(paths)
     found = Discovery()
     seen: set[str] = set()
+    skip = {os.path.realpath(d) for d in skip_dirs if d is not None}
 
     def add(path: Path, name: str, explicit: bool):
         kind = media_kind(path)
@@ -80,13 +83,13 @@ def discover(paths) -> Discovery:
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            _walk(root, str(given), add, visited=set(), reject=found.rejected.append)
+            _walk(root, str(given), add, visited=set(), reject=found.rejected.append, skip=skip)
         else:
             add(root, str(given), explicit=True)
     return found
 
 
-def _walk(directory: Path, name: str, add, visited: set, reject) -> None:
+def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset()) -> None:
     try:
         st = directory.stat()
     except OSError:
@@ -110,7 +113,9 @@ def _walk(directory: Path, name: str, add, visited: set, reject) -> None:
         except OSError:
             is_dir = False
         if is_dir:
-            _walk(child, child_name, add, visited, reject)
+            if skip and os.path.realpath(child) in skip:
+                continue
+            _walk(child, child_name, add, visited, reject, skip)
         else:
             add(child, child_name, explicit=False)
 
@@ -238,6 +243,11 @@ def open_video(path: Path):
                 cap = cv2.VideoCapture(str(path))
         finally:
             cv2.setLogLevel(level)
+    # Phone videos are stored sideways with a display-rotation tag; this OpenCV build does not apply it unless asked
+    # (CAP_PROP_ORIENTATION_AUTO reads 0), and a sideways face is one BlazeFace mostly misses. Upright frames are
+    # also what players show, so boxes match the video as people see it. (The FFmpeg backend only reads it after
+    # opening: as an open parameter it makes the open fail.)
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 

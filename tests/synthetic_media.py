@@ -16,6 +16,7 @@ What it offers:
   file variants (gray, RGBA, 16-bit, palette, EXIF-rotated).
 * :class:`FaceScene`, :func:`write_face_video`, :class:`VideoInfo` -- videos streamed frame by frame to an encoder
   (OpenCV ``mp4v``, or H.264 through the optional PyAV package), with the exact per-frame face geometry.
+* :func:`write_rotated_copy` -- a video stored sideways with a display-rotation tag, as phones record.
 * :func:`probe_faces` -- the generated 48x48 faces an int8 classifier is checked on against its float model.
 * :func:`write_zero_byte`, :func:`write_random_bytes`, :func:`write_text_as`, :func:`write_truncated_copy`,
   :func:`write_corrupt_video` -- broken and awkward files for error-handling tests; :func:`mp4_faststart` (a
@@ -1105,3 +1106,31 @@ def probe_faces(folder: str | os.PathLike, *, jittered: int = 200, seed: int = 0
         x, y = rng.integers(0, gray.shape[1] - side), rng.integers(0, gray.shape[0] - side)
         crops.append(cv2.resize(gray[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA)[..., None])
     return np.stack(crops)
+
+
+def write_rotated_copy(src: str | os.PathLike, dst: str | os.PathLike, turns: int) -> Path:
+    """Re-encode ``src`` (H.264 through PyAV) stored turned ``turns`` quarter turns clockwise, with the display-rotation
+    tag that shows it upright again, as a phone held sideways records; ``turns=0`` is a plain re-encode, the control.
+    Raises RuntimeError without PyAV's H.264 encoder."""
+    if not h264_available():
+        raise RuntimeError("write_rotated_copy needs PyAV with libx264")
+    import av
+
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        rate = vin.average_rate or Fraction(25)
+        w, h = vin.codec_context.width, vin.codec_context.height
+        vout = out.add_stream("libx264", rate=rate)
+        vout.width, vout.height = (h, w) if turns % 2 else (w, h)
+        vout.pix_fmt = "yuv420p"
+        vout.options = {"preset": "superfast", "crf": "18"}
+        if turns % 4:
+            vout.set_display_rotation(90 * (turns % 4))  # counter-clockwise: undoes the clockwise turns
+        for frame in inp.decode(vin):
+            rgb = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), -turns))
+            for packet in vout.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in vout.encode(None):
+            out.mux(packet)
+    return dst

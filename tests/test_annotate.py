@@ -224,3 +224,82 @@ def test_a_stop_abandons_the_annotation_without_leaving_a_part(tmp_path, face_vi
     with pytest.raises(Interrupted, match="--resume"):
         sink.source_done("v.mp4", "video", face_video.path, rows())
     assert not [p for p in (tmp_path / "ann").rglob("*") if p.is_file()] and not sink.failures
+
+
+def test_annotate_over_the_inputs_is_refused_before_any_work(tmp_path, one_face_photo, monkeypatch, capsys):
+    """`cd photos; fer-batch analyze . --annotate .` would name each copy exactly as its source: refused with
+    exit 2 before anything is written, and the inputs keep their bytes."""
+    from fer_batch.cli import EXIT_USAGE, main
+
+    inputs = tmp_path / "photos"
+    inputs.mkdir()
+    shutil.copy(one_face_photo, inputs / "portrait.jpg")
+    before = (inputs / "portrait.jpg").read_bytes()
+    monkeypatch.chdir(inputs)
+    code = main(["analyze", ".", "--out", str(tmp_path / "r.csv"), "--annotate", "."])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--annotate '.' would write an annotated copy over the input" in err and "portrait.jpg" in err
+    assert (inputs / "portrait.jpg").read_bytes() == before
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_output_folders_inside_an_input_folder_are_not_analysed_again(tmp_path, one_face_photo, classifier):
+    """A rerun over a folder that holds the earlier run's annotated copies and charts analyses the inputs only."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(one_face_photo, inputs / "portrait.jpg")
+    for _ in range(2):
+        config = RunConfig(paths=(str(inputs),), out=tmp_path / "r.csv", annotate=inputs / "annotated",
+                           charts=inputs / "charts", overwrite=True)
+        report = run_batch(config, classifier=classifier)
+        assert report.ok and report.succeeded == 1, report.errors
+    assert (inputs / "annotated" / annotated_name(str(inputs / "portrait.jpg"), "image")).exists()
+    assert set(read_timeline(tmp_path / "r.csv")["source"]) == {str(inputs / "portrait.jpg")}
+
+
+def test_names_that_clean_up_alike_get_the_same_copies_in_any_order(tmp_path):
+    from fer_batch.annotate import AnnotateSink
+
+    sources = [("in/a b.jpg", "image"), ("in/a_b.jpg", "image"), ("in/c.jpg", "image")]
+    forward = AnnotateSink(tmp_path, sources=sources)
+    backward = AnnotateSink(tmp_path, sources=sources[::-1])
+    paths = {name: forward.path_for(name, media) for name, media in sources}
+    assert paths == {name: backward.path_for(name, media) for name, media in reversed(sources)}
+    assert len(set(paths.values())) == 3
+    assert paths["in/c.jpg"] == tmp_path / "in" / "c.jpg"  # no collision, no digest
+    assert paths["in/a_b.jpg"].name.startswith("a_b-") and paths["in/a b.jpg"].name.startswith("a_b-")
+
+
+@pytest.mark.parametrize("turns", [1, 3])
+def test_a_video_stored_sideways_is_analysed_and_annotated_upright(tmp_path, face_video, classifier, turns):
+    """A phone video stored sideways with a display-rotation tag: the same faces as in the upright control, boxes
+    in the upright frame, and an annotated copy that is upright itself (no tag needed)."""
+    import synthetic_media as synthetic
+
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    upright = synthetic.write_rotated_copy(face_video.path, tmp_path / "upright.mp4", 0)
+    sideways = synthetic.write_rotated_copy(face_video.path, tmp_path / "sideways.mp4", turns)
+    with av.open(str(sideways)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (face_video.size[1], face_video.size[0])  # really stored sideways
+        assert frame.rotation % 360 == 90 * turns
+    timelines = {}
+    for clip in (upright, sideways):
+        config = RunConfig(paths=(str(clip),), out=tmp_path / f"{clip.stem}.csv", annotate=tmp_path / f"ann-{clip.stem}",
+                           analyze=AnalyzeConfig())
+        report = run_batch(config, classifier=classifier)
+        assert report.ok and not report.annotate_failures, (report.errors, report.annotate_failures)
+        timelines[clip.stem] = read_timeline(config.out).set_index("frame")
+    a, b = timelines["upright"], timelines["sideways"]
+    faces_a, faces_b = a["face_id"].notna().sum(), b["face_id"].notna().sum()
+    assert faces_a > face_video.frames // 3 and abs(faces_a - faces_b) <= 0.05 * faces_a
+    both = a["x"].notna() & b["x"].notna()
+    for col in ("x", "y", "w", "h"):  # the same upright boxes, to the codec's noise
+        assert (a.loc[both, col] - b.loc[both, col]).abs().median() <= 3, col
+    copy = tmp_path / "ann-sideways" / annotated_name(str(sideways), "video")
+    with av.open(str(copy)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == face_video.frames
+    assert (frames[0].width, frames[0].height) == face_video.size and frames[0].rotation == 0
