@@ -10,12 +10,13 @@ import functools
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from .config import RunConfig
-from .errors import Interrupted
+from .errors import Interrupted, OutputError
 from .pipeline import SourceStart, iter_events
 from .records import FaceRecord, SourceDone
 from .sources import Discovery, Source, discover
@@ -286,21 +287,43 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             progress.close()
 
     if config.summary or config.charts or config.report:
-        from .summary import read_timeline, save_summary, summarize
+        try:
+            _write_after_run(config, report, paths)
+        except OutputError as exc:
+            exc.report = report
+            raise
+    return report
 
-        timeline = read_timeline(config.out)
-        if config.summary:
+
+def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
+    """The outputs made from the finished timeline: summary, charts, report."""
+    from .summary import read_timeline, save_summary, summarize
+
+    timeline = read_timeline(config.out)
+    if config.summary:
+        with _writing("--summary", config.summary):
             config.summary.parent.mkdir(parents=True, exist_ok=True)
             save_summary(summarize(timeline, smooth=config.smooth), config.summary)
-            report.outputs["summary"] = config.summary
-        if config.charts:
-            from .charts import write_charts
+        report.outputs["summary"] = config.summary
+    if config.charts:
+        from .charts import write_charts
 
+        with _writing("--charts", config.charts):
             report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth)
-        if config.report:
-            from .report import write_report
+    if config.report:
+        from .report import write_report
 
+        with _writing("--report", config.report):
             report.outputs["report"] = write_report(
                 config.report, timeline, _failures(config.errors_path), settings=_report_settings(config),
                 line=report.line(), paths=paths)
-    return report
+
+
+@contextmanager
+def _writing(option: str, path: Path):
+    """An OSError while writing the output of ``option`` as an :class:`OutputError` naming it (the timeline is
+    complete by then: ``--resume`` writes the rest again once the cause is fixed)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(option, path, exc) from exc

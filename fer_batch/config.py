@@ -109,6 +109,19 @@ class RunConfig:
             _check_parent("--report", self.report)
         if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
+        self._check_distinct_outputs()
+
+    def _check_distinct_outputs(self) -> None:
+        """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the
+        work. (--summary against --out and the errors file is checked above, with its own message.)"""
+        named = [("--out", self.out), ("the errors file", self.errors_path), ("--summary", self.summary),
+                 ("--report", self.report), ("--charts", self.charts), ("--annotate", self.annotate)]
+        named = [(option, path) for option, path in named if path is not None]
+        for i, (option, path) in enumerate(named):
+            for other, other_path in named[:i]:
+                if _same_path(path, other_path):
+                    raise UsageError(f"{option} {str(path)!r} is the same path as {other}; give each output its "
+                                     "own path")
 
     @property
     def errors_path(self) -> Path:

@@ -123,7 +123,7 @@ class RayEngine:
             task = ray.remote(_analyze_task)
             options = dict(max_retries=self.retries, retry_exceptions=False, scheduling_strategy="SPREAD", num_cpus=1)
             window = self.in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
-            config = replace(config, workers=1)  # one task is one source; the cluster is the parallelism
+            config = for_workers(config)
             while todo or pending:
                 while todo and len(pending) < window:
                     s = todo.popleft()
@@ -169,6 +169,18 @@ class RayEngine:
 
 # -- worker side ---------------------------------------------------------------------------------------------------
 _cached: dict = {}  # per worker process: the classifier and detector of the last config, reused by its next tasks
+
+
+def for_workers(config: AnalyzeConfig) -> AnalyzeConfig:
+    """``config`` as each Ray task runs it: one worker (one task is one source; the cluster is the parallelism),
+    and a model file named by its absolute path, since a worker's working directory is not the driver's (a relative
+    ``--model my.keras`` would be "no such file" on every node)."""
+    from .classify import PACKAGED, resolve_model
+
+    model = config.model
+    if model is not None and str(model) not in PACKAGED:
+        model = str(resolve_model(model).absolute())
+    return replace(config, workers=1, model=model)
 
 
 def _models(config: AnalyzeConfig, media: str):

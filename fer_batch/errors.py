@@ -28,6 +28,17 @@ class ModelError(FerBatchError):
     """A model name or file cannot be resolved, loaded, or does not fit the expected interface."""
 
 
+class OutputError(FerBatchError):
+    """An output could not be written once the run had started (disk full, its folder removed, permissions)."""
+
+    def __init__(self, option: str, path, exc: OSError):
+        reason = exc.strerror or str(exc)
+        super().__init__(f"{option} {str(path)!r}: cannot write it ({reason})")
+        self.option, self.path = option, path
+
+    report = None  # the RunReport of the run whose outputs these were, where there was one
+
+
 class Interrupted(FerBatchError):
     """A run was asked to stop (Ctrl-C in the CLI); everything committed before it stays valid for ``--resume``.
 

@@ -260,3 +260,20 @@ def test_ctrl_c_of_a_cli_ray_run_leaves_a_resumable_output(ray_local, media, ray
                        engine=RayEngine())
     assert report.skipped >= 1
     assert out.read_bytes() == ray_out.read_bytes()
+
+
+def test_workers_get_the_model_file_by_its_absolute_path(tmp_path, monkeypatch):
+    """A Ray worker's working directory is not the driver's: a relative --model path reaches the tasks absolute
+    (and one that does not exist fails on the driver, with the model error), packaged names stay names."""
+    from fer_batch.classify import resolve_model
+    from fer_batch.engine_ray import for_workers
+    from fer_batch.errors import ModelError
+
+    shutil.copy(resolve_model("fast"), tmp_path / "mine.keras")
+    monkeypatch.chdir(tmp_path)
+    task = for_workers(AnalyzeConfig(model="mine.keras", workers=2))
+    assert task.workers == 1 and task.model == str(tmp_path / "mine.keras")
+    assert for_workers(AnalyzeConfig(model="accurate")).model == "accurate"
+    assert for_workers(AnalyzeConfig()).model is None
+    with pytest.raises(ModelError, match="no such file"):
+        for_workers(AnalyzeConfig(model="missing.keras"))

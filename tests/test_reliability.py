@@ -664,3 +664,32 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
     gc.collect()
     assert frames.now == 0 and items.now == 0, (frames.now, items.now)  # nothing kept once the run is over
     print(f"peak live: {frames.peak} frames, {items.peak} frame items; rss {later[0]:.0f} -> {max(later):.0f} MB")
+
+
+@pytest.mark.parametrize("extra", [["--summary", "s.csv", "--charts", "s.csv"], ["--annotate", "r.csv"],
+                                   ["--charts", "out", "--annotate", "out"]])
+def test_two_outputs_on_one_path_are_a_usage_error_before_any_work(tmp_path, one_face_photo, monkeypatch, capsys,
+                                                                   extra):
+    monkeypatch.chdir(tmp_path)
+    code = main(["analyze", str(one_face_photo), "--out", "r.csv", *extra])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is the same path as" in err and "give each output its own path" in err, err
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full, a device that is always full")
+def test_an_output_that_cannot_be_written_is_named_with_exit_5_and_the_timeline_kept(tmp_path, one_face_photo,
+                                                                                   monkeypatch, capsys):
+    """A summary on a full disk (/dev/full: every write fails with ENOSPC): the run's timeline is complete, the
+    error names the option and file, the exit code is 5 and the run's last line still says what was done."""
+    from fer_batch.cli import EXIT_OUTPUT
+
+    monkeypatch.chdir(tmp_path)
+    os.symlink("/dev/full", tmp_path / "full.csv")
+    code = main(["analyze", str(one_face_photo), "--out", "r.csv", "--summary", "full.csv", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OUTPUT, err
+    assert "output error: --summary 'full.csv': cannot write it (No space left on device)" in err
+    assert err.strip().splitlines()[-1].startswith("fer-batch: sources: 1 succeeded, 0 failed")
+    assert read_timeline(tmp_path / "r.csv")["face_id"].notna().sum() == 1

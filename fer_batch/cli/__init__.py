@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import DatasetError, FerBatchError, InputError, Interrupted, ModelError, UsageError
+from ..errors import (DatasetError, FerBatchError, InputError, Interrupted, ModelError, OutputError,
+                      UsageError)
 
 # Exit codes, documented in README.md ("Exit codes").
 EXIT_OK = 0
@@ -19,6 +20,7 @@ EXIT_SOME_FAILED = 1  # the run finished, but one or more input files could not 
 EXIT_USAGE = 2  # bad option value, missing path, refusing to overwrite an output (argparse also uses 2)
 EXIT_MODEL = 3  # the model cannot be found, loaded, or has the wrong interface
 EXIT_DATASET = 4  # a training/evaluation dataset is unusable
+EXIT_OUTPUT = 5  # an output could not be written after the run started (disk full, folder removed, permissions)
 EXIT_INTERRUPTED = 130  # Ctrl-C; what was written so far stays valid (see --resume)
 
 SUBCOMMANDS = ("analyze", "train", "evaluate")
@@ -57,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_SOME_FAILED
+    except OutputError as exc:
+        print(f"fer-batch {args.command}: output error: {exc}; the timeline is complete: once that is fixed, "
+              "rerun with --resume to write it again", file=sys.stderr)
+        if exc.report is not None:
+            print(f"fer-batch: {exc.report.line()}", file=sys.stderr)  # the last line of every run (README)
+        return EXIT_OUTPUT
     except Interrupted as exc:
         print(f"fer-batch {args.command}: interrupted: {exc}", file=sys.stderr)
         if exc.report is not None:
@@ -68,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FerBatchError as exc:  # any other deliberate error
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # inputs fail per file, inside the run: what reaches here is an output failing
+        print(f"fer-batch {args.command}: output error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
 
 
 def entry() -> None:
