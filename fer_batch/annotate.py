@@ -243,7 +243,8 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     with Image.open(src) as im:
         fmt = im.format
         exif = im.getexif()
-        icc = im.info.get("icc_profile")
+        # A profile describes the source's own colour space: a grey or CMYK one would be wrong on the RGB copy.
+        icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
         orientation = int(exif.get(0x0112, 1) or 1)
         rgb = _to_rgb(ImageOps.exif_transpose(im))
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])

@@ -38,22 +38,21 @@ def chart_name(source: str, used: set[str]) -> str:
 def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = None) -> Path:
     """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
     appearance); fragments seen in fewer analysed frames are counted in the title instead."""
-    from .summary import MIN_TRACK_FRAMES, smooth_probabilities, tracked_faces
+    from .summary import MIN_TRACK_FRAMES, face_times, smooth_probabilities, tracked_faces
 
     faces = rows.dropna(subset=["face_id"])
     face_ids, fragments = tracked_faces(rows)
     n = max(len(face_ids), 1)
     fig = _figure(figsize=(10, (2.4 if n <= 4 else 1.3) * n + 0.8), layout="constrained")
     axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
-    t_end = float(rows["time_s"].max()) if rows["time_s"].notna().any() else float(rows["frame"].max())
+    timed = bool(rows["time_s"].notna().all())
+    t_end = float(face_times(rows).max())
     if not face_ids:
         axes[0].text(0.5, 0.5, "no face tracked" if fragments else "no face found", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, fid in zip(axes, face_ids):
         g = faces[faces["face_id"] == fid].sort_values("frame")
-        t = g["time_s"].to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(t)):
-            t = g["frame"].to_numpy(dtype=np.float64)
+        t = face_times(g)
         probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
         if smooth:
             probs = smooth_probabilities(t, probs, smooth)
@@ -67,7 +66,7 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"face {int(fid)}\nprobability")
         ax.grid(alpha=0.2)
-    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlabel("time (s)" if timed else "time (s), counted as frame / 30: the video has no timestamps")
     from matplotlib.patches import Patch
 
     handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]

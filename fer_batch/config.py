@@ -109,6 +109,9 @@ class RunConfig:
             _check_parent("--report", self.report)
         if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
+        if self.smooth is not None and not (self.summary or self.charts or self.report):
+            raise UsageError(f"--smooth {self.smooth:g} smooths the summary, charts and report, and none was asked "
+                             "for: add --summary, --charts or --report (the timeline keeps every frame's own result)")
         self._check_distinct_outputs()
 
     def _check_distinct_outputs(self) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from .config import AnalyzeConfig, existing_paths
 from .errors import FerBatchError, InputError
 from .records import FaceRecord, SourceDone
-from .sources import Source, discover, iter_frames, probe_video
+from .sources import NO_TIMESTAMP_FPS, Source, discover, iter_frames, probe_video
 from .threads import opencv_threads
 
 log = logging.getLogger("fer_batch")
@@ -91,7 +91,7 @@ def _frame_item(source: Source, frame, tracker, config: AnalyzeConfig, detector)
         ids = list(range(len(dets)))
     else:
         # Without container timestamps, time as --fps counts it (index / 30 s) still spaces sparse samples apart.
-        time_s = frame.time_s if frame.time_s is not None else frame.index / 30.0
+        time_s = frame.time_s if frame.time_s is not None else frame.index / NO_TIMESTAMP_FPS
         ids = tracker.update([(d.x, d.y, d.w, d.h) for d in dets], time_s, getattr(detector, "thumbnail", None),
                              getattr(detector, "thumbnail_scale", 1.0))
         if tracker.cut:

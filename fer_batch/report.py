@@ -97,18 +97,16 @@ def timeline_svg(rows, face_ids: list[int]) -> str:
     """Stacked emotion probabilities over time, one band per face id, as inline SVG (gaps left empty)."""
     c = _colours()
     width, band, gap, left, bottom = 1000, 46, 8, 56, 22
-    t_all = rows["time_s"].to_numpy(dtype=np.float64)
-    t_end = float(np.nanmax(t_all)) if np.isfinite(t_all).any() else float(rows["frame"].max())
-    t_end = max(t_end, 1e-3)
+    from .summary import face_times
+
+    t_end = max(float(face_times(rows).max()), 1e-3)
     height = len(face_ids) * (band + gap) + bottom
     out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-label="emotion timeline">']
     xs = lambda t: left + (width - left - 8) * t / t_end  # noqa: E731
     for i, fid in enumerate(face_ids):
         g = rows[rows["face_id"] == fid].sort_values("frame")
-        t = g["time_s"].to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(t)):
-            t = g["frame"].to_numpy(dtype=np.float64)
+        t = face_times(g)
         probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
         y0 = i * (band + gap)
         out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 8}" height="{band}" fill="#f1f1f1"/>'

@@ -188,6 +188,11 @@ def _to_rgb(im) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
+#: Frames a second assumed for a video without usable timestamps (nor header fps): --fps sampling, the tracker's
+#: time and the charts' and summary's smoothing count frame index / NO_TIMESTAMP_FPS seconds (README).
+NO_TIMESTAMP_FPS = 30.0
+
+
 def _valid_fps(fps: float) -> bool:
     return math.isfinite(fps) and 0.5 <= fps <= 1000.0
 
@@ -276,7 +281,7 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
             t = clock.time(index, cap.get(cv2.CAP_PROP_POS_MSEC))
             if sample_fps is not None:
                 # Without a usable timestamp, fall back to the frame index at 30 fps (documented in README).
-                t_eff = t if t is not None else index / 30.0
+                t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
                 if t_eff + 1e-6 < next_sample_t:
                     continue
                 next_sample_t = _next_sample(next_sample_t, t_eff, sample_fps)

@@ -107,8 +107,7 @@ def summarize(timeline, smooth: float | None = None):
             probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
             sm = None
             if smooth is not None:
-                t = g["time_s"].to_numpy(dtype=np.float64)
-                sm = smooth_probabilities(t, probs, smooth) if media == "video" and np.all(np.isfinite(t)) else probs
+                sm = smooth_probabilities(face_times(g), probs, smooth) if media == "video" else probs
                 pooled_smoothed.append(sm)
             pooled.append(probs)
             rows.append({**base, "face_id": int(face_id), **_stats(g, probs, media, step, sm)})
@@ -119,6 +118,17 @@ def summarize(timeline, smooth: float | None = None):
     df = pd.DataFrame(rows, columns=columns)
     df["face_id"] = df["face_id"].astype("Int64")
     return df
+
+
+def face_times(g) -> np.ndarray:
+    """Seconds of a video's rows: their timestamps, or frame / NO_TIMESTAMP_FPS for a video without usable ones
+    (the convention --fps sampling counts by), so that smoothing over seconds means the same in both."""
+    from .sources import NO_TIMESTAMP_FPS
+
+    t = g["time_s"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        t = g["frame"].to_numpy(dtype=np.float64) / NO_TIMESTAMP_FPS
+    return t
 
 
 def save_summary(df, summary_path: str | Path) -> None:

@@ -303,3 +303,23 @@ def test_a_video_stored_sideways_is_analysed_and_annotated_upright(tmp_path, fac
         frames = list(c.decode(video=0))
     assert len(frames) == face_video.frames
     assert (frames[0].width, frames[0].height) == face_video.size and frames[0].rotation == 0
+
+
+def test_a_colour_profile_is_kept_only_where_it_describes_the_copys_pixels(tmp_path, one_face_photo, classifier):
+    """An RGB photo's ICC profile goes with its annotated copy; a grey photo's does not (the copy is RGB)."""
+    from PIL import Image, ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    with Image.open(one_face_photo) as im:
+        im.convert("RGB").save(inputs / "colour.jpg", quality=92, icc_profile=srgb)
+        im.convert("L").save(inputs / "grey.jpg", quality=92, icc_profile=b"a grey profile, not an RGB one")
+    config = RunConfig(paths=(str(inputs),), out=tmp_path / "r.csv", annotate=tmp_path / "ann")
+    report = run_batch(config, classifier=classifier)
+    assert report.ok and not report.annotate_failures
+    copies = {name: config.annotate / annotated_name(str(inputs / name), "image") for name in ("colour.jpg", "grey.jpg")}
+    with Image.open(copies["colour.jpg"]) as im:
+        assert im.info.get("icc_profile") == srgb
+    with Image.open(copies["grey.jpg"]) as im:
+        assert im.mode == "RGB" and "icc_profile" not in im.info

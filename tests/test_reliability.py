@@ -693,3 +693,10 @@ def test_an_output_that_cannot_be_written_is_named_with_exit_5_and_the_timeline_
     assert "output error: --summary 'full.csv': cannot write it (No space left on device)" in err
     assert err.strip().splitlines()[-1].startswith("fer-batch: sources: 1 succeeded, 0 failed")
     assert read_timeline(tmp_path / "r.csv")["face_id"].notna().sum() == 1
+
+
+def test_smooth_without_an_output_it_smooths_is_a_usage_error(tmp_path, one_face_photo, capsys):
+    code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv"), "--smooth", "1"])
+    assert code == EXIT_USAGE
+    assert "--smooth 1 smooths the summary, charts and report" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()

@@ -123,3 +123,23 @@ def test_fragments_are_left_out_of_the_tracked_faces():
     assert tracked_faces(_timeline(recs)) == ([3, 0], 2)
     photo = [FaceRecord("p.jpg", "image", 0, None, k, 10 * k, 0, 5, 5, 0.9, _p(3)) for k in range(3)]
     assert tracked_faces(_timeline(photo)) == ([0, 1, 2], 0)
+
+
+def test_a_video_without_timestamps_is_smoothed_at_30_frames_a_second():
+    """Without timestamps, smoothing counts frame / 30 s, as --fps sampling does, instead of leaving the smoothed
+    columns equal to the raw ones."""
+    probs = np.array([_p(3)] * 30)
+    probs[15] = _p(0, 0.9)
+    recs = [FaceRecord("v.mp4", "video", i, None, 0, 0, 0, 5, 5, 0.9, tuple(probs[i])) for i in range(30)]
+    s = summarize(_timeline(recs), smooth=0.2).iloc[0]
+    assert s.share_angry == pytest.approx(1 / 30, abs=1e-6) and s.smoothed_share_angry == 0.0
+    want = smooth_probabilities(np.arange(30) / 30.0, probs, window_s=0.2)
+    assert s.smoothed_mean_angry == pytest.approx(want[:, 0].mean(), abs=1e-6)
+
+
+def test_charts_of_a_video_without_timestamps_are_written(tmp_path):
+    from fer_batch.charts import write_charts
+
+    recs = [FaceRecord("v.mp4", "video", i, None, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(60)]
+    written = write_charts(_timeline(recs), tmp_path, smooth=0.5)
+    assert written and all(p.exists() and p.stat().st_size > 0 for p in written)
