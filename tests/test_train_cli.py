@@ -320,6 +320,10 @@ def test_resume_with_more_epochs_continues_with_a_recomputed_schedule(data, tmp_
     # Resuming a finished run trains nothing more and leaves its history alone.
     rc, _, stderr = run_cli([*common, "--epochs", "2", "--resume"])
     assert rc == EXIT_OK and len(_history(out / "history.csv")) == 2
+    # Another recipe is another run: refused by name, not continued on a different learning-rate curve.
+    changed = [*common[:-len(opts)], *[("0.02" if o == "0.01" else o) for o in opts]]
+    rc, _, stderr = run_cli([*changed, "--epochs", "2", "--resume"])
+    assert rc == EXIT_USAGE and "learning_rate 0.01 -> 0.02" in stderr
 
 
 def test_distillation_from_a_teacher(trained, data, tmp_path):
@@ -575,7 +579,40 @@ def test_precision_mixed_bfloat16_trains_and_saves_a_float32_model(data, tmp_pat
     val = np.array([u == "PublicTest" for u in data["usage"]])
     accuracy = float((probs[val].argmax(1) == data["y"][val]).mean())
     assert abs(accuracy - float(_history(out / "history.csv")[-1]["val_accuracy"])) <= 0.1
+    # The report's figure without TTA is that float32 network's, the one in model.keras.
+    no_tta = json.loads((out / "metrics.json").read_text())["splits"]["val_no_tta"]["accuracy"]
+    assert no_tta == pytest.approx(accuracy, abs=1e-9)
     rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "2",
                              "--resume", *QUICK])
     assert rc == EXIT_USAGE
     assert "precision 'mixed_bfloat16' -> 'float32'" in stderr
+
+
+def test_a_checkpoint_cut_off_while_written_resumes_from_the_previous_epoch(tmp_path):
+    """double_checkpoint keeps the previous epoch's files; latest ones that do not read back whole (a kill while
+    they were written) are replaced by those before the resume counts its epochs."""
+    import keras
+
+    from fer_batch.errors import UsageError
+
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.checkpoints import METADATA, PREVIOUS, WEIGHTS, backup_epoch
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    model = build_model("tiny")
+    model.save_weights(backup / WEIGHTS)  # as BackupAndRestore does: the previous copy is the latest, copied first
+    (backup / WEIGHTS).rename(backup / f"{WEIGHTS}{PREVIOUS}")
+    (backup / f"{METADATA}{PREVIOUS}").write_text(json.dumps({"epoch": 4, "batch": 0}))
+    model.save_weights(backup / WEIGHTS)
+    (backup / METADATA).write_text(json.dumps({"epoch": 5, "batch": 0}))
+    assert backup_epoch(backup) == 5  # intact: untouched
+    whole = (backup / WEIGHTS).read_bytes()
+    (backup / WEIGHTS).write_bytes(whole[: len(whole) // 3])  # cut off mid-write
+    assert backup_epoch(backup) == 4
+    assert (backup / WEIGHTS).read_bytes() == (backup / f"{WEIGHTS}{PREVIOUS}").read_bytes()
+    keras.Model.load_weights(build_model("tiny"), backup / WEIGHTS)  # loads again
+    (backup / METADATA).write_text('{"epoch": ')  # metadata cut off, no intact previous pair left to use
+    (backup / f"{WEIGHTS}{PREVIOUS}").write_bytes(b"")
+    with pytest.raises(UsageError, match="does not read back .* start again without --resume"):
+        backup_epoch(backup)

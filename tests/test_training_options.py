@@ -131,6 +131,7 @@ def test_the_schedule_total_is_read_inside_the_compiled_train_step():
     ({"teacher": "fast", "teacher_mode": "cached", "mixup": 0.2}, "--mixup cannot be combined"),
     ({"time_budget_min": 5, "paper_recipe": True}, "the paper recipe has none"),
     ({"augment": "crop-erase"}, "add --augment-engine opencv"),
+    ({"teacher": "fast", "teacher_mode": "views"}, "--teacher-mode views makes its augmented copies with the OpenCV"),
 ])
 def test_option_errors_name_the_option(overrides, message):
     with pytest.raises(UsageError, match=message):

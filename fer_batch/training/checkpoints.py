@@ -55,7 +55,10 @@ def checkpoint_callbacks(config: TrainConfig, resuming: bool) -> list:
     return [
         epoch_clock(Path(config.out) / TIMES_FILE, append=resuming),
         keras.callbacks.CSVLogger(str(history_path), append=resuming and history_path.exists()),
-        keras.callbacks.BackupAndRestore(str(config.resolved_checkpoint_dir() / "backup"), delete_checkpoint=False),
+        # double_checkpoint: the previous epoch's files are kept beside the latest, so a kill while the latest are
+        # being written (a session's end stops the run wherever it is) costs one epoch, not the run.
+        keras.callbacks.BackupAndRestore(str(config.resolved_checkpoint_dir() / "backup"), delete_checkpoint=False,
+                                         double_checkpoint=True),
     ]
 
 
@@ -94,8 +97,15 @@ def write_run_record(config: TrainConfig, dataset) -> None:
     import keras
 
     out = Path(config.out)
+    kept = {}
+    if config.resume and (out / "config.json").exists():  # what a resume must keep insisting on
+        try:
+            before = json.loads((out / "config.json").read_text())
+            kept = {k: before[k] for k in ("epochs_settled_by_time_budget",) if k in before}
+        except (OSError, ValueError):
+            pass
     (out / "config.json").write_text(json.dumps(
-        {"config": dataclasses.asdict(config), "checkpoint_dir": str(config.resolved_checkpoint_dir()),
+        {**kept, "config": dataclasses.asdict(config), "checkpoint_dir": str(config.resolved_checkpoint_dir()),
          "machine": machine_info(), "split_method": dataset.split_method,
          "splits": {k: {"n": len(v), "per_class": v.counts()} for k, v in dataset.splits.items()},
          "keras": keras.__version__, "backend": keras.backend.backend()}, indent=2))
@@ -109,15 +119,61 @@ def record_settled_epochs(config: TrainConfig, epochs: int) -> None:
     path.write_text(json.dumps(meta, indent=2))
 
 
+WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # BackupAndRestore's file names
+PREVIOUS = ".bkp"  # its suffix for the previous epoch's copies (double_checkpoint)
+
+
 def backup_epoch(backup_dir: Path) -> int | None:
-    """Epochs completed according to a BackupAndRestore checkpoint, or None when there is none."""
-    meta = backup_dir / "training_metadata.json"
-    if not (backup_dir / "latest.weights.h5").exists() or not meta.exists():
+    """Epochs completed according to a BackupAndRestore checkpoint, or None when there is none.
+
+    A checkpoint cut off while being written (weights that do not open, metadata that do not parse) is replaced by
+    the previous epoch's copies first, where there are intact ones (:func:`repair_backup`).
+    """
+    repair_backup(backup_dir)
+    weights, meta = backup_dir / WEIGHTS, backup_dir / METADATA
+    epoch = _epoch(weights, meta)
+    if epoch is None and weights.exists() and meta.exists():
+        raise UsageError(f"--resume: the checkpoint in {backup_dir} does not read back (cut off while being written) "
+                         "and has no intact copy of the epoch before; start again without --resume (with --overwrite)")
+    return epoch
+
+
+def _epoch(weights: Path, meta: Path) -> int | None:
+    """The epoch a weights + metadata pair records, or None unless both exist and read back whole."""
+    if not weights.exists() or not meta.exists():
         return None
     try:
-        return int(json.loads(meta.read_text())["epoch"])
+        epoch = int(json.loads(meta.read_text())["epoch"])
+        import h5py
+
+        with h5py.File(weights, "r"):
+            pass
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return epoch
+
+
+def repair_backup(backup_dir: Path) -> bool:
+    """Put the previous epoch's checkpoint back when the latest is damaged; True when it did.
+
+    Only when the latest pair is unreadable and the previous pair reads back whole; the history rows of the epoch
+    lost are then dropped by the resume, as for any redone epoch.
+    """
+    import shutil
+
+    weights, meta = backup_dir / WEIGHTS, backup_dir / METADATA
+    if not weights.exists() and not meta.exists():
+        return False
+    if _epoch(weights, meta) is not None:
+        return False
+    prev_weights, prev_meta = Path(f"{weights}{PREVIOUS}"), Path(f"{meta}{PREVIOUS}")
+    if _epoch(prev_weights, prev_meta) is None:
+        return False
+    shutil.copyfile(prev_weights, weights)
+    shutil.copyfile(prev_meta, meta)
+    print(f"the checkpoint in {backup_dir} was cut off while being written; resuming from the previous epoch's copy",
+          file=sys.stderr)
+    return True
 
 
 def truncate_history(path: Path, epochs_done: int) -> None:
@@ -159,7 +215,12 @@ def read_history(path: Path) -> dict[str, list[float]]:
 # seed fixes the 80/20 split and the batch order, faces how an image folder becomes faces: changing either would
 # continue training on other data.
 MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_mode", "teacher_views", "seed",
-                        "faces", "precision")
+                        "faces", "precision",
+                        # The recipe: a checkpoint would take these, but the run would silently become another one
+                        # (another learning-rate curve, other augmentations or targets) than config.json and the
+                        # model card say.
+                        "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "augment",
+                        "augment_engine", "mixup", "temperature", "distill_weight", "init")
 #: What a run whose config.json predates a field did, for that field.
 BEFORE_THE_FIELD_EXISTED = {"faces": "as-is", "teacher_views": 4, "precision": "float32"}
 

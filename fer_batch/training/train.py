@@ -182,8 +182,8 @@ def _save_and_report(config: TrainConfig, net, dataset, wall: float) -> dict:
         split = dataset.get(split_name)
         if split is not None and len(split):
             reports[split_name] = evaluate_model(final, split)
-            if config.tta != "none":
-                reports[f"{split_name}_no_tta"] = evaluate_model(net, split)
+            if config.tta != "none":  # the network inside model.keras (float32 also after a bf16 run), not `net`
+                reports[f"{split_name}_no_tta"] = evaluate_model(tta_inner(final), split)
     return write_report(out, reports, history=history, extra={
         "arch": config.arch, "params": int(net.count_params()),
         "epochs": len(history.get("loss", [])) or config.epochs,

@@ -105,6 +105,9 @@ class TrainConfig:
                              "--teacher-mode online")
         if self.teacher_views < 1:
             raise UsageError(f"--teacher-views must be at least 1, got {self.teacher_views}")
+        if self.teacher_mode == "views" and self.augment_engine != "opencv":
+            raise UsageError("--teacher-mode views makes its augmented copies with the OpenCV engine only; add "
+                             "--augment-engine opencv")
         if self.teacher_mode == "views" and self.augment == "none":
             raise UsageError("--teacher-mode views caches the teacher's answers for augmented copies of each face; "
                              "with --augment none there are none (use --teacher-mode cached)")
