@@ -1,6 +1,7 @@
 """Face ids within a video: boxes are matched from frame to frame so a timeline can follow one person.
 
-Greedy matching on intersection-over-union, with a centre-distance fallback for fast motion or sparse sampling:
+Greedy matching on intersection-over-union with where each face is expected to be (its last box moved on at its
+recent speed, so faces that cross keep their ids), with a centre-distance fallback for fast motion or sparse sampling:
 the distance a face may move between analysed frames grows with the time between them (``--every 10`` leaves
 half a second for a head to cross its own width). A track survives ``max_missed`` analysed frames without a match
 (a missed detection, a blink of occlusion); a face that stays away longer comes back under a new id, since nothing
@@ -22,6 +23,30 @@ class _Track:
     id: int
     box: tuple[float, float, float, float]
     missed: int = 0
+    #: Pixels its centre moved per analysed frame (a running mean; zero until it has been seen twice).
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+    def predicted(self) -> tuple[float, float, float, float]:
+        """Where the face should be now, moving as it has been: two faces that cross each other's paths are then
+        matched to where each is going, not to the box the other one just left."""
+        x, y, w, h = self.box
+        steps = self.missed + 1
+        return (x + self.velocity[0] * steps, y + self.velocity[1] * steps, w, h)
+
+    def moved_to(self, box) -> None:
+        x, y, w, h = box
+        steps = self.missed + 1
+        dx = (x + w / 2 - self.box[0] - self.box[2] / 2) / steps
+        dy = (y + h / 2 - self.box[1] - self.box[3] / 2) / steps
+        vx, vy = self.velocity
+        self.velocity = (VELOCITY_WEIGHT * dx + (1 - VELOCITY_WEIGHT) * vx,
+                         VELOCITY_WEIGHT * dy + (1 - VELOCITY_WEIGHT) * vy)
+        self.box, self.missed = tuple(box), 0
+
+
+#: Weight of the latest step in a track's running mean velocity: detections jitter by a few pixels, so one step alone
+#: would predict noise.
+VELOCITY_WEIGHT = 0.5
 
 
 def iou(a, b) -> float:
@@ -124,12 +149,13 @@ class FaceTracker:
             self._last_time = time_s
         pairs = []
         for ti, track in enumerate(self._tracks):
+            expected = track.predicted()
             for bi, box in enumerate(boxes):
-                overlap = iou(track.box, box)
+                overlap = iou(expected, box)
                 if overlap >= self.min_iou:
                     score = 1.0 + overlap  # every overlap outranks every centre match
                 else:
-                    aff = _centre_affinity(track.box, box, reach)
+                    aff = _centre_affinity(expected, box, reach)
                     # A centre match only takes what overlaps left: with a wide reach, a face whose own detection
                     # was missed must not take its neighbour's id.
                     score = aff if aff >= self.min_affinity else 0.0
@@ -143,7 +169,7 @@ class FaceTracker:
                 continue
             used_tracks.add(ti)
             track = self._tracks[ti]
-            track.box, track.missed = tuple(boxes[bi]), 0
+            track.moved_to(boxes[bi])
             ids[bi] = track.id
         for ti, track in enumerate(self._tracks):
             if ti not in used_tracks:

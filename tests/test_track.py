@@ -100,3 +100,21 @@ def test_scene_cut_ignores_the_faces_themselves():
             frame[8:16, x:x + 8] = 250  # the face, 8 thumbnail pixels wide
             boxes = [(x * 10, 80, 80, 80)] if faces else []
             assert cut.is_cut(frame, boxes, scale=0.1) == (expected and x == 8)
+
+
+def test_two_faces_that_cross_keep_their_ids():
+    """Two 80-px faces walk through each other at 40 px an analysed frame (sparse sampling of people passing): at
+    the crossing each old box overlaps the other face best, so matching the last boxes would swap the ids; matching
+    where each face is going keeps them."""
+    tracker = FaceTracker()
+    for step in range(7):  # at step 2, a at x 80 and b at 120; at step 3, a at 120 and b at 80
+        a, b = [40 * step, 100, 80, 80], [200 - 40 * step, 100, 80, 80]
+        ids = tracker.update([a, b], step / 3)
+        assert ids == [0, 1], (step, ids)
+
+
+def test_a_face_that_stops_or_turns_back_keeps_its_id():
+    tracker = FaceTracker()
+    path = [40 * s for s in range(5)] + [160] * 3 + [160 - 30 * s for s in range(1, 5)]
+    for step, x in enumerate(path):
+        assert tracker.update([[x, 100, 80, 80]], step / 3) == [0], step
