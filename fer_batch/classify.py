@@ -15,6 +15,7 @@ accuracy and agreement its card gives. Conversions are cached per model file and
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,15 @@ def model_card(name_or_path: str | Path | None = None) -> dict:
     path = resolve_model(name_or_path).with_suffix(".json")
     if not path.is_file():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{str(path)!r}, beside the model, is read as its card and is not valid JSON ({exc}); "
+                         "rename it or the model") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{str(path)!r}, beside the model, is read as its card but holds a "
+                         f"{type(card).__name__}, not an object; rename it or the model")
+    return card
 
 
 def load_keras_model(path: str | Path):
@@ -86,7 +95,10 @@ def load_keras_model(path: str | Path):
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, TypeError...
         raise ModelError(f"--model {str(path)!r}: cannot load as a Keras model ({type(exc).__name__}: {exc})") from None
-    shape_in, shape_out = tuple(model.input_shape), tuple(model.output_shape)
+    try:
+        shape_in, shape_out = tuple(model.input_shape), tuple(model.output_shape)
+    except (AttributeError, ValueError) as exc:  # e.g. a Sequential saved before it was ever built
+        raise ModelError(f"--model {str(path)!r}: has no defined input and output ({exc})") from None
     if shape_in[1:] != (48, 48, 1) or shape_out[1:] != (NUM_CLASSES,):
         raise ModelError(
             f"--model {str(path)!r}: expected input (None, 48, 48, 1) and output (None, {NUM_CLASSES}), "
@@ -113,6 +125,9 @@ class Classifier:
     position of the first crop (``offset``): the pipeline puts the i-th face of a run at position
     ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone, and a
     resumed run bit-identical to an uninterrupted one.
+
+    One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
+    model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto",
@@ -125,6 +140,9 @@ class Classifier:
         self.path = resolve_model(model)
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self._model = None
+        # One interpreter (or Keras model) per Classifier: calls from several threads take turns on it.
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._tflite = None
         key = cached = None
         self.quantization = tflite_quantization(self.path) if runtime != "keras" else None
@@ -164,8 +182,9 @@ class Classifier:
     def model(self):
         """The Keras model, loaded (and its interface checked) on first use: the TFLite runtime with a cached
         conversion never needs it."""
-        if self._model is None:
-            self._model = load_keras_model(self.path)
+        with self._load_lock:
+            if self._model is None:
+                self._model = load_keras_model(self.path)
         return self._model
 
     def _tflite_runner(self, key: str, cached: bytes | None, threads: int) -> _TFLiteRunner:
@@ -215,9 +234,15 @@ class Classifier:
         n, size, start = len(crops), self.network_batch, offset % self.network_batch
         padded = np.zeros((-(-(start + n) // size) * size, 48, 48, 1), np.float32)
         padded[start:start + n] = crops
-        probs = np.concatenate([self._run(padded[i:i + size]).astype(np.float64)
-                                for i in range(0, len(padded), size)])[start:start + n]
-        probs = np.clip(probs, 0.0, None)
+        with self._lock:
+            probs = np.concatenate([self._run(padded[i:i + size]).astype(np.float64)
+                                    for i in range(0, len(padded), size)])[start:start + n]
+        sums = probs.sum(axis=1)
+        if not (np.all(np.isfinite(probs)) and probs.min() >= -1e-4 and np.all(np.abs(sums - 1.0) <= 1e-3)):
+            raise ModelError(f"--model {str(self.path)!r}: its outputs are not probabilities (a row sums to "
+                             f"{sums[np.argmax(np.abs(sums - 1.0))]:.4g}, the smallest value is {probs.min():.4g}): "
+                             "end the network with a softmax")
+        probs = np.clip(probs, 0.0, None)  # float rounding only, after the check above
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 

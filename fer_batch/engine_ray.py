@@ -183,12 +183,26 @@ def for_workers(config: AnalyzeConfig) -> AnalyzeConfig:
     return replace(config, workers=1, model=model)
 
 
+def _file_identity(model: str | None) -> tuple | None:
+    """Size and modification time of a model named by path: a file retrained in place between two runs on the
+    same workers is loaded again, not served from this process's cache."""
+    import os
+
+    if model is None:
+        return None
+    try:
+        st = os.stat(model)
+    except OSError:
+        return None  # a packaged name (or a missing file, which the load reports)
+    return (st.st_size, st.st_mtime_ns)
+
+
 def _models(config: AnalyzeConfig, media: str):
     from .classify import Classifier
     from .pipeline import default_detector_factory
 
     batch = config.batch_size if media == "video" else min(config.batch_size, IMAGE_BATCH)
-    ckey = (config.model, batch, config.runtime)
+    ckey = (config.model, _file_identity(config.model), batch, config.runtime)
     dkey = (config.detector, config.min_score, config.detect_max_side)
     classifiers = _cached.setdefault("classifiers", {})  # by ckey: one for videos, one for images
     if ckey not in classifiers:

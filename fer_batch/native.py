@@ -24,8 +24,8 @@ def native_stderr(to: str | Path | None = None):
     is flushed first. Everything written to fd 2 meanwhile goes there, Python's stderr included."""
     with _lock:
         sys.stderr.flush()
+        target = open(to if to else os.devnull, "ab")  # before dup: a path that cannot be opened leaks nothing
         saved = os.dup(2)
-        target = open(to if to else os.devnull, "ab")
         try:
             os.dup2(target.fileno(), 2)
             yield

@@ -18,6 +18,7 @@ of them a pool that grows with the cores). OpenCV's own pool gets one thread dur
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,15 +60,31 @@ def decoder_threads(cores: int | None = None) -> int:
 OPENCV_THREADS = 1
 
 
+_opencv_lock = threading.Lock()
+_opencv_users = 0
+_opencv_before: int | None = None
+
+
 @contextmanager
 def opencv_threads(n: int = OPENCV_THREADS) -> Iterator[None]:
     """Run the block with OpenCV's pool at ``n`` threads, and give back the caller's setting after it (the setting is
-    process-wide, and a library must leave it as it found it)."""
+    process-wide, and a library must leave it as it found it).
+
+    Blocks may overlap (runs in several threads, or interleaved generators): the setting from before the first one
+    is given back when the last one ends, whatever order they end in.
+    """
     import cv2
 
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(n)
+    global _opencv_users, _opencv_before
+    with _opencv_lock:
+        if _opencv_users == 0:
+            _opencv_before = cv2.getNumThreads()
+        _opencv_users += 1
+        cv2.setNumThreads(n)
     try:
         yield
     finally:
-        cv2.setNumThreads(before)
+        with _opencv_lock:
+            _opencv_users -= 1
+            if _opencv_users == 0:
+                cv2.setNumThreads(_opencv_before)

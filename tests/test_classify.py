@@ -225,3 +225,58 @@ def test_converting_a_quantized_model_for_tflite_does_not_move_auto_off_keras(tm
     assert Classifier(path, batch_size=32).runtime == "keras"
     again = Classifier(path, batch_size=32, runtime="tflite")
     assert again.runtime == "tflite" and again._model is None  # from the cache, without loading Keras
+
+
+def test_one_classifier_shared_by_threads_gives_each_its_own_answers():
+    """Library users may call one Classifier from several threads: the calls take turns on its one interpreter
+    (they failed with "There is at least 1 reference to internal data" before), and each gets what it alone gets."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, size=(40, 48, 48, 1), dtype=np.uint8) for _ in range(2)]
+    shared = Classifier("fast", batch_size=32, runtime="tflite")
+    want = [shared.predict(f) for f in faces]
+    errors, mismatches = [], []
+
+    def work(k):
+        for _ in range(30):
+            try:
+                if not np.array_equal(shared.predict(faces[k]), want[k]):
+                    mismatches.append(k)
+            except Exception as exc:  # noqa: BLE001 (the failure being tested for)
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not mismatches, (errors[:2], len(mismatches))
+
+
+@pytest.mark.parametrize("runtime", ["keras", "tflite"])
+def test_a_model_without_a_softmax_is_refused_by_name(tmp_path, runtime):
+    import keras
+
+    from fer_batch.errors import ModelError
+
+    inputs = keras.Input((48, 48, 1))
+    logits = keras.layers.Dense(7)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))
+    path = tmp_path / "logits.keras"
+    keras.Model(inputs, logits).save(path)
+    faces = np.random.default_rng(1).integers(0, 256, size=(4, 48, 48, 1), dtype=np.uint8)
+    with pytest.raises(ModelError, match="outputs are not probabilities .* end the network with a softmax"):
+        Classifier(str(path), batch_size=8, runtime=runtime).predict(faces)
+
+
+@pytest.mark.parametrize("content", ['["not", "a", "card"]', '{"broken": '])
+def test_a_json_beside_a_model_that_is_not_a_card_is_a_model_error(tmp_path, content):
+    import shutil
+
+    from fer_batch.classify import model_card, resolve_model
+    from fer_batch.errors import ModelError
+
+    shutil.copy(resolve_model("fast"), tmp_path / "mine.keras")
+    (tmp_path / "mine.json").write_text(content)
+    with pytest.raises(ModelError, match="beside the model, is read as its card"):
+        model_card(tmp_path / "mine.keras")

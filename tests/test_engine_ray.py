@@ -277,3 +277,14 @@ def test_workers_get_the_model_file_by_its_absolute_path(tmp_path, monkeypatch):
     assert for_workers(AnalyzeConfig()).model is None
     with pytest.raises(ModelError, match="no such file"):
         for_workers(AnalyzeConfig(model="missing.keras"))
+
+
+def test_a_model_file_retrained_in_place_is_a_new_cache_key_in_workers(tmp_path):
+    from fer_batch.engine_ray import _file_identity
+
+    model = tmp_path / "mine.keras"
+    model.write_bytes(b"first weights")
+    first = _file_identity(str(model))
+    model.write_bytes(b"retrained, other weights")
+    assert _file_identity(str(model)) != first
+    assert _file_identity("fast") is None and _file_identity(None) is None

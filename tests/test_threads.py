@@ -108,3 +108,38 @@ def test_opencv_runs_on_one_thread_during_a_run_and_is_given_back(face_video, tm
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_overlapping_runs_give_opencv_back_its_setting_in_any_order():
+    """Two runs in one process whose opencv_threads blocks overlap and end in either order: OpenCV is at one
+    thread while either runs, and at the caller's setting once both are done."""
+    import cv2
+
+    from fer_batch.threads import opencv_threads
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        for first_out in (0, 1):
+            a, b = opencv_threads(), opencv_threads()
+            a.__enter__()
+            b.__enter__()
+            assert cv2.getNumThreads() == 1
+            (a if first_out == 0 else b).__exit__(None, None, None)
+            assert cv2.getNumThreads() == 1  # the other run is still going
+            (b if first_out == 0 else a).__exit__(None, None, None)
+            assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+
+
+@needs_proc
+def test_native_stderr_to_a_path_that_cannot_be_opened_leaks_no_descriptor(tmp_path):
+    from fer_batch.native import native_stderr
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(OSError):
+            with native_stderr(tmp_path / "missing-folder" / "log.txt"):
+                pass
+    assert len(os.listdir("/proc/self/fd")) == before
