@@ -106,8 +106,9 @@ def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_siz
     config = RunConfig(paths=(str(path),), out=out / "results.csv", overwrite=True,
                        **({"annotate": annotate} if annotate else {}),
                        analyze=AnalyzeConfig(**_options(workers, detect_size, batch_size, detector)))
-    with native_stderr(None):
-        classifier = Classifier(config.analyze.model)
+    with native_stderr(None):  # as the CLI makes it (cli/analyze.py): the run's batch size and runtime
+        classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
+                                runtime=config.analyze.runtime)
     detectors = _warm(classifier, quiet_detector_factory(None), config.analyze, workers)
     setup = time.perf_counter() - t0
     count = _Count()

@@ -43,7 +43,8 @@ def workload_clip(name: str, *, seconds: float, size=(1280, 720), fps: float = 3
     synthetic = _synthetic()
     CACHE.mkdir(parents=True, exist_ok=True)
     codec = "h264" if synthetic.h264_available() else "mp4v"
-    path = CACHE / f"{name}-{size[0]}x{size[1]}-{fps:g}fps-{seconds:g}s-{faces}f-{codec}.mp4"
+    rate = f"-{bitrate // 1000}k" if codec == "h264" and bitrate and bitrate != 3_000_000 else ""  # 3 Mbit/s: old names
+    path = CACHE / f"{name}-{size[0]}x{size[1]}-{fps:g}fps-{seconds:g}s-{faces}f-{codec}{rate}.mp4"
     if not path.exists():
         tmp = path.with_suffix(".part.mp4")
         print(f"generating {path.name} ...", file=sys.stderr, flush=True)

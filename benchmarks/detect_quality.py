@@ -166,6 +166,7 @@ def main() -> int:
         print(f"no-face frames: faces kept by BlazeFace's rules: {q['meshed']}; also by the face-mesh check: "
               f"{q['false']}")
         print("targets (auto):")
+        failed = 0
         for label, value, ok in (
                 (f"recall >= 40 px: {r40:.1%} (>= 95%)", r40, r40 >= TARGETS["recall_40"]),
                 (f"recall 24-39 px: {r24:.1%} (>= 80%)", r24, r24 >= TARGETS["recall_24"]),
@@ -174,6 +175,8 @@ def main() -> int:
                  set(per) == {1} and q["group"]["switches"] == 0),
                 (f"cut clip: {q['cut_crossing']} ids cross the cut (0)", 0, q["cut_crossing"] == 0)):
             print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+            failed += not ok
+        return 1 if failed else 0
     return 0
 
 
