@@ -319,9 +319,12 @@ def _next_sample(next_t: float, t: float, fps: float) -> float:
     gap = t + 1e-6 - next_t
     if gap > 1000 * step:
         next_t += (math.floor(gap / step) - 1) * step
-    while next_t <= t + 1e-6:
+    for _ in range(1002):  # at most 1,001 steps are left after the jump
+        if next_t > t + 1e-6:
+            return next_t
         next_t += step
-    return next_t
+    # Only past float resolution (a timestamp of ~10^15 s and more), where adding a step changes nothing.
+    return math.nextafter(t + 1e-6, math.inf)
 
 
 def _short_of_header(decoded: int, header_frames: int, fps: float | None, reached_s: float | None) -> str | None:

@@ -1092,6 +1092,7 @@ def probe_faces(folder: str | os.PathLike, *, jittered: int = 200, seed: int = 0
     from fer_batch.sources import Source
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     video = write_face_video(folder / "probe_video.mp4", **FACE_VIDEO).path
     photo = save_image(folder / "probe_three_faces.jpg", photo_faces(3, seed=0).rgb, quality=92)
     crops = []

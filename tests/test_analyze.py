@@ -71,8 +71,8 @@ def test_video_rows_ids_and_sampling(face_video, classifier):
     every = list(analyze([face_video.path], classifier=classifier, every=5))
     assert sorted({r.frame for r in every}) == list(range(0, face_video.frames, 5))
     fps2 = list(analyze([face_video.path], classifier=classifier, fps=2.0))
-    step = face_video.fps / 2.0
-    assert sorted({r.frame for r in fps2}) == [int(round(i * step)) for i in range(len({r.frame for r in fps2}))]
+    step = face_video.fps / 2.0  # 12 fps sampled at 2: every 6th frame, over the whole video
+    assert sorted({r.frame for r in fps2}) == [int(round(i * step)) for i in range(int(face_video.frames / step))]
 
 
 def test_parallel_workers_match_single_threaded(face_video, multi_face_photo, one_face_photo, classifier, tmp_path):
@@ -142,6 +142,7 @@ def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
     with pytest.raises(SystemExit) as info:
         main(["analyze", str(one_face_photo), "--out", str(out), "--every", "2", "--fps", "1"])
     assert info.value.code == EXIT_USAGE
+    assert "--fps: not allowed with argument --every" in capsys.readouterr().err
 
 
 def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, one_face_photo):
@@ -222,3 +223,28 @@ def test_shipped_samples_run_end_to_end(tmp_path):
     assert pd.isna(faces["no_face.jpg"])
     assert per_source["frame"].nunique()["moving_face.mp4"] == 140
     assert "Traceback" not in res.stderr
+
+
+def test_min_face_and_min_score_drop_the_faces_they_name(multi_face_photo, classifier):
+    """The three-face photo holds faces of different sizes: --min-face between the smallest and the largest drops
+    the smaller ones (by the boxes' shorter side); --min-score above every detection's score drops them all."""
+    every = [r for r in analyze([multi_face_photo], classifier=classifier) if r.has_face]
+    sizes = sorted(min(r.w, r.h) for r in every)
+    assert len(sizes) == 3 and sizes[0] < sizes[-1]
+    cut = (sizes[0] + sizes[-1]) // 2
+    kept = [r for r in analyze([multi_face_photo], classifier=classifier, min_face=cut) if r.has_face]
+    assert sorted(min(r.w, r.h) for r in kept) == [s for s in sizes if s >= cut]
+    top = max(r.det_score for r in every)
+    none = list(analyze([multi_face_photo], classifier=classifier, min_score=min(0.999, top + 0.001)))
+    assert [r.face_id for r in none] == [None]  # one empty row: analysed, no face kept
+
+
+@pytest.mark.parametrize("suffix", [".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".PNG"])
+def test_every_image_suffix_is_analysed_inside_a_folder(tmp_path, one_face_photo, classifier, suffix):
+    """README's image suffixes, in a folder (where an unknown suffix would only be counted as ignored)."""
+    from PIL import Image
+
+    with Image.open(one_face_photo) as im:
+        im.convert("RGB").save(tmp_path / f"face{suffix}")
+    rows = list(analyze([tmp_path], classifier=classifier))
+    assert [r.source for r in rows] == [str(tmp_path / f"face{suffix}")] and rows[0].has_face

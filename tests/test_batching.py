@@ -335,6 +335,7 @@ def test_a_stopped_reader_reports_no_failure(media, caplog):
         deadline = time.monotonic() + 30
         while frames.room_for(1) and time.monotonic() < deadline:  # full: _Begin and two frames
             time.sleep(0.01)
+        assert not frames.room_for(1), "the reader never filled its buffer: the stop would not meet it waiting"
         stop.set()
         reader.join(30)
     assert not reader.is_alive()

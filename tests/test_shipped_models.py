@@ -126,3 +126,27 @@ def test_int8_fast_gives_the_float_class_on_publictest_faces(fast_float_and_int8
     assert agreement >= 0.99
     # The card's figure (whole split) holds on the sample, within the sample's error.
     assert agreement >= model_card("fast")["tflite_agreement_with_float"] - 0.01
+
+
+@pytest.mark.parametrize("name", ["fast", "accurate"])
+def test_packaged_model_reads_a_calm_portrait_as_neutral_and_is_not_collapsed(name, tmp_path_factory):
+    """Runs without the shared dataset (so in CI too): the faces analyze cuts from the generated media are all Grace
+    Hopper's calm portrait, which a person labels neutral; most must come out neutral. Across those and the jittered
+    crops, the model must still use several classes: one that answers a single class for everything (a collapsed or
+    mislabelled file) fails one half or the other."""
+    from fer_batch.classify import Classifier, resolve_model
+    from fer_batch.labels import EMOTIONS
+    from synthetic_media import probe_faces
+
+    if not resolve_model(name).is_file():
+        pytest.skip(f"{name} is not shipped yet")
+    folder = tmp_path_factory.mktemp(f"calm-{name}")
+    aligned = probe_faces(folder / "aligned", jittered=0)
+    everything = probe_faces(folder / "all")
+    classifier = Classifier(name)
+    neutral = float(np.mean(classifier.predict(aligned).argmax(axis=1) == EMOTIONS.index("neutral")))
+    classes = set(classifier.predict(everything).argmax(axis=1).tolist())
+    print(f"{name}: neutral on {100 * neutral:.0f}% of {len(aligned)} aligned portrait faces; classes used "
+          f"across {len(everything)} faces: {sorted(EMOTIONS[c] for c in classes)}")
+    assert len(aligned) >= 30 and neutral >= 0.7
+    assert len(classes) >= 3

@@ -81,3 +81,27 @@ def test_the_teacher_labels_on_every_core(monkeypatch):
     assert predict.__self__.runtime == "tflite" and predict.__self__._tflite.threads == 3
     x, _ = _faces()
     assert predict(x).shape == (len(x), 7)
+
+
+def test_the_distillation_loss_is_hintons_blend_computed_by_hand():
+    """weight x KL(teacher_T || student_T) x T^2 + (1 - weight) x the smoothed labels' cross-entropy, written out in
+    numpy from the definition (the online and cached paths share kd_loss, so comparing them cannot catch a wrong
+    direction of the KL, a missing T^2 or swapped weights)."""
+    rng = np.random.default_rng(0)
+    n, k, temperature, weight, smoothing = 5, 7, 4.0, 0.7, 0.1
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    teacher, student = softmax(rng.normal(size=(n, k)) * 2), softmax(rng.normal(size=(n, k)) * 2)
+    labels = np.eye(k)[rng.integers(0, k, n)]
+    pt, ps = softmax(np.log(teacher) / temperature), softmax(np.log(student) / temperature)
+    kl = np.mean(np.sum(pt * (np.log(pt) - np.log(ps)), axis=1)) * temperature**2
+    smoothed = labels * (1 - smoothing) + smoothing / k
+    ce = np.mean(-np.sum(smoothed * np.log(student), axis=1))
+    want = weight * kl + (1 - weight) * ce
+    loss, _ = cached_distillation(temperature, weight, smoothing)
+    got = float(loss(np.concatenate([labels, teacher], axis=1).astype("float32"), student.astype("float32")))
+    assert got == pytest.approx(want, rel=1e-4)
+    assert kl > 0.05  # the two halves differ enough that a mistake in either shows

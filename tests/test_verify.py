@@ -87,6 +87,7 @@ def test_a_clip_asks_the_face_mesh_model_once_per_face():
         assert det._impl.passes_run["mesh"] == 6
 
 
+@pytest.mark.data
 def test_real_faces_pass_and_the_same_pixels_shuffled_do_not(verifier, shared_fer2013):
     """The first 60 FER-2013 PublicTest faces (real people, grayscale, tight crops), each enlarged to 128 px on a
     gray frame; then each face's own pixels in a random order."""
