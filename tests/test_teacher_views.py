@@ -105,3 +105,16 @@ def test_the_distillation_loss_is_hintons_blend_computed_by_hand():
     got = float(loss(np.concatenate([labels, teacher], axis=1).astype("float32"), student.astype("float32")))
     assert got == pytest.approx(want, rel=1e-4)
     assert kl > 0.05  # the two halves differ enough that a mistake in either shows
+
+
+def test_cached_teacher_views_are_keyed_by_the_faces_themselves(tmp_path):
+    """Other training faces, as many as before, must not be served the teacher's answers for the old ones."""
+    from fer_batch.training.teacher_views import views_key
+
+    teacher = tmp_path / "teacher.keras"
+    teacher.write_bytes(b"the teacher's bytes")
+    x, _ = _faces()
+    other = x.copy()
+    other[0, 0, 0, 0] ^= 1
+    assert views_key(teacher, 0, 4, "crop-erase", x) == views_key(teacher, 0, 4, "crop-erase", x.copy())
+    assert views_key(teacher, 0, 4, "crop-erase", x) != views_key(teacher, 0, 4, "crop-erase", other)

@@ -120,7 +120,7 @@ def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
     from .teacher_views import cached_view_probs, make_views, views_key
 
     views = make_views(x, augmenter, config.seed, config.teacher_views)
-    key = views_key(teacher_path, config.seed, config.teacher_views, config.augment, len(x))
+    key = views_key(teacher_path, config.seed, config.teacher_views, config.augment, x)
     probs = cached_view_probs(lambda: teacher_predictor(teacher_path), views,
                               config.resolved_checkpoint_dir() / "teacher_views.npz", key)
     return {"views": views, "view_soft": probs}
