@@ -323,3 +323,62 @@ def test_a_colour_profile_is_kept_only_where_it_describes_the_copys_pixels(tmp_p
         assert im.info.get("icc_profile") == srgb
     with Image.open(copies["grey.jpg"]) as im:
         assert im.mode == "RGB" and "icc_profile" not in im.info
+
+
+def test_each_face_is_drawn_in_its_own_emotions_chart_colour(tmp_path):
+    """A lossless (PNG) photo with two faces of different top emotions: each box's left edge is that emotion's
+    colour from the charts, so a copy cannot draw the wrong emotion, or every face alike, unnoticed."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.charts import COLORS
+    from fer_batch.labels import EMOTIONS
+    from fer_batch.records import FaceRecord
+
+    src = tmp_path / "two.png"
+    Image.fromarray(np.full((400, 600, 3), 128, np.uint8)).save(src)
+    happy = tuple(0.8 if e == "happy" else 0.2 / 6 for e in EMOTIONS)
+    sad = tuple(0.8 if e == "sad" else 0.2 / 6 for e in EMOTIONS)
+    records = [FaceRecord("two.png", "image", 0, None, 0, 60, 150, 120, 120, 0.9, happy),
+               FaceRecord("two.png", "image", 0, None, 1, 380, 150, 120, 120, 0.9, sad)]
+    dst = tmp_path / "out.png"
+    annotate_photo(src, dst, records)
+    out = np.asarray(Image.open(dst).convert("RGB")).astype(int)
+    for rec, emotion in ((records[0], "happy"), (records[1], "sad")):
+        want = np.array([int(COLORS[emotion][i:i + 2], 16) for i in (1, 3, 5)])
+        edge = out[rec.y + rec.h // 2, rec.x]  # the middle of the box's left side
+        assert np.abs(edge - want).max() <= 2, (emotion, edge, want)
+
+
+def test_an_odd_sized_video_is_padded_by_one_pixel_and_pcm_audio_is_left_out_with_a_note(tmp_path):
+    """yuv420p needs even sides: a 321x241 clip comes out 322x242 with every frame; its PCM audio (which MP4 cannot
+    hold without re-encoding) is left out, and the facts say why."""
+    from fer_batch.annotate import annotate_video
+
+    src = tmp_path / "odd.avi"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("mpeg4", rate=25)
+        v.width, v.height, v.pix_fmt = 321, 241, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=8000)
+        a.layout = "mono"
+        for i in range(20):
+            img = np.full((241, 321, 3), 40 + 8 * i, np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        samples = np.zeros((1, 8000), np.int16)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        for stream, f in ((a, frame), (a, None), (v, None)):
+            for p in stream.encode(f):
+                c.mux(p)
+    with av.open(str(src)) as c:
+        assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (321, 241)
+        assert c.streams.audio[0].codec_context.name == "pcm_s16le"
+    dst = tmp_path / "odd.mp4"
+    facts = annotate_video(src, dst, [])
+    assert facts["frames"] == 20 and facts["size"] == (321, 241)
+    assert facts["audio"].startswith("not copied (pcm_s16le")
+    with av.open(str(dst)) as c:
+        assert not c.streams.audio
+        frames = list(c.decode(video=0))
+    assert len(frames) == 20 and (frames[0].width, frames[0].height) == (322, 242)
