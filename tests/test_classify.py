@@ -280,3 +280,31 @@ def test_a_json_beside_a_model_that_is_not_a_card_is_a_model_error(tmp_path, con
     (tmp_path / "mine.json").write_text(content)
     with pytest.raises(ModelError, match="beside the model, is read as its card"):
         model_card(tmp_path / "mine.keras")
+
+
+def test_int8_near_ties_are_run_again_in_float(tmp_path):
+    """The packaged fast runs int8 in TFLite; a face whose two likeliest emotions lie within NEAR_TIE under int8
+    gets the float model's probabilities (so int8 cannot flip its class), every other face keeps int8's."""
+    import sys
+    from pathlib import Path
+
+    from fer_batch.classify import NEAR_TIE
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_media import probe_faces
+
+    faces = probe_faces(tmp_path)
+    rechecked = Classifier("fast", batch_size=32, runtime="tflite")
+    if rechecked.quantization != "dynamic-int8":
+        pytest.skip("the packaged fast runs as a float model in TFLite")
+    assert rechecked._near_ties is not None
+    raw = Classifier("fast", batch_size=32, runtime="tflite")
+    raw._near_ties = None
+    float_probs = Classifier("fast", batch_size=32, runtime="keras").predict(faces)
+    got, int8 = rechecked.predict(faces), raw.predict(faces)
+    top2 = np.sort(int8, axis=1)[:, -2:]
+    ties = top2[:, 1] - top2[:, 0] < NEAR_TIE
+    assert 0 < ties.sum() < len(faces) // 4, ties.sum()  # the set has near ties, and they are few
+    np.testing.assert_allclose(got[ties], float_probs[ties], atol=1e-5)
+    np.testing.assert_array_equal(got[~ties], int8[~ties])
+    assert np.array_equal(got.argmax(axis=1), float_probs.argmax(axis=1))
