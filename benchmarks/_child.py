@@ -81,8 +81,11 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-def _options(workers: int, detect_size: int | None, batch_size: int | None, detector: str | None) -> dict:
+def _options(workers: int, detect_size: int | None, batch_size: int | None, detector: str | None,
+             model: str | None = None) -> dict:
     options = {"workers": workers}
+    if model:
+        options["model"] = model
     if detect_size:
         options["detect_max_side"] = detect_size
     if batch_size:
@@ -93,7 +96,7 @@ def _options(workers: int, detect_size: int | None, batch_size: int | None, dete
 
 
 def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_size: int | None,
-         detector: str | None = None, annotate: Path | None = None) -> dict:
+         detector: str | None = None, annotate: Path | None = None, model: str | None = None) -> dict:
     t0 = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -105,7 +108,7 @@ def ours(path: Path, out: Path, workers: int, detect_size: int | None, batch_siz
     # annotate only when asked: an older tree measured with --repo has no such option
     config = RunConfig(paths=(str(path),), out=out / "results.csv", overwrite=True,
                        **({"annotate": annotate} if annotate else {}),
-                       analyze=AnalyzeConfig(**_options(workers, detect_size, batch_size, detector)))
+                       analyze=AnalyzeConfig(**_options(workers, detect_size, batch_size, detector, model)))
     with native_stderr(None):  # as the CLI makes it (cli/analyze.py): the run's batch size and runtime
         classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
                                 runtime=config.analyze.runtime)
@@ -157,7 +160,8 @@ class _Stages:
         return result
 
 
-def profile(path: Path, out: Path, detect_size: int | None, batch_size: int | None, detector: str | None) -> dict:
+def profile(path: Path, out: Path, detect_size: int | None, batch_size: int | None, detector: str | None,
+            model: str | None = None) -> dict:
     """The stages of one video's analysis in sequence, each timed (see the module docstring)."""
     t0 = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -170,7 +174,7 @@ def profile(path: Path, out: Path, detect_size: int | None, batch_size: int | No
     from fer_batch.sinks import RunWriter
     from fer_batch.sources import Source, iter_frames
 
-    config = AnalyzeConfig(**_options(1, detect_size, batch_size, detector))
+    config = AnalyzeConfig(**_options(1, detect_size, batch_size, detector, model))
     with native_stderr(None):
         classifier = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
     detector = quiet_detector_factory(None)(config)
@@ -226,15 +230,16 @@ def main() -> None:
     ap.add_argument("--detector", help="--detector for ours/profile (default: the tree's own default)")
     ap.add_argument("--repo", type=Path, default=REPO, help="the checkout whose fer_batch is measured")
     ap.add_argument("--annotate", type=Path, help="also write annotated copies to this folder (--annotate)")
+    ap.add_argument("--model", help="--model for ours/profile (default: the tree's own fast)")
     args = ap.parse_args()
     sys.path.insert(0, str(args.repo.resolve()))
     if args.what == "floor":
         result = floor(args.path)
     elif args.what == "ours":
         result = ours(args.path, args.out, args.workers, args.detect_size, args.batch_size, args.detector,
-                      args.annotate)
+                      args.annotate, args.model)
     else:
-        result = profile(args.path, args.out, args.detect_size, args.batch_size, args.detector)
+        result = profile(args.path, args.out, args.detect_size, args.batch_size, args.detector, args.model)
     print(json.dumps(result), flush=True)
 
 

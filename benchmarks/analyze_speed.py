@@ -16,6 +16,7 @@ Speeds exclude process start-up (imports, model loading): `setup` shows it. The 
     python benchmarks/analyze_speed.py --workloads 720p faces3 --no-peer --profile          # where the time goes
     git worktree add /tmp/base 53124ec                                                       # today's build
     python benchmarks/analyze_speed.py --workloads 720p faces3 --no-peer --detector short --base /tmp/base --repeats 3
+    python benchmarks/analyze_speed.py ... --base /tmp/base --model OLD_FAST.keras   # the same network in both trees
 
 ``--profile`` also runs the stages of one frame after another on one thread (decode, detect, align, classify,
 write) and prints each one's wall and CPU milliseconds per frame beside the pipeline's, with the pipeline's CPU
@@ -147,6 +148,8 @@ def _ours_cmd(path: Path, unit: str, args, out: Path, *, what: str = "ours", rep
     detector = args.detector if detector == "given" else detector
     if detector:
         cmd += ["--detector", detector]
+    if args.model:
+        cmd += ["--model", str(Path(args.model).resolve()) if Path(args.model).exists() else args.model]
     if repo is not None:
         cmd += ["--repo", str(repo)]
     return cmd
@@ -321,6 +324,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true",
                     help="also time each stage alone, and the pipeline's CPU utilisation, on the video workloads")
     ap.add_argument("--base", type=Path, help="another fer-batch checkout to measure side by side with this one")
+    ap.add_argument("--model", help="--model for our runs in both trees (a packaged name, or a .keras file: the same "
+                                    "network in both, so that only the code differs); default: each tree's own fast")
     ap.add_argument("--repeats", type=int, default=3, help="alternating runs of each tree with --base (default 3)")
     args = ap.parse_args()
     if args.base and not (args.base / "fer_batch" / "__init__.py").is_file():
