@@ -324,8 +324,9 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true",
                     help="also time each stage alone, and the pipeline's CPU utilisation, on the video workloads")
     ap.add_argument("--base", type=Path, help="another fer-batch checkout to measure side by side with this one")
-    ap.add_argument("--model", help="--model for our runs in both trees (a packaged name, or a .keras file: the same "
-                                    "network in both, so that only the code differs); default: each tree's own fast")
+    ap.add_argument("--model", help="--model for our runs in both trees: a .keras file runs the same network in "
+                                    "both, so that only the code differs (a packaged name means each tree's own "
+                                    "file); default: each tree's own fast")
     ap.add_argument("--repeats", type=int, default=3, help="alternating runs of each tree with --base (default 3)")
     args = ap.parse_args()
     if args.base and not (args.base / "fer_batch" / "__init__.py").is_file():

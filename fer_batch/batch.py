@@ -82,17 +82,35 @@ class RunReport:
 
 def _settings(config: RunConfig) -> dict:
     """The options a resumed run must share with the interrupted one for their output to be identical."""
-    from .classify import resolve_model, tflite_quantization
+    from .classify import NEAR_TIE, resolve_model, tflite_quantization
 
     a = config.analyze
     model = resolve_model(a.model)
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
-            "model_bytes": model.stat().st_size, "detector": a.detector, "min_face": a.min_face,
+            # By content: a model replaced by another of the same size (a new packaged fast) is another network.
+            "model_sha256": _sha256(model), "detector": a.detector, "min_face": a.min_face,
             "min_score": a.min_score, "detect_max_side": a.detect_max_side, "max_pixels": a.max_pixels,
             "batch_size": a.batch_size, "runtime": a.runtime,
             # The card can ask TFLite for int8 weights: the same file then gives other probabilities.
             "tflite_quantization": tflite_quantization(model) if a.runtime != "keras" else None,
+            "tflite_near_tie": NEAR_TIE if a.runtime != "keras" else None,
             **_detector_settings(a.detector)}
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()  # cached by size and date: a run asks for its settings more than once
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
 
 
 def _report_settings(config: RunConfig) -> dict:

@@ -120,9 +120,10 @@ class RunConfig:
         named = [("--out", self.out), ("the errors file", self.errors_path), ("--summary", self.summary),
                  ("--report", self.report), ("--charts", self.charts), ("--annotate", self.annotate)]
         named = [(option, path) for option, path in named if path is not None]
+        folders = {"--charts", "--annotate"}  # may share one folder: flat chart PNGs beside the copies' tree
         for i, (option, path) in enumerate(named):
             for other, other_path in named[:i]:
-                if _same_path(path, other_path):
+                if {option, other} != folders and _same_path(path, other_path):
                     raise UsageError(f"{option} {str(path)!r} is the same path as {other}; give each output its "
                                      "own path")
 

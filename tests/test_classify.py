@@ -309,3 +309,41 @@ def test_int8_near_ties_are_run_again_in_float(tmp_path):
     np.testing.assert_array_equal(got[~ties], int8[~ties])
     # Beyond the ties, int8 can still move a probability by more than a face's margin, rarely (the issue's bar).
     assert np.mean(got.argmax(axis=1) == float_probs.argmax(axis=1)) >= 0.99
+
+
+def test_a_softmax_computed_in_bfloat16_is_accepted(tmp_path):
+    """A model saved under mixed_bfloat16 whose softmax stays bf16 sums to 1 only within ~0.003: still probabilities."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        inputs = keras.Input((48, 48, 1))
+        x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+        outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.Dense(32, activation="relu")(x))
+        model = keras.Model(inputs, outputs)
+    finally:
+        keras.config.set_dtype_policy(before)
+    path = tmp_path / "bf16.keras"
+    model.save(path)
+    faces = np.random.default_rng(2).integers(0, 256, size=(16, 48, 48, 1), dtype=np.uint8)
+    probs = Classifier(str(path), batch_size=16, runtime="keras").predict(faces)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_keras_int8_model_whose_card_asks_for_int8_tflite_runs_there(tmp_path):
+    """ship_model --quantize int8 --tflite-int8 can make such a model: TFLite converts its float equivalent, for
+    the int8 network and for the float one that re-runs near ties."""
+    import json
+
+    from fer_batch.classify import load_keras_model, resolve_model
+
+    model = load_keras_model(resolve_model("fast"))
+    model.quantize("int8")
+    path = tmp_path / "mine.keras"
+    model.save(path)
+    (tmp_path / "mine.json").write_text(json.dumps({"tflite_quantization": "dynamic-int8"}))
+    clf = Classifier(str(path), batch_size=32, runtime="tflite")
+    assert clf.runtime == "tflite" and clf._near_ties is not None
+    faces = np.random.default_rng(3).integers(0, 256, size=(8, 48, 48, 1), dtype=np.uint8)
+    np.testing.assert_allclose(clf.predict(faces).sum(axis=1), 1.0, atol=1e-5)

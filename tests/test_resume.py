@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -318,3 +319,23 @@ def test_interrupted_run_counts_what_the_files_hold(tmp_path, media, reference, 
     assert counts["rows"] + resumed["rows"] == len(reference["timeline"]) == len(read_timeline(out))
     if workers == "1":
         assert_matches_reference(out, reference)
+
+
+def test_a_resume_after_the_model_file_changed_is_refused(tmp_path, one_face_photo, no_face_photo, capsys):
+    """The journal knows the model by its content, not its path and size: a model file replaced by another network
+    (as a new packaged fast is, at exactly the old size) cannot continue a run the old one started."""
+    from fer_batch.classify import load_keras_model, resolve_model
+    from fer_batch.cli import EXIT_USAGE, main
+
+    mine = tmp_path / "mine.keras"
+    shutil.copy(resolve_model("fast"), mine)
+    out = tmp_path / "r.csv"
+    args = ["analyze", str(one_face_photo), str(no_face_photo), "--out", str(out), "--model", str(mine)]
+    assert main(args) == 0
+    model = load_keras_model(mine)
+    last = model.layers[-1]
+    last.set_weights([w * 1.01 for w in last.get_weights()])
+    model.save(mine)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == EXIT_USAGE
+    assert "model_sha256" in capsys.readouterr().err

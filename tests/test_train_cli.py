@@ -616,3 +616,34 @@ def test_a_checkpoint_cut_off_while_written_resumes_from_the_previous_epoch(tmp_
     (backup / f"{WEIGHTS}{PREVIOUS}").write_bytes(b"")
     with pytest.raises(UsageError, match="does not read back .* start again without --resume"):
         backup_epoch(backup)
+
+
+def test_a_fresh_run_starts_over_a_damaged_checkpoint(data, tmp_path):
+    """A kill during the first epoch's save leaves a damaged checkpoint with no previous copy: a fresh run (no
+    --resume, with --overwrite) deletes it and trains, as the refused resume's message says to do."""
+    from fer_batch.training.checkpoints import METADATA, WEIGHTS
+
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    (ckpt / "backup").mkdir(parents=True)
+    (ckpt / "backup" / WEIGHTS).write_bytes(b"cut off")
+    (ckpt / "backup" / METADATA).write_text('{"epoch": ')
+    common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "1", "--tta", "none",
+              *QUICK]
+    rc, _, stderr = run_cli([*common, "--resume"])
+    assert rc == EXIT_USAGE and "does not read back" in stderr and "start again without --resume" in stderr
+    rc, _, stderr = run_cli([*common, "--overwrite"])
+    assert rc == EXIT_OK, stderr
+    assert json.loads((ckpt / "backup" / METADATA).read_text())["epoch"] == 1
+
+
+def test_a_resume_with_the_default_rate_written_out_is_the_same_run(data, tmp_path):
+    """Started without --lr (SGD's default 0.02), resumed with --lr 0.02: the same recipe, not refused."""
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--arch", "tiny",
+              "--batch-size", "8", "--augment", "none", "--tta", "none"]
+    rc, _, stderr = run_cli([*common, "--epochs", "1"])
+    assert rc == EXIT_OK, stderr
+    rc, _, stderr = run_cli([*common, "--epochs", "1", "--lr", "0.02", "--resume"])
+    assert rc == EXIT_OK, stderr
+    rc, _, stderr = run_cli([*common, "--epochs", "1", "--lr", "0.03", "--resume"])
+    assert rc == EXIT_USAGE and "learning_rate 0.02 -> 0.03" in stderr

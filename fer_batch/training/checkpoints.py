@@ -219,8 +219,9 @@ MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_m
                         # The recipe: a checkpoint would take these, but the run would silently become another one
                         # (another learning-rate curve, other augmentations or targets) than config.json and the
                         # model card say.
+                        # (--init is not here: a resume starts from the checkpoint, whatever --init names.)
                         "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "augment",
-                        "augment_engine", "mixup", "temperature", "distill_weight", "init")
+                        "augment_engine", "mixup", "temperature", "distill_weight")
 #: What a run whose config.json predates a field did, for that field.
 BEFORE_THE_FIELD_EXISTED = {"faces": "as-is", "teacher_views": 4, "precision": "float32"}
 
@@ -240,6 +241,9 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
             f"there); resume it with --epochs {settled}"
         )
     before = {**BEFORE_THE_FIELD_EXISTED, **before}
+    if before.get("learning_rate") is None and "optimizer" in before:  # the default rate, as a value: --lr 0.02 is it
+        before["learning_rate"] = 0.02 if before["optimizer"] == "sgd" else 1e-3
+    now["learning_rate"] = config.lr
     changed = [k for k in MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
     if changed:
         diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)

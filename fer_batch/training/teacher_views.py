@@ -41,7 +41,7 @@ def views_key(teacher: Path, seed: int, views: int, augment: str, faces: np.ndar
     with open(teacher, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    data = hashlib.sha256(np.ascontiguousarray(faces).tobytes()).hexdigest()[:16]
+    data = hashlib.sha256(np.ascontiguousarray(faces)).hexdigest()[:16]  # the array's own buffer, not a copy
     return f"{digest.hexdigest()[:16]}-faces{data}-seed{seed}-views{views}-{augment}-n{len(faces)}-block{BLOCK}"
 
 

@@ -41,7 +41,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
 
     # Every setting that can be refused is refused before the data is read or anything is written.
     init_path, teacher_path = _check_before_work(config)
-    restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup")
+    # Only a resume reads (and repairs) the checkpoint: a fresh run deletes it, damaged or not.
+    restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup") if config.resume else None
     if config.resume and restored_epoch is not None:
         check_resumable(config, Path(config.out) / "config.json")  # before the data: reading FER-2013 takes a while
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
