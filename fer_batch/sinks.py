@@ -69,7 +69,9 @@ def read_journal(out: Path, settings: dict) -> list[dict]:
     previous = entries[0].get("settings", {})
     if previous != settings:
         changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-        raise UsageError(f"--resume: options differ from the interrupted run ({', '.join(changed)}); resume "
+        model = ("; the model file is not the network the run started with (a newer packaged model, or a file "
+                 "retrained in place)" if {"model_sha256", "model_bytes"} & set(changed) else "")
+        raise UsageError(f"--resume: options differ from the interrupted run ({', '.join(changed)}){model}; resume "
                          "with the same options, or use --overwrite")
     return entries
 

@@ -338,4 +338,5 @@ def test_a_resume_after_the_model_file_changed_is_refused(tmp_path, one_face_pho
     model.save(mine)
     capsys.readouterr()
     assert main([*args, "--resume"]) == EXIT_USAGE
-    assert "model_sha256" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model_sha256" in err and "the model file is not the network the run started with" in err
