@@ -99,13 +99,9 @@ def _settings(config: RunConfig) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    import hashlib
+    from .tflite_cache import file_sha256
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _sha256(path: Path) -> str:
@@ -156,8 +152,7 @@ def plan_run(config: RunConfig) -> Plan:
     committed: dict[str, dict] = {}
     if config.resume and config.out.exists():
         committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]}
-    found = _discover(config)
-    return Plan(found, committed)
+    return Plan(_discover(config), committed)
 
 
 def _discover(config: RunConfig):

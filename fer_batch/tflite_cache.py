@@ -35,9 +35,18 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read a megabyte at a time: how a model file is known by its content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def cache_key(model_path: Path, tf_version: str) -> str:
     """The key of ``model_path``'s conversion by TensorFlow ``tf_version``: its content, not its name or date."""
-    return f"{_sha256(Path(model_path).read_bytes())}-tf{tf_version}-v{FORMAT}"
+    return f"{file_sha256(model_path)}-tf{tf_version}-v{FORMAT}"
 
 
 def load(key: str) -> bytes | None:

@@ -58,6 +58,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from fer_batch.classify import load_keras_model, resolve_model
+    from fer_batch.tflite_cache import file_sha256
     from fer_batch.training.datasets import load_dataset
     from fer_batch.training.ensemble import ensemble_members
     from fer_batch.training.saved_models import tta_inner
@@ -73,7 +74,7 @@ def main() -> None:
     probs = {}
     for name in args.models:
         path = Path(resolve_model(name))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        digest = file_sha256(path)[:16]
         cached = args.cache / f"{digest}-{faces_key}-shift{CROP_SHIFT}.npz"
         if cached.exists():
             with np.load(cached) as f:

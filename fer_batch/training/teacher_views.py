@@ -37,12 +37,10 @@ def make_views(x: np.ndarray, augmenter, seed: int, views: int) -> np.ndarray:
 def views_key(teacher: Path, seed: int, views: int, augment: str, faces: np.ndarray) -> str:
     """What the cached probabilities depend on: the teacher file's bytes, the training faces themselves (other data
     with as many rows must not reuse them) and how the views were made."""
-    digest = hashlib.sha256()
-    with open(teacher, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    from ..tflite_cache import file_sha256
+
     data = hashlib.sha256(np.ascontiguousarray(faces)).hexdigest()[:16]  # the array's own buffer, not a copy
-    return f"{digest.hexdigest()[:16]}-faces{data}-seed{seed}-views{views}-{augment}-n{len(faces)}-block{BLOCK}"
+    return f"{file_sha256(teacher)[:16]}-faces{data}-seed{seed}-views{views}-{augment}-n{len(faces)}-block{BLOCK}"
 
 
 def cached_view_probs(make_predict, views: np.ndarray, cache: Path, key: str) -> np.ndarray:
