@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .train_config import TrainConfig, machine_info
+from .train_config import TrainConfig, default_lr, machine_info
 
 
 def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
@@ -242,7 +242,7 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
         )
     before = {**BEFORE_THE_FIELD_EXISTED, **before}
     if before.get("learning_rate") is None and "optimizer" in before:  # the default rate, as a value: --lr 0.02 is it
-        before["learning_rate"] = 0.02 if before["optimizer"] == "sgd" else 1e-3
+        before["learning_rate"] = default_lr(before["optimizer"])
     now["learning_rate"] = config.lr
     changed = [k for k in MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
     if changed:

@@ -21,6 +21,11 @@ TEACHER_MODES = ("online", "cached", "views")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
+def default_lr(optimizer: str) -> float:
+    """The peak learning rate when --lr is not given: 0.02 for SGD, 1e-3 for Adam/AdamW."""
+    return 0.02 if optimizer == "sgd" else 1e-3
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every choice of a training run; written to ``config.json`` beside the model."""
@@ -130,9 +135,7 @@ class TrainConfig:
 
     @property
     def lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 0.02 if self.optimizer == "sgd" else 1e-3
+        return self.learning_rate if self.learning_rate is not None else default_lr(self.optimizer)
 
     def check_outputs(self) -> None:
         """:class:`UsageError` unless ``out`` and the checkpoint folder can be written (cheap: no data is read)."""
