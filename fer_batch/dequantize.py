@@ -13,15 +13,21 @@ from __future__ import annotations
 
 from .errors import ModelError
 
+_INT8_CONV = "fer_batch>Int8Conv2D"  # how a .keras config names fer_batch.layers.Int8Conv2D
+
 
 def is_quantized(model) -> bool:
-    """Whether Keras quantized some layers of ``model`` (``model.quantize``)."""
-    return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
+    """Whether Keras quantized some layers of ``model`` (``model.quantize``), or it has int8 convolutions
+    (:class:`fer_batch.layers.Int8Conv2D`)."""
+    from .layers import Int8Conv2D
+
+    return any(getattr(layer, "quantization_mode", None) or isinstance(layer, Int8Conv2D)
+               for layer in model._flatten_layers())
 
 
 def dequantized(model):
-    """A float32 copy of ``model`` (nested models included) with its int8 dense kernels turned back into floats;
-    :class:`ModelError` for any other kind of quantized layer."""
+    """A float32 copy of ``model`` (nested models included) with its int8 dense kernels, and its int8 convolutions
+    (as plain ``Conv2D``), turned back into floats; :class:`ModelError` for any other kind of quantized layer."""
     import keras
 
     config = float32_config(keras.saving.serialize_keras_object(model))
@@ -35,6 +41,12 @@ def float32_config(node):
     float32: what a float copy for TFLite, or the saved copy of a network trained under ``--precision
     mixed_bfloat16``, is rebuilt from."""
     if isinstance(node, dict):
+        if node.get("registered_name") == _INT8_CONV:
+            config = {k: v for k, v in node["config"].items() if k != "dtype"}
+            # The node's other keys (a functional model's "name", "inbound_nodes", "build_config") stay.
+            return {**float32_config({k: v for k, v in node.items() if k not in ("config", "registered_name")}),
+                    "module": "keras.layers", "class_name": "Conv2D", "registered_name": None,
+                    "config": {**config, "dtype": "float32", "data_format": "channels_last", "groups": 1}}
         if node.get("class_name") == "QuantizedDTypePolicy" or (
                 node.get("class_name") == "DTypePolicy"
                 and str(node.get("config", {}).get("name", "")).startswith("mixed_")):
@@ -49,12 +61,18 @@ def _copy_weights(source, target) -> None:
     import keras
     import numpy as np
 
+    from .layers import Int8Conv2D
+
     sources, targets = _leaves(source), _leaves(target)
     if [s.name for s in sources] != [t.name for t in targets]:
         raise ModelError(f"{source.name}: its float copy has other layers; cannot dequantize it")
     for s, t in zip(sources, targets):
         mode = getattr(s, "quantization_mode", None)
-        if mode is None:
+        if isinstance(s, Int8Conv2D):
+            t.kernel.assign(np.asarray(s.kernel_int8).astype("float32") / np.asarray(s.kernel_scale))
+            if s.use_bias:
+                t.bias.assign(np.asarray(s.bias))
+        elif mode is None:
             t.set_weights(s.get_weights())
         elif mode == "int8" and isinstance(s, keras.layers.Dense):
             kernel = np.asarray(s._kernel).astype("float32") / np.asarray(s.kernel_scale)

@@ -1,13 +1,14 @@
 """Ship an ensemble of trained models as one packaged model (``accurate``), with its card.
 
     python training/ship_ensemble.py NAME MEMBER MEMBER [...] --views crops --data FER2013.csv.gz \
-        --status interim|final --command "how each member was made" [--quantize int8] [--notes TEXT]
+        --status interim|final --command "how each member was made" [--quantize int8|int8-all] [--notes TEXT]
 
 MEMBER is a finished `fer-batch train` run folder (its model.keras, metrics.json, config.json) or a packaged name.
 Each member's network (its own TTA wrapper removed) is wrapped in the test-time views ``--views`` names
 (``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``).
 ``--quantize int8`` stores every dense kernel as int8 (Keras ``Model.quantize``), as ``accurate`` has shipped
-since 2026-11-26. The file that ships is re-measured on the PublicTest rows through the product's own loader
+since 2026-11-26; ``int8-all`` stores the Conv2D kernels as int8 too (``fer_batch.training.compress``), which a
+member as wide as ``vgg`` needs to fit. The file that ships is re-measured on the PublicTest rows through the product's own loader
 (``fer_batch.classify.Classifier``, safe mode), with and without the views, and the card gives those figures, each
 member's, and the per-class table. Refuses a file over 25 MB.
 """
@@ -24,6 +25,9 @@ import numpy as np
 
 MODELS = Path(__file__).resolve().parents[1] / "fer_batch" / "models"
 LIMIT = 25 * 2**20
+QUANTIZE = {"int8": "int8 dense kernels (keras Model.quantize)",
+            "int8-all": "int8 dense kernels (keras Model.quantize) and int8 Conv2D kernels, one scale per output "
+                        "channel (fer_batch.layers.Int8Conv2D)"}
 
 
 def member_info(spec: str) -> tuple[Path, dict]:
@@ -57,7 +61,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the ensemble")
     ap.add_argument("--status", choices=["interim", "final"], required=True)
     ap.add_argument("--command", required=True, help="the exact commands that produced the members")
-    ap.add_argument("--quantize", choices=["int8"])
+    ap.add_argument("--quantize", choices=list(QUANTIZE), help="; ".join(f"{k}: {v}" for k, v in QUANTIZE.items()))
     ap.add_argument("--notes", default="")
     ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
     args = ap.parse_args()
@@ -67,6 +71,7 @@ def main() -> None:
     from fer_batch.classify import Classifier
     from fer_batch.training.architectures import build_model
     from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.compress import int8_convolutions
     from fer_batch.training.ensemble import ensemble
     from fer_batch.training.metrics import classification_report
     from fer_batch.training.saved_models import load_initial_weights
@@ -94,7 +99,10 @@ def main() -> None:
     nets = float_nets()
 
     def build(views: str):
-        model = ensemble([with_views(n, views) for n in float_nets()], name=f"ensemble_{views}")
+        nets = float_nets()
+        if args.quantize == "int8-all":
+            nets = [int8_convolutions(n) for n in nets]
+        model = ensemble([with_views(n, views) for n in nets], name=f"ensemble_{views}")
         if args.quantize:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Conv2D does not have a `quantize` method": dense layers only
@@ -139,7 +147,7 @@ def main() -> None:
             "command": args.command,
             "machine": next((info["machine"] for info in infos if info.get("machine")), {}),
             "members": infos,
-            "quantization": "int8 dense kernels (keras Model.quantize)" if args.quantize else None,
+            "quantization": QUANTIZE[args.quantize] if args.quantize else None,
             "notes": args.notes,
         }
         (args.dest / f"{args.name}.keras").write_bytes(path.read_bytes())
