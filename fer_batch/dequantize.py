@@ -69,7 +69,7 @@ def _copy_weights(source, target) -> None:
     for s, t in zip(sources, targets):
         mode = getattr(s, "quantization_mode", None)
         if isinstance(s, Int8Conv2D):
-            t.kernel.assign(np.asarray(s.kernel_int8).astype("float32") / np.asarray(s.kernel_scale))
+            t.kernel.assign(s.float_kernel())
             if s.use_bias:
                 t.bias.assign(np.asarray(s.bias))
         elif mode is None:

@@ -75,6 +75,12 @@ class Int8Conv2D(keras.layers.Layer):
             y = ops.add(y, ops.cast(self.bias, y.dtype))
         return self.activation(y)
 
+    def float_kernel(self):
+        """The kernel as the layer computes with it (``int8 / scale``), as a float32 numpy array."""
+        import numpy as np
+
+        return np.asarray(self.kernel_int8).astype(np.float32) / np.asarray(self.kernel_scale)
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,

@@ -8,9 +8,9 @@ Each member's network (its own TTA wrapper removed) is wrapped in the test-time 
 (``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``).
 ``--quantize int8`` stores every dense kernel as int8 (Keras ``Model.quantize``), as ``accurate`` has shipped
 since 2026-11-26; ``int8-all`` stores the Conv2D kernels as int8 too (``fer_batch.training.compress``), which a
-member as wide as ``vgg`` needs to fit. The file that ships is re-measured on the PublicTest rows through the product's own loader
-(``fer_batch.classify.Classifier``, safe mode), with and without the views, and the card gives those figures, each
-member's, and the per-class table. Refuses a file over 25 MB.
+member as wide as ``vgg`` needs to fit. The file that ships is re-measured on the PublicTest rows through the
+product's own loader (``fer_batch.classify.Classifier``, safe mode), with and without the views, and the card gives
+those figures, each member's, and the per-class table. Refuses a file over 25 MB.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ def main() -> None:
     nets = float_nets()
 
     def build(views: str):
-        nets = float_nets()
+        members = float_nets()
         if args.quantize == "int8-all":
-            nets = [int8_convolutions(n) for n in nets]
-        model = ensemble([with_views(n, views) for n in nets], name=f"ensemble_{views}")
+            members = [int8_convolutions(n) for n in members]
+        model = ensemble([with_views(n, views) for n in members], name=f"ensemble_{views}")
         if args.quantize:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Conv2D does not have a `quantize` method": dense layers only
