@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from .errors import ModelError
 
-_INT8_CONV = "fer_batch>Int8Conv2D"  # how a .keras config names fer_batch.layers.Int8Conv2D
-
 
 def is_quantized(model) -> bool:
     """Whether Keras quantized some layers of ``model`` (``model.quantize``), or it has int8 convolutions
@@ -40,20 +38,29 @@ def float32_config(node):
     """A model config (or serialized model) with every quantized or mixed-precision dtype policy replaced by
     float32: what a float copy for TFLite, or the saved copy of a network trained under ``--precision
     mixed_bfloat16``, is rebuilt from."""
+    import keras
+
+    from .layers import Int8Conv2D
+
+    return _float32_config(node, keras.saving.get_registered_name(Int8Conv2D))
+
+
+def _float32_config(node, int8_conv: str):
     if isinstance(node, dict):
-        if node.get("registered_name") == _INT8_CONV:
+        if node.get("registered_name") == int8_conv:
             config = {k: v for k, v in node["config"].items() if k != "dtype"}
             # The node's other keys (a functional model's "name", "inbound_nodes", "build_config") stay.
-            return {**float32_config({k: v for k, v in node.items() if k not in ("config", "registered_name")}),
+            return {**_float32_config({k: v for k, v in node.items() if k not in ("config", "registered_name")},
+                                      int8_conv),
                     "module": "keras.layers", "class_name": "Conv2D", "registered_name": None,
                     "config": {**config, "dtype": "float32", "data_format": "channels_last", "groups": 1}}
         if node.get("class_name") == "QuantizedDTypePolicy" or (
                 node.get("class_name") == "DTypePolicy"
                 and str(node.get("config", {}).get("name", "")).startswith("mixed_")):
             return "float32"
-        return {k: float32_config(v) for k, v in node.items()}
+        return {k: _float32_config(v, int8_conv) for k, v in node.items()}
     if isinstance(node, list):
-        return [float32_config(v) for v in node]
+        return [_float32_config(v, int8_conv) for v in node]
     return node
 
 
