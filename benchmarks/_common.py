@@ -54,6 +54,21 @@ def workload_clip(name: str, *, seconds: float, size=(1280, 720), fps: float = 3
     return path
 
 
+def probe_faces() -> "np.ndarray":
+    """The generated faces that int8 is judged on (``tests/synthetic_media.probe_faces``: faces ``analyze`` cut
+    from a generated clip and photo, and off-centre crops), (N, 48, 48, 1) uint8, cached under ``CACHE``."""
+    import numpy as np
+
+    path = CACHE / "probe_faces.npy"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print("generating the probe faces ...", file=sys.stderr, flush=True)
+        faces = _synthetic().probe_faces(CACHE / "probe")
+        np.save(path.with_suffix(".part.npy"), faces)
+        path.with_suffix(".part.npy").rename(path)
+    return np.load(path)
+
+
 PHOTO_SIZES = ((1024, 768), (768, 1024), (1280, 960), (1600, 1200), (800, 600))
 
 

@@ -4,10 +4,16 @@ The `fast` model's floor: it must classify faces (in batches, test-time augmenta
 OpenCV decodes the frames of a 1280x720 H.264 clip at an ordinary bitrate, on the same machine.
 
     python benchmarks/classify_speed.py [--models fast accurate PATH.keras] [--runtimes keras tflite]
-                                        [--seconds 20] [--batch 256]
+                                        [--seconds 20] [--batch 256] [--faces FER2013.csv.gz | generated | noise]
 
 Each model is timed in each classifier runtime (`fer-batch analyze --runtime`): keras (TensorFlow) and tflite
 (converted at load, XNNPACK), which `auto` picks on CPU-only hosts.
+
+The faces are real ones, because an int8 model's speed depends on them: the faces whose two likeliest emotions
+int8 cannot tell apart are run again in float, one at a time (`fer_batch.classify.recheck_near_ties`; the
+"float" column gives their share). A FER-2013 CSV gives its PublicTest faces; `generated` (the default) the faces
+`analyze` cuts from generated media (`tests/synthetic_media.probe_faces`); `noise` uniform random pixels, which
+some networks find ambiguous enough to re-run a quarter of them.
 """
 
 from __future__ import annotations
@@ -21,20 +27,40 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import decode_fps, machine_line, workload_clip  # noqa: E402
+from _common import decode_fps, machine_line, probe_faces, workload_clip  # noqa: E402
 
 
-def faces_per_second(model, batch: int, seconds: float = 6.0) -> float:
+def benchmark_faces(spec: str, batch: int):
+    """(N, 48, 48, 1) uint8 faces, N a multiple of ``batch``, for ``--faces``."""
     import numpy as np
 
-    x = np.random.default_rng(0).integers(0, 256, (batch, 48, 48, 1), dtype=np.uint8)
-    for _ in range(3):
+    if spec == "noise":
+        faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48, 1), dtype=np.uint8)
+    elif spec == "generated":
+        faces = probe_faces()
+    else:
+        from fer_batch.training.datasets import load_dataset
+
+        val = load_dataset(spec).get("val")
+        if val is None:
+            raise SystemExit(f"--faces {spec!r}: no PublicTest rows")
+        faces = val.x
+    n = max(batch, len(faces) // batch * batch)
+    return faces[np.arange(n) % len(faces)]
+
+
+def faces_per_second(model, faces, batch: int, seconds: float = 6.0) -> tuple[float, float]:
+    """(faces a second, share of the faces run again in float) over ``faces``, in batches of ``batch``."""
+    batches = [faces[i:i + batch] for i in range(0, len(faces), batch)]
+    for x in batches[:3]:
         model.predict(x)
+    before = getattr(model, "faces_rechecked", 0)
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
-        model.predict(x)
+        model.predict(batches[(n // batch) % len(batches)])
         n += batch
-    return n / (time.perf_counter() - t)
+    wall = time.perf_counter() - t
+    return n / wall, (getattr(model, "faces_rechecked", 0) - before) / n
 
 
 def main() -> None:
@@ -44,6 +70,7 @@ def main() -> None:
     ap.add_argument("--bitrate", type=int, default=3_000_000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--runtimes", nargs="+", default=["keras", "tflite"], choices=["keras", "tflite"])
+    ap.add_argument("--faces", default="generated", help="FER2013.csv[.gz] (its PublicTest faces), generated or noise")
     args = ap.parse_args()
 
     print(machine_line())
@@ -53,6 +80,8 @@ def main() -> None:
     rows = []
     dfps, frames = decode_fps(clip)
     print(f"decode floor: OpenCV read {frames} frames of {clip.name} at {dfps:.0f} frames/s")
+    faces = benchmark_faces(args.faces, args.batch)
+    print(f"faces: {len(faces)} ({args.faces}), batches of {args.batch}")
     for name in args.models:
         for runtime in args.runtimes:
             try:
@@ -60,11 +89,12 @@ def main() -> None:
             except Exception as exc:  # a missing packaged model is reported, not fatal
                 print(f"{name} ({runtime}): skipped ({str(exc).splitlines()[0][:200]} ...)")
                 continue
-            fps = faces_per_second(clf, args.batch)
-            rows.append((f"{name} ({runtime})", clf.model.count_params(), fps, fps / dfps))
-    print(f"{'model':<18}{'params':>10}{'faces/s':>10}{'x decode':>10}")
-    for name, params, fps, ratio in rows:
-        print(f"{name:<18}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}")
+            fps, rechecked = faces_per_second(clf, faces, args.batch)
+            label = f"tflite, {clf.quantization or 'float'}" if clf.runtime == "tflite" else clf.runtime
+            rows.append((f"{name} ({label})", clf.model.count_params(), fps, fps / dfps, rechecked))
+    print(f"{'model':<18}{'params':>10}{'faces/s':>10}{'x decode':>10}{'float':>8}")
+    for name, params, fps, ratio, rechecked in rows:
+        print(f"{name:<18}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}{100 * rechecked:>7.1f}%")
 
 
 if __name__ == "__main__":

@@ -145,6 +145,9 @@ class Classifier:
         self._load_lock = threading.Lock()
         self._tflite = None
         self._near_ties = None  # float TFLite, one face at a time, for the faces int8 cannot tell apart
+        #: Faces re-run in float because int8 found their two likeliest emotions too close (:func:`recheck_near_ties`):
+        #: what the int8 runtime's speed depends on besides the network.
+        self.faces_rechecked = 0
         key = cached = None
         self.quantization = tflite_quantization(self.path) if runtime != "keras" else None
         if runtime != "keras":
@@ -253,7 +256,9 @@ class Classifier:
             probs = np.concatenate([self._run(padded[i:i + size]).astype(np.float64)
                                     for i in range(0, len(padded), size)])[start:start + n]
             if self._near_ties is not None:
-                probs = recheck_near_ties(probs, padded[start:start + n], self._near_ties)
+                rows = near_tie_rows(probs)
+                self.faces_rechecked += len(rows)
+                probs = recheck_near_ties(probs, padded[start:start + n], self._near_ties, rows)
         sums = probs.sum(axis=1)
         # 1e-2: a softmax computed in bfloat16 (a model saved under mixed_bfloat16) sums to 1 within about 0.003.
         if not (np.all(np.isfinite(probs)) and probs.min() >= -1e-4 and np.all(np.abs(sums - 1.0) <= 1e-2)):
@@ -269,21 +274,31 @@ class Classifier:
 NEAR_TIE = 0.01
 
 
-def recheck_near_ties(probs, faces, float_one, margin: float = NEAR_TIE):
-    """``probs`` (int8 TFLite's, one row a face) with the rows whose top two lie within ``margin`` replaced by the
-    float model's (``float_one``: a one-face float runner); returns ``probs``, changed in place.
+def near_tie_rows(probs, margin: float = NEAR_TIE):
+    """The rows of ``probs`` whose two likeliest emotions lie within ``margin``."""
+    import numpy as np
+
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    return np.flatnonzero(top2[:, 1] - top2[:, 0] < margin)
+
+
+def recheck_near_ties(probs, faces, float_one, rows=None):
+    """``probs`` (int8 TFLite's, one row a face) with the near ties (``rows``, by default :func:`near_tie_rows`)
+    replaced by the float model's (``float_one``: a one-face float runner); returns ``probs``, changed in place.
 
     Dynamic int8 moves a probability by up to about 0.03 (the packaged fast on PublicTest), so a face whose two best
     classes are that close can come out as the other class. Measured on a distilled vgg-small (machine C): the 3
     of 235 generated faces whose class int8 changed had int8 margins of 0.0003-0.0076, and with every face under
     0.01 re-run (1.4% of PublicTest), int8 gave the float class on all 3,589 PublicTest faces and all 235 generated
     ones. The cost is a float pass for those faces: float TFLite ran 480 faces/s there against int8's 2,674.
-    Each face is re-run alone, so its result still depends on no other face of its batch.
+    Each face is re-run alone, so its result still depends on no other face of its batch. How many faces are near
+    ties depends on the faces as much as on the model: 1.3% of PublicTest for the `fast` of 2026-12-02 (f4), but
+    27% of uniform-noise "faces", on which it classified 1,169-1,211 faces/s against 2,831 on PublicTest faces
+    (machine C; ``benchmarks/classify_speed.py`` times real faces for that reason).
     """
     import numpy as np
 
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    for i in np.flatnonzero(top2[:, 1] - top2[:, 0] < margin):
+    for i in near_tie_rows(probs) if rows is None else rows:
         probs[i] = float_one(np.asarray(faces[i:i + 1], np.float32))[0]
     return probs
 
