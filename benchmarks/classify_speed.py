@@ -38,6 +38,8 @@ def benchmark_faces(spec: str, batch: int):
         faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48, 1), dtype=np.uint8)
     elif spec == "generated":
         faces = probe_faces()
+    elif not Path(spec).is_file():
+        raise SystemExit(f"--faces {spec!r}: not a file; give a FER-2013 CSV, 'generated' or 'noise'")
     else:
         from fer_batch.training.datasets import load_dataset
 
