@@ -56,13 +56,13 @@ def faces_per_second(model, faces, batch: int, seconds: float = 6.0) -> tuple[fl
     batches = [faces[i:i + batch] for i in range(0, len(faces), batch)]
     for x in batches[:3]:
         model.predict(x)
-    before = getattr(model, "faces_rechecked", 0)
+    before = model.faces_rechecked
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
         model.predict(batches[(n // batch) % len(batches)])
         n += batch
     wall = time.perf_counter() - t
-    return n / wall, (getattr(model, "faces_rechecked", 0) - before) / n
+    return n / wall, (model.faces_rechecked - before) / n
 
 
 def main() -> None:
@@ -76,13 +76,13 @@ def main() -> None:
     args = ap.parse_args()
 
     print(machine_line())
+    faces = benchmark_faces(args.faces, args.batch)  # first: a wrong --faces is refused before any decoding
     clip = workload_clip("decode", seconds=args.seconds, bitrate=args.bitrate)
     from fer_batch.classify import Classifier
 
     rows = []
     dfps, frames = decode_fps(clip)
     print(f"decode floor: OpenCV read {frames} frames of {clip.name} at {dfps:.0f} frames/s")
-    faces = benchmark_faces(args.faces, args.batch)
     print(f"faces: {len(faces)} ({args.faces}), batches of {args.batch}")
     for name in args.models:
         for runtime in args.runtimes:

@@ -165,7 +165,8 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
 
     import numpy as np
 
-    from fer_batch.classify import NEAR_TIE, _convert, _TFLiteRunner, load_keras_model, recheck_near_ties
+    from fer_batch.classify import (NEAR_TIE, _convert, _TFLiteRunner, load_keras_model, near_tie_rows,
+                                    recheck_near_ties)
     from fer_batch.dequantize import dequantized, is_quantized
     from fer_batch.training.metrics import classification_report
 
@@ -186,9 +187,9 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
     # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
     one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
     raw_agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
-    top2 = np.sort(probs["dynamic-int8"], axis=1)[:, -2:]
-    rechecked = float(np.mean(top2[:, 1] - top2[:, 0] < NEAR_TIE))
-    probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one)
+    ties = near_tie_rows(probs["dynamic-int8"])
+    rechecked = len(ties) / len(val.x)
+    probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)
     probe_probs["dynamic-int8"] = recheck_near_ties(probe_probs["dynamic-int8"], probe, one)
     float_report = classification_report(val.y, probs[None].argmax(axis=1))
     int8_report = classification_report(val.y, probs["dynamic-int8"].argmax(axis=1))
