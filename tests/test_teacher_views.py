@@ -70,6 +70,38 @@ def test_a_corrupt_cache_is_recomputed(tmp_path):
         assert str(saved["key"]) == "k"
 
 
+def test_a_stopped_labelling_resumes_from_the_views_it_finished(tmp_path):
+    x, _ = _faces()
+    views = make_views(x, OpenCVAugmenter("crop-erase"), seed=2, views=3)
+    teacher = build_model("tiny")
+    calls = []
+
+    def predict(faces):
+        calls.append(len(faces))
+        if len(calls) == 2 and stop_at_second:
+            raise KeyboardInterrupt  # the session ends while view 2 is being labelled
+        return np.asarray(teacher(faces.astype("float32"), training=False))
+
+    cache = tmp_path / "teacher_views.npz"
+    stop_at_second = True
+    with pytest.raises(KeyboardInterrupt):
+        cached_view_probs(lambda: predict, views, cache, key="k")
+    assert not cache.exists() and (tmp_path / "teacher_views.npz.view0.npz").is_file()
+
+    stop_at_second, calls[:] = False, []
+    probs = cached_view_probs(lambda: predict, views, cache, key="k")
+    assert calls == [len(x), len(x)]  # views 2 and 3 only
+    for k in range(3):
+        expected = np.asarray(teacher(views[k].astype("float32"), training=False))
+        np.testing.assert_allclose(probs[k], expected, rtol=1e-6, atol=1e-7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher_views.npz"]  # the per-view files are merged
+
+    (tmp_path / "teacher_views.npz.view0.npz").write_bytes(cache.read_bytes())  # a stale part of another run
+    calls[:] = []
+    cached_view_probs(lambda: predict, views, cache, key="another teacher")
+    assert calls == [len(x)] * 3  # neither the whole cache nor a part is trusted under another key
+
+
 def test_the_teacher_labels_on_every_core(monkeypatch):
     """Nothing else runs while a teacher labels the training faces: its XNNPACK interpreter gets all the cores
     (read back from the runner), not analyze's half."""
