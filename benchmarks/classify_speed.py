@@ -11,7 +11,8 @@ Each model is timed in each classifier runtime (`fer-batch analyze --runtime`): 
 
 The faces are real ones, because an int8 model's speed depends on them: the faces whose two likeliest emotions
 int8 cannot tell apart are run again in float, one at a time (`fer_batch.classify.recheck_near_ties`; the
-"float" column gives their share). A FER-2013 CSV gives its PublicTest faces; `generated` (the default) the faces
+"float" column gives their share), and a model whose card has a ``flip_margin`` classifies the faces it is unsure
+of a second time, mirrored (``fer_batch.classify.second_look``; the "mirrored" column). A FER-2013 CSV gives its PublicTest faces; `generated` (the default) the faces
 `analyze` cuts from generated media (`tests/synthetic_media.probe_faces`); `noise` uniform random pixels, which
 some networks find ambiguous enough to re-run a quarter of them.
 """
@@ -51,18 +52,19 @@ def benchmark_faces(spec: str, batch: int):
     return faces[np.arange(n) % len(faces)]
 
 
-def faces_per_second(model, faces, batch: int, seconds: float = 6.0) -> tuple[float, float]:
-    """(faces a second, share of the faces run again in float) over ``faces``, in batches of ``batch``."""
+def faces_per_second(model, faces, batch: int, seconds: float = 6.0) -> tuple[float, float, float]:
+    """(faces a second, share of the faces run again in float, share looked at twice, mirrored) over ``faces``, in
+    batches of ``batch``."""
     batches = [faces[i:i + batch] for i in range(0, len(faces), batch)]
     for x in batches[:3]:
         model.predict(x)
-    before = model.faces_rechecked
+    rechecked, flipped = model.faces_rechecked, model.faces_flipped
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
         model.predict(batches[(n // batch) % len(batches)])
         n += batch
     wall = time.perf_counter() - t
-    return n / wall, (model.faces_rechecked - before) / n
+    return n / wall, (model.faces_rechecked - rechecked) / n, (model.faces_flipped - flipped) / n
 
 
 def main() -> None:
@@ -91,12 +93,14 @@ def main() -> None:
             except Exception as exc:  # a missing packaged model is reported, not fatal
                 print(f"{name} ({runtime}): skipped ({str(exc).splitlines()[0][:200]} ...)")
                 continue
-            fps, rechecked = faces_per_second(clf, faces, args.batch)
+            fps, rechecked, flipped = faces_per_second(clf, faces, args.batch)
             label = f"tflite, {clf.quantization or 'float'}" if clf.runtime == "tflite" else clf.runtime
-            rows.append((f"{name} ({label})", clf.model.count_params(), fps, fps / dfps, rechecked))
-    print(f"{'model':<18}{'params':>10}{'faces/s':>10}{'x decode':>10}{'float':>8}")
-    for name, params, fps, ratio, rechecked in rows:
-        print(f"{name:<18}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}{100 * rechecked:>7.1f}%")
+            rows.append((f"{name} ({label})", clf.model.count_params(), fps, fps / dfps, rechecked, flipped))
+    # float: faces int8 re-ran in float (near ties); mirrored: faces looked at twice (the card's flip_margin)
+    print(f"{'model':<18}{'params':>10}{'faces/s':>10}{'x decode':>10}{'float':>8}{'mirrored':>10}")
+    for name, params, fps, ratio, rechecked, flipped in rows:
+        print(f"{name:<18}{params / 1e6:>9.2f}M{fps:>10.0f}{ratio:>10.2f}{100 * rechecked:>7.1f}%"
+              f"{100 * flipped:>9.1f}%")
 
 
 if __name__ == "__main__":

@@ -348,3 +348,62 @@ def test_a_keras_int8_model_whose_card_asks_for_int8_tflite_runs_there(tmp_path)
     assert clf.runtime == "tflite" and clf._near_ties is not None
     faces = np.random.default_rng(3).integers(0, 256, size=(8, 48, 48, 1), dtype=np.uint8)
     np.testing.assert_allclose(clf.predict(faces).sum(axis=1), 1.0, atol=1e-5)
+
+
+def _with_card(tmp_path, name: str, **card):
+    """The packaged fast copied to ``tmp_path/name.keras`` with ``card`` beside it."""
+    import json
+    import shutil
+
+    from fer_batch.classify import resolve_model
+
+    path = shutil.copyfile(resolve_model("fast"), tmp_path / f"{name}.keras")
+    (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.mark.parametrize("runtime", ["keras", "tflite"])
+def test_unsure_faces_get_a_second_look_mirrored(photo_crops, tmp_path, runtime):
+    """A card's flip_margin: faces whose two likeliest emotions lie within it get the mean of their own and their
+    mirror image's probabilities; every other face keeps its own, and no face's result depends on its batch."""
+    margin = 0.2
+    plain = Classifier(_with_card(tmp_path, "plain"), batch_size=32, runtime=runtime)
+    looked = Classifier(_with_card(tmp_path, "looked", flip_margin=margin), batch_size=32, runtime=runtime)
+    assert (plain.flip_margin, looked.flip_margin) == (None, margin)
+    own, mirrored = plain.predict(photo_crops), plain.predict(photo_crops[:, :, ::-1])
+    top2 = np.sort(own, axis=1)[:, -2:]
+    unsure = top2[:, 1] - top2[:, 0] < margin
+    assert 0 < unsure.sum() < len(photo_crops), unsure.sum()
+    got = looked.predict(photo_crops)
+    assert looked.faces_flipped == unsure.sum() and plain.faces_flipped == 0
+    np.testing.assert_allclose(got[unsure], (own[unsure] + mirrored[unsure]) / 2, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got[~unsure], own[~unsure])
+    # Other faces in the batch (here: fewer, and so other mirrored ones beside them) change no face's bits.
+    assert np.array_equal(looked.predict(photo_crops[40:], offset=40), got[40:])
+    assert np.array_equal(looked.predict(photo_crops[45:50], offset=45), got[45:50])
+
+
+def test_the_second_look_of_int8_gives_each_face_its_own_bits(photo_crops, tmp_path):
+    """Dynamic int8 in TFLite: the mirrored faces go through in dense batches, which is exact only because a face's
+    int8 result does not depend on its neighbours; the near ties are re-run in float with their own second look."""
+    from fer_batch.classify import model_card
+
+    card = model_card("fast")
+    if card.get("tflite_quantization") != "dynamic-int8":
+        pytest.skip("the packaged fast runs as a float model in TFLite")
+    looked = Classifier(_with_card(tmp_path, "looked", tflite_quantization="dynamic-int8", flip_margin=0.2),
+                        batch_size=32, runtime="tflite")
+    assert looked.quantization == "dynamic-int8"
+    got = looked.predict(photo_crops)
+    assert looked.faces_flipped > 0
+    reordered = looked.predict(np.concatenate([photo_crops[::-1], photo_crops[:7]]))
+    assert np.array_equal(reordered[:len(photo_crops)][::-1], got)
+    assert np.array_equal(reordered[len(photo_crops):], got[:7])
+
+
+@pytest.mark.parametrize("margin", ["wide", 0, 1.5, True])
+def test_a_card_with_a_bad_flip_margin_is_refused_by_name(tmp_path, margin):
+    from fer_batch.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"flip_margin .* expected a number in \(0, 1\]"):
+        Classifier(_with_card(tmp_path, "mine", flip_margin=margin), runtime="keras")

@@ -357,6 +357,45 @@ def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
         assert card["tflite_agreement_with_float_generated"] >= 0.99
 
 
+def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_it(tmp_path):
+    """--flip-margin 1: every face is looked at twice, so the card's accuracy must be that of the network averaged
+    with its mirror image, measured independently here; `evaluate` on the shipped file reports the same."""
+    import subprocess
+
+    from fer_batch.training.evaluate import evaluate
+    from fer_batch.training.views import with_views
+
+    x, y = make_faces(6, seed=5)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    keras.utils.set_random_seed(1)
+    run = tmp_path / "run"
+    run.mkdir()
+    net = build_model("tiny")
+    with_views(net, "flip").save(run / "model.keras")
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
+        "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
+    (run / "config.json").write_text(json.dumps({"config": {}, "machine": {}}))
+    dest = tmp_path / "models"
+    dest.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
+                           "interim", "--command", "a tiny run", "--strip-tta", "--flip-margin", "1", "--data",
+                           str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((dest / "fast.json").read_text())
+    faces = x[..., None].astype("float32")
+    both = np.asarray(net(faces)) + np.asarray(net(faces[:, :, ::-1]))
+    want = float(np.mean(both.argmax(axis=1) == y))
+    alone = float(np.mean(np.asarray(net(faces)).argmax(axis=1) == y))
+    assert card["flip_margin"] == 1.0 and card["second_look_share"] == 1.0
+    assert card["publictest_accuracy"] == round(want, 4)
+    assert card["publictest_accuracy_without_second_look"] == round(alone, 4)
+    assert evaluate(dest / "fast.keras", csv_path, splits="val")["splits"]["val"]["accuracy"] == pytest.approx(want)
+    bad = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
+                          "interim", "--command", "x", "--flip-margin", "2", "--data", str(csv_path), "--dest",
+                          str(dest)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--flip-margin 2.0: expected a number in (0, 1]" in bad.stderr
+
+
 def test_recard_tflite_int8_takes_a_keras_int8_model_and_drops_a_stale_request(tmp_path):
     """--recard-tflite-int8 on a model whose dense kernels Keras stored as int8 (the converter refuses those layers:
     the script must convert their float equivalent, as analyze does) and whose card already asks for int8: the card

@@ -22,9 +22,16 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 7), np.float32)
 
 
-def evaluate_model(model, split, batch_size: int = 256) -> dict:
-    """Classification report of ``model`` on a :class:`~fer_batch.training.datasets.Split`."""
-    probs = predict_probs(model, split.x, batch_size)
+def evaluate_model(model, split, batch_size: int = 256, flip_margin: float | None = None) -> dict:
+    """Classification report of ``model`` on a :class:`~fer_batch.training.datasets.Split`; with ``flip_margin``,
+    the faces it is that unsure of get a second, mirrored look, as the classifier gives them
+    (:func:`fer_batch.classify.second_look`)."""
+    probs = predict_probs(model, split.x, batch_size).astype(np.float64)
+    if flip_margin is not None:
+        from ..classify import near_tie_rows, second_look
+
+        probs = second_look(probs, split.x, lambda faces: predict_probs(model, faces, batch_size),
+                            near_tie_rows(probs, flip_margin))
     return classification_report(split.y, probs.argmax(axis=1))
 
 
@@ -113,16 +120,16 @@ def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: i
         from ..config import check_output_dir
 
         check_output_dir("--out", out)  # before the data is read and the model run, not after
-    model_name = getattr(model, "name", None)
+    model_name, margin = getattr(model, "name", None), None
     if isinstance(model, (str, Path)):
-        from ..classify import load_keras_model, resolve_model
+        from ..classify import flip_margin, load_keras_model, resolve_model
 
         path = resolve_model(model)
-        model_name = str(model)
+        model_name, margin = str(model), flip_margin(path)  # measured as analyze runs it
         model = load_keras_model(path)
     dataset = data if isinstance(data, Dataset) else load_dataset(data, seed=seed, holdout=False, faces=faces)
     chosen = select_splits(dataset, splits, seed=seed)
-    reports = {name: evaluate_model(model, split, batch_size) for name, split in chosen.items()}
+    reports = {name: evaluate_model(model, split, batch_size, margin) for name, split in chosen.items()}
     info = {"model": model_name, "data": dataset.source, "split_method": dataset.split_method,
             "skipped_rows": len(dataset.problems)}
     if out is not None:
