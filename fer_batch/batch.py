@@ -82,10 +82,11 @@ class RunReport:
 
 def _settings(config: RunConfig) -> dict:
     """The options a resumed run must share with the interrupted one for their output to be identical."""
-    from .classify import NEAR_TIE, resolve_model, tflite_quantization
+    from .classify import NEAR_TIE, flip_margin, resolve_model, tflite_quantization
 
     a = config.analyze
     model = resolve_model(a.model)
+    margin = flip_margin(model)
     return {"paths": list(config.paths), "every": a.every, "fps": a.fps, "model": str(model.resolve()),
             # By content: a model replaced by another of the same size (a new packaged fast) is another network.
             "model_sha256": _sha256(model), "detector": a.detector, "min_face": a.min_face,
@@ -94,6 +95,9 @@ def _settings(config: RunConfig) -> dict:
             # The card can ask TFLite for int8 weights: the same file then gives other probabilities.
             "tflite_quantization": tflite_quantization(model) if a.runtime != "keras" else None,
             "tflite_near_tie": NEAR_TIE if a.runtime != "keras" else None,
+            # The card can also ask for a second, mirrored look at unsure faces. Present only when it does, so
+            # that the journals of runs from before it existed still resume.
+            **({"flip_margin": margin} if margin is not None else {}),
             **_detector_settings(a.detector)}
 
 

@@ -340,3 +340,20 @@ def test_a_resume_after_the_model_file_changed_is_refused(tmp_path, one_face_pho
     assert main([*args, "--resume"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "model_sha256" in err and "the model file is not the network the run started with" in err
+
+
+def test_a_resume_after_the_card_added_a_second_look_is_refused(tmp_path, one_face_photo, no_face_photo, capsys):
+    """The same model file whose card now asks for a second, mirrored look at unsure faces gives other
+    probabilities: the journal names flip_margin as what changed."""
+    from fer_batch.classify import resolve_model
+    from fer_batch.cli import EXIT_USAGE, main
+
+    mine = tmp_path / "mine.keras"
+    shutil.copy(resolve_model("fast"), mine)
+    out = tmp_path / "r.csv"
+    args = ["analyze", str(one_face_photo), str(no_face_photo), "--out", str(out), "--model", str(mine)]
+    assert main(args) == 0
+    mine.with_suffix(".json").write_text(json.dumps({"flip_margin": 0.05}))
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == EXIT_USAGE
+    assert "options differ from the interrupted run (flip_margin)" in capsys.readouterr().err
