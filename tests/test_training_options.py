@@ -324,22 +324,30 @@ def test_ensemble_eval_views_are_the_shipped_views():
         np.testing.assert_allclose(mean_over(probs, views), want, rtol=1e-5, atol=1e-6)
 
 
+def _tiny_run(tmp_path, seed: int):
+    """A finished `fer-batch train` run as ship_model.py reads it (a tiny network in its flip wrapper, its
+    metrics and config), and a FER-2013 CSV of 42 PublicTest faces: (run, csv, network, faces, labels)."""
+    from fer_batch.training.views import with_views
+
+    x, y = make_faces(6, seed=5)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    keras.utils.set_random_seed(seed)
+    run = tmp_path / "run"
+    run.mkdir()
+    net = build_model("tiny")
+    with_views(net, "flip").save(run / "model.keras")
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
+        "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
+    (run / "config.json").write_text(json.dumps({"config": {}, "machine": {}}))
+    return run, csv_path, net, x, y
+
+
 def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
     """training/ship_model.py --strip-tta --tflite-int8 end to end on a tiny run: the network ships without its TTA
     wrapper, and the card gives the int8 TFLite figures it measured (or none, if int8 missed its bars)."""
     import subprocess
 
-    from fer_batch.training.views import with_views
-
-    x, y = make_faces(6, seed=5)
-    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
-    keras.utils.set_random_seed(0)
-    run = tmp_path / "run"
-    run.mkdir()
-    with_views(build_model("tiny"), "flip").save(run / "model.keras")
-    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
-        "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
-    (run / "config.json").write_text(json.dumps({"config": {}, "machine": {}}))
+    run, csv_path, _, _, _ = _tiny_run(tmp_path, seed=0)
     dest = tmp_path / "models"
     dest.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
@@ -363,18 +371,8 @@ def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_
     import subprocess
 
     from fer_batch.training.evaluate import evaluate
-    from fer_batch.training.views import with_views
 
-    x, y = make_faces(6, seed=5)
-    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
-    keras.utils.set_random_seed(1)
-    run = tmp_path / "run"
-    run.mkdir()
-    net = build_model("tiny")
-    with_views(net, "flip").save(run / "model.keras")
-    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
-        "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
-    (run / "config.json").write_text(json.dumps({"config": {}, "machine": {}}))
+    run, csv_path, net, x, y = _tiny_run(tmp_path, seed=1)
     dest = tmp_path / "models"
     dest.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
