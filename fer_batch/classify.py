@@ -9,7 +9,8 @@ about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The t
 model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`): the packaged `fast` runs there
 with int8 weights and dynamically quantized int8 activations, a third of the float model's CPU per face, with the
 accuracy and agreement its card gives. Conversions are cached per model file and quantization
-(:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one.
+(:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one. A card may also ask for a second look
+(``flip_margin``): the faces the model is unsure of are classified again, mirrored, and the two answers averaged.
 """
 
 from __future__ import annotations
