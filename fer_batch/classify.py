@@ -127,6 +127,11 @@ class Classifier:
     ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone, and a
     resumed run bit-identical to an uninterrupted one.
 
+    A card's ``flip_margin`` adds a second, mirrored look at the faces the model is unsure of (:func:`second_look`),
+    kept just as independent of the batch: TensorFlow Lite runs the mirrored faces densely in batches of
+    :data:`MIRROR_CHUNK` (XNNPACK gives a face the same bits in any position), Keras at their faces' own positions,
+    so there every network batch that holds an unsure face runs twice (at a 12% share, nearly every batch of 256).
+
     One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
     model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.
     """
@@ -184,9 +189,10 @@ class Classifier:
             except ModelError as exc:
                 if runtime == "tflite":
                     raise
-                # A user's model with layers TFLite cannot convert still runs, in Keras.
+                # A user's model with layers TFLite cannot convert still runs, in Keras (and only there).
                 log.info("%s; running it in Keras instead", exc)
                 chosen = "keras"
+                self._tflite = self._mirror = self._near_ties = None
         if chosen == "keras":
             self.model  # noqa: B018  loaded and checked now, not at the first batch
         self.runtime = chosen
@@ -277,7 +283,9 @@ class Classifier:
         """Probabilities (rows sum to 1) for a batch of crops; an empty batch gives shape (0, 7).
 
         ``offset`` is the position in the first batch of ``batch_size`` where the first crop goes; positions before
-        it in its network batch are padding.
+        it in its network batch are padding. With a card's ``flip_margin``, the unsure faces' rows are the mean of
+        their own and their mirror image's probabilities (counted in :attr:`faces_flipped`; a near tie's float
+        re-run takes its own second look, not counted).
         """
         import numpy as np
 

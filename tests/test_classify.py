@@ -386,11 +386,6 @@ def test_unsure_faces_get_a_second_look_mirrored(photo_crops, tmp_path, runtime)
 def test_the_second_look_of_int8_gives_each_face_its_own_bits(photo_crops, tmp_path):
     """Dynamic int8 in TFLite: the mirrored faces go through in dense batches, which is exact only because a face's
     int8 result does not depend on its neighbours; the near ties are re-run in float with their own second look."""
-    from fer_batch.classify import model_card
-
-    card = model_card("fast")
-    if card.get("tflite_quantization") != "dynamic-int8":
-        pytest.skip("the packaged fast runs as a float model in TFLite")
     looked = Classifier(_with_card(tmp_path, "looked", tflite_quantization="dynamic-int8", flip_margin=0.2),
                         batch_size=32, runtime="tflite")
     assert looked.quantization == "dynamic-int8"
