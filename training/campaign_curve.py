@@ -5,6 +5,10 @@ Reads each run's ``history.csv`` (``val_accuracy`` per epoch: PublicTest without
 Epochs without a time (a run started before that file existed) are counted at the median CPU seconds of the
 run's timed epochs and marked ``~``. Prints a table per run and, with ``--png``, draws the curves.
 
+``--chain`` puts the runs end to end, in the order given, so the x axis is the campaign's CPU hours so far: each
+run starts from an earlier one (``--init``) or learns from it (``--teacher``), so its gain cost all of the hours
+before it, not only its own. (A teacher's labelling of the cached views is not in ``epoch_times.csv``.)
+
     python training/campaign_curve.py /work/runs/t1-vggm-ce /work/runs/t2-resnetm-ce --png training/campaign.png
 """
 
@@ -44,10 +48,26 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="output folders of fer-batch train")
     p.add_argument("--png", type=Path, help="draw accuracy against CPU hours into this file")
+    p.add_argument("--chain", action="store_true", help="count each run's hours after those of the runs before it")
+    p.add_argument("--ymin", type=float, help="lower end of the chart's accuracy axis, in %%")
+    p.add_argument("--floor", action="append", default=[], metavar="NAME=PERCENT",
+                   help="draw a target as a dashed line, e.g. --floor fast=68 (repeatable)")
     args = p.parse_args(argv)
-    curves = {}
+    floors = []
+    for spec in args.floor:
+        name, _, value = spec.partition("=")
+        try:
+            floors.append((name, float(value)))
+        except ValueError:
+            p.error(f"--floor {spec!r}: expected NAME=PERCENT, e.g. fast=68")
+    curves, offset = {}, 0.0
     for run in args.runs:
         points = curve(run)
+        if args.chain:
+            for pt in points:
+                if pt["cpu_h"] is not None:
+                    pt["cpu_h"] += offset
+            offset = max([offset] + [pt["cpu_h"] for pt in points if pt["cpu_h"] is not None])
         curves[run.name] = points
         print(f"{run.name}: {len(points)} epochs")
         print(f"{'epoch':>6} {'PublicTest %':>13} {'CPU s':>8} {'CPU h total':>12}")
@@ -69,7 +89,13 @@ def main(argv=None) -> int:
         for name, points in curves.items():
             pts = [q for q in points if q["cpu_h"] is not None]
             ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
-        ax.set_xlabel("CPU hours (process CPU time, all threads)")
+        for name, value in floors:
+            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"{name} floor {value:g}%", (0, value), xytext=(4, 3), textcoords="offset points",
+                        xycoords=("axes fraction", "data"), fontsize=8, color="grey")
+        if args.ymin is not None:
+            ax.set_ylim(bottom=args.ymin)
+        ax.set_xlabel("CPU hours (process CPU time, all threads)" + (", the runs end to end" if args.chain else ""))
         ax.set_ylabel("PublicTest accuracy, % (no test-time views)")
         ax.grid(alpha=0.3)
         ax.legend()

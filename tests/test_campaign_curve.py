@@ -1,0 +1,52 @@
+"""training/campaign_curve.py on run folders written the way `fer-batch train` writes them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "training" / "campaign_curve.py"
+
+
+def _run_folder(path: Path, accuracies, cpu_s):
+    path.mkdir()
+    (path / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
+        f"{i},0.5,1.0,{a},1.0\n" for i, a in enumerate(accuracies)))
+    (path / "epoch_times.csv").write_text("epoch,wall_s,cpu_s,load_avg\n" + "".join(
+        f"{i},{c / 2},{c},1.0\n" for i, c in enumerate(cpu_s)))
+
+
+def _table(stdout: str) -> dict:
+    """{run: [(epoch, accuracy, cpu_h)]} from the printed tables."""
+    tables, name = {}, None
+    for line in stdout.splitlines():
+        if line.endswith(" epochs"):
+            name = line.split(":")[0]
+            tables[name] = []
+        elif name and line.split() and line.split()[0].isdigit():
+            epoch, accuracy, _, hours = line.split()
+            tables[name].append((int(epoch), float(accuracy), float(hours.lstrip("~"))))
+    return tables
+
+
+def test_chain_puts_the_runs_end_to_end_and_draws_the_floors(tmp_path):
+    _run_folder(tmp_path / "a", [0.60, 0.62], [1800, 1800])
+    _run_folder(tmp_path / "b", [0.63, 0.65, 0.64], [3600, 3600, 3600])
+    png = tmp_path / "curve.png"
+    alone = subprocess.run([sys.executable, SCRIPT, tmp_path / "a", tmp_path / "b"], capture_output=True, text=True)
+    chained = subprocess.run([sys.executable, SCRIPT, tmp_path / "a", tmp_path / "b", "--chain", "--ymin", "55",
+                              "--floor", "fast=68", "--png", png], capture_output=True, text=True)
+    assert alone.returncode == 0 and chained.returncode == 0, chained.stderr
+    assert _table(alone.stdout)["b"] == [(1, 63.0, 1.0), (2, 65.0, 2.0), (3, 64.0, 3.0)]
+    assert _table(chained.stdout)["a"] == [(1, 60.0, 0.5), (2, 62.0, 1.0)]
+    assert _table(chained.stdout)["b"] == [(1, 63.0, 2.0), (2, 65.0, 3.0), (3, 64.0, 4.0)]  # after a's hour
+    assert "best: 65.00% after epoch 2" in chained.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_malformed_floor_is_a_usage_error(tmp_path):
+    _run_folder(tmp_path / "a", [0.6], [60])
+    done = subprocess.run([sys.executable, SCRIPT, tmp_path / "a", "--floor", "fast:68"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2
+    assert "--floor 'fast:68': expected NAME=PERCENT" in done.stderr
