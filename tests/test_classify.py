@@ -80,9 +80,10 @@ def test_runtimes_agree_on_a_real_photo(photo_crops, tmp_path):
 
     from fer_batch.classify import resolve_model
 
-    keras_probs = Classifier("fast", runtime="keras").predict(photo_crops)
-    # The same network without its card runs as a float TFLite model: a user's own model is never quantized.
+    # The network without its card (no int8, no second look) runs as a float TFLite model: a user's own model is
+    # never quantized.
     plain = shutil.copyfile(resolve_model("fast"), tmp_path / "mine.keras")
+    keras_probs = Classifier(plain, runtime="keras").predict(photo_crops)
     tflite = Classifier(plain, runtime="tflite")
     assert tflite.runtime == "tflite" and tflite._tflite.quantization is None
     tflite_probs = tflite.predict(photo_crops)
