@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        fig, ax = plt.subplots(figsize=(8.5, 4), dpi=120)
         for name, points in curves.items():
             pts = [q for q in points if q["cpu_h"] is not None]
             ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         ax.set_xlabel("CPU hours (process CPU time, all threads)" + (", the runs end to end" if args.chain else ""))
         ax.set_ylabel("PublicTest accuracy, % (no test-time views)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside: never over a curve
         fig.tight_layout()
         fig.savefig(args.png)
         print(f"chart: {args.png}")
