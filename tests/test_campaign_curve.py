@@ -8,12 +8,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "campaign_curve.py"
 
 
-def _run_folder(path: Path, accuracies, cpu_s):
-    path.mkdir()
+def _run_folder(path: Path, accuracies, cpu_s=None):
+    """A run folder as ``fer-batch train`` leaves it; without ``cpu_s``, one from before epoch_times.csv existed."""
+    path.mkdir(parents=True)
     (path / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
         f"{i},0.5,1.0,{a},1.0\n" for i, a in enumerate(accuracies)))
-    (path / "epoch_times.csv").write_text("epoch,wall_s,cpu_s,load_avg\n" + "".join(
-        f"{i},{c / 2},{c},1.0\n" for i, c in enumerate(cpu_s)))
+    if cpu_s is not None:
+        (path / "epoch_times.csv").write_text("epoch,wall_s,cpu_s,load_avg\n" + "".join(
+            f"{i},{c / 2},{c},1.0\n" for i, c in enumerate(cpu_s)))
 
 
 def _table(stdout: str) -> dict:
@@ -29,7 +31,7 @@ def _table(stdout: str) -> dict:
     return tables
 
 
-def test_chain_puts_the_runs_end_to_end_and_draws_the_floors(tmp_path):
+def test_chain_puts_the_runs_end_to_end(tmp_path):
     _run_folder(tmp_path / "a", [0.60, 0.62], [1800, 1800])
     _run_folder(tmp_path / "b", [0.63, 0.65, 0.64], [3600, 3600, 3600])
     png = tmp_path / "curve.png"
@@ -44,9 +46,34 @@ def test_chain_puts_the_runs_end_to_end_and_draws_the_floors(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_malformed_floor_is_a_usage_error(tmp_path):
+def test_the_chart_draws_each_floor_and_starts_at_ymin(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from campaign_curve import curve, draw
+    finally:
+        sys.path.pop(0)
+    _run_folder(tmp_path / "a", [0.60, 0.62], [1800, 1800])
+    fig = draw({"a": curve(tmp_path / "a")}, [("fast", 68.0), ("accurate", 70.0)], ymin=55, chained=True)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 55
+    dashed = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--")
+    assert dashed == [68.0, 70.0]
+    assert {t.get_text() for t in ax.texts} == {"fast floor 68%", "accurate floor 70%"}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a"]  # the floors are labelled on the chart
+
+
+def _usage_error(*args) -> str:
+    done = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True)
+    assert done.returncode == 2, done.stdout
+    return done.stderr
+
+
+def test_usage_errors_name_what_is_wrong(tmp_path):
     _run_folder(tmp_path / "a", [0.6], [60])
-    done = subprocess.run([sys.executable, SCRIPT, tmp_path / "a", "--floor", "fast:68"], capture_output=True,
-                          text=True)
-    assert done.returncode == 2
-    assert "--floor 'fast:68': expected NAME=PERCENT" in done.stderr
+    _run_folder(tmp_path / "old", [0.5])  # no epoch_times.csv
+    _run_folder(tmp_path / "other" / "a", [0.6], [60])
+    for spec in ("fast:68", "=68", "fast=inf", "fast=high"):
+        assert f"--floor {spec!r}: expected NAME=PERCENT" in _usage_error(tmp_path / "a", "--floor", spec)
+    assert f"--chain: {tmp_path / 'old'} has no timed epoch" in _usage_error(tmp_path / "old", tmp_path / "a",
+                                                                             "--chain")
+    assert "two runs share a folder name" in _usage_error(tmp_path / "a", tmp_path / "other" / "a")

@@ -53,6 +53,7 @@ def test_the_classifier_interpreter_starts_the_threads_it_is_given():
         alive.append(Classifier("fast", batch_size=8, runtime="tflite", threads=threads))
         alive[-1].predict(faces)
         started[threads] = _os_threads() - before
+        assert (alive[-1]._mirror is not None) == (alive[-1].flip_margin is not None)
         pooled = [r for r in (alive[-1]._tflite, alive[-1]._mirror) if r is not None]
         assert [r.threads for r in pooled] == [threads or classifier_threads()] * len(pooled)
     assert started[1] == 0

@@ -44,6 +44,31 @@ def curve(run: Path) -> list[dict]:
     return out
 
 
+def draw(curves: dict, floors=(), ymin: float | None = None, chained: bool = False):
+    """The chart: one curve per run (``{name: curve(run)}``), each floor ``(name, percent)`` a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.5, 4), dpi=120)
+    for name, points in curves.items():
+        pts = [q for q in points if q["cpu_h"] is not None]
+        ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
+    for name, value in floors:
+        ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=f"_{name} floor")
+        ax.annotate(f"{name} floor {value:g}%", (0, value), xytext=(4, 3), textcoords="offset points",
+                    xycoords=("axes fraction", "data"), fontsize=8, color="grey")
+    if ymin is not None:
+        ax.set_ylim(bottom=ymin)
+    ax.set_xlabel("CPU hours (process CPU time, all threads)" + (", the runs end to end" if chained else ""))
+    ax.set_ylabel("PublicTest accuracy, % (no test-time views)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside: never over a curve
+    fig.tight_layout()
+    return fig
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="output folders of fer-batch train")
@@ -57,17 +82,25 @@ def main(argv=None) -> int:
     for spec in args.floor:
         name, _, value = spec.partition("=")
         try:
-            floors.append((name, float(value)))
+            percent = float(value)
         except ValueError:
-            p.error(f"--floor {spec!r}: expected NAME=PERCENT, e.g. fast=68")
+            percent = None
+        if not name or percent is None or not 0 <= percent <= 100:
+            p.error(f"--floor {spec!r}: expected NAME=PERCENT with a percentage from 0 to 100, e.g. fast=68")
+        floors.append((name, percent))
+    if len({run.name for run in args.runs}) < len(args.runs):
+        p.error("two runs share a folder name; the chart names each run by its folder")
     curves, offset = {}, 0.0
     for run in args.runs:
         points = curve(run)
         if args.chain:
+            if not points or points[-1]["cpu_h"] is None:
+                # Its hours are unknown, so every later run would start too early on the campaign's axis.
+                p.error(f"--chain: {run} has no timed epoch (epoch_times.csv, written by fer-batch train since "
+                        "2026-12-02), so where the runs after it start is unknown")
             for pt in points:
-                if pt["cpu_h"] is not None:
-                    pt["cpu_h"] += offset
-            offset = max([offset] + [pt["cpu_h"] for pt in points if pt["cpu_h"] is not None])
+                pt["cpu_h"] += offset
+            offset = points[-1]["cpu_h"]
         curves[run.name] = points
         print(f"{run.name}: {len(points)} epochs")
         print(f"{'epoch':>6} {'PublicTest %':>13} {'CPU s':>8} {'CPU h total':>12}")
@@ -80,27 +113,7 @@ def main(argv=None) -> int:
             best = max(points, key=lambda q: q["accuracy"])
             print(f"best: {best['accuracy']:.2f}% after epoch {best['epoch']}")
     if args.png:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8.5, 4), dpi=120)
-        for name, points in curves.items():
-            pts = [q for q in points if q["cpu_h"] is not None]
-            ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
-        for name, value in floors:
-            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(f"{name} floor {value:g}%", (0, value), xytext=(4, 3), textcoords="offset points",
-                        xycoords=("axes fraction", "data"), fontsize=8, color="grey")
-        if args.ymin is not None:
-            ax.set_ylim(bottom=args.ymin)
-        ax.set_xlabel("CPU hours (process CPU time, all threads)" + (", the runs end to end" if args.chain else ""))
-        ax.set_ylabel("PublicTest accuracy, % (no test-time views)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside: never over a curve
-        fig.tight_layout()
-        fig.savefig(args.png)
+        draw(curves, floors, args.ymin, args.chain).savefig(args.png)
         print(f"chart: {args.png}")
     return 0
 
