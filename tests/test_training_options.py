@@ -265,10 +265,12 @@ def test_make_ensemble_cli_refuses_a_single_member_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_path):
-    """training/ship_ensemble.py end to end on two tiny runs: the packaged file loads through the product's own
-    loader, predicts the mean of its members' flip views (to int8's rounding), and its card's accuracy is what
-    that file scores on the PublicTest rows."""
+@pytest.mark.parametrize("count", [2, 1])
+def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_path, count):
+    """training/ship_ensemble.py end to end on two tiny runs, and on one (a single network shipped in its views,
+    as `accurate` is since 2026-12-03): the packaged file loads through the product's own loader, predicts the mean
+    of its members' crop views (to int8's rounding), and its card's accuracy is what that file scores on the
+    PublicTest rows."""
     import subprocess
 
     from fer_batch.classify import Classifier
@@ -277,7 +279,7 @@ def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_p
     x, y = make_faces(6, seed=3)
     csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
     nets = []
-    for seed in (0, 1):
+    for seed in range(count):
         keras.utils.set_random_seed(seed)
         net = build_model("tiny")
         run = tmp_path / f"run{seed}"
@@ -290,14 +292,21 @@ def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_p
     dest = tmp_path / "models"
     dest.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_ensemble.py"), "accurate",
-                           str(tmp_path / "run0"), str(tmp_path / "run1"), "--views", "crops", "--data",
-                           str(csv_path), "--status", "interim", "--command", "two tiny runs", "--quantize", "int8",
+                           *(str(tmp_path / f"run{seed}") for seed in range(count)), "--views", "crops", "--data",
+                           str(csv_path), "--status", "interim", "--command", "tiny runs", "--quantize", "int8",
                            "--dest", str(dest)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((dest / "accurate.json").read_text())
-    assert card["arch"] == "ensemble: tiny + tiny" and card["tta"] == "crops" and card["epochs"] == [1, 1]
-    assert [m["training_config"]["seed"] for m in card["members"]] == [0, 1]
-    probs = Classifier(str(dest / "accurate.keras"), runtime="keras").predict(x[..., None])
+    if count == 2:
+        assert card["arch"] == "ensemble: tiny + tiny" and card["epochs"] == [1, 1]
+    else:
+        assert card["arch"] == "tiny" and card["epochs"] == 1
+    assert card["tta"] == "crops"
+    assert [m["training_config"]["seed"] for m in card["members"]] == list(range(count))
+    classifier = Classifier(str(dest / "accurate.keras"), runtime="keras")
+    names = [layer.name for layer in classifier.model.layers]
+    assert ("ensemble_mean" in names) == (count > 1)  # one network ships without an averaging layer around it
+    probs = classifier.predict(x[..., None])
     assert card["publictest_accuracy"] == round(float((probs.argmax(1) == y).mean()), 4)
     faces = x[..., None].astype("float32")
     want = np.mean([np.asarray(with_views(net, "crops").predict(faces, verbose=0)) for net in nets], axis=0)
@@ -368,12 +377,14 @@ def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
 def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_it(tmp_path):
     """--flip-margin halfway through the network's own margins: half the faces get a second look, so the card's
     accuracy must be that of those faces averaged with their mirror images and the rest alone, measured
-    independently here; `evaluate` on the shipped file reports the same."""
+    independently here; `evaluate` on the shipped file reports the same. The faces are labelled with the classes
+    the second look gives, which differ from the network's own on 3 of them (seed 4), so that a figure measured
+    without the second look cannot pass for one measured with it."""
     import subprocess
 
     from fer_batch.training.evaluate import evaluate
 
-    run, csv_path, net, x, y = _tiny_run(tmp_path, seed=1)
+    run, csv_path, net, x, y = _tiny_run(tmp_path, seed=4)
     faces = x[..., None].astype("float32")
     own, mirrored = np.asarray(net(faces)), np.asarray(net(faces[:, :, ::-1]))
     top2 = np.sort(own, axis=1)[:, -2:]
@@ -381,7 +392,10 @@ def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_
     half = len(margins) // 2
     margin = float((margins[half - 1] + margins[half]) / 2)  # halfway between two faces: no rounding decides
     unsure = top2[:, 1] - top2[:, 0] < margin
-    want = float(np.mean(np.where(unsure[:, None], own + mirrored, own).argmax(axis=1) == y))
+    y = np.where(unsure[:, None], own + mirrored, own).argmax(axis=1)
+    assert np.sum(y != own.argmax(axis=1)) >= 2
+    write_csv(csv_path, x, y, ["PublicTest"] * len(y))
+    want = 1.0
     dest = tmp_path / "models"
     dest.mkdir()
     ship = [sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status", "interim",
@@ -393,6 +407,12 @@ def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_
     assert card["publictest_accuracy"] == round(want, 4)
     assert card["publictest_accuracy_without_second_look"] == round(float(np.mean(own.argmax(axis=1) == y)), 4)
     assert ("tflite_second_look_share" in card) == ("tflite_quantization" in card)  # int8 measured as it runs
+    # The int8 check itself judges float and int8 as analyze runs the card: both with the second look.
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("TFLite on 42 PublicTest faces")]
+    assert line.startswith(f"TFLite on 42 PublicTest faces as analyze runs them (second look under {margin}): "
+                           f"float {want:.4f}, int8 "), line
+    if "tflite_quantization" in card:
+        assert card["tflite_agreement_flip_margin"] == margin
     assert evaluate(dest / "fast.keras", csv_path, splits="val")["splits"]["val"]["accuracy"] == pytest.approx(want)
     recard = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), "--recard-tflite-int8", "fast",
                              "--data", str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)

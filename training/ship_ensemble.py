@@ -1,11 +1,13 @@
-"""Ship an ensemble of trained models as one packaged model (``accurate``), with its card.
+"""Ship an ensemble of trained models, or one network, with its test-time views as one packaged model
+(``accurate``), with its card.
 
-    python training/ship_ensemble.py NAME MEMBER MEMBER [...] --views crops --data FER2013.csv.gz \
+    python training/ship_ensemble.py NAME MEMBER [MEMBER ...] --views crops --data FER2013.csv.gz \
         --status interim|final --command "how each member was made" [--quantize int8|int8-all] [--notes TEXT]
 
 MEMBER is a finished `fer-batch train` run folder (its model.keras, metrics.json, config.json) or a packaged name.
 Each member's network (its own TTA wrapper removed) is wrapped in the test-time views ``--views`` names
-(``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``).
+(``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``); a
+single MEMBER ships as that network in its views, with no averaging layer around it.
 ``--quantize int8`` stores every dense kernel as int8 (Keras ``Model.quantize``), as ``accurate`` has shipped
 since 2026-11-26; ``int8-all`` stores the Conv2D kernels as int8 too (``fer_batch.training.compress``), which a
 member as wide as ``vgg`` needs to fit. The file that ships is re-measured on the PublicTest rows through the
@@ -65,8 +67,6 @@ def main() -> None:
     ap.add_argument("--notes", default="")
     ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
     args = ap.parse_args()
-    if len(args.members) < 2:
-        ap.error("an ensemble needs at least two members")
 
     from fer_batch.classify import Classifier
     from fer_batch.training.architectures import build_model
@@ -102,7 +102,8 @@ def main() -> None:
         members = float_nets()
         if args.quantize == "int8-all":
             members = [int8_convolutions(n) for n in members]
-        model = ensemble([with_views(n, views) for n in members], name=f"ensemble_{views}")
+        wrapped = [with_views(n, views) for n in members]
+        model = ensemble(wrapped, name=f"ensemble_{views}") if len(wrapped) > 1 else wrapped[0]
         if args.quantize:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Conv2D does not have a `quantize` method": dense layers only
@@ -135,7 +136,7 @@ def main() -> None:
         card = {
             "name": args.name,
             "status": args.status,
-            "arch": "ensemble: " + " + ".join(info["arch"] for info in infos),
+            "arch": "ensemble: " + " + ".join(info["arch"] for info in infos) if len(infos) > 1 else infos[0]["arch"],
             "params": int(sum(net.count_params() for net in nets)),
             "tta": args.views,
             "publictest_accuracy": round(report["accuracy"], 4),
@@ -143,7 +144,7 @@ def main() -> None:
             "publictest_accuracy_without_tta": round(plain["accuracy"], 4),
             "publictest_per_class": {name: {k: round(v, 4) for k, v in row.items()}
                                      for name, row in report.get("per_class", {}).items()},
-            "epochs": [info["epochs"] for info in infos],
+            "epochs": [info["epochs"] for info in infos] if len(infos) > 1 else infos[0]["epochs"],
             "command": args.command,
             "machine": next((info["machine"] for info in infos if info.get("machine")), {}),
             "members": infos,

@@ -14,7 +14,8 @@ wrapper, at half the cost a face, and re-measures it the same way (the card keep
 activations against the float conversion on the PublicTest rows and on the generated faces that
 ``tests/test_shipped_models.py`` judges int8 on (``tests/synthetic_media.probe_faces``), and only if it keeps the
 accuracy within 0.2 points and the float model's class on at least 99% of each set (measured as the classifier
-runs int8: near ties re-run in float, ``fer_batch.classify.recheck_near_ties``), sets ``tflite_quantization`` in the card:
+runs int8: near ties re-run in float, ``fer_batch.classify.recheck_near_ties``; with ``--flip-margin``, float and
+int8 both take the card's second look, as ``analyze`` runs them), sets ``tflite_quantization`` in the card:
 the classifier's TFLite runtime then converts it so (``fer_batch.classify.tflite_quantization``).
 ``--recard-tflite-int8 NAME`` does that measurement for the model already in the package, changing only its card.
 ``--flip-margin M`` writes ``flip_margin`` in the card: the classifier then classifies the faces whose two likeliest
@@ -88,13 +89,16 @@ def main() -> None:
         "notes": args.notes,
     }
     source = args.run_dir / "model.keras"
+    if args.flip_margin is not None and card["tta"] != "none" and not args.strip_tta:
+        raise SystemExit(f"--flip-margin: {source} already averages each face with its mirror image (test-time "
+                         f"views {card['tta']!r}); ship it with --strip-tta")
     publictest = _publictest(args.data) if args.data else None  # read once
     if args.strip_tta:
         source = strip_tta(source, publictest, card)
     if args.quantize:
         source = quantize(source, publictest, card)
     if args.tflite_int8:
-        tflite_int8(source, publictest, card)
+        tflite_int8(source, publictest, card, args.flip_margin)
     if args.flip_margin is not None:
         second_look(source, args.flip_margin, publictest, card)
     size = source.stat().st_size
@@ -116,7 +120,8 @@ def _publictest(data: str):
 
 
 def strip_tta(path: Path, val, card: dict) -> Path:
-    """Write ``model_no_tta.keras`` (the network inside the TTA wrapper) beside ``path``; re-measure it into ``card``."""
+    """Write ``model_no_tta.keras`` (the network inside the TTA wrapper) beside ``path``; re-measure it into
+    ``card``."""
     from fer_batch.classify import load_keras_model
     from fer_batch.training.evaluate import evaluate_model
     from fer_batch.training.train import tta_inner
@@ -169,10 +174,11 @@ def quantize(path: Path, val, card: dict) -> Path:
     return out
 
 
-def tflite_int8(path: Path, val, card: dict) -> bool:
+def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -> bool:
     """Measure ``path`` in TensorFlow Lite, float and int8, on ``val`` and on the generated probe faces; record
     int8 in ``card`` if it keeps the accuracy and the float class (see the module docstring). Returns whether it
-    did."""
+    did. With ``flip_margin`` (the card's second look), what decides is the classifier as ``analyze`` runs the card,
+    float against int8: both take the second look, and int8 re-runs its near ties in float with theirs."""
     import tempfile
 
     import numpy as np
@@ -183,7 +189,7 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
     from fer_batch.training.metrics import classification_report
 
     model = load_keras_model(path)
-    if is_quantized(model):  # the converter refuses Keras's int8 layers: convert their float equivalent, as analyze does
+    if is_quantized(model):  # the converter refuses Keras's int8 layers: their float equivalent, as analyze does
         model = dequantized(model)
     sys.path.insert(0, str(ROOT / "tests"))
     from synthetic_media import probe_faces
@@ -196,13 +202,20 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
         run = _TFLiteRunner(converted[mode], 256, path, threads=1, quantization=mode)
         probs[mode] = _run_padded(run, val.x)
         probe_probs[mode] = _run_padded(run, probe)
-    # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
-    one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
     raw_agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
-    ties = near_tie_rows(probs["dynamic-int8"])
-    rechecked = len(ties) / len(val.x)
-    probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)
-    probe_probs["dynamic-int8"] = recheck_near_ties(probe_probs["dynamic-int8"], probe, one)
+    if flip_margin is None:
+        # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
+        one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
+        ties = near_tie_rows(probs["dynamic-int8"])
+        rechecked = len(ties) / len(val.x)
+        probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)
+        probe_probs["dynamic-int8"] = recheck_near_ties(probe_probs["dynamic-int8"], probe, one)
+    else:
+        plain = {k: v for k, v in card.items() if k != "tflite_quantization"} | {"flip_margin": flip_margin}
+        for mode in (None, "dynamic-int8"):
+            (probs[mode], _, rechecked), (probe_probs[mode], _, _) = _as_shipped(
+                path, plain | ({"tflite_quantization": mode} if mode else {}), "tflite", val.x, probe)
+    how = "" if flip_margin is None else f" as analyze runs them (second look under {flip_margin})"
     float_report = classification_report(val.y, probs[None].argmax(axis=1))
     int8_report = classification_report(val.y, probs["dynamic-int8"].argmax(axis=1))
     agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
@@ -211,12 +224,12 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
     loss = float_report["accuracy"] - int8_report["accuracy"]
     ok = (loss <= TFLITE_INT8_MAX_LOSS and agreement >= TFLITE_INT8_MIN_AGREEMENT
           and probe_agreement >= TFLITE_INT8_MIN_AGREEMENT)
-    print(f"TFLite on {len(val.y)} PublicTest faces: float {float_report['accuracy']:.4f}, int8 "
+    print(f"TFLite on {len(val.y)} PublicTest faces{how}: float {float_report['accuracy']:.4f}, int8 "
           f"{int8_report['accuracy']:.4f} (loss {100 * loss:.2f} points, at most {100 * TFLITE_INT8_MAX_LOSS:.1f}); "
           f"same class {100 * agreement:.2f}% (at least {100 * TFLITE_INT8_MIN_AGREEMENT:.0f}%); largest "
           f"probability difference {gap:.4f}; {100 * rechecked:.1f}% of the faces were near ties re-run in float "
           f"(int8 alone: same class {100 * raw_agreement:.2f}%)")
-    print(f"TFLite on {len(probe)} generated faces: same class {100 * probe_agreement:.2f}% (at least "
+    print(f"TFLite on {len(probe)} generated faces{how}: same class {100 * probe_agreement:.2f}% (at least "
           f"{100 * TFLITE_INT8_MIN_AGREEMENT:.0f}%): {'int8 recorded in the card' if ok else 'int8 NOT shipped'}")
     if ok:
         card["tflite_quantization"] = "dynamic-int8"
@@ -225,6 +238,7 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
         card["tflite_float_publictest_accuracy"] = round(float_report["accuracy"], 4)
         card["tflite_agreement_with_float"] = round(agreement, 4)
         card["tflite_agreement_with_float_generated"] = round(probe_agreement, 4)
+        card["tflite_agreement_flip_margin"] = flip_margin  # None: measured without a second look
         card["tflite_near_tie_margin"] = NEAR_TIE
         card["tflite_near_ties_rechecked"] = round(rechecked, 4)
         card["tflite_agreement_with_float_int8_alone"] = round(raw_agreement, 4)
@@ -232,30 +246,42 @@ def tflite_int8(path: Path, val, card: dict) -> bool:
     return ok
 
 
-def second_look(model_path: Path, margin: float, val, card: dict) -> None:
-    """Put ``flip_margin`` in ``card`` and its PublicTest figures as the classifier runs ``model_path`` with it
-    (Keras, and int8 TFLite where the card asks for it, with its agreement with Keras); the figures from before the
-    second look are kept beside them."""
+def _as_shipped(model_path: Path, card: dict, runtime: str, *face_sets):
+    """``(probabilities, share looked at twice, share of near ties re-run)`` for each of ``face_sets``, as the
+    classifier runs ``model_path`` in ``runtime`` with ``card`` beside it (a trial copy: the card decides int8 and
+    the second look, exactly as it will in the package)."""
     import tempfile
 
     import numpy as np
 
     from fer_batch.classify import Classifier
-    from fer_batch.training.metrics import classification_report
 
-    if card.get("tta", "none") != "none":
-        raise SystemExit(f"--flip-margin: {model_path} already averages each face with its mirror image (test-time "
-                         f"views {card['tta']!r}); ship it with --strip-tta")
-    runtimes = ("keras", "tflite") if "tflite_quantization" in card else ("keras",)
-    probs, shares = {}, {}
+    results = []
     with tempfile.TemporaryDirectory() as folder:  # the classifier reads the card beside the model
         trial = Path(folder) / "model.keras"
         shutil.copyfile(model_path, trial)
-        trial.with_suffix(".json").write_text(json.dumps({**card, "flip_margin": margin}))
-        for runtime in runtimes:
-            classifier = Classifier(trial, runtime=runtime)
-            probs[runtime] = np.concatenate([classifier.predict(val.x[i:i + 256]) for i in range(0, len(val.x), 256)])
-            shares[runtime] = classifier.faces_flipped / len(val.x)
+        trial.with_suffix(".json").write_text(json.dumps(card))
+        classifier = Classifier(trial, runtime=runtime)
+        for x in face_sets:
+            classifier.faces_flipped = classifier.faces_rechecked = 0
+            probs = np.concatenate([classifier.predict(x[i:i + 256]) for i in range(0, len(x), 256)])
+            results.append((probs, classifier.faces_flipped / len(x), classifier.faces_rechecked / len(x)))
+    return results
+
+
+def second_look(model_path: Path, margin: float, val, card: dict) -> None:
+    """Put ``flip_margin`` in ``card`` and its PublicTest figures as the classifier runs ``model_path`` with it
+    (Keras, and int8 TFLite where the card asks for it, with its agreement with Keras); the figures from before the
+    second look are kept beside them."""
+    import numpy as np
+
+    from fer_batch.training.metrics import classification_report
+
+    runtimes = ("keras", "tflite") if "tflite_quantization" in card else ("keras",)
+    probs, shares = {}, {}
+    for runtime in runtimes:
+        [(probs[runtime], shares[runtime], _)] = _as_shipped(model_path, {**card, "flip_margin": margin}, runtime,
+                                                             val.x)
     reports = {runtime: classification_report(val.y, p.argmax(axis=1)) for runtime, p in probs.items()}
     card["flip_margin"] = margin
     card["publictest_accuracy_without_second_look"] = card["publictest_accuracy"]
