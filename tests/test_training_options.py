@@ -378,8 +378,8 @@ def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_
     """--flip-margin halfway through the network's own margins: half the faces get a second look, so the card's
     accuracy must be that of those faces averaged with their mirror images and the rest alone, measured
     independently here; `evaluate` on the shipped file reports the same. The faces are labelled with the classes
-    the second look gives, which differ from the network's own on 3 of them (seed 4), so that a figure measured
-    without the second look cannot pass for one measured with it."""
+    the second look gives, which differ from the network's own on some of them (3 with seed 4), so that a figure
+    measured without the second look cannot pass for one measured with it."""
     import subprocess
 
     from fer_batch.training.evaluate import evaluate
@@ -407,10 +407,10 @@ def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_
     assert card["publictest_accuracy"] == round(want, 4)
     assert card["publictest_accuracy_without_second_look"] == round(float(np.mean(own.argmax(axis=1) == y)), 4)
     assert ("tflite_second_look_share" in card) == ("tflite_quantization" in card)  # int8 measured as it runs
-    # The int8 check itself judges float and int8 as analyze runs the card: both with the second look.
+    # The int8 check itself judges float and int8 as the TFLite runtime runs the card: both with the second look.
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("TFLite on 42 PublicTest faces")]
-    assert line.startswith(f"TFLite on 42 PublicTest faces as analyze runs them (second look under {margin}): "
-                           f"float {want:.4f}, int8 "), line
+    assert line.startswith(f"TFLite on 42 PublicTest faces as the TFLite runtime runs them (second look under "
+                           f"{margin}): float {want:.4f}, int8 "), line
     if "tflite_quantization" in card:
         assert card["tflite_agreement_flip_margin"] == margin
     assert evaluate(dest / "fast.keras", csv_path, splits="val")["splits"]["val"]["accuracy"] == pytest.approx(want)

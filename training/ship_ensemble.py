@@ -132,7 +132,7 @@ def main() -> None:
         path, report, _ = measure(build(args.views), tmp, f"with {args.views}")
         size = path.stat().st_size
         if size > LIMIT:
-            raise SystemExit(f"the ensemble is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
+            raise SystemExit(f"the model is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
         card = {
             "name": args.name,
             "status": args.status,

@@ -15,7 +15,7 @@ activations against the float conversion on the PublicTest rows and on the gener
 ``tests/test_shipped_models.py`` judges int8 on (``tests/synthetic_media.probe_faces``), and only if it keeps the
 accuracy within 0.2 points and the float model's class on at least 99% of each set (measured as the classifier
 runs int8: near ties re-run in float, ``fer_batch.classify.recheck_near_ties``; with ``--flip-margin``, float and
-int8 both take the card's second look, as ``analyze`` runs them), sets ``tflite_quantization`` in the card:
+int8 both take the card's second look, as the TFLite runtime runs them), sets ``tflite_quantization`` in the card:
 the classifier's TFLite runtime then converts it so (``fer_batch.classify.tflite_quantization``).
 ``--recard-tflite-int8 NAME`` does that measurement for the model already in the package, changing only its card.
 ``--flip-margin M`` writes ``flip_margin`` in the card: the classifier then classifies the faces whose two likeliest
@@ -177,8 +177,8 @@ def quantize(path: Path, val, card: dict) -> Path:
 def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -> bool:
     """Measure ``path`` in TensorFlow Lite, float and int8, on ``val`` and on the generated probe faces; record
     int8 in ``card`` if it keeps the accuracy and the float class (see the module docstring). Returns whether it
-    did. With ``flip_margin`` (the card's second look), what decides is the classifier as ``analyze`` runs the card,
-    float against int8: both take the second look, and int8 re-runs its near ties in float with theirs."""
+    did. With ``flip_margin`` (the card's second look), what decides is the classifier as its TFLite runtime runs the
+    card, float against int8: both take the second look, and int8 re-runs its near ties in float with theirs."""
     import tempfile
 
     import numpy as np
@@ -203,19 +203,22 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -
         probs[mode] = _run_padded(run, val.x)
         probe_probs[mode] = _run_padded(run, probe)
     raw_agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
-    if flip_margin is None:
-        # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
-        one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
-        ties = near_tie_rows(probs["dynamic-int8"])
-        rechecked = len(ties) / len(val.x)
-        probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)
-        probe_probs["dynamic-int8"] = recheck_near_ties(probe_probs["dynamic-int8"], probe, one)
-    else:
+    # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
+    one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
+    ties = near_tie_rows(probs["dynamic-int8"])
+    rechecked = len(ties) / len(val.x)
+    probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)
+    probe_probs["dynamic-int8"] = recheck_near_ties(probe_probs["dynamic-int8"], probe, one)
+    without_look = None
+    if flip_margin is not None:
+        # With the card's second look, as the TFLite runtime runs it: float and int8 both look twice at their unsure
+        # faces, and int8's near ties (after its second look) re-run in float with their own.
+        without_look = float(np.mean(probs["dynamic-int8"].argmax(axis=1) == val.y))
         plain = {k: v for k, v in card.items() if k != "tflite_quantization"} | {"flip_margin": flip_margin}
-        for mode in (None, "dynamic-int8"):
-            (probs[mode], _, rechecked), (probe_probs[mode], _, _) = _as_shipped(
-                path, plain | ({"tflite_quantization": mode} if mode else {}), "tflite", val.x, probe)
-    how = "" if flip_margin is None else f" as analyze runs them (second look under {flip_margin})"
+        (probs[None], _, _), (probe_probs[None], _, _) = _as_shipped(path, plain, "tflite", val.x, probe)
+        (probs["dynamic-int8"], _, rechecked), (probe_probs["dynamic-int8"], _, _) = _as_shipped(
+            path, plain | {"tflite_quantization": "dynamic-int8"}, "tflite", val.x, probe)
+    how = "" if flip_margin is None else f" as the TFLite runtime runs them (second look under {flip_margin})"
     float_report = classification_report(val.y, probs[None].argmax(axis=1))
     int8_report = classification_report(val.y, probs["dynamic-int8"].argmax(axis=1))
     agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
@@ -238,7 +241,9 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -
         card["tflite_float_publictest_accuracy"] = round(float_report["accuracy"], 4)
         card["tflite_agreement_with_float"] = round(agreement, 4)
         card["tflite_agreement_with_float_generated"] = round(probe_agreement, 4)
-        card["tflite_agreement_flip_margin"] = flip_margin  # None: measured without a second look
+        if flip_margin is not None:
+            card["tflite_agreement_flip_margin"] = flip_margin
+            card["tflite_publictest_accuracy_without_second_look"] = round(without_look, 4)
         card["tflite_near_tie_margin"] = NEAR_TIE
         card["tflite_near_ties_rechecked"] = round(rechecked, 4)
         card["tflite_agreement_with_float_int8_alone"] = round(raw_agreement, 4)
@@ -293,7 +298,7 @@ def second_look(model_path: Path, margin: float, val, card: dict) -> None:
             f"{card['publictest_accuracy_without_second_look']:.4f})")
     if "tflite" in reports:
         agreement = float(np.mean(probs["tflite"].argmax(axis=1) == probs["keras"].argmax(axis=1)))
-        card["tflite_publictest_accuracy_without_second_look"] = card["tflite_publictest_accuracy"]
+        card.setdefault("tflite_publictest_accuracy_without_second_look", card["tflite_publictest_accuracy"])
         card["tflite_publictest_accuracy"] = round(reports["tflite"]["accuracy"], 4)
         card["tflite_publictest_macro_f1"] = round(reports["tflite"]["macro_f1"], 4)
         card["tflite_second_look_share"] = round(shares["tflite"], 4)
