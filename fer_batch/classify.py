@@ -453,17 +453,19 @@ def _convert(keras_model, path: Path, quantization: str | None = None) -> bytes:
         root.setLevel(level)
 
 
-#: Faces per network batch in TensorFlow Lite (when it divides ``--batch-size``). XNNPACK is no slower per face on 32
-#: than on 256 (measured on a 2-core AMD EPYC: ``fast`` int8 0.88 against 0.90 ms a face, ``accurate`` 9.4
-#: against 9.2), and gives each face the same bits in any position of a batch of 2-256, while a short batch -- the
-#: last faces of a run, or the flush after many frames without faces -- is padded to 32 faces instead of 256: a
-#: 10-s one-face clip ran 512 faces' worth of network for its 300 faces, now 320.
-TFLITE_CHUNK = 32
+#: Faces per network batch in TensorFlow Lite (when it divides ``--batch-size``). Small batches keep a batch's
+#: activations in the core's cache: on machine C (Intel Xeon, AVX-512 + AMX, 4 MB L2 a core) the packaged int8
+#: ``fast`` classified PublicTest's faces at 2,989-3,087 faces/s in batches of 4 against 2,421-2,630 in batches of
+#: 32 (and 2,888-2,958 in 2s, 2,754-2,886 in 1s; three alternating runs, one thread), with bit-identical
+#: probabilities: XNNPACK gives each face the same bits in any position of a batch of any size. A short batch -- the
+#: last faces of a run, or the flush after many frames without faces -- is padded to 4 faces. (On a 2-core AMD EPYC
+#: with AVX2, batches of 32 and 256 had cost the same, 0.88 and 0.90 ms a face.)
+TFLITE_CHUNK = 4
 
 
 #: Batch of the TFLite interpreter that gives unsure faces their second, mirrored look (:func:`second_look`): a
 #: few faces of each batch, so a short batch keeps the padding small.
-MIRROR_CHUNK = 8
+MIRROR_CHUNK = 4
 
 
 def tflite_batch(batch_size: int) -> int:

@@ -7,7 +7,7 @@ Each task decodes, detects, tracks, crops *and classifies* one source, with a de
 per worker process and kept for its next tasks: no crop travels through the object store, and no actor has to be
 sized and placed. The network always runs full padded batches (see :class:`~fer_batch.classify.Classifier`), so a
 photo, which cannot share a batch with other files here, would pay a whole network batch for its one or two faces
-(``--batch-size`` in Keras, 32 faces in TensorFlow Lite): measured at 2.6 s a photo on this loaded 2-core machine
+(``--batch-size`` in Keras): measured at 2.6 s a photo on this loaded 2-core machine
 when TensorFlow Lite also ran batches of 256 (``benchmarks/ray_scaling.py``). Images are therefore classified in
 network batches of at most IMAGE_BATCH faces; videos use ``--batch-size``. A face's
 probabilities can then differ from a local run's in the last float32 bit (its batch size, and its position, which
