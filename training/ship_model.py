@@ -97,10 +97,9 @@ def main() -> None:
         source = strip_tta(source, publictest, card)
     if args.quantize:
         source = quantize(source, publictest, card)
-    if args.tflite_int8:
-        tflite_int8(source, publictest, card, args.flip_margin)
+    int8_probs = tflite_int8(source, publictest, card, args.flip_margin) if args.tflite_int8 else None
     if args.flip_margin is not None:
-        second_look(source, args.flip_margin, publictest, card)
+        second_look(source, args.flip_margin, publictest, card, int8_probs)
     size = source.stat().st_size
     if size > 25 * 2**20:
         raise SystemExit(f"{source} is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
@@ -174,11 +173,12 @@ def quantize(path: Path, val, card: dict) -> Path:
     return out
 
 
-def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -> bool:
+def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None):
     """Measure ``path`` in TensorFlow Lite, float and int8, on ``val`` and on the generated probe faces; record
-    int8 in ``card`` if it keeps the accuracy and the float class (see the module docstring). Returns whether it
-    did. With ``flip_margin`` (the card's second look), what decides is the classifier as its TFLite runtime runs the
-    card, float against int8: both take the second look, and int8 re-runs its near ties in float with theirs."""
+    int8 in ``card`` if it keeps the accuracy and the float class (see the module docstring). Returns int8's
+    probabilities for ``val``, as measured, if it did (else None). With ``flip_margin`` (the card's second look),
+    what decides is the classifier as its TFLite runtime runs the card, float against int8: both take the second
+    look, and int8 re-runs its near ties in float with theirs."""
     import tempfile
 
     import numpy as np
@@ -216,7 +216,7 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -
         without_look = float(np.mean(probs["dynamic-int8"].argmax(axis=1) == val.y))
         plain = {k: v for k, v in card.items() if k != "tflite_quantization"} | {"flip_margin": flip_margin}
         (probs[None], _, _), (probe_probs[None], _, _) = _as_shipped(path, plain, "tflite", val.x, probe)
-        (probs["dynamic-int8"], _, rechecked), (probe_probs["dynamic-int8"], _, _) = _as_shipped(
+        (probs["dynamic-int8"], look_share, rechecked), (probe_probs["dynamic-int8"], _, _) = _as_shipped(
             path, plain | {"tflite_quantization": "dynamic-int8"}, "tflite", val.x, probe)
     how = "" if flip_margin is None else f" as the TFLite runtime runs them (second look under {flip_margin})"
     float_report = classification_report(val.y, probs[None].argmax(axis=1))
@@ -244,11 +244,12 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None) -
         if flip_margin is not None:
             card["tflite_agreement_flip_margin"] = flip_margin
             card["tflite_publictest_accuracy_without_second_look"] = round(without_look, 4)
+            card["tflite_second_look_share"] = round(look_share, 4)
         card["tflite_near_tie_margin"] = NEAR_TIE
         card["tflite_near_ties_rechecked"] = round(rechecked, 4)
         card["tflite_agreement_with_float_int8_alone"] = round(raw_agreement, 4)
         card["tflite_max_probability_difference"] = round(gap, 4)
-    return ok
+    return probs["dynamic-int8"] if ok else None
 
 
 def _as_shipped(model_path: Path, card: dict, runtime: str, *face_sets):
@@ -274,37 +275,28 @@ def _as_shipped(model_path: Path, card: dict, runtime: str, *face_sets):
     return results
 
 
-def second_look(model_path: Path, margin: float, val, card: dict) -> None:
-    """Put ``flip_margin`` in ``card`` and its PublicTest figures as the classifier runs ``model_path`` with it
-    (Keras, and int8 TFLite where the card asks for it, with its agreement with Keras); the figures from before the
-    second look are kept beside them."""
+def second_look(model_path: Path, margin: float, val, card: dict, int8_probs=None) -> None:
+    """Put ``flip_margin`` in ``card`` and its PublicTest figures as the classifier runs ``model_path`` with it in
+    Keras; the figures from before the second look are kept beside them. ``int8_probs``: what :func:`tflite_int8`
+    measured for int8 TFLite with the same second look (and recorded in ``card``), compared here with Keras."""
     import numpy as np
 
     from fer_batch.training.metrics import classification_report
 
-    runtimes = ("keras", "tflite") if "tflite_quantization" in card else ("keras",)
-    probs, shares = {}, {}
-    for runtime in runtimes:
-        [(probs[runtime], shares[runtime], _)] = _as_shipped(model_path, {**card, "flip_margin": margin}, runtime,
-                                                             val.x)
-    reports = {runtime: classification_report(val.y, p.argmax(axis=1)) for runtime, p in probs.items()}
+    [(probs, share, _)] = _as_shipped(model_path, {**card, "flip_margin": margin}, "keras", val.x)
+    report = classification_report(val.y, probs.argmax(axis=1))
     card["flip_margin"] = margin
     card["publictest_accuracy_without_second_look"] = card["publictest_accuracy"]
-    card["publictest_accuracy"] = round(reports["keras"]["accuracy"], 4)
-    card["publictest_macro_f1"] = round(reports["keras"]["macro_f1"], 4)
-    card["second_look_share"] = round(shares["keras"], 4)
-    line = (f"second look under {margin}: PublicTest {reports['keras']['accuracy']:.4f} in Keras "
-            f"({100 * shares['keras']:.1f}% of the faces looked at twice; before "
-            f"{card['publictest_accuracy_without_second_look']:.4f})")
-    if "tflite" in reports:
-        agreement = float(np.mean(probs["tflite"].argmax(axis=1) == probs["keras"].argmax(axis=1)))
-        card.setdefault("tflite_publictest_accuracy_without_second_look", card["tflite_publictest_accuracy"])
-        card["tflite_publictest_accuracy"] = round(reports["tflite"]["accuracy"], 4)
-        card["tflite_publictest_macro_f1"] = round(reports["tflite"]["macro_f1"], 4)
-        card["tflite_second_look_share"] = round(shares["tflite"], 4)
+    card["publictest_accuracy"] = round(report["accuracy"], 4)
+    card["publictest_macro_f1"] = round(report["macro_f1"], 4)
+    card["second_look_share"] = round(share, 4)
+    line = (f"second look under {margin}: PublicTest {report['accuracy']:.4f} in Keras ({100 * share:.1f}% of the "
+            f"faces looked at twice; before {card['publictest_accuracy_without_second_look']:.4f})")
+    if int8_probs is not None:
+        agreement = float(np.mean(int8_probs.argmax(axis=1) == probs.argmax(axis=1)))
         card["tflite_agreement_with_float_second_look"] = round(agreement, 4)
-        line += (f"; int8 TFLite {reports['tflite']['accuracy']:.4f} ({100 * shares['tflite']:.1f}%), the float "
-                 f"class on {100 * agreement:.2f}%")
+        line += (f"; int8 TFLite {card['tflite_publictest_accuracy']:.4f} "
+                 f"({100 * card['tflite_second_look_share']:.1f}%), the float class on {100 * agreement:.2f}%")
     print(line)
 
 
@@ -331,7 +323,7 @@ def recard_main() -> None:
                          "not measure: ship the run again with --tflite-int8 --flip-margin")
     # A card that asked for int8 before must not keep asking for it after failing the check.
     card = {k: v for k, v in card.items() if not k.startswith("tflite_")}
-    ok = tflite_int8(args.dest / f"{args.name}.keras", _publictest(args.data), card)
+    ok = tflite_int8(args.dest / f"{args.name}.keras", _publictest(args.data), card) is not None
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"updated {card_path}" + ("" if ok else ": int8 TFLite no longer requested"))
     if not ok:
