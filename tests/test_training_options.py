@@ -454,3 +454,70 @@ def test_recard_tflite_int8_takes_a_keras_int8_model_and_drops_a_stale_request(t
     else:
         assert not any(k.startswith("tflite_") for k in card), card
     assert card["name"] == "fast"
+
+
+def test_weight_average_is_the_mean_of_its_members_and_refuses_another_network():
+    from fer_batch.training.ensemble import weight_average
+
+    nets = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        nets.append(build_model("tiny"))
+    soup = weight_average(nets)
+    for got, *members in zip(soup.get_weights(), *(n.get_weights() for n in nets), strict=True):
+        np.testing.assert_allclose(got, np.mean(members, axis=0), rtol=1e-6)
+    faces = np.random.default_rng(0).integers(0, 256, size=(4, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(weight_average([nets[0], nets[0]]).predict_on_batch(faces),
+                               nets[0].predict_on_batch(faces), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(soup.predict_on_batch(faces), nets[0].predict_on_batch(faces))
+    with pytest.raises(UsageError, match="is not the same network as model 0"):
+        weight_average([nets[0], build_model("vgg-tiny")])
+    with pytest.raises(UsageError, match="at least two models, got 1"):
+        weight_average(nets[:1])
+
+
+def test_make_soup_writes_a_run_that_ship_model_ships_with_its_members_named(tmp_path):
+    """training/make_soup.py end to end on two tiny runs: the run folder's PublicTest accuracy is what its model
+    file scores (measured here independently), and ship_model.py carries the averaged runs into the card."""
+    import subprocess
+
+    runs = []
+    for seed in (0, 1):
+        (tmp_path / str(seed)).mkdir()
+        run, csv_path, _, x, y = _tiny_run(tmp_path / str(seed), seed=seed)
+        runs.append(run)
+    out = tmp_path / "soup"
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "make_soup.py"), str(out), *map(str, runs),
+                           "--data", str(csv_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    probs = load_keras_model(out / "model.keras").predict(x[..., None].astype("float32"), verbose=0)
+    assert metrics["splits"]["val"]["accuracy"] == pytest.approx(float((probs.argmax(1) == y).mean()))
+    assert metrics["soup_of"] == [str(r) for r in runs] and metrics["tta"] == "flip"
+    assert json.loads((out / "config.json").read_text())["soup_of"] == metrics["soup_of"]
+    dest = tmp_path / "models"
+    dest.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(out), "fast", "--status",
+                           "interim", "--command", "a tiny soup", "--dest", str(dest)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((dest / "fast.json").read_text())
+    assert card["soup_of"] == metrics["soup_of"] and card["soup_members_publictest_accuracy"] == [0.2, 0.2]
+
+
+def test_make_soup_refuses_runs_of_different_networks_and_writes_nothing(tmp_path):
+    import subprocess
+
+    runs = []
+    for seed in (0, 1):
+        (tmp_path / str(seed)).mkdir()
+        run, csv_path, _, _, _ = _tiny_run(tmp_path / str(seed), seed=seed)
+        runs.append(run)
+    metrics = json.loads((runs[1] / "metrics.json").read_text())
+    (runs[1] / "metrics.json").write_text(json.dumps({**metrics, "arch": "vgg-tiny"}))
+    out = tmp_path / "soup"
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "make_soup.py"), str(out), *map(str, runs),
+                           "--data", str(csv_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert f"runs differ in arch: {runs[0]} tiny, {runs[1]} vgg-tiny" in done.stderr
+    assert not (out / "model.keras").exists()

@@ -88,6 +88,9 @@ def main() -> None:
         "training_config": config.get("config", {}),
         "notes": args.notes,
     }
+    if "soup_of" in metrics:  # a run folder of training/make_soup.py: the runs whose weights it averages
+        card["soup_of"] = metrics["soup_of"]
+        card["soup_members_publictest_accuracy"] = metrics["soup_members_val_accuracy"]
     source = args.run_dir / "model.keras"
     if args.flip_margin is not None and card["tta"] != "none" and not args.strip_tta:
         raise SystemExit(f"--flip-margin: {source} already averages each face with its mirror image (test-time "

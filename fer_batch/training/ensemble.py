@@ -1,4 +1,5 @@
-"""An ensemble of trained models as one ``.keras`` model: the mean of its members' probabilities.
+"""Trained models combined into one ``.keras`` model: an ensemble (the mean of the members' probabilities, at the
+members' summed cost) or a weight average (one network whose weights are the members' mean, at one member's cost).
 
 Each member keeps whatever test-time views its file has (a flip-TTA wrapper stays one). The result takes uint8
 48x48x1 faces like every fer-batch model, loads in Keras safe mode, and can be shipped, evaluated or used as a
@@ -34,3 +35,29 @@ def ensemble_members(model) -> list:
     if any(layer.name == "ensemble_mean" for layer in model.layers):
         return [layer for layer in model.layers if isinstance(layer, keras.Model)]
     return [model]
+
+
+def weight_average(models: list):
+    """One network whose every weight (batch-norm statistics included) is the mean of ``models``' (a "model
+    soup", Wortsman et al. 2022).
+
+    Only networks fine-tuned one from another (``train --init``) share a basin in which their mean is itself a
+    good network; two networks trained from different starts average to noise, so measure the result. The members
+    must be the same network: the same layers holding weights of the same shapes, in the same order.
+    """
+    import keras
+    import numpy as np
+
+    if len(models) < 2:
+        raise UsageError(f"a weight average needs at least two models, got {len(models)}")
+    weights = [m.get_weights() for m in models]
+    shapes = [[w.shape for w in ws] for ws in weights]
+    for i, model in enumerate(models[1:], start=1):
+        if shapes[i] != shapes[0] or [type(x) for x in model.layers] != [type(x) for x in models[0].layers]:
+            raise UsageError(f"model {i} ({model.name}) is not the same network as model 0 ({models[0].name}): "
+                             f"{len(shapes[i])} weight arrays against {len(shapes[0])}, or other layers or "
+                             "shapes; only copies of one architecture can be averaged")
+    soup = keras.models.clone_model(models[0])
+    soup.set_weights([np.mean([ws[k] for ws in weights], axis=0).astype(weights[0][k].dtype)
+                      for k in range(len(weights[0]))])
+    return soup
