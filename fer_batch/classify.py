@@ -129,8 +129,8 @@ class Classifier:
 
     A card's ``flip_margin`` adds a second, mirrored look at the faces the model is unsure of (:func:`second_look`),
     kept just as independent of the batch: TensorFlow Lite runs the mirrored faces densely in batches of
-    :data:`MIRROR_CHUNK` (XNNPACK gives a face the same bits in any position), Keras at their faces' own positions,
-    so there every network batch that holds an unsure face runs twice (at a 12% share, nearly every batch of 256).
+    :data:`MIRROR_CHUNK` (XNNPACK gives a face the same bits in any position), Keras one mirrored face at a time
+    (a batch of 1, the same bits whatever batch the face came in).
 
     One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
     model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.

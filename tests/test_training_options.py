@@ -470,54 +470,91 @@ def test_weight_average_is_the_mean_of_its_members_and_refuses_another_network()
     np.testing.assert_allclose(weight_average([nets[0], nets[0]]).predict_on_batch(faces),
                                nets[0].predict_on_batch(faces), rtol=1e-5, atol=1e-6)
     assert not np.allclose(soup.predict_on_batch(faces), nets[0].predict_on_batch(faces))
-    with pytest.raises(UsageError, match="is not the same network as model 0"):
-        weight_average([nets[0], build_model("vgg-tiny")])
+    with pytest.raises(UsageError, match=r"b is not the same network as a: other layers"):
+        weight_average([nets[0], build_model("vgg-tiny")], names=["a", "b"])
     with pytest.raises(UsageError, match="at least two models, got 1"):
         weight_average(nets[:1])
 
 
-def test_make_soup_writes_a_run_that_ship_model_ships_with_its_members_named(tmp_path):
-    """training/make_soup.py end to end on two tiny runs: the run folder's PublicTest accuracy is what its model
-    file scores (measured here independently), and ship_model.py carries the averaged runs into the card."""
-    import subprocess
+def test_weight_average_refuses_other_layers_of_the_same_shapes_and_quantized_models():
+    from fer_batch.training.ensemble import weight_average
 
+    def net(last, width=3):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, last(keras.layers.Dense(width)(inputs)))
+
+    relu, dropout = net(keras.layers.ReLU()), net(keras.layers.Dropout(0.5))
+    assert [w.shape for w in relu.get_weights()] == [w.shape for w in dropout.get_weights()]
+    with pytest.raises(UsageError, match="model 1 is not the same network as model 0: other layers"):
+        weight_average([relu, dropout])
+    with pytest.raises(UsageError, match=r"weight array 0 has shape \(4, 5\) against \(4, 3\)"):
+        weight_average([relu, net(keras.layers.ReLU(), width=5)])
+    quantized = build_model("tiny")
+    quantized.quantize("int8")
+    with pytest.raises(UsageError, match="model 1 is quantized"):
+        weight_average([build_model("tiny"), quantized])
+
+
+def _tiny_runs(tmp_path, accuracies=(0.2, 0.3)):
+    """Two tiny runs, the second a pretend fine-tune of the first, with different recorded accuracies."""
     runs = []
-    for seed in (0, 1):
+    for seed, accuracy in enumerate(accuracies):
         (tmp_path / str(seed)).mkdir()
         run, csv_path, _, x, y = _tiny_run(tmp_path / str(seed), seed=seed)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["splits"]["val_no_tta"]["accuracy"] = accuracy
+        metrics["splits"]["val"]["accuracy"] = accuracy + 0.01
+        (run / "metrics.json").write_text(json.dumps(metrics))
         runs.append(run)
+    return runs, csv_path, x, y
+
+
+def test_make_soup_writes_a_run_that_ship_model_ships_with_its_members_named(tmp_path):
+    """training/make_soup.py end to end on two tiny runs: the run folder's model holds the mean of the runs' weights,
+    its PublicTest accuracy is what that file scores (measured here independently), and ship_model.py carries the
+    averaged runs, as the shipped model runs them (without TTA here), into the card."""
+    import subprocess
+
+    runs, csv_path, x, y = _tiny_runs(tmp_path)
     out = tmp_path / "soup"
     done = subprocess.run([sys.executable, str(ROOT / "training" / "make_soup.py"), str(out), *map(str, runs),
                            "--data", str(csv_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"note: {runs[1]} did not start from {runs[0]}" in done.stderr
+    members = [load_keras_model(run / "model.keras").get_weights() for run in runs]
+    soup = load_keras_model(out / "model.keras")
+    for got, *ws in zip(soup.get_weights(), *members, strict=True):
+        np.testing.assert_allclose(got, np.mean(ws, axis=0), rtol=1e-6)
     metrics = json.loads((out / "metrics.json").read_text())
-    probs = load_keras_model(out / "model.keras").predict(x[..., None].astype("float32"), verbose=0)
+    probs = soup.predict(x[..., None].astype("float32"), verbose=0)
     assert metrics["splits"]["val"]["accuracy"] == pytest.approx(float((probs.argmax(1) == y).mean()))
     assert metrics["soup_of"] == [str(r) for r in runs] and metrics["tta"] == "flip"
     assert json.loads((out / "config.json").read_text())["soup_of"] == metrics["soup_of"]
     dest = tmp_path / "models"
     dest.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(out), "fast", "--status",
-                           "interim", "--command", "a tiny soup", "--dest", str(dest)],
-                          capture_output=True, text=True, timeout=600)
+                           "interim", "--command", "a tiny soup", "--strip-tta", "--data", str(csv_path), "--dest",
+                           str(dest)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((dest / "fast.json").read_text())
-    assert card["soup_of"] == metrics["soup_of"] and card["soup_members_publictest_accuracy"] == [0.2, 0.2]
+    assert card["soup_of"] == metrics["soup_of"] and card["soup_members_publictest_accuracy"] == [0.2, 0.3]
 
 
-def test_make_soup_refuses_runs_of_different_networks_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("problem", ["arch", "no-publictest"])
+def test_make_soup_refuses_what_it_cannot_measure_and_writes_nothing(tmp_path, problem):
     import subprocess
 
-    runs = []
-    for seed in (0, 1):
-        (tmp_path / str(seed)).mkdir()
-        run, csv_path, _, _, _ = _tiny_run(tmp_path / str(seed), seed=seed)
-        runs.append(run)
-    metrics = json.loads((runs[1] / "metrics.json").read_text())
-    (runs[1] / "metrics.json").write_text(json.dumps({**metrics, "arch": "vgg-tiny"}))
+    runs, csv_path, x, y = _tiny_runs(tmp_path)
+    if problem == "arch":
+        metrics = json.loads((runs[1] / "metrics.json").read_text())
+        (runs[1] / "metrics.json").write_text(json.dumps({**metrics, "arch": "vgg-tiny"}))
+        message = f"runs differ in arch: {runs[0]} tiny, {runs[1]} vgg-tiny"
+    else:
+        csv_path = write_csv(tmp_path / "train-only.csv", x, y, ["Training"] * len(y))
+        message = f"--data {str(csv_path)!r}: no PublicTest (validation) rows to measure the soup on"
     out = tmp_path / "soup"
     done = subprocess.run([sys.executable, str(ROOT / "training" / "make_soup.py"), str(out), *map(str, runs),
                            "--data", str(csv_path)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 2
-    assert f"runs differ in arch: {runs[0]} tiny, {runs[1]} vgg-tiny" in done.stderr
-    assert not (out / "model.keras").exists()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr
+    assert not out.exists()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 
 def make_soup(out: Path, runs: list[Path], data: str) -> dict:
-    """Write the soup of ``runs`` into ``out``; returns its metrics."""
+    """Write the soup of ``runs`` into ``out``; returns its metrics. Checks everything before writing anything."""
     from fer_batch.classify import load_keras_model
     from fer_batch.errors import UsageError
     from fer_batch.training.datasets import load_dataset
@@ -32,15 +33,27 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     start = time.perf_counter()
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
-    for key in ("arch", "tta"):
-        values = [m.get(key, "none") for m in metrics]
+    settings = [c.get("config", {}) for c in configs]
+    for key, values in (("arch", [m.get("arch") for m in metrics]), ("tta", [m.get("tta", "none") for m in metrics]),
+                        ("faces", [c.get("faces", "as-is") for c in settings])):
         if len(set(values)) > 1:
             raise UsageError(f"runs differ in {key}: " + ", ".join(f"{r} {v}" for r, v in zip(runs, values)))
-    soup = weight_average([load_keras_model(run / "model.keras") for run in runs])
+    # Measured as the runs were: the same seed (a holdout of data without splits) and the same face cutting.
+    seed, faces = settings[-1].get("seed", 0), settings[-1].get("faces", "as-is")
+    dataset = load_dataset(data, seed=seed, faces=faces)
+    if dataset.split_method != "usage" and len({c.get("seed", 0) for c in settings}) > 1:
+        raise UsageError(f"--data {data!r} has no splits of its own, and the runs held out different rows (seeds "
+                         f"{', '.join(str(c.get('seed', 0)) for c in settings)}): no rows are unseen by all of them")
+    if dataset.get("val") is None or not len(dataset.get("val")):
+        raise UsageError(f"--data {data!r}: no PublicTest (validation) rows to measure the soup on")
+    for before, run, setting in zip(runs, runs[1:], settings[1:]):
+        if not str(setting.get("init") or "").startswith(str(before)):
+            print(f"note: {run} did not start from {before} (--init {setting.get('init')}); networks from different "
+                  "starts usually average to a worse one: compare the accuracy below with the runs'", file=sys.stderr)
+    soup = weight_average([load_keras_model(run / "model.keras") for run in runs], names=[str(r) for r in runs])
     out.mkdir(parents=True, exist_ok=True)
     soup.save(out / "model.keras")
     soup = load_keras_model(out / "model.keras")  # measure the file that ships, as it loads
-    dataset = load_dataset(data)
     reports = {}
     for name in ("val", "test"):
         split = dataset.get(name)
@@ -54,6 +67,10 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
         "wall_time_s_this_invocation": round(time.perf_counter() - start, 1), "model": str(out / "model.keras"),
         "tta": metrics[-1].get("tta", "none"), "soup_of": [str(r) for r in runs],
         "soup_members_val_accuracy": [round(m["splits"]["val"]["accuracy"], 4) for m in metrics],
+        "soup_members_val_accuracy_without_tta": [
+            round(m["splits"].get("val_no_tta", m["splits"]["val"])["accuracy"], 4) for m in metrics],
+        "soup_members_epochs": [m["epochs"] for m in metrics],
+        "soup_members_wall_time_s": [m.get("wall_time_s_this_invocation") for m in metrics],
     })
 
 
@@ -69,18 +86,19 @@ def main() -> None:
         missing = [f for f in ("model.keras", "metrics.json", "config.json") if not (run / f).is_file()]
         if missing:
             ap.error(f"RUN_DIR {str(run)!r} is not a finished run: no {', '.join(missing)}")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"OUT_DIR {str(args.out)!r} is a file; name a folder")
     if (args.out / "model.keras").exists():
         ap.error(f"OUT_DIR {str(args.out)!r} already holds a model.keras; choose a new folder")
-    from fer_batch.errors import UsageError
+    from fer_batch.errors import FerBatchError
 
     try:
         metrics = make_soup(args.out, args.runs, args.data)
-    except UsageError as e:
+    except FerBatchError as e:
         ap.error(str(e))
-    val = metrics["splits"].get("val")
-    if val:
-        print(f"wrote {args.out}: PublicTest {val['accuracy']:.4f} "
-              f"(runs: {', '.join(f'{a:.4f}' for a in metrics['soup_members_val_accuracy'])})")
+    val = metrics["splits"]["val"]
+    print(f"wrote {args.out}: PublicTest {val['accuracy']:.4f} "
+          f"(runs: {', '.join(f'{a:.4f}' for a in metrics['soup_members_val_accuracy'])})")
 
 
 if __name__ == "__main__":

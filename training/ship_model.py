@@ -90,7 +90,11 @@ def main() -> None:
     }
     if "soup_of" in metrics:  # a run folder of training/make_soup.py: the runs whose weights it averages
         card["soup_of"] = metrics["soup_of"]
-        card["soup_members_publictest_accuracy"] = metrics["soup_members_val_accuracy"]
+        # the members as this card's model runs: without their TTA when it ships without its own
+        card["soup_members_publictest_accuracy"] = metrics[
+            "soup_members_val_accuracy_without_tta" if args.strip_tta else "soup_members_val_accuracy"]
+        card["soup_members_epochs"] = metrics["soup_members_epochs"]
+        card["soup_members_wall_time_s"] = metrics["soup_members_wall_time_s"]
     source = args.run_dir / "model.keras"
     if args.flip_margin is not None and card["tta"] != "none" and not args.strip_tta:
         raise SystemExit(f"--flip-margin: {source} already averages each face with its mirror image (test-time "

@@ -37,26 +37,44 @@ def ensemble_members(model) -> list:
     return [model]
 
 
-def weight_average(models: list):
+def weight_average(models: list, names: list[str] | None = None):
     """One network whose every weight (batch-norm statistics included) is the mean of ``models``' (a "model
-    soup", Wortsman et al. 2022).
+    soup", Wortsman et al. 2022); ``names`` (default ``model 0``, ``model 1``, ...) name them in errors.
 
     Only networks fine-tuned one from another (``train --init``) share a basin in which their mean is itself a
     good network; two networks trained from different starts average to noise, so measure the result. The members
-    must be the same network: the same layers holding weights of the same shapes, in the same order.
+    must be the same float network: the same layers (nested ones included) holding weights of the same shapes, in
+    the same order. Quantized models are refused: an int8 kernel and its scale do not average separately.
     """
     import keras
     import numpy as np
 
+    from ..dequantize import is_quantized
+
+    names = names or [f"model {i}" for i in range(len(models))]
     if len(models) < 2:
         raise UsageError(f"a weight average needs at least two models, got {len(models)}")
+
+    def layer_types(model):  # nested models (a TTA wrapper's network) included
+        return [t for layer in model.layers
+                for t in [type(layer).__name__, *(layer_types(layer) if isinstance(layer, keras.Model) else [])]]
+
     weights = [m.get_weights() for m in models]
-    shapes = [[w.shape for w in ws] for ws in weights]
-    for i, model in enumerate(models[1:], start=1):
-        if shapes[i] != shapes[0] or [type(x) for x in model.layers] != [type(x) for x in models[0].layers]:
-            raise UsageError(f"model {i} ({model.name}) is not the same network as model 0 ({models[0].name}): "
-                             f"{len(shapes[i])} weight arrays against {len(shapes[0])}, or other layers or "
-                             "shapes; only copies of one architecture can be averaged")
+    for name, model, ws in zip(names, models, weights, strict=True):
+        if is_quantized(model) or any(not np.issubdtype(w.dtype, np.floating) for w in ws):
+            raise UsageError(f"{name} is quantized; average the float models it was made from")
+    for i in range(1, len(models)):
+        if layer_types(models[i]) != layer_types(models[0]):
+            raise UsageError(f"{names[i]} is not the same network as {names[0]}: other layers "
+                             f"({len(layer_types(models[i]))} against {len(layer_types(models[0]))}, or in another "
+                             "order); only copies of one architecture can be averaged")
+        shapes = [w.shape for w in weights[i]], [w.shape for w in weights[0]]
+        if shapes[0] != shapes[1]:
+            k = next((k for k, (a, b) in enumerate(zip(*shapes)) if a != b), min(map(len, shapes)))
+            got = shapes[0][k] if k < len(shapes[0]) else "none"
+            want = shapes[1][k] if k < len(shapes[1]) else "none"
+            raise UsageError(f"{names[i]} is not the same network as {names[0]}: weight array {k} has shape {got} "
+                             f"against {want}; only copies of one architecture can be averaged")
     soup = keras.models.clone_model(models[0])
     soup.set_weights([np.mean([ws[k] for ws in weights], axis=0).astype(weights[0][k].dtype)
                       for k in range(len(weights[0]))])
