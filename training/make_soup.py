@@ -27,8 +27,7 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     from fer_batch.errors import UsageError
     from fer_batch.training.datasets import load_dataset
     from fer_batch.training.ensemble import weight_average
-    from fer_batch.training.evaluate import evaluate_model, write_report
-    from fer_batch.training.saved_models import tta_inner
+    from fer_batch.training.evaluate import split_reports, write_report
 
     start = time.perf_counter()
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
@@ -38,13 +37,15 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
                         ("faces", [c.get("faces", "as-is") for c in settings])):
         if len(set(values)) > 1:
             raise UsageError(f"runs differ in {key}: " + ", ".join(f"{r} {v}" for r, v in zip(runs, values)))
+    tta = metrics[-1].get("tta", "none")
     # Measured as the runs were: the same seed (a holdout of data without splits) and the same face cutting.
     seed, faces = settings[-1].get("seed", 0), settings[-1].get("faces", "as-is")
     dataset = load_dataset(data, seed=seed, faces=faces)
     if dataset.split_method != "usage" and len({c.get("seed", 0) for c in settings}) > 1:
         raise UsageError(f"--data {data!r} has no splits of its own, and the runs held out different rows (seeds "
                          f"{', '.join(str(c.get('seed', 0)) for c in settings)}): no rows are unseen by all of them")
-    if dataset.get("val") is None or not len(dataset.get("val")):
+    val = dataset.get("val")
+    if val is None or not len(val):
         raise UsageError(f"--data {data!r}: no PublicTest (validation) rows to measure the soup on")
     for before, run, setting in zip(runs, runs[1:], settings[1:]):
         if not str(setting.get("init") or "").startswith(str(before)):
@@ -54,18 +55,12 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     soup.save(out / "model.keras")
     soup = load_keras_model(out / "model.keras")  # measure the file that ships, as it loads
-    reports = {}
-    for name in ("val", "test"):
-        split = dataset.get(name)
-        if split is not None and len(split):
-            reports[name] = evaluate_model(soup, split)
-            if metrics[-1].get("tta", "none") != "none":
-                reports[f"{name}_no_tta"] = evaluate_model(tta_inner(soup), split)
+    reports = split_reports(soup, dataset, tta)
     (out / "config.json").write_text(json.dumps({**configs[-1], "soup_of": [str(r) for r in runs]}, indent=2))
     return write_report(out, reports, extra={
         "arch": metrics[-1]["arch"], "params": int(soup.count_params()), "epochs": metrics[-1]["epochs"],
         "wall_time_s_this_invocation": round(time.perf_counter() - start, 1), "model": str(out / "model.keras"),
-        "tta": metrics[-1].get("tta", "none"), "soup_of": [str(r) for r in runs],
+        "tta": tta, "soup_of": [str(r) for r in runs],
         "soup_members_val_accuracy": [round(m["splits"]["val"]["accuracy"], 4) for m in metrics],
         "soup_members_val_accuracy_without_tta": [
             round(m["splits"].get("val_no_tta", m["splits"]["val"])["accuracy"], 4) for m in metrics],

@@ -63,18 +63,18 @@ def weight_average(models: list, names: list[str] | None = None):
     for name, model, ws in zip(names, models, weights, strict=True):
         if is_quantized(model) or any(not np.issubdtype(w.dtype, np.floating) for w in ws):
             raise UsageError(f"{name} is quantized; average the float models it was made from")
+    types, shapes = layer_types(models[0]), [w.shape for w in weights[0]]
     for i in range(1, len(models)):
-        if layer_types(models[i]) != layer_types(models[0]):
-            raise UsageError(f"{names[i]} is not the same network as {names[0]}: other layers "
-                             f"({len(layer_types(models[i]))} against {len(layer_types(models[0]))}, or in another "
-                             "order); only copies of one architecture can be averaged")
-        shapes = [w.shape for w in weights[i]], [w.shape for w in weights[0]]
-        if shapes[0] != shapes[1]:
-            k = next((k for k, (a, b) in enumerate(zip(*shapes)) if a != b), min(map(len, shapes)))
-            got = shapes[0][k] if k < len(shapes[0]) else "none"
-            want = shapes[1][k] if k < len(shapes[1]) else "none"
-            raise UsageError(f"{names[i]} is not the same network as {names[0]}: weight array {k} has shape {got} "
-                             f"against {want}; only copies of one architecture can be averaged")
+        other = layer_types(models[i])
+        if other != types:
+            raise UsageError(f"{names[i]} is not the same network as {names[0]}: other layers ({len(other)} against "
+                             f"{len(types)}, or in another order); only copies of one architecture can be averaged")
+        got = [w.shape for w in weights[i]]
+        if got != shapes:
+            k = next((k for k, (a, b) in enumerate(zip(got, shapes)) if a != b), min(len(got), len(shapes)))
+            raise UsageError(f"{names[i]} is not the same network as {names[0]}: weight array {k} has shape "
+                             f"{got[k] if k < len(got) else 'none'} against {shapes[k] if k < len(shapes) else 'none'}"
+                             "; only copies of one architecture can be averaged")
     soup = keras.models.clone_model(models[0])
     soup.set_weights([np.mean([ws[k] for ws in weights], axis=0).astype(weights[0][k].dtype)
                       for k in range(len(weights[0]))])

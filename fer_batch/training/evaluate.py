@@ -35,6 +35,22 @@ def evaluate_model(model, split, batch_size: int = 256, flip_margin: float | Non
     return classification_report(split.y, probs.argmax(axis=1))
 
 
+def split_reports(model, dataset, tta: str) -> dict:
+    """Reports of ``model`` (a saved run's model, its TTA wrapper on) on ``dataset``'s validation and test splits,
+    where present; for a model with test-time views (``tta`` other than ``"none"``) also of the network inside the
+    wrapper, as ``<split>_no_tta``."""
+    from .saved_models import tta_inner
+
+    reports = {}
+    for name in ("val", "test"):
+        split = dataset.get(name)
+        if split is not None and len(split):
+            reports[name] = evaluate_model(model, split)
+            if tta != "none":
+                reports[f"{name}_no_tta"] = evaluate_model(tta_inner(model), split)
+    return reports
+
+
 def write_report(out: Path, reports: dict[str, dict], history: dict | None = None, extra: dict | None = None,
                  *, print_tables: bool = True) -> dict:
     """Write ``metrics.json``, one confusion-matrix PNG per split and the training curves."""

@@ -171,20 +171,15 @@ def _validation_data(val_split, soft_val):
 def _save_and_report(config: TrainConfig, net, dataset, wall: float) -> dict:
     """Save ``model.keras`` (with its TTA), evaluate it on the validation and test splits, write the report."""
     from .checkpoints import read_history
-    from .evaluate import evaluate_model, write_report
+    from .evaluate import split_reports, write_report
 
     out = Path(config.out)
     final = with_tta(inference_copy(net), config.tta)
     model_path = out / "model.keras"
     final.save(model_path)
     history = read_history(out / "history.csv")
-    reports = {}
-    for split_name in ("val", "test"):
-        split = dataset.get(split_name)
-        if split is not None and len(split):
-            reports[split_name] = evaluate_model(final, split)
-            if config.tta != "none":  # the network inside model.keras (float32 also after a bf16 run), not `net`
-                reports[f"{split_name}_no_tta"] = evaluate_model(tta_inner(final), split)
+    # `final`, not `net`: without views, the network inside model.keras (float32 also after a bf16 run)
+    reports = split_reports(final, dataset, config.tta)
     return write_report(out, reports, history=history, extra={
         "arch": config.arch, "params": int(net.count_params()),
         "epochs": len(history.get("loss", [])) or config.epochs,
