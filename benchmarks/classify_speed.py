@@ -10,9 +10,9 @@ Each model is timed in each classifier runtime (`fer-batch analyze --runtime`): 
 (converted at load, XNNPACK), which `auto` picks on CPU-only hosts.
 
 The faces are real ones, because an int8 model's speed depends on them: the faces whose two likeliest emotions
-int8 cannot tell apart are run again in float, one at a time (`fer_batch.classify.recheck_near_ties`; the
+int8 cannot tell apart are run again in float, one at a time (`fer_batch.unsure_faces.recheck_near_ties`; the
 "float" column gives their share), and a model whose card has a ``flip_margin`` classifies the faces it is unsure
-of a second time, mirrored (``fer_batch.classify.second_look``; the "mirrored" column). A FER-2013 CSV gives its
+of a second time, mirrored (``fer_batch.unsure_faces.second_look``; the "mirrored" column). A FER-2013 CSV gives its
 PublicTest faces; `generated` (the default) the faces `analyze` cuts from generated media
 (`tests/synthetic_media.probe_faces`); `noise` uniform random pixels, which some networks find ambiguous enough
 to re-run a quarter of them.

@@ -82,7 +82,8 @@ class RunReport:
 
 def _settings(config: RunConfig) -> dict:
     """The options a resumed run must share with the interrupted one for their output to be identical."""
-    from .classify import NEAR_TIE, flip_margin, resolve_model, tflite_quantization
+    from .classify import flip_margin, resolve_model, tflite_quantization
+    from .unsure_faces import NEAR_TIE
 
     a = config.analyze
     model = resolve_model(a.model)
@@ -261,7 +262,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
         current_frame = None
         # Committed sources are always a prefix of the run with one worker; their faces fix where the next face
-        # sits in its network batch (see pipeline._Batcher).
+        # sits in its network batch (see batcher.Batcher).
         faces_before = sum(entry.get("faces", 0) for entry in writer.committed.values())
         events = iter_events if engine is None else functools.partial(engine.events, stop=stop)
         for event in events(config=config.analyze, sources=found.sources, skip=committed,

@@ -8,9 +8,10 @@ hosts, converted to TensorFlow Lite and run by its XNNPACK interpreter, which cl
 about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6, except for a
 model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`): the packaged `fast` runs there
 with int8 weights and dynamically quantized int8 activations, a third of the float model's CPU per face, with the
-accuracy and agreement its card gives. Conversions are cached per model file and quantization
-(:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one. A card may also ask for a second look
-(``flip_margin``): the faces the model is unsure of are classified again, mirrored, and the two answers averaged.
+accuracy and agreement its card gives. Conversions (:mod:`fer_batch.tflite`) are cached per model file and
+quantization (:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one. A card may also ask for a
+second look (``flip_margin``): the faces the model is unsure of are classified again, mirrored, and the two answers
+averaged (:mod:`fer_batch.unsure_faces`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
 from .threads import classifier_threads
+from .tflite import TFLiteRunner, convert, tflite_batch, tflite_key
+from .unsure_faces import near_tie_rows, recheck_near_ties, second_look
 
 if TYPE_CHECKING:  # numpy loads with the model, not with this module
     import numpy as np
@@ -121,11 +124,11 @@ class Classifier:
 
     The network always runs on batches of exactly ``network_batch`` faces (a short batch is padded), so a face's
     probabilities never depend on how many faces were grouped with it. That is ``batch_size`` in Keras, and
-    :data:`TFLITE_CHUNK` in TensorFlow Lite when it divides ``batch_size``. oneDNN may still round the last float32
-    bit differently by a face's *position* in a batch (seen at batch size 32, ~6e-8), so :meth:`predict` takes the
-    position of the first crop (``offset``): the pipeline puts the i-th face of a run at position
-    ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone, and a
-    resumed run bit-identical to an uninterrupted one.
+    :data:`~fer_batch.tflite.TFLITE_CHUNK` in TensorFlow Lite when it divides ``batch_size``. oneDNN may still round
+    the last float32 bit differently by a face's *position* in a batch (seen at batch size 32, ~6e-8), so
+    :meth:`predict` takes the position of the first crop (``offset``): the pipeline puts the i-th face of a run at
+    position ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone,
+    and a resumed run bit-identical to an uninterrupted one.
 
     A card's ``flip_margin`` adds a second, mirrored look at the faces the model is unsure of (:func:`second_look`),
     kept just as independent of the batch: TensorFlow Lite runs the mirrored faces densely in batches of
@@ -162,12 +165,12 @@ class Classifier:
         key = cached = None
         self.quantization = tflite_quantization(self.path) if runtime != "keras" else None
         if runtime != "keras":
-            key = _tflite_key(self.path, self.quantization)
+            key = tflite_key(self.path, self.quantization)
             cached = tflite_cache.load(key)  # a cached conversion spares loading the model in Keras at all
             if cached is None and runtime == "tflite":
                 # A Keras-quantized model's float copy is cached under a key of its own, which only an explicit
                 # --runtime tflite reads, so that converting it once never moves `auto` off Keras.
-                dequantized_key = _tflite_key(self.path, self.quantization, dequantized=True)
+                dequantized_key = tflite_key(self.path, self.quantization, dequantized=True)
                 cached = tflite_cache.load(dequantized_key)
                 if cached is not None:
                     key = dequantized_key
@@ -207,10 +210,10 @@ class Classifier:
                 self._model = load_keras_model(self.path)
         return self._model
 
-    def _tflite_runner(self, key: str, cached: bytes | None, threads: int) -> _TFLiteRunner:
+    def _tflite_runner(self, key: str, cached: bytes | None, threads: int) -> TFLiteRunner:
         if cached is not None:
             try:
-                return _TFLiteRunner(cached, tflite_batch(self.batch_size), self.path, threads, self.quantization)
+                return TFLiteRunner(cached, tflite_batch(self.batch_size), self.path, threads, self.quantization)
             except ModelError as exc:
                 log.info("tflite cache: the entry for %s does not load (%s); converting again", self.path, exc)
                 tflite_cache.discard(key)
@@ -223,23 +226,23 @@ class Classifier:
             except ModelError as exc:
                 raise ModelError(f"--model {str(self.path)!r}: cannot run with --runtime tflite ({exc}); use "
                                  "--runtime keras") from None
-            key = _tflite_key(self.path, self.quantization, dequantized=True)
-        data = _convert(model, self.path, self.quantization)
-        runner = _TFLiteRunner(data, tflite_batch(self.batch_size), self.path, threads, self.quantization)
+            key = tflite_key(self.path, self.quantization, dequantized=True)
+        data = convert(model, self.path, self.quantization)
+        runner = TFLiteRunner(data, tflite_batch(self.batch_size), self.path, threads, self.quantization)
         tflite_cache.store(key, data)
         return runner
 
-    def _float_runner(self) -> _TFLiteRunner:
+    def _float_runner(self) -> TFLiteRunner:
         """The float conversion of the model, one face a batch, on one thread: re-runs int8's near ties."""
-        key, dequantized_key = _tflite_key(self.path, None), _tflite_key(self.path, None, dequantized=True)
+        key, dequantized_key = tflite_key(self.path, None), tflite_key(self.path, None, dequantized=True)
         data = tflite_cache.load(key) or tflite_cache.load(dequantized_key)
         if data is None:
             model = self.model
             if is_quantized(model):  # a Keras-int8 file whose card asks for int8 TFLite: its float equivalent
                 model, key = dequantized(model), dequantized_key
-            data = _convert(model, self.path, None)
+            data = convert(model, self.path, None)
             tflite_cache.store(key, data)
-        return _TFLiteRunner(data, 1, self.path, 1, None)
+        return TFLiteRunner(data, 1, self.path, 1, None)
 
     def _run(self, batch):
         import numpy as np
@@ -319,37 +322,6 @@ class Classifier:
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-#: A face whose two likeliest emotions lie closer than this under int8 is run again in float (see
-#: :func:`recheck_near_ties`).
-NEAR_TIE = 0.01
-
-
-def near_tie_rows(probs, margin: float = NEAR_TIE):
-    """The rows of ``probs`` whose two likeliest emotions lie within ``margin``."""
-    import numpy as np
-
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    return np.flatnonzero(top2[:, 1] - top2[:, 0] < margin)
-
-
-def second_look(probs, faces, run, rows):
-    """``probs`` with the faces at ``rows`` (those the model is unsure of: see :func:`flip_margin`) averaged with
-    the probabilities ``run`` gives their mirror images; returns ``probs``, changed in place.
-
-    Flip test-time augmentation for the faces where it can matter: averaging a face with its mirror image changes
-    the class of few faces, and nearly all of them are faces whose two likeliest emotions were close. Measured on
-    PublicTest for the `fast` of 2026-12-02 (f4, no labels needed): the 12.5% of faces with a margin under 0.1 hold
-    70% of the faces whose class full flip TTA changes, and 18% under 0.15 hold 83%.
-    """
-    import numpy as np
-
-    rows = np.asarray(rows, int)
-    if len(rows):
-        mirrored = np.ascontiguousarray(np.asarray(faces, np.float32)[rows, :, ::-1])
-        probs[rows] = (probs[rows] + np.asarray(run(mirrored), np.float64)) / 2
-    return probs
-
-
 def flip_margin(path: Path) -> float | None:
     """The card's ``flip_margin``: a face whose two likeliest emotions lie within it is classified again, mirrored,
     and the two answers are averaged (:func:`second_look`). None (no second look) for a model without one.
@@ -364,27 +336,6 @@ def flip_margin(path: Path) -> float | None:
         raise ModelError(f"the card of {str(path)!r} gives flip_margin {margin!r}; expected a number in (0, 1] "
                          "(or no flip_margin)")
     return float(margin)
-
-
-def recheck_near_ties(probs, faces, float_one, rows=None):
-    """``probs`` (int8 TFLite's, one row a face) with the near ties (``rows``, by default :func:`near_tie_rows`)
-    replaced by the float model's (``float_one``: a one-face float runner); returns ``probs``, changed in place.
-
-    Dynamic int8 moves a probability by up to about 0.03 (the packaged fast on PublicTest), so a face whose two best
-    classes are that close can come out as the other class. Measured on a distilled vgg-small (machine C): the 3
-    of 235 generated faces whose class int8 changed had int8 margins of 0.0003-0.0076, and with every face under
-    0.01 re-run (1.4% of PublicTest), int8 gave the float class on all 3,589 PublicTest faces and all 235 generated
-    ones. The cost is a float pass for those faces: float TFLite ran 480 faces/s there against int8's 2,674.
-    Each face is re-run alone, so its result still depends on no other face of its batch. How many faces are near
-    ties depends on the faces as much as on the model: 1.3% of PublicTest for the `fast` of 2026-12-02 (f4), but
-    27% of uniform-noise "faces", on which it classified 1,169-1,211 faces/s against 2,831 on PublicTest faces
-    (machine C; ``benchmarks/classify_speed.py`` times real faces for that reason).
-    """
-    import numpy as np
-
-    for i in near_tie_rows(probs) if rows is None else rows:
-        probs[i] = float_one(np.asarray(faces[i:i + 1], np.float32))[0]
-    return probs
 
 
 def tflite_quantization(path: Path) -> str | None:
@@ -409,101 +360,9 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _tflite_key(path: Path, quantization: str | None = None, *, dequantized: bool = False) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        tf_version = version("tensorflow")  # read from the installed metadata: importing TensorFlow takes seconds
-    except PackageNotFoundError:
-        tf_version = "unknown"
-    # The same file converts to other bytes with int8 weights: the mode is part of the key; so is converting a
-    # Keras-quantized model's float copy, which only an explicit --runtime tflite may use.
-    variant = tf_version if quantization is None else f"{tf_version}-{quantization}"
-    return tflite_cache.cache_key(path, f"{variant}-dequantized" if dequantized else variant)
-
-
-def _convert(keras_model, path: Path, quantization: str | None = None) -> bytes:
-    """The TFLite flatbuffer of a Keras model (int8 weights for ``"dynamic-int8"``); :class:`ModelError` where the
-    converter refuses it."""
-    import contextlib
-    import io
-
-    import tensorflow as tf
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-        if quantization == "dynamic-int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights; no calibration data needed
-        with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the model's signature
-            return converter.convert()
-    except Exception as exc:  # the converter raises a variety of types
-        raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite ({type(exc).__name__}: "
-                         f"{exc}); use --runtime keras") from None
-    finally:
-        # The converter adds a stderr handler to the root logger; a library must leave logging as it found it.
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
-#: Faces per network batch in TensorFlow Lite (when it divides ``--batch-size``). Small batches keep a batch's
-#: activations in the core's cache: on machine C (Intel Xeon, AVX-512 + AMX, 4 MB L2 a core) the packaged int8
-#: ``fast`` classified PublicTest's faces at 2,989-3,087 faces/s in batches of 4 against 2,421-2,630 in batches of
-#: 32 (and 2,888-2,958 in 2s, 2,754-2,886 in 1s; three alternating runs, one thread), with bit-identical
-#: probabilities: XNNPACK gives each face the same bits in any position of a batch of any size. A short batch -- the
-#: last faces of a run, or the flush after many frames without faces -- is padded to 4 faces. (On a 2-core AMD EPYC
-#: with AVX2, batches of 32 and 256 had cost the same, 0.88 and 0.90 ms a face.)
-TFLITE_CHUNK = 4
-
-
 #: Batch of the TFLite interpreter that gives unsure faces their second, mirrored look (:func:`second_look`): a
 #: few faces of each batch, so a short batch keeps the padding small.
 MIRROR_CHUNK = 4
-
-
-def tflite_batch(batch_size: int) -> int:
-    """The network batch TensorFlow Lite runs for a ``--batch-size``: :data:`TFLITE_CHUNK` when it divides it, so
-    that a face's position in its network batch still follows from its position in the run's batches."""
-    return TFLITE_CHUNK if batch_size % TFLITE_CHUNK == 0 else batch_size
-
-
-class _TFLiteRunner:
-    """A TFLite model (a converted Keras model's bytes) run by the XNNPACK CPU interpreter at a fixed batch shape."""
-
-    def __init__(self, data: bytes, batch_size: int, path: Path, threads: int, quantization: str | None = None):
-        import warnings
-
-        import tensorflow as tf
-
-        try:
-            with warnings.catch_warnings():
-                # "tf.lite.Interpreter is deprecated": TF 2.20 moves it to LiteRT; TensorFlow is pinned to 2.19.
-                warnings.simplefilter("ignore")
-                self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads)
-            self.threads, self.quantization = threads, quantization
-            inp, out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
-            if tuple(inp["shape"][1:]) != (48, 48, 1) or tuple(out["shape"][1:]) != (NUM_CLASSES,):
-                raise ValueError(f"expected input (N, 48, 48, 1) and output (N, {NUM_CLASSES}), got "
-                                 f"{tuple(inp['shape'])} -> {tuple(out['shape'])}")
-            self.input, self.output = inp["index"], out["index"]
-            self.batch_size, self.data, self.path = batch_size, data, path
-            self.interpreter.resize_tensor_input(self.input, [batch_size, 48, 48, 1])
-            self.interpreter.allocate_tensors()
-        except Exception as exc:  # the interpreter raises a variety of types
-            raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite ({type(exc).__name__}: "
-                             f"{exc}); use --runtime keras") from None
-
-    def with_batch(self, batch_size: int) -> _TFLiteRunner:
-        """Another interpreter of the same model and settings, at another fixed batch size."""
-        return _TFLiteRunner(self.data, batch_size, self.path, self.threads, self.quantization)
-
-    def __call__(self, batch):
-        import numpy as np
-
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=np.float32))
-        self.interpreter.invoke()
-        return np.array(self.interpreter.get_tensor(self.output))
 
 
 def load_model(model: str | Path | None = None) -> Classifier:

@@ -260,7 +260,7 @@ class SlowDetector(ScriptedDetector):
 def test_frames_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch, budget_frames):
     """A reader ahead of a slow detector holds at most READ_AHEAD_BYTES of frames (but always two), and still
     delivers every frame in order."""
-    from fer_batch import pipeline
+    from fer_batch import workers
 
     size = (320, 240)
     writer = cv2.VideoWriter(str(tmp_path / "big.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
@@ -271,13 +271,13 @@ def test_frames_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch, budget_fr
     frame_bytes = size[0] * size[1] * 3
     peaks = []
 
-    class Watched(pipeline._ReadAhead):
+    class Watched(workers._ReadAhead):
         def put(self, item, *flags):
             super().put(item, *flags)
             peaks.append((len(self._items), self._bytes))
 
-    monkeypatch.setattr(pipeline, "_ReadAhead", Watched)
-    monkeypatch.setattr(pipeline, "READ_AHEAD_BYTES", budget_frames * frame_bytes + frame_bytes // 2)
+    monkeypatch.setattr(workers, "_ReadAhead", Watched)
+    monkeypatch.setattr(workers, "READ_AHEAD_BYTES", budget_frames * frame_bytes + frame_bytes // 2)
     events, _ = run([tmp_path / "big.avi"], factory=lambda c: SlowDetector())
     rows = [e for e in events if isinstance(e, FaceRecord)]
     assert sorted({r.frame for r in rows}) == list(range(len(levels)))
@@ -288,7 +288,7 @@ def test_frames_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch, budget_fr
 
 
 def test_read_ahead_always_takes_two_frames_and_markers_and_stops_on_a_flag():
-    from fer_batch.pipeline import _END, _ReadAhead, _Stop
+    from fer_batch.workers import END, _ReadAhead, _Stop
     from fer_batch.sources import Frame
 
     big = Frame(index=0, time_s=0.0, rgb=None, bgr=np.zeros((100, 100, 3), np.uint8))
@@ -298,7 +298,7 @@ def test_read_ahead_always_takes_two_frames_and_markers_and_stops_on_a_flag():
     buffer.put(big)
     assert not buffer.room_for(big.bgr.nbytes)  # two frames, over the byte budget: a third waits
     assert buffer.room_for(0)  # a marker does not
-    buffer.put(_END)
+    buffer.put(END)
     stop = threading.Event()
     stop.set()
     with pytest.raises(_Stop):
@@ -306,9 +306,9 @@ def test_read_ahead_always_takes_two_frames_and_markers_and_stops_on_a_flag():
     assert buffer.get(stop) is big  # items still there are handed out after a stop
     assert buffer.room_for(big.bgr.nbytes)
     buffer.put(big)
-    buffer.put(_END)
+    buffer.put(END)
     assert not buffer.room_for(0)  # max_items bounds markers too
-    for want in (big, _END, big, _END):
+    for want in (big, END, big, END):
         assert buffer.get() is want
     with pytest.raises(_Stop):
         buffer.get(stop)
@@ -319,17 +319,17 @@ def test_a_stopped_reader_reports_no_failure(media, caplog):
     import logging
     import queue
 
-    from fer_batch import pipeline
+    from fer_batch import workers
     from fer_batch.sources import discover
 
     video = next(p for p in media if p.endswith(".avi"))
     jobs: queue.Queue = queue.Queue()
     jobs.put(discover([video]).sources[0])
     jobs.put(None)
-    frames = pipeline._ReadAhead(max_items=3)
+    frames = workers._ReadAhead(max_items=3)
     stop = threading.Event()
-    with caplog.at_level(logging.DEBUG, logger=pipeline.log.name):
-        reader = threading.Thread(target=pipeline._reader, args=(jobs, frames, AnalyzeConfig(), pipeline._Abandon(),
+    with caplog.at_level(logging.DEBUG, logger=workers.log.name):
+        reader = threading.Thread(target=workers._reader, args=(jobs, frames, AnalyzeConfig(), workers._Abandon(),
                                                                   stop))
         reader.start()
         deadline = time.monotonic() + 30
@@ -340,4 +340,4 @@ def test_a_stopped_reader_reports_no_failure(media, caplog):
         reader.join(30)
     assert not reader.is_alive()
     assert not any("unexpected error" in r.getMessage() for r in caplog.records), caplog.text
-    assert isinstance(frames.get(), pipeline._Begin)  # what was decoded before the stop is still there
+    assert isinstance(frames.get(), workers._Begin)  # what was decoded before the stop is still there

@@ -42,7 +42,7 @@ def test_tflite_runs_chunks_of_the_batch_and_pads_only_the_last_chunk():
     """TensorFlow Lite runs --batch-size 256 as network batches of TFLITE_CHUNK (4): a file's last faces are padded
     to 4, not 256, with the same probabilities as one network batch of another size (and the alignment that exact
     resume needs)."""
-    from fer_batch.classify import TFLITE_CHUNK, tflite_batch
+    from fer_batch.tflite import TFLITE_CHUNK, tflite_batch
 
     faces = np.random.default_rng(2).integers(0, 256, (300, 48, 48, 1), dtype=np.uint8)
     chunked = Classifier("fast", batch_size=256, runtime="tflite")
@@ -117,7 +117,7 @@ def test_auto_falls_back_to_keras_when_tflite_cannot_convert(monkeypatch, tmp_pa
         raise ModelError(f"--model {str(path)!r}: cannot run with --runtime tflite (ConverterError: op X)")
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty conversion cache: the converter must run
-    monkeypatch.setattr(classify, "_convert", refuse)
+    monkeypatch.setattr(classify, "convert", refuse)
     monkeypatch.setattr(classify, "_gpu_visible", lambda: False)
     assert Classifier("fast", batch_size=8).runtime == "keras"
     with pytest.raises(ModelError, match="cannot run with --runtime tflite"):
@@ -291,7 +291,7 @@ def test_int8_near_ties_are_run_again_in_float(tmp_path):
     import sys
     from pathlib import Path
 
-    from fer_batch.classify import NEAR_TIE
+    from fer_batch.unsure_faces import NEAR_TIE
 
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_media import probe_faces

@@ -591,13 +591,13 @@ def _rss_mb() -> float:
 
 @pytest.mark.slow
 def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch, classifier):
-    """Decoded frames alive at once never exceed READ_AHEAD + 2 per worker (pipeline.py's bound), frames in flight
+    """Decoded frames alive at once never exceed READ_AHEAD + 2 per worker (the pipeline's bound), frames in flight
     never exceed the crop queue plus one batch, and resident memory stays flat over the whole video.
 
     Frames and FrameItems are counted by swapping in subclasses that register weakref finalizers (the pipeline
-    makes them through the module globals ``sources.Frame`` and ``pipeline.FrameItem``).
+    makes them through the module globals ``sources.Frame`` and ``stages.FrameItem``).
     """
-    from fer_batch import pipeline, sources
+    from fer_batch import sources, stages, workers
     from fer_batch.batch import run_batch
     from fer_batch.config import AnalyzeConfig, RunConfig
 
@@ -612,7 +612,7 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
 
     # MediaPipe's first detector in a process keeps the frame that created it (and so, up the stack, the worker's
     # last locals) alive for good; make that first one here so that it pins nothing of the run.
-    pipeline.default_detector_factory(AnalyzeConfig()).close()
+    stages.default_detector_factory(AnalyzeConfig()).close()
     frames, items = _Live(), _Live()
 
     class CountedFrame(sources.Frame):
@@ -620,13 +620,13 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
             super().__init__(*a, **k)
             frames.born(self)
 
-    class CountedItem(pipeline.FrameItem):
+    class CountedItem(stages.FrameItem):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             items.born(self)
 
     monkeypatch.setattr(sources, "Frame", CountedFrame)
-    monkeypatch.setattr(pipeline, "FrameItem", CountedItem)
+    monkeypatch.setattr(stages, "FrameItem", CountedItem)
     rss = []
     done = threading.Event()
 
@@ -650,7 +650,7 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
     assert timeline["time_s"].max() == pytest.approx((n - 1) / fps, abs=0.01)
     # The bounds documented in pipeline.py: READ_AHEAD + 2 decoded frames per worker; frames in flight are
     # bounded by the crop queue (queue_frames per worker) plus the batcher's pending window.
-    assert frames.peak <= pipeline.READ_AHEAD + 2, frames.peak
+    assert frames.peak <= workers.READ_AHEAD + 2, frames.peak
     batch = classifier.batch_size  # a classifier given to the pipeline brings its own network batch size
     max_pending = max(batch, 4 * config.queue_frames)
     assert items.peak <= config.queue_frames + max_pending + 2, items.peak

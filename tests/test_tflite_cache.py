@@ -28,9 +28,9 @@ def entries(cache, key: str = ""):
 
 
 def int8_key(clf) -> str:
-    from fer_batch.classify import _tflite_key
+    from fer_batch.tflite import tflite_key
 
-    return _tflite_key(clf.path, clf.quantization)
+    return tflite_key(clf.path, clf.quantization)
 
 
 def expected_entries(clf) -> int:
@@ -84,9 +84,9 @@ def test_a_corrupt_entry_is_rebuilt_not_trusted(cache):
 
 def test_an_entry_that_matches_its_checksum_but_does_not_load_is_rebuilt(cache):
     key = Classifier("fast", batch_size=16, runtime="tflite")  # creates the real entry...
-    from fer_batch.classify import _tflite_key
+    from fer_batch.tflite import tflite_key
 
-    k = _tflite_key(key.path, key.quantization)
+    k = tflite_key(key.path, key.quantization)
     for p in entries(cache):
         p.unlink()
     tflite_cache.store(k, b"not a flatbuffer at all")  # ...replaced by garbage with a valid name

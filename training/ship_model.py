@@ -14,12 +14,12 @@ wrapper, at half the cost a face, and re-measures it the same way (the card keep
 activations against the float conversion on the PublicTest rows and on the generated faces that
 ``tests/test_shipped_models.py`` judges int8 on (``tests/synthetic_media.probe_faces``), and only if it keeps the
 accuracy within 0.2 points and the float model's class on at least 99% of each set (measured as the classifier
-runs int8: near ties re-run in float, ``fer_batch.classify.recheck_near_ties``; with ``--flip-margin``, float and
+runs int8: near ties re-run in float, ``fer_batch.unsure_faces.recheck_near_ties``; with ``--flip-margin``, float and
 int8 both take the card's second look, as the TFLite runtime runs them), sets ``tflite_quantization`` in the card:
 the classifier's TFLite runtime then converts it so (``fer_batch.classify.tflite_quantization``).
 ``--recard-tflite-int8 NAME`` does that measurement for the model already in the package, changing only its card.
 ``--flip-margin M`` writes ``flip_margin`` in the card: the classifier then classifies the faces whose two likeliest
-emotions lie within M a second time, mirrored, and averages the two (``fer_batch.classify.second_look``). The model
+emotions lie within M a second time, mirrored, and averages the two (``fer_batch.unsure_faces.second_look``). The model
 is measured on PublicTest as the classifier runs it so (Keras, and int8 TFLite where the card asks for it), and the
 card's accuracy is that figure, with the one before the second look beside it. Only for a model without test-time
 views (``--strip-tta``): one with flip TTA already averages every face with its mirror image.
@@ -190,10 +190,11 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None):
 
     import numpy as np
 
-    from fer_batch.classify import (NEAR_TIE, _convert, _TFLiteRunner, load_keras_model, near_tie_rows,
-                                    recheck_near_ties)
+    from fer_batch.classify import load_keras_model
     from fer_batch.dequantize import dequantized, is_quantized
+    from fer_batch.tflite import TFLiteRunner, convert
     from fer_batch.training.metrics import classification_report
+    from fer_batch.unsure_faces import NEAR_TIE, near_tie_rows, recheck_near_ties
 
     model = load_keras_model(path)
     if is_quantized(model):  # the converter refuses Keras's int8 layers: their float equivalent, as analyze does
@@ -205,13 +206,13 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None):
         probe = probe_faces(folder).astype(np.float32)
     probs, probe_probs, converted = {}, {}, {}
     for mode in (None, "dynamic-int8"):
-        converted[mode] = _convert(model, path, mode)
-        run = _TFLiteRunner(converted[mode], 256, path, threads=1, quantization=mode)
+        converted[mode] = convert(model, path, mode)
+        run = TFLiteRunner(converted[mode], 256, path, threads=1, quantization=mode)
         probs[mode] = _run_padded(run, val.x)
         probe_probs[mode] = _run_padded(run, probe)
     raw_agreement = float(np.mean(probs[None].argmax(axis=1) == probs["dynamic-int8"].argmax(axis=1)))
     # As the classifier runs int8: the faces it cannot tell apart (top two within NEAR_TIE) re-run in float.
-    one = _TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
+    one = TFLiteRunner(converted[None], 1, path, threads=1, quantization=None)
     ties = near_tie_rows(probs["dynamic-int8"])
     rechecked = len(ties) / len(val.x)
     probs["dynamic-int8"] = recheck_near_ties(probs["dynamic-int8"], val.x, one, ties)

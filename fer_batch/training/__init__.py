@@ -12,8 +12,12 @@ scripts for lent GPU machines. One module a concern:
 ``batches``           shuffled, augmented, mixed-up batches, a pure function of (seed, epoch, batch)
 ``schedules``         the learning-rate schedule, the optimizer, ``--time-budget``
 ``distillation``      teachers (online or cached) and the compiled trainer
+``teacher_views``     a teacher's probabilities over K fixed augmented copies of each face, computed once
 ``checkpoints``       the checkpoint folder, ``history.csv``, ``config.json`` and the resume checks
 ``saved_models``      ``--init`` weights, the inference copy that is saved, the TTA wrapper
+``views``             the test-time views built into a saved model (flip, ten crops)
 ``evaluate``          ``fer-batch evaluate`` and a run's report (``metrics``, ``plots``: its figures and charts)
+``ensemble``          shipping: several models as one (their mean, or one network of their mean weights)
+``compress``          shipping: convolution kernels stored as int8
 ====================  ==========================================================================================
 """

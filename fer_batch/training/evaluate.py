@@ -25,10 +25,10 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 def evaluate_model(model, split, batch_size: int = 256, flip_margin: float | None = None) -> dict:
     """Classification report of ``model`` on a :class:`~fer_batch.training.datasets.Split`; with ``flip_margin``,
     the faces it is that unsure of get a second, mirrored look, as the classifier gives them
-    (:func:`fer_batch.classify.second_look`)."""
+    (:func:`fer_batch.unsure_faces.second_look`)."""
     probs = predict_probs(model, split.x, batch_size).astype(np.float64)
     if flip_margin is not None:
-        from ..classify import near_tie_rows, second_look
+        from ..unsure_faces import near_tie_rows, second_look
 
         probs = second_look(probs, split.x, lambda faces: predict_probs(model, faces, batch_size),
                             near_tie_rows(probs, flip_margin))
