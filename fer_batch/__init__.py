@@ -3,17 +3,17 @@
 The public API is imported lazily so that ``import fer_batch`` (and ``fer-batch --help``) stays instant and free of
 TensorFlow, MediaPipe and OpenCV imports.
 
-One module a concern, in the order ``fer-batch analyze`` meets them (``training/`` maps its own):
+One module a concern, in the order ``fer-batch analyze`` meets them:
 
 ================  ==============================================================================================
 ``cli``           the commands: arguments parsed into one validated config and one library call
-``config``        :class:`~.config.AnalyzeConfig` and ``RunConfig``, validated once (``errors``: the exceptions)
+``config``        validated options (:class:`~.config.AnalyzeConfig`, RunConfig); ``errors``: the exceptions
 ``batch``         a whole run: the pipeline into the timeline, errors, summary and charts, and ``--resume``
 ``engine_ray``    the same run as one Ray task a source (``--engine ray``)
 ``pipeline``      :func:`~.pipeline.analyze` and the events of a run, wiring the stages below together
 ``sources``       media files found and decoded into frames
 ``workers``       the worker threads: a reader decoding ahead and a detector, within bounded memory
-``stages``        one frame: detect (``detect``, ``detect_auto``, ``verify``), track (``track``), crop (``crops``)
+``stages``        a source frame by frame: detect (``detect``, ``detect_auto``, ``verify``), ``track``, crop (``crops``)
 ``batcher``       crops grouped into fixed network batches, events released in order
 ``classify``      the model resolver and :class:`~.classify.Classifier` (``models/``: the shipped weights)
 ``tflite``        TensorFlow Lite conversion and interpreter (``tflite_cache``: conversions kept per model file)
@@ -23,6 +23,7 @@ One module a concern, in the order ``fer-batch analyze`` meets them (``training/
 ``summary``       per-face summaries; ``charts``: timelines; ``annotate``, ``overlay``: annotated copies
 ``report``        the HTML report (``thumbs``: its face thumbnails)
 ``threads``       thread counts per native library (``native``: their C++ log lines kept off the terminal)
+``training/``     the library behind the train and evaluate commands, with a map of its own
 ================  ==============================================================================================
 """
 

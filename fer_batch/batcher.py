@@ -17,7 +17,8 @@ class Batcher:
     The i-th crop of a run (counting from ``start``) always sits at position ``i % batch_size`` of its network
     batch, however the batches happen to be cut (a full batch, or an early flush when ``max_pending`` events wait):
     a face's result then depends only on the face and its index in the run, and a resumed run that starts counting
-    where the committed sources ended reproduces the uninterrupted run bit for bit (see :class:`~fer_batch.classify.Classifier`).
+    where the committed sources ended reproduces the uninterrupted run bit for bit (see
+    :class:`~fer_batch.classify.Classifier`).
     """
 
     def __init__(self, classifier, batch_size: int, max_pending: int, start: int = 0):

@@ -130,10 +130,10 @@ class Classifier:
     position ``i % batch_size``, which makes a face's result a function of the face and its index in the run alone,
     and a resumed run bit-identical to an uninterrupted one.
 
-    A card's ``flip_margin`` adds a second, mirrored look at the faces the model is unsure of (:func:`second_look`),
-    kept just as independent of the batch: TensorFlow Lite runs the mirrored faces densely in batches of
-    :data:`MIRROR_CHUNK` (XNNPACK gives a face the same bits in any position), Keras one mirrored face at a time
-    (a batch of 1, the same bits whatever batch the face came in).
+    A card's ``flip_margin`` adds a second, mirrored look at the faces the model is unsure of
+    (:func:`~fer_batch.unsure_faces.second_look`), kept just as independent of the batch: TensorFlow Lite runs the
+    mirrored faces densely in batches of :data:`MIRROR_CHUNK` (XNNPACK gives a face the same bits in any position),
+    Keras one mirrored face at a time (a batch of 1, the same bits whatever batch the face came in).
 
     One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
     model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.
@@ -155,12 +155,14 @@ class Classifier:
         self._tflite = None
         self._near_ties = None  # float TFLite, one face at a time, for the faces int8 cannot tell apart
         self._mirror = None  # TFLite in short batches, for the second look at unsure faces
-        #: Faces re-run in float because int8 found their two likeliest emotions too close (:func:`recheck_near_ties`):
-        #: what the int8 runtime's speed depends on besides the network.
+        #: Faces re-run in float because int8 found their two likeliest emotions too close
+        #: (:func:`~fer_batch.unsure_faces.recheck_near_ties`): what the int8 runtime's speed depends on besides the
+        #: network.
         self.faces_rechecked = 0
         #: The card's ``flip_margin`` (:func:`flip_margin`): faces this unsure are classified mirrored too.
         self.flip_margin = flip_margin(self.path)
-        #: Faces classified a second time, mirrored, because the model was unsure of them (:func:`second_look`).
+        #: Faces classified a second time, mirrored, because the model was unsure of them
+        #: (:func:`~fer_batch.unsure_faces.second_look`).
         self.faces_flipped = 0
         key = cached = None
         self.quantization = tflite_quantization(self.path) if runtime != "keras" else None
@@ -252,8 +254,8 @@ class Classifier:
         return np.asarray(self.model.predict_on_batch(batch))
 
     def _mirror_runner(self):
-        """``run(mirrored faces) -> probs`` for :func:`second_look`, keeping a face's result independent of the
-        other faces of its batch."""
+        """``run(mirrored faces) -> probs`` for :func:`~fer_batch.unsure_faces.second_look`, keeping a face's result
+        independent of the other faces of its batch."""
         import numpy as np
 
         if self._mirror is not None:
@@ -323,8 +325,9 @@ class Classifier:
 
 
 def flip_margin(path: Path) -> float | None:
-    """The card's ``flip_margin``: a face whose two likeliest emotions lie within it is classified again, mirrored,
-    and the two answers are averaged (:func:`second_look`). None (no second look) for a model without one.
+    """The card's ``flip_margin``: a face whose two likeliest emotions lie within it is classified again, mirrored, and
+    the two answers are averaged (:func:`~fer_batch.unsure_faces.second_look`). None (no second look) for a model
+    without one.
 
     Only a card sets it (``training/ship_model.py --flip-margin``, which measures the model with it), so a user's
     own model runs as trained.
@@ -360,8 +363,8 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-#: Batch of the TFLite interpreter that gives unsure faces their second, mirrored look (:func:`second_look`): a
-#: few faces of each batch, so a short batch keeps the padding small.
+#: Batch of the TFLite interpreter that gives unsure faces their second, mirrored look
+#: (:func:`~fer_batch.unsure_faces.second_look`): a few faces of each batch, so a short batch keeps the padding small.
 MIRROR_CHUNK = 4
 
 

@@ -7,11 +7,11 @@
 Each worker is two threads: a reader decodes its sources a few frames ahead (FFmpeg and PIL release the GIL), and
 the worker detects, tracks and crops them; crops go through a bounded queue to the caller's thread, which groups
 them across frames and files into batches for the CNN. OpenCV, MediaPipe and TensorFlow release the GIL, so all
-stages run at once. Video frames stay in OpenCV's BGR order: only the reduced copy used for detection and the
-48x48 crops are converted. Nothing holds more than a few frames per worker (the read-ahead buffer, at most
-READ_AHEAD frames and READ_AHEAD_BYTES of them but always two, plus the frame being detected and the one being
-decoded) plus the queue of crops and one batch, whatever the length of a video. Records of one source always come
-out in frame order; with several workers, sources interleave.
+stages run at once. Video frames stay in OpenCV's BGR order: only the reduced copy used for detection and the 48x48
+crops are converted. Nothing holds more than a few frames per worker (the read-ahead buffer, at most
+``workers.READ_AHEAD`` frames and ``workers.READ_AHEAD_BYTES`` of them but always two, plus the frame being detected and
+the one being decoded) plus the queue of crops and one batch, whatever the length of a video. Records of one source
+always come out in frame order; with several workers, sources interleave.
 
 This module wires the stages and holds the public calls; the per-frame work (decode, detect, track, crop) is
 :mod:`fer_batch.stages`, the worker threads and their read-ahead buffer :mod:`fer_batch.workers`, and the
@@ -30,7 +30,8 @@ from .config import AnalyzeConfig, existing_paths
 from .errors import FerBatchError
 from .records import FaceRecord, SourceDone
 from .sources import Source, discover
-# FrameItem, SourceStart, Event, frame_items and default_detector_factory are part of this module's interface.
+# FrameItem, SourceStart, Event, frame_items and default_detector_factory are part of this module's interface;
+# they are bound here at import, so a test that swaps one patches it in stages (or workers), where it is read.
 from .stages import Event, FrameItem, SourceStart, default_detector_factory, frame_items, source_events  # noqa: F401
 from .threads import opencv_threads
 from .workers import END, Fatal, worker
@@ -88,7 +89,7 @@ def _run_workers(todo: list[Source], config: AnalyzeConfig, classifier, detector
         t.start()
     batch_size = network_batch_size(classifier, config)
     batcher = Batcher(classifier, batch_size, max_pending=max(batch_size, 4 * config.queue_frames),
-                       start=faces_before)
+                      start=faces_before)
     try:
         ended = 0
         while ended < workers:

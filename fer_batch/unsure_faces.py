@@ -1,7 +1,8 @@
 """The faces a model is unsure of: a second, mirrored look at them, and a float re-run of int8's near ties.
 
 Both act only on faces whose two likeliest emotions lie close together, where a small change in the probabilities
-can change the class; each face is handled alone, so its result depends on no other face of its batch.
+can change the class. A face's result depends on no other face of its batch: near ties are re-run one face at a
+time, and the second look's ``run`` must keep it so (see ``Classifier._mirror_runner``).
 """
 
 from __future__ import annotations

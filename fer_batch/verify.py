@@ -49,7 +49,7 @@ class FaceVerifier:
         path = bundled_mesh_path()
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "tf.lite.Interpreter is deprecated" (see classify.py)
+                warnings.simplefilter("ignore")  # "tf.lite.Interpreter is deprecated" (see tflite.py)
                 self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
             self._interpreter.allocate_tensors()
             inp = self._interpreter.get_input_details()[0]

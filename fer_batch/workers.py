@@ -52,8 +52,8 @@ _READ_AHEAD_MIN = 2
 class _ReadAhead:
     """A worker's decoded frames waiting for its detector (and the reader's markers), bounded in number and bytes.
 
-    :meth:`put` and :meth:`get` behave as :func:`_put` and :func:`_get` do on a queue: waiting while full or
-    empty, and raising :class:`_Stop` instead once one of the given flags is set.
+    :meth:`put` and :meth:`get` behave as :func:`_put` does on a queue: waiting while full (or empty), and raising
+    :class:`_Stop` instead once one of the given flags is set.
     """
 
     def __init__(self, max_items: int | None = None, max_bytes: int | None = None):
@@ -131,15 +131,6 @@ def _put(q: queue.Queue, item, *flags: threading.Event) -> None:
     raise _Stop
 
 
-def _get(q: queue.Queue, *flags: threading.Event):
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if any(f.is_set() for f in flags):
-                raise _Stop from None
-
-
 class _Abandon:
     """The source a worker's detector gave up on, so that its reader stops decoding it."""
 
@@ -188,7 +179,7 @@ def _reader(jobs: queue.Queue, frames: _ReadAhead, config: AnalyzeConfig, abando
 
 
 def worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: AnalyzeConfig, stop: threading.Event,
-            make_detector):
+           make_detector):
     """Detect, track and crop the frames its reader thread decodes; events go to ``out`` in source order."""
     halt = threading.Event()  # this worker is finishing: its reader must stop too
     try:

@@ -330,7 +330,7 @@ def test_a_stopped_reader_reports_no_failure(media, caplog):
     stop = threading.Event()
     with caplog.at_level(logging.DEBUG, logger=workers.log.name):
         reader = threading.Thread(target=workers._reader, args=(jobs, frames, AnalyzeConfig(), workers._Abandon(),
-                                                                  stop))
+                                                                 stop))
         reader.start()
         deadline = time.monotonic() + 30
         while frames.room_for(1) and time.monotonic() < deadline:  # full: _Begin and two frames

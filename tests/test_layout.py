@@ -1,5 +1,5 @@
-"""The module maps in the package docstrings (``fer_batch`` and ``fer_batch.training``) name every module, so a
-newcomer's first read of the code finds each one's job."""
+"""The module maps in the package docstrings (``fer_batch`` and ``fer_batch.training``) name every module and
+nothing else, so a newcomer's first read of the code finds each one's job."""
 
 from __future__ import annotations
 
@@ -12,18 +12,25 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fer_batch"
 
 
-def _named_in_docstring(package: Path) -> set[str]:
+def _mapped(package: Path) -> list[str]:
+    """Every ````name```` in the docstring's table (between its ``====`` rules), a trailing ``/`` dropped."""
     doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8"))) or ""
-    return set(re.findall(r"``(\w+)(?:/)?``", doc))
+    lines = doc.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=") and set(line) <= {"=", " "}]
+    assert len(rules) == 2, f"{package.name}/__init__.py: expected one table with two '====' rules, found {rules}"
+    table = "\n".join(lines[rules[0] + 1:rules[1]])
+    return re.findall(r"``(\w+)/?``", table)
 
 
 def _modules(package: Path) -> set[str]:
     names = {p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")}
-    names |= {p.name for p in package.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
-    return names
+    return names | {p.name for p in package.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
 
 
 @pytest.mark.parametrize("package", [PACKAGE, PACKAGE / "training"], ids=["fer_batch", "fer_batch.training"])
-def test_every_module_is_in_its_package_map(package):
-    missing = _modules(package) - _named_in_docstring(package)
-    assert not missing, f"{package.name}/__init__.py's module map does not name {sorted(missing)}"
+def test_the_package_map_names_every_module_and_nothing_else(package):
+    mapped, modules = _mapped(package), _modules(package)
+    assert not modules - set(mapped), f"{package.name}/__init__.py's map leaves out {sorted(modules - set(mapped))}"
+    assert not set(mapped) - modules, f"{package.name}/__init__.py's map names {sorted(set(mapped) - modules)}, " \
+                                      "which are not modules"
+    assert len(mapped) == len(set(mapped)), f"{package.name}/__init__.py's map names a module twice: {mapped}"
