@@ -46,24 +46,25 @@ def available_models() -> list[str]:
     return [name for name in PACKAGED if (MODELS_DIR / f"{name}.keras").is_file()]
 
 
-def resolve_model(name_or_path: str | Path | None = None) -> Path:
-    """Path of the model file for a packaged name (``fast``, ``accurate``) or an explicit ``.keras`` path."""
+def resolve_model(name_or_path: str | Path | None = None, option: str = "--model") -> Path:
+    """Path of the model file for a packaged name (``fast``, ``accurate``) or an explicit ``.keras`` path; ``option``
+    names the argument in the error messages."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
     text = str(name_or_path)
     if text in PACKAGED:
         path = MODELS_DIR / f"{text}.keras"
         if not path.is_file():
-            raise ModelError(f"--model {text!r}: this release does not ship the {text!r} model yet (see "
+            raise ModelError(f"{option} {text!r}: this release does not ship the {text!r} model yet (see "
                              f"training/README.md); available: {', '.join(available_models()) or 'none'}")
         return path
     path = Path(text).expanduser()
     if path.suffix != ".keras" and not path.exists():
         raise ModelError(
-            f"--model {text!r} is neither a packaged model ({', '.join(PACKAGED)}) nor an existing .keras file"
+            f"{option} {text!r} is neither a packaged model ({', '.join(PACKAGED)}) nor an existing .keras file"
         )
     if not path.is_file():
-        raise ModelError(f"--model {text!r}: no such file")
+        raise ModelError(f"{option} {text!r}: no such file")
     return path
 
 

@@ -72,16 +72,29 @@ def test_packaged_model_accuracy(name, request):
 
 
 def test_every_shipped_model_has_a_card():
-    """A packaged model without its card (recipe, command, measured accuracy, status) is not shippable."""
+    """A packaged model without its card (recipe, command, measured accuracy with its per-class table, status) is
+    not shippable; each table's recalls, weighted by support, give back the figure it belongs to (PublicTest's 3,589
+    faces)."""
     from fer_batch.classify import MODELS_DIR, PACKAGED, model_card
+    from fer_batch.labels import EMOTIONS
 
     shipped = [name for name in PACKAGED if (MODELS_DIR / f"{name}.keras").is_file()]
     assert "fast" in shipped, "the default model must ship with the package"
     for name in shipped:
         card = model_card(name)
         assert card.get("status") in ("interim", "final"), name
-        for key in ("arch", "publictest_accuracy", "command", "epochs", "machine"):
+        for key in ("arch", "publictest_accuracy", "publictest_per_class", "command", "epochs", "machine"):
             assert key in card, f"{name}.json lacks {key!r}"
+        tables = [("publictest_accuracy", "publictest_per_class")]
+        if card.get("tflite_quantization"):
+            tables.append(("tflite_publictest_accuracy", "tflite_publictest_per_class"))
+        for figure, key in tables:
+            rows = card[key]
+            assert list(rows) == list(EMOTIONS), f"{name}.json: {key} rows {list(rows)}"
+            assert sum(row["support"] for row in rows.values()) == 3589, f"{name}.json: {key} is not of PublicTest"
+            correct = sum(row["recall"] * row["support"] for row in rows.values())
+            assert abs(correct / 3589 - card[figure]) < 5e-4, f"{name}.json: {key} gives {correct / 3589:.4f}, " \
+                                                              f"{figure} {card[figure]:.4f}"
         assert (MODELS_DIR / f"{name}.keras").stat().st_size < 25 * 2**20
 
 

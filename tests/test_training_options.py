@@ -18,6 +18,7 @@ pytest.importorskip("cv2")
 
 from fer_batch.classify import load_keras_model  # noqa: E402
 from fer_batch.errors import UsageError  # noqa: E402
+from fer_batch.labels import EMOTIONS  # noqa: E402
 from fer_batch.training import schedules  # noqa: E402
 from fer_batch.training import train as train_module  # noqa: E402
 from fer_batch.training.architectures import build_augmenter, build_model  # noqa: E402
@@ -558,3 +559,41 @@ def test_make_soup_refuses_what_it_cannot_measure_and_writes_nothing(tmp_path, p
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr
     assert not out.exists()
+
+
+def test_ship_model_cards_give_per_class_tables_and_recard_restores_them_only_when_reproduced(tmp_path):
+    """Every figure a card reports comes with its per-class table (Keras's, and int8's where int8 is asked for): the
+    tables' recalls, weighted by support, give back the card's accuracies. ``--recard-per-class`` rebuilds them for a
+    card without them, and refuses (card untouched) when the model does not reproduce the card's figure."""
+    import subprocess
+
+    run, csv_path, _, _, _ = _tiny_run(tmp_path, seed=4)
+    dest = tmp_path / "models"
+    dest.mkdir()
+    ship_model = [sys.executable, str(ROOT / "training" / "ship_model.py")]
+    done = subprocess.run([*ship_model, str(run), "fast", "--status", "interim", "--command", "a tiny run",
+                           "--strip-tta", "--tflite-int8", "--flip-margin", "0.05", "--data", str(csv_path),
+                           "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((dest / "fast.json").read_text())
+    tables = [("publictest_accuracy", "publictest_per_class")]
+    if "tflite_quantization" in card:
+        tables.append(("tflite_publictest_accuracy", "tflite_publictest_per_class"))
+    for figure, key in tables:
+        rows = card[key]
+        assert list(rows) == list(EMOTIONS)
+        n = sum(row["support"] for row in rows.values())
+        assert n == 42
+        assert sum(row["recall"] * row["support"] for row in rows.values()) / n == pytest.approx(card[figure],
+                                                                                                  abs=1e-3)
+    stripped = {k: v for k, v in card.items() if not k.endswith("per_class")}
+    (dest / "fast.json").write_text(json.dumps(stripped))
+    recard = [*ship_model, "--recard-per-class", "fast", "--data", str(csv_path), "--dest", str(dest)]
+    again = subprocess.run(recard, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((dest / "fast.json").read_text()) == card
+    wrong = stripped | {"publictest_accuracy": round(card["publictest_accuracy"] - 0.1, 4)}
+    (dest / "fast.json").write_text(json.dumps(wrong))
+    refused = subprocess.run(recard, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "would not be the card's" in refused.stderr, refused.stderr[-2000:]
+    assert json.loads((dest / "fast.json").read_text()) == wrong

@@ -73,7 +73,7 @@ def main() -> None:
     from fer_batch.training.datasets import load_dataset
     from fer_batch.training.compress import int8_convolutions
     from fer_batch.training.ensemble import ensemble
-    from fer_batch.training.metrics import classification_report
+    from fer_batch.training.metrics import classification_report, per_class_table
     from fer_batch.training.saved_models import load_initial_weights
     from fer_batch.training.views import with_views
 
@@ -142,8 +142,7 @@ def main() -> None:
             "publictest_accuracy": round(report["accuracy"], 4),
             "publictest_macro_f1": round(report["macro_f1"], 4),
             "publictest_accuracy_without_tta": round(plain["accuracy"], 4),
-            "publictest_per_class": {name: {k: round(v, 4) for k, v in row.items()}
-                                     for name, row in report.get("per_class", {}).items()},
+            "publictest_per_class": per_class_table(report),
             "epochs": [info["epochs"] for info in infos] if len(infos) > 1 else infos[0]["epochs"],
             "command": args.command,
             "machine": next((info["machine"] for info in infos if info.get("machine")), {}),

@@ -18,6 +18,9 @@ runs int8: near ties re-run in float, ``fer_batch.unsure_faces.recheck_near_ties
 int8 both take the card's second look, as the TFLite runtime runs them), sets ``tflite_quantization`` in the card:
 the classifier's TFLite runtime then converts it so (``fer_batch.classify.tflite_quantization``).
 ``--recard-tflite-int8 NAME`` does that measurement for the model already in the package, changing only its card.
+Every card gives the per-class table (precision, recall, F1, support) of the figure it reports, and int8's beside
+int8's; ``--recard-per-class NAME`` measures a packaged model that lacks them as the classifier runs its card, and
+writes them only if it reproduces the card's accuracy (so that the table belongs to that figure).
 ``--flip-margin M`` writes ``flip_margin`` in the card: the classifier then classifies the faces whose two likeliest
 emotions lie within M a second time, mirrored, and averages the two (``fer_batch.unsure_faces.second_look``). The model
 is measured on PublicTest as the classifier runs it so (Keras, and int8 TFLite where the card asks for it), and the
@@ -33,6 +36,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from fer_batch.training.metrics import per_class_table
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "fer_batch" / "models"
 
@@ -46,6 +51,8 @@ TFLITE_INT8_MIN_AGREEMENT = 0.99
 def main() -> None:
     if "--recard-tflite-int8" in sys.argv:
         return recard_main()
+    if "--recard-per-class" in sys.argv:
+        return recard_per_class_main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("name", choices=["fast", "accurate"])
@@ -88,6 +95,8 @@ def main() -> None:
         "training_config": config.get("config", {}),
         "notes": args.notes,
     }
+    if "per_class" in val:
+        card["publictest_per_class"] = per_class_table(val)
     if "soup_of" in metrics:  # a run folder of training/make_soup.py: the runs whose weights it averages
         card["soup_of"] = metrics["soup_of"]
         # the members as this card's model runs: without their TTA when it ships without its own
@@ -143,6 +152,7 @@ def strip_tta(path: Path, val, card: dict) -> Path:
     card["tta"] = "none"
     card["publictest_accuracy"] = card["publictest_accuracy_without_tta"] = round(report["accuracy"], 4)
     card["publictest_macro_f1"] = round(report["macro_f1"], 4)
+    card["publictest_per_class"] = per_class_table(report)
     print(f"without TTA: PublicTest {report['accuracy']:.4f} (with flip TTA "
           f"{card['publictest_accuracy_with_flip_tta']:.4f})")
     return out
@@ -171,6 +181,7 @@ def quantize(path: Path, val, card: dict) -> Path:
     card["quantization"] = "int8 dense kernels (keras Model.quantize)"
     card["publictest_accuracy"] = round(report["accuracy"], 4)
     card["publictest_macro_f1"] = round(report["macro_f1"], 4)
+    card["publictest_per_class"] = per_class_table(report)
     # The TTA wrapper's network alone; a model without the wrapper is its own "without TTA".
     inner = tta_inner(shipped)
     alone = report if inner is shipped else evaluate_model(inner, val)
@@ -246,6 +257,7 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None):
         card["tflite_quantization"] = "dynamic-int8"
         card["tflite_publictest_accuracy"] = round(int8_report["accuracy"], 4)
         card["tflite_publictest_macro_f1"] = round(int8_report["macro_f1"], 4)
+        card["tflite_publictest_per_class"] = per_class_table(int8_report)
         card["tflite_float_publictest_accuracy"] = round(float_report["accuracy"], 4)
         card["tflite_agreement_with_float"] = round(agreement, 4)
         card["tflite_agreement_with_float_generated"] = round(probe_agreement, 4)
@@ -297,6 +309,7 @@ def second_look(model_path: Path, margin: float, val, card: dict, int8_probs=Non
     card["publictest_accuracy_without_second_look"] = card["publictest_accuracy"]
     card["publictest_accuracy"] = round(report["accuracy"], 4)
     card["publictest_macro_f1"] = round(report["macro_f1"], 4)
+    card["publictest_per_class"] = per_class_table(report)
     card["second_look_share"] = round(share, 4)
     line = (f"second look under {margin}: PublicTest {report['accuracy']:.4f} in Keras ({100 * share:.1f}% of the "
             f"faces looked at twice; before {card['publictest_accuracy_without_second_look']:.4f})")
@@ -336,6 +349,38 @@ def recard_main() -> None:
     print(f"updated {card_path}" + ("" if ok else ": int8 TFLite no longer requested"))
     if not ok:
         raise SystemExit(1)
+
+
+def recard_per_class_main() -> None:
+    ap = argparse.ArgumentParser(description="Measure the packaged model NAME on PublicTest as the classifier runs "
+                                             "its card and write the per-class tables of the card's figures.")
+    ap.add_argument("--recard-per-class", dest="name", choices=["fast", "accurate"], required=True)
+    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the model")
+    ap.add_argument("--dest", type=Path, default=MODELS, help="the models folder (default: the package's)")
+    args = ap.parse_args()
+    from fer_batch.training.metrics import classification_report
+
+    card_path, model_path = args.dest / f"{args.name}.json", args.dest / f"{args.name}.keras"
+    card = json.loads(card_path.read_text())
+    val = _publictest(args.data)
+    # publictest_accuracy is measured in Keras (with the card's views and second look), tflite_publictest_accuracy
+    # as the TFLite runtime runs the card's int8.
+    wanted = [("keras", "publictest_accuracy", "publictest_per_class")]
+    if card.get("tflite_quantization"):
+        wanted.append(("tflite", "tflite_publictest_accuracy", "tflite_publictest_per_class"))
+    tables = {}
+    for runtime, figure, key in wanted:
+        [(probs, _, _)] = _as_shipped(model_path, card, runtime, val.x)
+        report = classification_report(val.y, probs.argmax(axis=1))
+        print(f"{args.name} in {runtime}: PublicTest {report['accuracy']:.4f} (card {card[figure]:.4f})")
+        if round(report["accuracy"], 4) != card[figure]:
+            raise SystemExit(f"{card_path}: {figure} is {card[figure]:.4f}, but the model measures "
+                             f"{report['accuracy']:.4f} on these rows: a table from this measurement would not be "
+                             "the card's; ship the model again instead")
+        tables[key] = per_class_table(report)
+    card.update(tables)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"updated {card_path}: {', '.join(tables)}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ EXIT_DATASET = 4  # a training/evaluation dataset is unusable
 EXIT_OUTPUT = 5  # an output could not be written after the run started (disk full, folder removed, permissions)
 EXIT_INTERRUPTED = 130  # Ctrl-C; what was written so far stays valid (see --resume)
 
-SUBCOMMANDS = ("analyze", "train", "evaluate")
+SUBCOMMANDS = ("analyze", "train", "evaluate", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fer-batch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import analyze, train
+    from . import analyze, models, train
 
     analyze.add_parser(subparsers)
     train.add_parsers(subparsers)
+    models.add_parser(subparsers)
     return parser
 
 

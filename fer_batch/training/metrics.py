@@ -54,6 +54,11 @@ def classification_report(y_true, y_pred) -> dict:
     }
 
 
+def per_class_table(report: dict) -> dict:
+    """A report's per-class precision, recall, F1 (rounded to 4 places) and support, as a model card gives them."""
+    return {name: {k: round(v, 4) for k, v in row.items()} for name, row in report["per_class"].items()}
+
+
 def format_report(report: dict, title: str = "") -> str:
     """A short per-class table for the terminal."""
     lines = [title] if title else []

@@ -1,0 +1,69 @@
+"""``fer-batch models``: the packaged models as their cards give them, read without importing TensorFlow, and one
+model's card in full; a wrong name is exit 3 and lists the packaged ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+from fer_batch.classify import MODELS_DIR, model_card
+from fer_batch.cli import EXIT_MODEL, EXIT_OK
+
+from test_startup import CLI_PROBE
+
+
+def probe_cli(*args: str) -> tuple[int, list[str], str, str]:
+    """``fer-batch ARGS`` in a fresh interpreter: (exit code, heavy modules it imported, stdout, stderr)."""
+    res = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=300)
+    *printed, last = res.stdout.strip().splitlines()
+    result = json.loads(last)
+    return result["code"], result["heavy"], "\n".join(printed), res.stderr
+
+
+def test_the_list_gives_each_packaged_model_as_analyze_runs_it_without_tensorflow():
+    code, heavy, out, _ = probe_cli("models")
+    assert code == EXIT_OK and heavy == []
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.split()}
+    for name in ("fast", "accurate"):
+        card = model_card(name)
+        # On a CPU, analyze runs a card's int8 TFLite where it asks for it: that is the figure a user gets.
+        figure = card.get("tflite_publictest_accuracy", card["publictest_accuracy"])
+        assert f"{100 * figure:.2f}%" in lines[name], lines[name]
+        assert card["status"] in lines[name] and card["arch"] in lines[name]
+        size = (MODELS_DIR / f"{name}.keras").stat().st_size / 1e6
+        assert f"{size:.1f} MB" in lines[name]
+
+
+def test_one_card_in_full_with_its_per_class_table():
+    code, heavy, out, _ = probe_cli("models", "fast")
+    assert code == EXIT_OK and heavy == []
+    card = model_card("fast")
+    for emotion, row in card["publictest_per_class"].items():
+        want = f"  {emotion:<10}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}{row['support']:>9d}"
+        assert want in out.splitlines(), want
+    assert "made by:" in out and card["command"].split()[0] in out
+
+    code, _, printed, _ = probe_cli("models", "fast", "--json")
+    assert code == EXIT_OK and json.loads(printed) == card
+
+
+def test_a_model_file_shows_the_card_beside_it_or_says_it_has_none(tmp_path):
+    model = tmp_path / "mine.keras"
+    shutil.copyfile(MODELS_DIR / "fast.keras", model)
+    code, _, out, _ = probe_cli("models", str(model))
+    assert code == EXIT_OK and "no card beside this file" in out
+    card = {"status": "interim", "arch": "vgg-small", "params": 1767207, "tta": "none",
+            "publictest_accuracy": 0.6123, "publictest_accuracy_without_tta": 0.6123, "command": "my own run"}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    code, _, out, _ = probe_cli("models", str(model))
+    assert code == EXIT_OK and "61.23% (Keras)" in out and "my own run" in out
+
+
+def test_a_wrong_name_is_exit_3_and_lists_the_packaged_models(tmp_path):
+    code, heavy, _, err = probe_cli("models", "fastest")
+    assert code == EXIT_MODEL and heavy == []
+    assert "NAME 'fastest' is neither a packaged model (fast, accurate) nor an existing .keras file" in err
+    code, _, _, err = probe_cli("models", str(tmp_path / "gone.keras"))
+    assert code == EXIT_MODEL and "no such file" in err
