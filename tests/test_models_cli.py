@@ -67,3 +67,15 @@ def test_a_wrong_name_is_exit_3_and_lists_the_packaged_models(tmp_path):
     assert "NAME 'fastest' is neither a packaged model (fast, accurate) nor an existing .keras file" in err
     code, _, _, err = probe_cli("models", str(tmp_path / "gone.keras"))
     assert code == EXIT_MODEL and "no such file" in err
+
+
+def test_a_reader_that_goes_away_ends_it_quietly_with_141():
+    """`fer-batch models | head -1`: the closed pipe is exit 141 (128 + SIGPIPE), with nothing on stderr."""
+    from fer_batch.cli import EXIT_BROKEN_PIPE
+
+    proc = subprocess.Popen([sys.executable, "-m", "fer_batch", "models", "accurate"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the interpreter has started: every write to stdout fails
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == EXIT_BROKEN_PIPE == 141
+    assert err == b""

@@ -647,3 +647,16 @@ def test_a_resume_with_the_default_rate_written_out_is_the_same_run(data, tmp_pa
     assert rc == EXIT_OK, stderr
     rc, _, stderr = run_cli([*common, "--epochs", "1", "--lr", "0.03", "--resume"])
     assert rc == EXIT_USAGE and "learning_rate 0.02 -> 0.03" in stderr
+
+
+def test_models_shows_a_trained_run_from_its_metrics(trained):
+    """`fer-batch models OUT/model.keras`: no card beside a run's model, so what the run measured on its validation
+    split, per-class table included."""
+    metrics = json.loads((trained["out"] / "metrics.json").read_text())
+    val = metrics["splits"]["val"]
+    rc, stdout, stderr = run_cli(["models", trained["out"] / "model.keras"])
+    assert rc == EXIT_OK, stderr
+    assert f"validation  {100 * val['accuracy']:.2f}% on {val['n']} faces" in stdout
+    assert f"tiny, {metrics['epochs']} epochs, test-time views flip" in stdout
+    for emotion, row in val["per_class"].items():
+        assert f"  {emotion:<10}{row['precision']:>10.3f}{row['recall']:>8.3f}" in stdout

@@ -22,6 +22,7 @@ EXIT_MODEL = 3  # the model cannot be found, loaded, or has the wrong interface
 EXIT_DATASET = 4  # a training/evaluation dataset is unusable
 EXIT_OUTPUT = 5  # an output could not be written after the run started (disk full, folder removed, permissions)
 EXIT_INTERRUPTED = 130  # Ctrl-C; what was written so far stays valid (see --resume)
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`fer-batch models | head -1`): 128 + SIGPIPE, as a shell reports
 
 SUBCOMMANDS = ("analyze", "train", "evaluate", "models")
 
@@ -77,6 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FerBatchError as exc:  # any other deliberate error
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # Nothing to tell a reader that has gone; point stdout at /dev/null so that the interpreter's own flush at
+        # exit does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # inputs fail per file, inside the run: what reaches here is an output failing
         print(f"fer-batch {args.command}: output error: {exc}", file=sys.stderr)
         return EXIT_OUTPUT

@@ -82,10 +82,10 @@ def _summary_row(name: str, path: Path, card: dict) -> tuple[str, ...]:
 
 
 def _card_lines(name: str, path: Path, card: dict) -> list[str]:
-    lines = [f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
+    where = f"{path} ({path.stat().st_size / 1e6:.1f} MB)"
+    lines = [where if name == str(path) else f"{name}: {where}"]
     if not card:
-        return lines + ["no card beside this file: nothing measured to show (training writes metrics.json beside "
-                        "the model instead)"]
+        return lines + _run_lines(path)
     views = card.get("tta", "none")
     lines += [
         f"status      {card.get('status', '?')}",
@@ -96,13 +96,38 @@ def _card_lines(name: str, path: Path, card: dict) -> list[str]:
     ]
     for key, title in (("publictest_per_class", "per class (Keras)"),
                        ("tflite_publictest_per_class", "per class (int8 TFLite, as analyze runs it on a CPU)")):
-        rows = card.get(key)
-        if rows:
-            lines += ["", f"{title}:", f"  {'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
-            lines += [f"  {cls:<10}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{r['support']:>9d}"
-                      for cls, r in rows.items()]
+        lines += _table(title, card.get(key))
     for key, title in (("command", "made by"), ("notes", "notes")):
         if card.get(key):
             lines += ["", f"{title}:", textwrap.fill(str(card[key]), width=100, initial_indent="  ",
                                                      subsequent_indent="  ", break_on_hyphens=False)]
     return lines
+
+
+def _table(title: str, rows: dict | None) -> list[str]:
+    if not rows:
+        return []
+    return ["", f"{title}:", f"  {'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
+            *(f"  {cls:<10}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{r['support']:>9d}"
+              for cls, r in rows.items())]
+
+
+def _run_lines(path: Path) -> list[str]:
+    """No card: what ``fer-batch train`` measured, where the file is a run's ``model.keras`` beside its metrics."""
+    import json
+
+    metrics_path = path.parent / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        val = metrics["splits"]["val"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ["no card beside this file, and no training run's metrics.json with a validation split: nothing "
+                "measured to show"]
+    plain = metrics["splits"].get("val_no_tta", val)
+    return [f"no card; measured by the training run ({metrics_path}):",
+            f"network     {metrics.get('arch', '?')}, {metrics.get('epochs', '?')} epochs, test-time views "
+            f"{metrics.get('tta', 'none')}",
+            f"validation  {_percent(val.get('accuracy'))} on {val.get('n', '?')} faces (without test-time views "
+            f"{_percent(plain.get('accuracy'))}): PublicTest for FER-2013, else the run's seeded holdout",
+            *_table("per class", val.get("per_class"))]
+
