@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
     sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second of video")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="faces per classifier batch (default 256)")
     p.add_argument("--model", default=None, metavar="NAME|PATH",
-                   help="packaged model (fast, accurate) or a .keras file (default: fast)")
+                   help="packaged model (fast, accurate; `fer-batch models` compares them) or a .keras file "
+                        "(default: fast)")
     p.add_argument("--runtime", default="auto", metavar="auto|keras|tflite",
                    help="classifier runtime: keras (GPU when TensorFlow sees one), tflite (XNNPACK on the CPU, "
                         "~1.7x faster there), auto (default: keras with a GPU, else tflite)")

@@ -156,7 +156,8 @@ def _add_evaluate(subparsers) -> None:
                               description=EVAL_HELP, epilog=EVAL_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, metavar="NAME|PATH",
-                   help="packaged model (fast, accurate) or a .keras file (default: fast)")
+                   help="packaged model (fast, accurate; `fer-batch models` compares them) or a .keras file "
+                        "(default: fast)")
     p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
     p.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion_<split>.png into DIR")
     p.add_argument("--faces", choices=FACE_MODES, default="as-is", help=FACES_HELP)
