@@ -330,13 +330,18 @@ def _run_padded(run, x, batch: int = 256):
     return np.concatenate([run(padded[i:i + batch]) for i in range(0, len(padded), batch)])[:len(x)]
 
 
-def recard_main() -> None:
-    ap = argparse.ArgumentParser(description="Measure the packaged model NAME as int8 in TensorFlow Lite and "
-                                             "record it in its card if it keeps the accuracy (see ship_model.py).")
-    ap.add_argument("--recard-tflite-int8", dest="name", choices=["fast", "accurate"], required=True)
+def _recard_args(flag: str, description: str) -> argparse.Namespace:
+    """``FLAG NAME --data CSV [--dest DIR]``: the arguments of the modes that re-measure a packaged model's card."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument(flag, dest="name", choices=["fast", "accurate"], required=True)
     ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the model")
     ap.add_argument("--dest", type=Path, default=MODELS, help="the models folder (default: the package's)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def recard_main() -> None:
+    args = _recard_args("--recard-tflite-int8", "Measure the packaged model NAME as int8 in TensorFlow Lite and "
+                                                "record it in its card if it keeps the accuracy (see ship_model.py).")
     card_path = args.dest / f"{args.name}.json"
     card = json.loads(card_path.read_text())
     if "flip_margin" in card:
@@ -352,12 +357,8 @@ def recard_main() -> None:
 
 
 def recard_per_class_main() -> None:
-    ap = argparse.ArgumentParser(description="Measure the packaged model NAME on PublicTest as the classifier runs "
-                                             "its card and write the per-class tables of the card's figures.")
-    ap.add_argument("--recard-per-class", dest="name", choices=["fast", "accurate"], required=True)
-    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the model")
-    ap.add_argument("--dest", type=Path, default=MODELS, help="the models folder (default: the package's)")
-    args = ap.parse_args()
+    args = _recard_args("--recard-per-class", "Measure the packaged model NAME on PublicTest as the classifier runs "
+                                              "its card and write the per-class tables of the card's figures.")
     from fer_batch.training.metrics import classification_report
 
     card_path, model_path = args.dest / f"{args.name}.json", args.dest / f"{args.name}.keras"
