@@ -3,6 +3,7 @@
     python training/ship_model.py RUN_DIR NAME --status interim|final --command "fer-batch train ..." \
         [--quantize int8] [--strip-tta] [--tflite-int8] [--data FER2013.csv.gz]
     python training/ship_model.py --recard-tflite-int8 NAME --data FER2013.csv.gz   # an already shipped model
+    python training/ship_model.py --recard-per-class NAME --data FER2013.csv.gz     # the same
 
 The card (`fer_batch/models/NAME.json`) is written from the run's own metrics.json and config.json, so the figures
 shipped are the ones the run measured. ``--quantize int8`` stores the dense layers' kernels as int8 (Keras
@@ -371,6 +372,8 @@ def recard_per_class_main() -> None:
         wanted.append(("tflite", "tflite_publictest_accuracy", "tflite_publictest_per_class"))
     tables = {}
     for runtime, figure, key in wanted:
+        if not isinstance(card.get(figure), (int, float)):
+            raise SystemExit(f"{card_path} gives no {figure}: nothing to reproduce; ship the model again instead")
         [(probs, _, _)] = _as_shipped(model_path, card, runtime, val.x)
         report = classification_report(val.y, probs.argmax(axis=1))
         print(f"{args.name} in {runtime}: PublicTest {report['accuracy']:.4f} (card {card[figure]:.4f})")

@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, not at the interpreter's exit, so that a reader gone away is seen below
+        return code
     except UsageError as exc:
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FerBatchError as exc:  # any other deliberate error
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not _stdout_gone():  # another pipe (a FIFO as --out, a socket): an output that failed
+            print(f"fer-batch {args.command}: output error: {exc}", file=sys.stderr)
+            return EXIT_OUTPUT
         # Nothing to tell a reader that has gone; point stdout at /dev/null so that the interpreter's own flush at
         # exit does not fail again.
         import os
@@ -88,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # inputs fail per file, inside the run: what reaches here is an output failing
         print(f"fer-batch {args.command}: output error: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
+
+
+def _stdout_gone() -> bool:
+    """Whether the standard output is a pipe whose reader has closed it (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll on this platform, or stdout is not a real file
+        return False
 
 
 def entry() -> None:

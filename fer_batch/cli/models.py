@@ -1,6 +1,7 @@
 """``fer-batch models``: the packaged models (or one model file) as their cards describe them.
 
-Reads the cards only (``fer_batch/models/NAME.json``): nothing heavy is imported, so it answers at once.
+Reads the cards (``fer_batch/models/NAME.json``) and, for a model file without one, its training run's
+``metrics.json``: nothing heavy is imported, so it answers at once.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ from pathlib import Path
 
 from . import EXIT_OK
 
-DESCRIPTION = """Without NAME: one line a packaged model, with its PublicTest accuracy as `analyze` runs it. With
-NAME (a packaged name or a .keras file with its card beside it): that model's card in full, per-class table
-included. Figures are FER-2013 PublicTest (3,589 faces), measured when the model shipped."""
+DESCRIPTION = """Without NAME: one line per packaged model, with its PublicTest accuracy as `analyze` runs it. With
+NAME (a packaged name or a .keras file): that model's card in full, per-class tables included; for a file without
+a card beside it, what its training run measured (the run's metrics.json beside it). Figures are FER-2013
+PublicTest (3,589 faces), measured when the model shipped."""
 
-EPILOG = "exit codes: 0 shown; 3 no such model (a wrong name lists the packaged ones)."
+EPILOG = """exit codes: 0 shown; 3 no such model (a wrong name lists the packaged ones), or a card or metrics.json
+that is not as fer-batch writes them."""
 
 VIEWS = {"none": "one view", "flip": "face + mirror image", "crops": "ten views (face, 4 shifts, each mirrored)"}
+HEADER = ("name", "status", "network", "size", "test-time views", "PublicTest, as analyze runs it")
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the packaged models, or show one model's card",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", nargs="?", metavar="NAME|PATH", help="packaged model (fast, accurate) or a .keras file")
-    p.add_argument("--json", action="store_true", help="print the card itself (JSON)")
+    p.add_argument("name", nargs="?", metavar="NAME|PATH",
+                   help="packaged model (fast, accurate) or a .keras file (its card, or its run's metrics.json)")
+    p.add_argument("--json", action="store_true", help="print the card itself (JSON; {} for a file without one)")
     p.set_defaults(run=run_models)
 
 
@@ -33,13 +38,20 @@ def run_models(args: argparse.Namespace) -> int:
     import json
 
     from ..classify import PACKAGED, available_models, model_card, resolve_model
+    from ..errors import ModelError
 
     if args.name is None:
         cards = {name: model_card(name) for name in available_models()}
         if args.json:
             print(json.dumps(cards, indent=2))
             return EXIT_OK
-        rows = [_summary_row(name, resolve_model(name), card) for name, card in cards.items()]
+        rows = []
+        for name, card in cards.items():
+            path = resolve_model(name)
+            try:
+                rows.append(_summary_row(name, path, card))
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise ModelError(_malformed(path.with_suffix(".json"), exc)) from None
         widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
         for row in [HEADER, *rows]:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -53,46 +65,64 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
         return EXIT_OK
-    print("\n".join(_card_lines(str(args.name), path, card)))
+    shown = path.with_suffix(".json") if card else path.parent / "metrics.json"
+    try:
+        lines = _card_lines(args.name, path, card)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(_malformed(shown, exc)) from None
+    print("\n".join(lines))
     return EXIT_OK
 
 
-HEADER = ("name", "status", "network", "size", "test-time views", "PublicTest, as analyze runs it")
+def _malformed(path: Path, exc: Exception) -> str:
+    return (f"{str(path)!r} is not as fer-batch writes it ({type(exc).__name__}: {exc}); `fer-batch models "
+            "NAME --json` prints a card as it is")
 
 
 def _percent(x) -> str:
-    return f"{100 * x:.2f}%" if isinstance(x, (int, float)) else "?"
+    return f"{100 * x:.2f}%" if isinstance(x, (int, float)) and not isinstance(x, bool) else "?"
 
 
 def _as_analyze_runs_it(card: dict) -> str:
-    """The card's accuracy for the runtime `analyze` picks: int8 TFLite on a CPU where the card asks for it."""
+    """The card's accuracy for the runtime ``analyze --runtime auto`` picks (see ``Classifier``): Keras for a model
+    with Keras-int8 layers, else TFLite on a CPU (int8 where the card asks for it) and Keras on a GPU."""
     look = f", second look within {card['flip_margin']}" if card.get("flip_margin") else ""
-    if card.get("tflite_quantization"):
-        return (f"{_percent(card.get('tflite_publictest_accuracy'))} (CPU: int8 TFLite{look}; "
-                f"GPU: {_percent(card.get('publictest_accuracy'))} in Keras)")
     if "publictest_accuracy" not in card:
         return "not measured (no card)"
-    runtime = "Keras" + (", int8 kernels" if card.get("quantization") else "")
-    return f"{_percent(card['publictest_accuracy'])} ({runtime}{look})"
+    if card.get("quantization"):
+        return f"{_percent(card['publictest_accuracy'])} (Keras, int8 kernels{look})"
+    if card.get("tflite_quantization"):
+        return (f"{_percent(card.get('tflite_publictest_accuracy'))} (CPU: int8 TFLite{look}; "
+                f"GPU: {_percent(card['publictest_accuracy'])} in Keras)")
+    # Float: TFLite on a CPU and Keras on a GPU, which agree to about 1e-6.
+    return f"{_percent(card['publictest_accuracy'])} (float{look})"
 
 
 def _summary_row(name: str, path: Path, card: dict) -> tuple[str, ...]:
-    return (name, card.get("status", "?"), card.get("arch", "?"), f"{path.stat().st_size / 1e6:.1f} MB",
-            card.get("tta", "?"), _as_analyze_runs_it(card))
+    return (name, str(card.get("status", "?")), str(card.get("arch", "?")), f"{path.stat().st_size / 1e6:.1f} MB",
+            str(card.get("tta", "?")), _as_analyze_runs_it(card))
 
 
 def _card_lines(name: str, path: Path, card: dict) -> list[str]:
     where = f"{path} ({path.stat().st_size / 1e6:.1f} MB)"
-    lines = [where if name == str(path) else f"{name}: {where}"]
+    lines = [where if Path(name).expanduser() == path else f"{name}: {where}"]
     if not card:
         return lines + _run_lines(path)
-    views = card.get("tta", "none")
+    views = str(card.get("tta", "none"))
+    params = card.get("params")
+    before = []
+    if views != "none":
+        before.append(f"without test-time views {_percent(card.get('publictest_accuracy_without_tta'))}")
+    if card.get("flip_margin"):
+        before.append(f"before the second look {_percent(card.get('publictest_accuracy_without_second_look'))} "
+                      "in Keras" + (f", {_percent(card.get('tflite_publictest_accuracy_without_second_look'))} in "
+                                    "int8 TFLite" if card.get("tflite_quantization") else ""))
     lines += [
         f"status      {card.get('status', '?')}",
-        f"network     {card.get('arch', '?')}, {card.get('params', 0) / 1e6:.2f} M parameters",
+        f"network     {card.get('arch', '?')}, "
+        + (f"{params / 1e6:.2f} M parameters" if isinstance(params, (int, float)) else "parameters not given"),
         f"views       {views}: {VIEWS.get(views, views)}",
-        f"PublicTest  {_as_analyze_runs_it(card)}; without test-time views "
-        f"{_percent(card.get('publictest_accuracy_without_tta'))}",
+        f"PublicTest  {_as_analyze_runs_it(card)}" + (f"; {'; '.join(before)}" if before else ""),
     ]
     for key, title in (("publictest_per_class", "per class (Keras)"),
                        ("tflite_publictest_per_class", "per class (int8 TFLite, as analyze runs it on a CPU)")):
@@ -108,7 +138,7 @@ def _table(title: str, rows: dict | None) -> list[str]:
     if not rows:
         return []
     return ["", f"{title}:", f"  {'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
-            *(f"  {cls:<10}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{r['support']:>9d}"
+            *(f"  {cls:<10}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{int(r['support']):>9d}"
               for cls, r in rows.items())]
 
 
@@ -130,4 +160,3 @@ def _run_lines(path: Path) -> list[str]:
             f"validation  {_percent(val.get('accuracy'))} on {val.get('n', '?')} faces (without test-time views "
             f"{_percent(plain.get('accuracy'))}): PublicTest for FER-2013, else the run's seeded holdout",
             *_table("per class", val.get("per_class"))]
-
