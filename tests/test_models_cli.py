@@ -12,15 +12,7 @@ import sys
 from fer_batch.classify import MODELS_DIR, model_card
 from fer_batch.cli import EXIT_MODEL, EXIT_OK
 
-from test_startup import CLI_PROBE
-
-
-def probe_cli(*args: str) -> tuple[int, list[str], str, str]:
-    """``fer-batch ARGS`` in a fresh interpreter: (exit code, heavy modules it imported, stdout, stderr)."""
-    res = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=300)
-    *printed, last = res.stdout.strip().splitlines()
-    result = json.loads(last)
-    return result["code"], result["heavy"], "\n".join(printed), res.stderr
+from test_startup import probe_cli_output as probe_cli
 
 
 def test_the_list_gives_each_packaged_model_as_analyze_runs_it_without_tensorflow():

@@ -29,11 +29,18 @@ print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.module
 """ % (HEAVY,)
 
 
+def probe_cli_output(*args: str) -> tuple[int, list[str], str, str]:
+    """Run ``fer-batch ARGS`` in a fresh interpreter: (exit code, heavy modules it imported, stdout, stderr)."""
+    res = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=300)
+    *printed, last = res.stdout.strip().splitlines()
+    result = json.loads(last)
+    return result["code"], result["heavy"], "\n".join(printed), res.stderr
+
+
 def probe_cli(*args: str) -> tuple[int, list[str], str]:
     """Run ``fer-batch ARGS`` in a fresh interpreter: (exit code, heavy modules it imported, stderr)."""
-    res = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=300)
-    result = json.loads(res.stdout.strip().splitlines()[-1])
-    return result["code"], result["heavy"], res.stderr
+    code, heavy, _, err = probe_cli_output(*args)
+    return code, heavy, err
 
 
 def test_missing_path_is_refused_without_tensorflow(tmp_path):

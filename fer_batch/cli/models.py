@@ -137,9 +137,9 @@ def _card_lines(name: str, path: Path, card: dict) -> list[str]:
 def _table(title: str, rows: dict | None) -> list[str]:
     if not rows:
         return []
-    return ["", f"{title}:", f"  {'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
-            *(f"  {cls:<10}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{int(r['support']):>9d}"
-              for cls, r in rows.items())]
+    from ..training.metrics import per_class_lines  # numpy, but no model
+
+    return ["", f"{title}:", *per_class_lines(rows, indent="  ")]
 
 
 def _run_lines(path: Path) -> list[str]:

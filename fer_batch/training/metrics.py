@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..labels import EMOTIONS, NUM_CLASSES
+
+if TYPE_CHECKING:  # numpy loads with the first report, so that `fer-batch models` can print tables without it
+    import numpy as np
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Counts ``cm[true, predicted]``."""
+    import numpy as np
+
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape:
@@ -27,6 +32,8 @@ def classification_report(y_true, y_pred) -> dict:
     ``y_pred`` (scikit-learn's default): a class absent from both, as in a dataset of only some emotions, neither
     helps nor hurts; a class predicted but absent from the labels counts with F1 0.
     """
+    import numpy as np
+
     cm = confusion_matrix(y_true, y_pred)
     tp = np.diag(cm).astype(np.float64)
     predicted = cm.sum(axis=0).astype(np.float64)
@@ -59,11 +66,16 @@ def per_class_table(report: dict) -> dict:
     return {name: {k: round(v, 4) for k, v in row.items()} for name, row in report["per_class"].items()}
 
 
+def per_class_lines(per_class: dict, indent: str = "") -> list[str]:
+    """The terminal's per-class table: a heading, then precision, recall, F1 and support for each emotion."""
+    return [f"{indent}{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
+            *(f"{indent}{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{int(m['support']):>9d}"
+              for name, m in per_class.items())]
+
+
 def format_report(report: dict, title: str = "") -> str:
     """A short per-class table for the terminal."""
     lines = [title] if title else []
-    lines.append(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
-    for name, m in report["per_class"].items():
-        lines.append(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['support']:>9d}")
+    lines += per_class_lines(report["per_class"])
     lines.append(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  (n={report['n']})")
     return "\n".join(lines)
