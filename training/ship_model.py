@@ -85,8 +85,9 @@ def main() -> None:
         "arch": metrics["arch"],
         "params": metrics["params"],
         "tta": metrics.get("tta", "none"),
-        "publictest_accuracy": round(val["accuracy"], 4),
-        "publictest_macro_f1": round(val["macro_f1"], 4),
+    }
+    _record(card, val)
+    card |= {
         "publictest_accuracy_without_tta": round(metrics["splits"].get("val_no_tta", val)["accuracy"], 4),
         "epochs": metrics["epochs"],
         # Wall time of the invocation that finished the run (a resumed run also spent the earlier invocations').
@@ -96,8 +97,6 @@ def main() -> None:
         "training_config": config.get("config", {}),
         "notes": args.notes,
     }
-    if "per_class" in val:
-        card["publictest_per_class"] = per_class_table(val)
     if "soup_of" in metrics:  # a run folder of training/make_soup.py: the runs whose weights it averages
         card["soup_of"] = metrics["soup_of"]
         # the members as this card's model runs: without their TTA when it ships without its own
@@ -123,6 +122,15 @@ def main() -> None:
     shutil.copyfile(source, args.dest / f"{args.name}.keras")
     (args.dest / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"shipped {args.name}: {card['arch']}, PublicTest {card['publictest_accuracy']:.4f}, {size / 1e6:.1f} MB")
+
+
+def _record(card: dict, report: dict, prefix: str = "publictest") -> None:
+    """Put ``report``'s accuracy, macro-F1 and per-class table in ``card`` under ``prefix``, so that a figure never
+    ships without the table it belongs to (a run's metrics from before tables were kept have none)."""
+    card[f"{prefix}_accuracy"] = round(report["accuracy"], 4)
+    card[f"{prefix}_macro_f1"] = round(report["macro_f1"], 4)
+    if "per_class" in report:
+        card[f"{prefix}_per_class"] = per_class_table(report)
 
 
 def _publictest(data: str):
@@ -151,9 +159,8 @@ def strip_tta(path: Path, val, card: dict) -> Path:
     report = evaluate_model(load_keras_model(out), val)
     card["publictest_accuracy_with_flip_tta"] = card["publictest_accuracy"]
     card["tta"] = "none"
-    card["publictest_accuracy"] = card["publictest_accuracy_without_tta"] = round(report["accuracy"], 4)
-    card["publictest_macro_f1"] = round(report["macro_f1"], 4)
-    card["publictest_per_class"] = per_class_table(report)
+    _record(card, report)
+    card["publictest_accuracy_without_tta"] = card["publictest_accuracy"]
     print(f"without TTA: PublicTest {report['accuracy']:.4f} (with flip TTA "
           f"{card['publictest_accuracy_with_flip_tta']:.4f})")
     return out
@@ -180,9 +187,7 @@ def quantize(path: Path, val, card: dict) -> Path:
     card["float_publictest_macro_f1"] = card["publictest_macro_f1"]
     card["float_publictest_accuracy_without_tta"] = card["publictest_accuracy_without_tta"]
     card["quantization"] = "int8 dense kernels (keras Model.quantize)"
-    card["publictest_accuracy"] = round(report["accuracy"], 4)
-    card["publictest_macro_f1"] = round(report["macro_f1"], 4)
-    card["publictest_per_class"] = per_class_table(report)
+    _record(card, report)
     # The TTA wrapper's network alone; a model without the wrapper is its own "without TTA".
     inner = tta_inner(shipped)
     alone = report if inner is shipped else evaluate_model(inner, val)
@@ -256,9 +261,7 @@ def tflite_int8(path: Path, val, card: dict, flip_margin: float | None = None):
           f"{100 * TFLITE_INT8_MIN_AGREEMENT:.0f}%): {'int8 recorded in the card' if ok else 'int8 NOT shipped'}")
     if ok:
         card["tflite_quantization"] = "dynamic-int8"
-        card["tflite_publictest_accuracy"] = round(int8_report["accuracy"], 4)
-        card["tflite_publictest_macro_f1"] = round(int8_report["macro_f1"], 4)
-        card["tflite_publictest_per_class"] = per_class_table(int8_report)
+        _record(card, int8_report, "tflite_publictest")
         card["tflite_float_publictest_accuracy"] = round(float_report["accuracy"], 4)
         card["tflite_agreement_with_float"] = round(agreement, 4)
         card["tflite_agreement_with_float_generated"] = round(probe_agreement, 4)
@@ -308,9 +311,7 @@ def second_look(model_path: Path, margin: float, val, card: dict, int8_probs=Non
     report = classification_report(val.y, probs.argmax(axis=1))
     card["flip_margin"] = margin
     card["publictest_accuracy_without_second_look"] = card["publictest_accuracy"]
-    card["publictest_accuracy"] = round(report["accuracy"], 4)
-    card["publictest_macro_f1"] = round(report["macro_f1"], 4)
-    card["publictest_per_class"] = per_class_table(report)
+    _record(card, report)
     card["second_look_share"] = round(share, 4)
     line = (f"second look under {margin}: PublicTest {report['accuracy']:.4f} in Keras ({100 * share:.1f}% of the "
             f"faces looked at twice; before {card['publictest_accuracy_without_second_look']:.4f})")
