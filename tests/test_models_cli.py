@@ -65,6 +65,14 @@ def test_a_model_file_shows_the_card_beside_it_or_says_it_has_none(tmp_path):
     model.with_suffix(".json").write_text(json.dumps(both))
     code, _, out, _ = probe_cli("models", str(model))
     assert code == EXIT_OK and "PublicTest  61.23% (Keras, int8 kernels)" in out, out
+    # ship_model.py --quantize keeps the float figure's table beside int8's; both are shown, each under its title.
+    table = model_card("fast")["publictest_per_class"]
+    model.with_suffix(".json").write_text(json.dumps(both | {"publictest_per_class": table,
+                                                             "float_publictest_per_class": table}))
+    code, _, out, _ = probe_cli("models", str(model))
+    lines = out.splitlines()
+    assert code == EXIT_OK and lines.count("per class (Keras):") == 1, out
+    assert lines.count("per class (float, before its Dense kernels went int8):") == 1, out
     model.with_suffix(".json").write_text(json.dumps(card | {"publictest_per_class": {"angry": {"recall": 0.5}}}))
     code, _, _, err = probe_cli("models", str(model))
     assert code == EXIT_MODEL and f"{str(model.with_suffix('.json'))!r} is not as fer-batch writes it" in err, err

@@ -550,6 +550,12 @@ def test_ship_model_strips_tta_and_quantizes_into_a_card(trained, data, tmp_path
     x_val, y_val = _independent_val(data)
     acc = float((np.asarray(shipped.predict_on_batch(x_val.astype("float32"))).argmax(1) == y_val).mean())
     assert card["publictest_accuracy"] == round(acc, 4) == card["publictest_accuracy_without_tta"]
+    # The float figure it was quantized from keeps its own per-class table; int8's is the one it ships with.
+    floats = card["float_publictest_per_class"]
+    assert sum(round(r["recall"] * r["support"]) for r in floats.values()) == round(
+        card["float_publictest_accuracy"] * len(y_val))
+    ints = card["publictest_per_class"]
+    assert sum(round(r["recall"] * r["support"]) for r in ints.values()) == round(acc * len(y_val))
 
 
 def test_precision_mixed_bfloat16_trains_and_saves_a_float32_model(data, tmp_path):

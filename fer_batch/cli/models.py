@@ -125,6 +125,7 @@ def _card_lines(name: str, path: Path, card: dict) -> list[str]:
         f"PublicTest  {_as_analyze_runs_it(card)}" + (f"; {'; '.join(before)}" if before else ""),
     ]
     for key, title in (("publictest_per_class", "per class (Keras)"),
+                       ("float_publictest_per_class", "per class (float, before its Dense kernels went int8)"),
                        ("tflite_publictest_per_class", "per class (int8 TFLite, as analyze runs it on a CPU)")):
         lines += _table(title, card.get(key))
     for key, title in (("command", "made by"), ("notes", "notes")):
