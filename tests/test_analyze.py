@@ -210,13 +210,32 @@ def test_help_is_free_of_heavy_imports():
     assert res.stdout.strip() == "[]"
 
 
+def test_help_names_every_exit_code_analyze_returns(capsys):
+    from fer_batch import cli
+
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    epilog = " ".join(capsys.readouterr().out.split("exit codes:")[1].split())
+    # EXIT_DATASET is train's and evaluate's; EXIT_BROKEN_PIPE only ends a listing on stdout (`fer-batch models`).
+    codes = [cli.EXIT_OK, cli.EXIT_SOME_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL, cli.EXIT_OUTPUT, cli.EXIT_INTERRUPTED]
+    for code in codes:
+        assert f" {code} " in f" {epilog}", (code, epilog)
+
+
 def test_shipped_samples_run_end_to_end(tmp_path):
     out = tmp_path / "results.csv"
     res = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(REPO / "samples"), "--out", str(out),
-                          "--summary", str(tmp_path / "summary.csv"), "--charts", str(tmp_path / "charts"),
-                          "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+                          "--summary", str(tmp_path / "summary.csv"), "--charts", str(tmp_path / "charts")],
+                         capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == EXIT_OK, res.stderr[-2000:]
+    # stderr is a pipe here, as in a log or CI: a plain line per finished source, no bars' carriage returns and
+    # cursor moves.
+    assert "\r" not in res.stderr and "\x1b" not in res.stderr, res.stderr[-2000:]
+    done = [line for line in res.stderr.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in done] == [f"[{i}/5" for i in range(1, 6)], res.stderr[-2000:]
     timeline = read_timeline(out)
+    video = timeline[timeline["source"].str.endswith("moving_face.mp4")]
+    assert f"moving_face.mp4: 140 frames, {video['face_id'].notna().sum()} face detections" in res.stderr, done
     per_source = timeline.groupby(timeline["source"].map(lambda s: Path(s).name))
     faces = per_source["face_id"].max().to_dict()
     assert faces["portrait.jpg"] == 0 and faces["group_of_three.jpg"] == 2 and faces["exif_rotated.jpg"] == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import synthetic_media as synthetic
-from fer_batch.cli import EXIT_SOME_FAILED, EXIT_USAGE
+from fer_batch.cli import EXIT_DATASET, EXIT_SOME_FAILED, EXIT_USAGE
 
 from test_reliability import cli_command, read_errors, summary_counts
 
@@ -48,6 +48,16 @@ def test_missing_path_is_refused_without_tensorflow(tmp_path):
     assert code == EXIT_USAGE and heavy == []
     assert f"no such file or directory: {str(tmp_path / 'nope.mp4')!r}" in err
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_missing_dataset_is_refused_without_tensorflow(tmp_path, command):
+    nope = tmp_path / "nope.csv"
+    out = ["--out", str(tmp_path / "run")] if command == "train" else []
+    code, heavy, err = probe_cli(command, "--data", str(nope), *out)
+    assert code == EXIT_DATASET and heavy == [], err
+    assert f"--data {str(nope)!r}: no such file or directory" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_named_non_media_file_fails_without_tensorflow(tmp_path):

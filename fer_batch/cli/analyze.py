@@ -15,7 +15,8 @@ per-frame timeline CSV (one row per face per analysed frame, one row per frame w
 
 EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed beside --out:
 results.errors.csv for --out results.csv);
-2 usage error (nothing was analysed); 3 model cannot be loaded; 130 interrupted (use --resume)."""
+2 usage error (nothing was analysed); 3 model cannot be loaded; 5 an output could not be written once the run had
+started (what was written before stays valid: fix the cause, then --resume); 130 interrupted (use --resume)."""
 
 
 def add_parser(subparsers) -> None:
@@ -113,6 +114,33 @@ class _QuietProgress:
     def close(self): ...
 
 
+class _LineProgress(_QuietProgress):
+    """Where stderr is a log or a pipe, not a terminal: a plain line as each source ends (bars would fill a log with
+    carriage returns and cursor moves)."""
+
+    def __init__(self):
+        self.total = self.done = 0
+
+    def start(self, total_sources, already_done):
+        self.total, self.done = total_sources, already_done
+
+    def source_done(self, done):
+        self.done += 1
+        what = f"{_count(done.frames, 'frame')}, {_count(done.faces, 'face detection')}"
+        print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
+        super().source_done(done)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return _QuietProgress()
+    return _TqdmProgress() if sys.stderr.isatty() else _LineProgress()
+
+
 def _stop_on_sigint(stop: threading.Event):
     """Make Ctrl-C set ``stop`` instead of raising wherever the main thread happens to be. One CI run under load
     finished as if never interrupted: a KeyboardInterrupt raised inside a library's Python code (TensorFlow,
@@ -193,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         with native_stderr(debug_log):
             classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
                                     runtime=config.analyze.runtime)
-    progress = _QuietProgress() if args.quiet else _TqdmProgress()
+    progress = _progress(args.quiet)
     stop = threading.Event()
     previous = _stop_on_sigint(stop)
     try:

@@ -231,10 +231,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..classify import resolve_model
-    from ..errors import UsageError
+    from ..config import check_faces
+    from ..errors import DatasetError, UsageError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not Path(args.data).exists():  # as train does: seconds before Keras loads, not after
+        raise DatasetError(f"--data {args.data!r}: no such file or directory")
+    check_faces(args.faces, args.data)
     if args.out:
         from ..config import check_output_dir
 
