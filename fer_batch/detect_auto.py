@@ -51,7 +51,7 @@ HOLD = 15
 SMALL = 0.1  # faces narrower than this share of the frame's longer side need the tiles
 # A pass's own score threshold, above which its face is kept without another pass agreeing.
 SURE = {"short": 0.75, "full": 0.75, "tiles": 0.75}
-AGREE = 0.5  # two passes each at least this sure of the same place
+AGREE = 0.5  # two passes each at least this sure of the same place; so no face is kept below this score
 VERIFY = 0.3  # the short-range score on the crop around a face only the tiles saw
 # ... and where the tiles were less sure than this, the score the crop must reach: text at 20-30 px scored 0.77 in
 # the tiles and 0.50-0.58 on its crop (2 of 1,000 no-face frames), real faces of 24-40 px 0.76-0.86 there.

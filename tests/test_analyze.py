@@ -258,6 +258,22 @@ def test_min_face_and_min_score_drop_the_faces_they_name(multi_face_photo, class
     assert [r.face_id for r in none] == [None]  # one empty row: analysed, no face kept
 
 
+def test_min_score_below_what_auto_keeps_changes_nothing_and_says_so(multi_face_photo, classifier, tmp_path,
+                                                                      capsys):
+    def faces(min_score):
+        return [(r.face_id, r.x, r.y, r.w, r.h) for r in analyze([multi_face_photo], classifier=classifier,
+                                                                 min_score=min_score) if r.has_face]
+
+    assert len(faces(0.5)) == 3 and faces(0.2) == faces(0.5)
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(multi_face_photo), "--out", str(out), "--min-score", "0.2", "--quiet"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "note: --min-score 0.2 changes nothing with --detector auto" in err, err
+    assert main(["analyze", str(multi_face_photo), "--out", str(out), "--overwrite", "--min-score", "0.2",
+                 "--detector", "short", "--quiet"]) == EXIT_OK
+    assert "note:" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("suffix", [".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".PNG"])
 def test_every_image_suffix_is_analysed_inside_a_folder(tmp_path, one_face_photo, classifier, suffix):
     """README's image suffixes, in a folder (where an unknown suffix would only be counted as ignored)."""

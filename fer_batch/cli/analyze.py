@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
                    help="one self-contained HTML page of the run: settings, failures, per file its timeline and "
                         "each face's thumbnails and emotions")
     sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th video frame (default 1)")
+    sampling.add_argument("--every", type=int, default=1, metavar="N",
+                          help="analyse every N-th video frame (default 1)")
     sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second of video")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="faces per classifier batch (default 256)")
     p.add_argument("--model", default=None, metavar="NAME|PATH",
@@ -44,11 +45,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--detector", default="auto", metavar="auto|short|full",
                    help="MediaPipe BlazeFace: auto (default: both models, faces from ~24 px wide to frame-filling), "
                         "short (close faces only, fastest) or full (faces down to ~7%% of the frame's longer side)")
-    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than PX pixels (default 0: keep all)")
-    p.add_argument("--min-score", type=float, default=0.5, metavar="S", help="detection score threshold (default 0.5)")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX",
+                   help="ignore faces smaller than PX pixels (default 0: keep all)")
+    p.add_argument("--min-score", type=float, default=0.5, metavar="S",
+                   help="drop faces detected with a score below S (default 0.5); --detector auto keeps none below "
+                        "0.5 by its own rules, so there S can only raise the bar")
     p.add_argument("--detect-size", type=int, default=640, metavar="PX",
                    help="longer side frames are reduced to for detection only (default 640)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="files decoded and detected in parallel (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="files decoded and detected in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default: this process) or ray (a Ray cluster; needs pip install -e \".[ray]\")")
     p.add_argument("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
@@ -177,6 +182,15 @@ def _engine(args: argparse.Namespace):
         raise UsageError(f"--engine {args.engine!r} is not allowed; choose local or ray")
 
 
+def _note_ineffective_min_score(args: argparse.Namespace) -> None:
+    from ..detect_auto import AGREE
+
+    if args.detector == "auto" and args.min_score < AGREE:
+        print(f"note: --min-score {args.min_score:g} changes nothing with --detector auto, which keeps no face "
+              f"scored below {AGREE:g} (it can only raise that bar); --detector short or full go lower",
+              file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import AnalyzeConfig, RunConfig
 
@@ -190,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
                               detect_max_side=args.detect_size, workers=args.workers),
     )
     engine = _engine(args)
+    _note_ineffective_min_score(args)
     from ..batch import plan_run
     from ..classify import DEFAULT_MODEL, resolve_model
 
