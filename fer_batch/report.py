@@ -58,13 +58,22 @@ def _legend() -> str:
                                           for e in EMOTIONS) + "</p>"
 
 
-def _shares_bar(shares: np.ndarray) -> str:
+def _shares_bar(shares: np.ndarray, label: str) -> str:
+    """A bar of ``shares`` (summing to 1) and, under it, ``label: `` with the shares of 5% or more."""
     c = _colours()
     parts = "".join(f'<i style="width:{100 * s:.1f}%;background:{c[e]}"></i>'
                     for e, s in zip(EMOTIONS, shares) if s > 0)
-    top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), reverse=True)
-    text = ", ".join(f"{e} {100 * s:.0f}%" for s, e in top)
+    text = f"{label}: {_top_text(shares)}"
     return f'<div class="shares" title="{_e(text)}">{parts}</div><div class="muted">{_e(text)}</div>'
+
+
+def _top_text(shares: np.ndarray) -> str:
+    top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), reverse=True)
+    return ", ".join(f"{e} {100 * s:.0f}%" for s, e in top)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _share_of(probs: np.ndarray) -> np.ndarray:
@@ -133,7 +142,7 @@ def timeline_svg(rows, face_ids: list[int]) -> str:
 
 
 def distribution_svg(faces) -> str:
-    """Share of all analysed faces per top emotion, as inline SVG bars with their counts."""
+    """Share of all face detections per top emotion, as inline SVG bars with their counts."""
     c = _colours()
     counts = faces["emotion"].value_counts().reindex(list(EMOTIONS), fill_value=0).to_numpy()
     total = max(int(counts.sum()), 1)
@@ -166,8 +175,14 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
         imgs = (f'<img src="{_data_uri(thumbs[0])}" alt="face #{fid}, its most confident crop" '
                 f'width="96" height="96">'
                 f'<img src="{_data_uri(thumbs[1])}" alt="face #{fid} in its frame">')
+    # A photo's face is one classification: its probabilities, not the share of frames (always 100%) it topped.
+    if len(probs) == 1:
+        bar = _shares_bar(probs[0], "probabilities")
+    else:
+        bar = (_shares_bar(_share_of(probs), f"top emotion in {len(probs)} frames") +
+               f'<div class="muted">{_e("mean probabilities: " + _top_text(probs.mean(axis=0)))}</div>')
     return (f'<div class="face">{imgs}<div class="info"><b>#{fid}</b> · <b>{_e(dominant)}</b>'
-            f'<div class="muted">{_e(seen)}</div>{_shares_bar(_share_of(probs))}</div></div>')
+            f'<div class="muted">{_e(seen)}</div>{bar}</div></div>')
 
 
 def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours) -> str:
@@ -186,8 +201,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
     head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · {frames} analysed '
             f'frame{"s" if frames != 1 else ""} · {_e(headline)}</span></summary>')
     body = []
-    if not faces.empty:
-        body.append(_shares_bar(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64))))
+    if len(faces) > 1:  # one face's card below says it all
+        body.append(_shares_bar(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64)),
+                                f"top emotion of {_count(len(faces), 'face detection')}"))
     if fragments:
         body.append(f'<p class="muted">{fragments} short fragment{"s" if fragments > 1 else ""} (face ids seen in '
                     f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')
@@ -240,7 +256,9 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
     else:
         out.append('<p class="muted">none</p>')
     faces = timeline.dropna(subset=["face_id"])
-    out.append(f'<h2 id="distribution">Emotions of all {len(faces)} analysed faces</h2>')
+    every = "all " if len(faces) > 1 else ""
+    out.append(f'<h2 id="distribution">Top emotion of {every}{_count(len(faces), "face detection")} (a face in '
+               'each analysed frame counts once)</h2>')
     out.append(distribution_svg(faces) + _legend())
     out.append(f'<h2 id="sources">Sources with results ({len(groups)})</h2>')
     opened = len(groups) <= OPEN_ALL_UP_TO

@@ -68,12 +68,46 @@ def read_journal(out: Path, settings: dict) -> list[dict]:
         raise UsageError(f"--resume: the journal {path} is unreadable; use --overwrite")
     previous = entries[0].get("settings", {})
     if previous != settings:
-        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-        model = ("; the model file is not the network the run started with (a newer packaged model, or a file "
-                 "retrained in place)" if {"model_sha256", "model_bytes"} & set(changed) else "")
-        raise UsageError(f"--resume: options differ from the interrupted run ({', '.join(changed)}){model}; resume "
-                         "with the same options, or use --overwrite")
+        raise UsageError(f"--resume: {_differences(previous, settings)}; resume with the same options, or use "
+                         "--overwrite")
     return entries
+
+
+#: The journal's settings that are options of ``analyze``, by the name a user typed.
+OPTIONS = {"paths": "PATH", "every": "--every", "fps": "--fps", "model": "--model", "detector": "--detector",
+           "min_face": "--min-face", "min_score": "--min-score", "detect_max_side": "--detect-size",
+           "batch_size": "--batch-size", "runtime": "--runtime"}
+#: Settings that follow from the model file and its card.
+FROM_MODEL = ("model_sha256", "model_bytes", "tflite_quantization", "flip_margin")
+#: Settings that change with an option, so are not named beside it.
+FOLLOW = {"model": FROM_MODEL, "detector": ("auto_detector",), "runtime": ("tflite_quantization", "tflite_near_tie")}
+
+
+def _differences(previous: dict, now: dict) -> str:
+    """What differs between the earlier run's settings and this one's, as a user would say it."""
+    changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
+    following = {k for option, keys in FOLLOW.items() if option in changed for k in keys}
+    changed = [k for k in changed if k not in following]
+    said = [f"{OPTIONS[k]} was {_shown(previous.get(k))}, now {_shown(now.get(k))}" for k in changed if k in OPTIONS]
+    rest = [k for k in changed if k not in OPTIONS]
+    if set(rest) & {"model_sha256", "model_bytes"}:
+        said.append("the model file is not the network the run started with (a newer packaged model, or a file "
+                    "retrained in place)")
+    if set(rest) & {"tflite_quantization", "flip_margin"}:
+        said.append("the model's card now asks for another way to run it (" +
+                    ", ".join(k for k in rest if k in ("tflite_quantization", "flip_margin")) + ")")
+    other = [k for k in rest if k not in FROM_MODEL]
+    if other:  # thresholds of this version of fer-batch (auto_detector, tflite_near_tie) or a field it adds
+        said.append(f"this version of fer-batch runs differently from the one that wrote it ({', '.join(other)})")
+    return f"the earlier run differs: {'; '.join(said)}"
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "not given"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 class RunWriter:

@@ -1,4 +1,5 @@
-"""Regenerate the demo media in ``samples/`` from the Grace Hopper photo bundled with matplotlib.
+"""Regenerate the demo media in ``samples/`` from the Grace Hopper photo bundled with matplotlib (and one smiling
+face, from scikit-image's public-domain NASA portrait of Eileen Collins, where scikit-image is installed).
 
     .venv/bin/python samples/make_samples.py            # rewrite the samples next to this script
     .venv/bin/python samples/make_samples.py --verify   # ... and check them with MediaPipe's face detector
@@ -13,6 +14,7 @@ tests. See ``samples/README.md`` for what each file is.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,10 +28,33 @@ VIDEO = dict(seconds=7.0, fps=20.0, size=(640, 360), faces=1, script="tour", see
 EXIF_ORIENTATION = 6
 
 
-def make(out: Path) -> dict:
+def astronaut_png() -> Path | None:
+    """scikit-image's ``astronaut.png`` (inside its wheel, found without importing it), or None."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "data" / "astronaut.png"
+    return path if path.is_file() else None
+
+
+def make(out: Path, astronaut: Path | None = None) -> dict:
     """Write every sample into ``out``; return {file name: what the file should contain} for verification."""
     out.mkdir(parents=True, exist_ok=True)
     truth = {}
+
+    # Every other sample is the same neutral face; this one shows that the classifier tells emotions apart.
+    if astronaut is not None:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(astronaut) as im:
+            synthetic.save_image(out / "smiling.jpg", np.asarray(im.convert("RGB")), quality=90)
+    elif (out / "smiling.jpg").exists():
+        print("smiling.jpg: kept as it is (no astronaut.png: pip install scikit-image, or --astronaut PATH)")
+    else:
+        print("smiling.jpg: not written (no astronaut.png: pip install scikit-image, or --astronaut PATH)")
+    if (out / "smiling.jpg").exists():
+        truth["smiling.jpg"] = {"faces": 1}
 
     portrait = synthetic.photo_faces(1, seed=0)
     synthetic.save_image(out / "portrait.jpg", portrait.rgb, quality=90)
@@ -180,8 +205,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="directory to write into (default: samples/)")
     parser.add_argument("--verify", action="store_true", help="check the files with MediaPipe's face detector")
     parser.add_argument("--contact-sheet", type=Path, help="also save a PNG of the photos and video frames here")
+    parser.add_argument("--astronaut", type=Path, default=astronaut_png(),
+                        help="scikit-image's astronaut.png, for smiling.jpg (default: the installed scikit-image's)")
     args = parser.parse_args(argv)
-    truth = make(args.out)
+    truth = make(args.out, args.astronaut)
     total = 0
     for name in truth:
         size = (args.out / name).stat().st_size

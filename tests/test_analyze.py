@@ -232,13 +232,16 @@ def test_shipped_samples_run_end_to_end(tmp_path):
     # cursor moves.
     assert "\r" not in res.stderr and "\x1b" not in res.stderr, res.stderr[-2000:]
     done = [line for line in res.stderr.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in done] == [f"[{i}/5" for i in range(1, 6)], res.stderr[-2000:]
+    assert [line.split("]")[0] for line in done] == [f"[{i}/6" for i in range(1, 7)], res.stderr[-2000:]
     timeline = read_timeline(out)
     video = timeline[timeline["source"].str.endswith("moving_face.mp4")]
     assert f"moving_face.mp4: 140 frames, {video['face_id'].notna().sum()} face detections" in res.stderr, done
     per_source = timeline.groupby(timeline["source"].map(lambda s: Path(s).name))
     faces = per_source["face_id"].max().to_dict()
     assert faces["portrait.jpg"] == 0 and faces["group_of_three.jpg"] == 2 and faces["exif_rotated.jpg"] == 0
+    # The one face that is not Grace Hopper's calm one: a real photo's smile, read as such by the default model.
+    assert faces["smiling.jpg"] == 0
+    assert timeline.loc[timeline["source"].str.endswith("smiling.jpg"), "emotion"].tolist() == ["happy"]
     assert pd.isna(faces["no_face.jpg"])
     assert per_source["frame"].nunique()["moving_face.mp4"] == 140
     assert "Traceback" not in res.stderr

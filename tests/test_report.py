@@ -13,6 +13,7 @@ import pytest
 from fer_batch.batch import run_batch
 from fer_batch.config import AnalyzeConfig, RunConfig
 from fer_batch.errors import UsageError
+from fer_batch.labels import EMOTIONS
 from fer_batch.summary import read_timeline
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -82,6 +83,16 @@ def test_report_is_self_contained_valid_and_complete(report_run):
     assert f"<td>{html.escape(failure.source)}</td><td>{html.escape(failure.error)}</td>" in text
     # Thumbnails: a crop and a frame per tracked face of the video and per face of the group photo.
     assert len(checker.resources) >= 2 * (3 + 1)
+    # A photo's face card gives the classifier's probabilities (a share of its one frame would say 100%); a video
+    # face's gives the share of its frames each emotion topped, and its mean probabilities.
+    group = timeline[timeline["source"].str.endswith("group.jpg")]
+    assert len(group) == 3
+    for _, row in group.iterrows():
+        top = sorted(((row[e], e) for e in EMOTIONS if row[e] >= 0.05), reverse=True)
+        assert html.escape("probabilities: " + ", ".join(f"{e} {100 * p:.0f}%" for p, e in top)) in text
+    video = timeline[timeline["source"].str.endswith(".mp4")].dropna(subset=["face_id"])
+    longest = video.groupby("face_id").size().max()
+    assert f"top emotion in {longest} frames: " in text and "mean probabilities: " in text
 
 
 def test_report_must_be_html(tmp_path, one_face_photo):

@@ -284,10 +284,10 @@ def test_resume_with_different_options_is_refused(tmp_path, media, reference):
     kill_at(media, out, "between_files")
     before = out.read_bytes()
     res = _run(media, out, "--resume", "--every", "2")
-    assert res.returncode == 2 and "options differ" in res.stderr and "every" in res.stderr
+    assert res.returncode == 2 and "the earlier run differs: --every was 1, now 2;" in res.stderr, res.stderr
     assert out.read_bytes() == before
     res = _run(media, out, "--resume", "--detector", "short")  # the run used the default, auto
-    assert res.returncode == 2 and "options differ" in res.stderr and "detector" in res.stderr
+    assert res.returncode == 2 and "--detector was auto, now short;" in res.stderr, res.stderr
     assert out.read_bytes() == before
     res = _run(media, out, "--resume")
     assert_matches_reference(out, reference)
@@ -339,7 +339,7 @@ def test_a_resume_after_the_model_file_changed_is_refused(tmp_path, one_face_pho
     capsys.readouterr()
     assert main([*args, "--resume"]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "model_sha256" in err and "the model file is not the network the run started with" in err
+    assert "the earlier run differs: the model file is not the network the run started with" in err, err
 
 
 def test_a_resume_after_the_card_added_a_second_look_is_refused(tmp_path, one_face_photo, no_face_photo, capsys):
@@ -356,4 +356,4 @@ def test_a_resume_after_the_card_added_a_second_look_is_refused(tmp_path, one_fa
     mine.with_suffix(".json").write_text(json.dumps({"flip_margin": 0.05}))
     capsys.readouterr()
     assert main([*args, "--resume"]) == EXIT_USAGE
-    assert "options differ from the interrupted run (flip_margin)" in capsys.readouterr().err
+    assert "the model's card now asks for another way to run it (flip_margin)" in capsys.readouterr().err

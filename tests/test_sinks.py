@@ -154,3 +154,28 @@ def test_committed_rows_read_back_per_source(tmp_path):
     again = _writer(tmp_path, resume=True)
     assert list(again.rows(odd)) == b and list(again.rows("a.mp4")) == a
     again.close()
+
+
+def test_a_refused_resume_names_each_option_with_both_values():
+    """What `--resume` says when the journal's settings differ: options as typed, with the earlier and the new
+    value, and not the settings that merely follow from them (a new --model has another checksum)."""
+    from fer_batch.sinks import _differences
+
+    before = {"paths": ["clips"], "every": 1, "fps": None, "model": "/m/fast.keras", "model_sha256": "a",
+              "tflite_quantization": "int8", "flip_margin": 0.03, "detector": "auto", "auto_detector": {"tile": 320},
+              "runtime": "auto", "tflite_near_tie": 0.01}
+    now = before | {"paths": ["clips", "more"], "model": "/m/accurate.keras", "model_sha256": "b",
+                    "tflite_quantization": None}
+    now.pop("flip_margin")
+    assert _differences(before, now) == ("the earlier run differs: --model was /m/fast.keras, now "
+                                         "/m/accurate.keras; PATH was clips, now clips more")
+    short = before | {"detector": "short", "every": 2, "fps": None}
+    short.pop("auto_detector")
+    assert _differences(before, short) == ("the earlier run differs: --detector was auto, now short; --every was 1, "
+                                           "now 2")
+    card = before | {"flip_margin": 0.05}
+    assert _differences(before, card) == ("the earlier run differs: the model's card now asks for another way to "
+                                          "run it (flip_margin)")
+    newer = before | {"auto_detector": {"tile": 256}}
+    assert _differences(before, newer) == ("the earlier run differs: this version of fer-batch runs differently "
+                                           "from the one that wrote it (auto_detector)")
