@@ -163,11 +163,36 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(source.name, "not a readable image (unknown or corrupt format)") from None
+        kind = sniff_container(source.path)
+        hint = f"; its bytes are {kind}: give it that format's suffix" if kind else " (unknown or corrupt format)"
+        raise InputError(source.name, f"not a readable image{hint}") from None
     except Image.DecompressionBombError as exc:
         raise InputError(source.name, f"image too large to decode safely ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
+
+
+#: Leading bytes of video containers that a file named as an image may really hold.
+_VIDEO_MAGIC = ((4, b"ftyp", "an MP4/MOV video (.mp4, .mov)"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video (.mkv, "
+                ".webm)"), (8, b"AVI ", "an AVI video (.avi)"))
+#: ISO-BMFF brands of still images (HEIF, AVIF), which share MP4's ``ftyp`` box.
+_IMAGE_BRANDS = (b"heic", b"heix", b"heif", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def sniff_container(path: Path) -> str | None:
+    """What video container ``path``'s first bytes announce (for a file that failed to open as an image), or
+    None: a renamed clip gets a message that says so instead of "corrupt"."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for offset, magic, kind in _VIDEO_MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            if magic == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
+                return None
+            return kind
+    return None
 
 
 def _to_rgb(im) -> np.ndarray:

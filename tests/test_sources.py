@@ -103,6 +103,32 @@ def test_bad_images_raise_input_error_naming_the_file(tmp_path, name, content, r
     assert info.value.source == name
 
 
+@pytest.mark.parametrize("container,fourcc,kind", [(".mp4", "mp4v", "an MP4/MOV video (.mp4, .mov)"),
+                                                   (".mkv", "MJPG", "a Matroska/WebM video (.mkv, .webm)"),
+                                                   (".avi", "MJPG", "an AVI video (.avi)")])
+def test_a_video_named_as_an_image_is_named_as_a_video(tmp_path, container, fourcc, kind):
+    """A clip saved under a photo's suffix (a common slip when exporting) is not "corrupt": the error says what its
+    bytes are, so that the user renames it rather than discards it."""
+    clip = tmp_path / f"clip{container}"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    assert len(list(iter_frames(Source(clip, clip.name, "video")))) == 5  # a real video under its own name
+    renamed = clip.rename(tmp_path / "holiday.jpg")
+    with pytest.raises(InputError) as info:
+        read_image(Source(renamed, renamed.name, "image"))
+    assert info.value.reason == f"not a readable image; its bytes are {kind}: give it that format's suffix"
+
+
+def test_a_heif_like_brand_is_not_taken_for_a_video(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))  # an ISO-BMFF still image, not decodable here
+    with pytest.raises(InputError) as info:
+        read_image(Source(path, path.name, "image"))
+    assert info.value.reason == "not a readable image (unknown or corrupt format)"
+
+
 @pytest.mark.parametrize("size", [(1, 1), (10, 10000)])
 def test_extreme_aspect_images_decode(tmp_path, size):
     path = _img(tmp_path / "odd.png", size=size)
