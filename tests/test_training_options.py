@@ -236,6 +236,54 @@ def test_batches_from_worker_threads_equal_batches_made_in_turn(engine):
         np.testing.assert_array_equal(ya, yb)
 
 
+FIT_PROBE = """
+import sys
+import numpy as np
+import keras
+from fer_batch.training.batches import Batches, epoch_seed
+
+seen = []
+batches = Batches(np.zeros((6 * 16, 48, 48, 1), np.uint8), np.arange(6 * 16) % 7, 16, None, 0, 0.0,
+                  workers=int(sys.argv[1]))
+made = batches.batch
+batches.batch = lambda epoch, index: (lambda b: (b[0] * 0 + 10 * epoch + index, b[1]))(made(epoch, index))
+
+
+class Seen(keras.layers.Layer):
+    def call(self, x):
+        try:  # run_eagerly: the very batch the step trains on (building the model passes symbolic tensors)
+            seen.append(int(keras.ops.convert_to_numpy(x)[0, 0, 0, 0]))
+        except Exception:
+            pass
+        return x
+
+
+inputs = keras.Input((48, 48, 1))
+model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(Seen()(inputs))))
+model.compile("sgd", "categorical_crossentropy", run_eagerly=True)
+model.fit(batches, epochs=3, shuffle=False, verbose=0, callbacks=[epoch_seed(batches)])
+print(seen)
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_fit_trains_on_each_epochs_own_batches_in_order_with_data_workers(backend):
+    """What ``fit`` trains on, batch by batch, is batch i of epoch e in turn, with --data-workers 2 too, under the
+    TensorFlow backend and jax (torch feeds Keras the same way). Keras's own worker queue, which Batches used to
+    hand its workers to, gave jax and torch the batches of the epoch before at the start of each epoch."""
+    import os
+    import subprocess
+
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    want = [10 * epoch + index for epoch in range(3) for index in range(6)]
+    for workers in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", FIT_PROBE, workers], capture_output=True, text=True, env=env,
+                              timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == want, (backend, workers)
+
+
 def test_make_ensemble_averages_its_members(tmp_path):
     sys.path.insert(0, str(ROOT / "training"))
     try:

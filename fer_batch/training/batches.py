@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -37,6 +38,11 @@ class Batches:
     batch), so a resumed run sees the very batches it would have seen (``fit`` must not reshuffle them: it is called
     with ``shuffle=False``). Augmentation runs here rather than inside the trained model so a distillation teacher
     sees the very same augmented faces as its student.
+
+    ``workers`` above 1 makes the next batches of the epoch ahead of time in that many threads of our own, each
+    kept under its (epoch, batch) key. Keras's own worker queue is not used: under the jax and torch backends it
+    served, at the start of each epoch, batches left over from the one before (fit's first look at the data leaves
+    some, and every epoch then inherits them), so a run trained one epoch behind and never saw the last batches.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -47,14 +53,13 @@ class Batches:
         class Batches(keras.utils.PyDataset):
             def __init__(self, x, y, batch_size, augmenter, seed, mixup, smoothing_classes=NUM_CLASSES, workers=1,
                          soft=None, views=None, view_soft=None):
-                super().__init__(workers=workers, use_multiprocessing=False)
+                super().__init__(workers=1, use_multiprocessing=False)  # Keras calls us in turn; see above
                 self.x, self.y = x, y
                 self.batch_size = batch_size
                 self.augmenter = augmenter
                 self.seed = seed
                 self.mixup = mixup
                 self.epoch = 0
-                self._order = None
                 self.n_classes = smoothing_classes
                 self.soft = soft  # (N, 7) cached teacher probabilities, appended to the labels
                 # (K, N, 48, 48, 1) fixed augmented copies and (K, N, 7) the teacher's probabilities for them: epoch
@@ -62,39 +67,64 @@ class Batches:
                 self.views, self.view_soft = views, view_soft
                 # Reseeding and calling the shared augmenter must not interleave between worker threads.
                 self._augment_lock = threading.Lock()
+                self.data_workers = workers
+                self._pool = None
+                self._ahead: dict[tuple[int, int], Future] = {}
+                self._ahead_lock = threading.Lock()
+                self._orders: dict[int, np.ndarray] = {}
 
             def set_epoch(self, epoch: int):
                 self.epoch = epoch
-                self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
 
             @property
             def num_batches(self):
                 return math.ceil(len(self.y) / self.batch_size)
 
             def __getitem__(self, index):
-                if self._order is None:
-                    self.set_epoch(self.epoch)
-                idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+                epoch = self.epoch
+                if self.data_workers <= 1:
+                    return self.batch(epoch, index)
+                with self._ahead_lock:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(self.data_workers, thread_name_prefix="fer-batches")
+                    for key in [k for k in self._ahead if k[0] != epoch]:  # an epoch began: the old one's are moot
+                        self._ahead.pop(key).cancel()
+                    future = self._ahead.pop((epoch, index), None)
+                    for j in range(index + 1, min(index + 1 + 2 * self.data_workers, self.num_batches)):
+                        if (epoch, j) not in self._ahead:
+                            self._ahead[(epoch, j)] = self._pool.submit(self.batch, epoch, j)
+                return future.result() if future is not None else self.batch(epoch, index)
+
+            def _order(self, epoch: int) -> np.ndarray:
+                # Threads may both draw an epoch's order (the same one); the dict is replaced, never mutated.
+                order = self._orders.get(epoch)
+                if order is None:
+                    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
+                    self._orders = {epoch: order}  # only the epoch in progress is asked for again
+                return order
+
+            def batch(self, epoch: int, index: int):
+                """Batch ``index`` of ``epoch``: a pure function of (seed, epoch, index)."""
+                idx = self._order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
                 if self.views is not None:
-                    k = self.epoch % len(self.views)
-                    x = self.views[k][idx].astype("float32")
+                    x = self.views[epoch % len(self.views)][idx].astype("float32")
                 elif isinstance(self.augmenter, OpenCVAugmenter):
                     x = self.x[idx].astype("float32")
-                    x = self.augmenter(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
+                    x = self.augmenter(x, np.random.default_rng([self.seed, epoch, index, 1]))
                 elif self.augmenter is not None:
                     x = self.x[idx].astype("float32")
                     with self._augment_lock:
-                        reseed(self.augmenter, (self.seed, self.epoch, index))
+                        reseed(self.augmenter, (self.seed, epoch, index))
                         x = keras.ops.convert_to_numpy(self.augmenter(x, training=True))
                 else:
                     x = self.x[idx].astype("float32")
                 y = np.eye(self.n_classes, dtype="float32")[self.y[idx]]
                 if self.views is not None:
-                    y = np.concatenate([y, self.view_soft[self.epoch % len(self.views)][idx]], axis=1)
+                    y = np.concatenate([y, self.view_soft[epoch % len(self.views)][idx]], axis=1)
                 elif self.soft is not None:
                     y = np.concatenate([y, self.soft[idx]], axis=1)
                 if self.mixup > 0:
-                    rng = np.random.default_rng([self.seed, self.epoch, index])
+                    rng = np.random.default_rng([self.seed, epoch, index])
                     lam = rng.beta(self.mixup, self.mixup, size=(len(idx), 1)).astype("float32")
                     lam = np.maximum(lam, 1 - lam)
                     perm = rng.permutation(len(idx))
