@@ -63,9 +63,30 @@ def resolve_model(name_or_path: str | Path | None = None, option: str = "--model
         raise ModelError(
             f"{option} {text!r} is neither a packaged model ({', '.join(PACKAGED)}) nor an existing .keras file"
         )
+    if path.is_dir():
+        hint = f"; did you mean {str(path / 'model.keras')!r}, the model of the run there?" \
+            if (path / "model.keras").is_file() else f"; name a .keras file or a packaged model ({', '.join(PACKAGED)})"
+        raise ModelError(f"{option} {text!r} is a folder{hint}")
     if not path.is_file():
         raise ModelError(f"{option} {text!r}: no such file")
+    if path.suffix != ".keras":
+        raise ModelError(f"{option} {text!r} is not a .keras file (Keras 3's format, which `fer-batch train` "
+                         "writes); other formats are not read")
     return path
+
+
+def check_keras_file(path: Path, option: str = "--model") -> None:
+    """:class:`ModelError` unless ``path`` is laid out as a ``.keras`` file (a zip with ``config.json``): found in
+    milliseconds, before the data is read and Keras is imported, where loading it would fail only after both."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{option} {str(path)!r}: not a .keras file ({exc})") from None
+    if "config.json" not in names:
+        raise ModelError(f"{option} {str(path)!r}: not a .keras file (a zip without config.json)")
 
 
 def model_card(name_or_path: str | Path | None = None) -> dict:
@@ -89,8 +110,9 @@ def model_card(name_or_path: str | Path | None = None) -> dict:
     return card
 
 
-def load_keras_model(path: str | Path):
-    """Load a ``.keras`` file in safe mode (no arbitrary code from the file) and check its interface."""
+def load_keras_model(path: str | Path, option: str = "--model"):
+    """Load a ``.keras`` file in safe mode (no arbitrary code from the file) and check its interface; ``option``
+    names the argument in the error messages."""
     import keras
 
     from . import layers  # noqa: F401  registers the package's custom layers for deserialisation
@@ -99,14 +121,15 @@ def load_keras_model(path: str | Path):
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, TypeError...
-        raise ModelError(f"--model {str(path)!r}: cannot load as a Keras model ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{option} {str(path)!r}: cannot load as a Keras model "
+                         f"({type(exc).__name__}: {exc})") from None
     try:
         shape_in, shape_out = tuple(model.input_shape), tuple(model.output_shape)
     except (AttributeError, ValueError) as exc:  # e.g. a Sequential saved before it was ever built
-        raise ModelError(f"--model {str(path)!r}: has no defined input and output ({exc})") from None
+        raise ModelError(f"{option} {str(path)!r}: has no defined input and output ({exc})") from None
     if shape_in[1:] != (48, 48, 1) or shape_out[1:] != (NUM_CLASSES,):
         raise ModelError(
-            f"--model {str(path)!r}: expected input (None, 48, 48, 1) and output (None, {NUM_CLASSES}), "
+            f"{option} {str(path)!r}: expected input (None, 48, 48, 1) and output (None, {NUM_CLASSES}), "
             f"got {shape_in} -> {shape_out}"
         )
     return model

@@ -84,6 +84,16 @@ def test_a_wrong_name_is_exit_3_and_lists_the_packaged_models(tmp_path):
     assert "NAME 'fastest' is neither a packaged model (fast, accurate) nor an existing .keras file" in err
     code, _, _, err = probe_cli("models", str(tmp_path / "gone.keras"))
     assert code == EXIT_MODEL and "no such file" in err
+    run = tmp_path / "run"
+    run.mkdir()
+    code, _, _, err = probe_cli("models", str(run))
+    assert code == EXIT_MODEL and f"NAME {str(run)!r} is a folder; name a .keras file" in err, err
+    shutil.copyfile(MODELS_DIR / "fast.keras", run / "model.keras")
+    code, _, _, err = probe_cli("models", str(run))
+    assert code == EXIT_MODEL and f"did you mean {str(run / 'model.keras')!r}" in err, err
+    (run / "notes.csv").write_text("emotion,pixels\n")
+    code, _, _, err = probe_cli("models", str(run / "notes.csv"))
+    assert code == EXIT_MODEL and "is not a .keras file" in err, err
 
 
 def test_a_reader_that_goes_away_ends_it_quietly_with_141():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import synthetic_media as synthetic
-from fer_batch.cli import EXIT_DATASET, EXIT_SOME_FAILED, EXIT_USAGE
+from fer_batch.cli import EXIT_DATASET, EXIT_MODEL, EXIT_SOME_FAILED, EXIT_USAGE
 
 from test_reliability import cli_command, read_errors, summary_counts
 
@@ -57,6 +57,28 @@ def test_a_missing_dataset_is_refused_without_tensorflow(tmp_path, command):
     code, heavy, err = probe_cli(command, "--data", str(nope), *out)
     assert code == EXIT_DATASET and heavy == [], err
     assert f"--data {str(nope)!r}: no such file or directory" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option", ["--init", "--teacher", "evaluate"])
+def test_a_file_that_is_no_model_is_named_by_its_option_before_the_data_is_read(tmp_path, option):
+    """A CSV named as --init, or random bytes as --teacher or evaluate's --model: exit 3, naming the option, without
+    TensorFlow and before the data (minutes with --faces detect) is read."""
+    faces = tmp_path / "faces.csv"
+    faces.write_text("emotion,pixels\n")
+    if option == "--init":
+        bad = faces
+    else:
+        bad = tmp_path / "teacher.keras"
+        bad.write_bytes(bytes(range(256)) * 40)
+    if option == "evaluate":
+        args = ("evaluate", "--data", str(faces), "--model", str(bad))
+    else:
+        args = ("train", "--data", str(faces), "--out", str(tmp_path / "run"), option, str(bad))
+    code, heavy, err = probe_cli(*args)
+    named = "--model" if option == "evaluate" else option
+    assert code == EXIT_MODEL and heavy == [], err
+    assert f"model error: {named} {str(bad)!r}" in err and "not a .keras file" in err, err
     assert not (tmp_path / "run").exists()
 
 

@@ -154,7 +154,7 @@ def test_evaluate_model_errors(data, tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"no zip")
     rc, _, stderr = run_cli(["evaluate", "--model", bad, "--data", data["csv"]])
-    assert rc == EXIT_MODEL and "cannot load" in stderr
+    assert rc == EXIT_MODEL and f"--model {str(bad)!r}: not a .keras file" in stderr, stderr
     if not (MODELS_DIR / "fast.keras").exists():
         rc, _, stderr = run_cli(["evaluate", "--data", data["csv"]])  # the default, packaged `fast`
         assert rc == EXIT_MODEL and "fast" in stderr
@@ -324,6 +324,34 @@ def test_resume_with_more_epochs_continues_with_a_recomputed_schedule(data, tmp_
     changed = [*common[:-len(opts)], *[("0.02" if o == "0.01" else o) for o in opts]]
     rc, _, stderr = run_cli([*changed, "--epochs", "2", "--resume"])
     assert rc == EXIT_USAGE and "learning_rate 0.01 -> 0.02" in stderr
+    # Other data would train the checkpoint on other faces: refused, with what differs; a moved copy resumes.
+    fewer = tmp_path / "fewer.csv"
+    lines = Path(data["csv"]).read_text().splitlines()
+    fewer.write_text("\n".join(lines[:-3]) + "\n")
+    rc, _, stderr = run_cli([*[str(fewer) if a == data["csv"] else a for a in common], "--epochs", "2", "--resume"])
+    assert rc == EXIT_USAGE and f"--resume: --data {str(fewer)!r} is not the data the checkpoint" in stderr, stderr
+    moved = tmp_path / "moved.csv"
+    moved.write_bytes(Path(data["csv"]).read_bytes())
+    rc, _, stderr = run_cli([*[str(moved) if a == data["csv"] else a for a in common], "--epochs", "2", "--resume"])
+    assert rc == EXIT_OK and len(_history(out / "history.csv")) == 2, stderr
+    # A resume that looks for the checkpoint elsewhere (--checkpoint-dir forgotten) is told where it is, and one of a
+    # finished run whose checkpoint is gone is refused: neither trains from epoch 1 over the finished model.
+    before = (out / "model.keras").read_bytes()
+    elsewhere = [a for a in common if a not in ("--checkpoint-dir", ckpt)]
+    rc, _, stderr = run_cli([*elsewhere, "--epochs", "2", "--resume"])
+    assert rc == EXIT_USAGE and f"pass --checkpoint-dir {ckpt.resolve()}" in stderr, stderr
+    import shutil
+
+    shutil.rmtree(ckpt)
+    rc, _, stderr = run_cli([*common, "--epochs", "2", "--resume"])
+    assert rc == EXIT_USAGE and "holds a finished run" in stderr, stderr
+    assert (out / "model.keras").read_bytes() == before
+    # Starting again leaves nothing of the earlier run that could pass for the new one's.
+    (out / "confusion_test_no_tta.png").write_bytes(b"from an earlier run")
+    rc, _, stderr = run_cli([*common, "--epochs", "1", "--overwrite"])
+    assert rc == EXIT_OK, stderr
+    assert not (out / "confusion_test_no_tta.png").exists() and len(_history(out / "history.csv")) == 1
+    assert len(json.loads((out / "metrics.json").read_text())["history"]["loss"]) == 1
 
 
 def test_distillation_from_a_teacher(trained, data, tmp_path):

@@ -203,10 +203,11 @@ def run_train(args: argparse.Namespace) -> int:
     check_faces(config.faces, config.data)
     config.check_outputs()  # before Keras loads (seconds) and the data is read
     if config.teacher or config.init:
-        from ..classify import resolve_model
+        from ..classify import check_keras_file, resolve_model
 
-        for model in filter(None, (config.teacher, config.init)):
-            resolve_model(model)  # a wrong name fails now (exit 3), before the data is read
+        for model, option in ((config.teacher, "--teacher"), (config.init, "--init")):
+            if model:  # a wrong name or a file that is no model fails now (exit 3), before the data is read
+                check_keras_file(resolve_model(model, option=option), option)
     ckpt = config.resolved_checkpoint_dir()
     if not config.resume and not args.overwrite:
         earlier = [p for p in (Path(config.out) / "model.keras", ckpt / "backup") if p.exists()]
@@ -230,7 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..classify import resolve_model
+    from ..classify import check_keras_file, resolve_model
     from ..config import check_faces
     from ..errors import DatasetError, UsageError
 
@@ -244,6 +245,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         check_output_dir("--out", args.out)
     path = resolve_model(args.model)  # a wrong name lists the packaged ones (exit 3) before the data is read
+    check_keras_file(path)
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
 
     quiet_native_logs()

@@ -34,6 +34,9 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     out.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(parents=True, exist_ok=True)
     resuming = config.resume and restored_epoch is not None
+    if not resuming:  # a run started again: nothing of the earlier one may pass for this one's
+        for old in [*(out / name for name in RUN_FILES), *out.glob("confusion_*.png")]:
+            old.unlink(missing_ok=True)
     if resuming:
         truncate_history(out / "history.csv", restored_epoch)
         truncate_history(out / TIMES_FILE, restored_epoch)
@@ -41,6 +44,29 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     elif config.resume:
         print(f"no checkpoint in {backup_dir}; starting from epoch 1", file=sys.stderr)
     return resuming
+
+
+#: What a run writes into ``--out`` (besides ``confusion_<split>.png``); a run that starts again deletes them first.
+#: Not ``model.keras``: it may be this run's own ``--init`` or ``--teacher`` (fine-tuning in place), read after this;
+#: the run replaces it when it ends.
+RUN_FILES = ("metrics.json", "history.csv", "epoch_times.csv", "curves.png", "config.json")
+
+
+def refuse_a_resume_that_would_start_over(config: TrainConfig) -> None:
+    """For a ``--resume`` that finds no checkpoint where it looks: :class:`UsageError` where ``--out`` shows that the
+    run's checkpoint is elsewhere (its ``config.json`` names another folder) or that the run finished (``model.keras``
+    is there), instead of training from epoch 1 over it. A run killed before its first checkpoint starts again."""
+    out, ckpt = Path(config.out), config.resolved_checkpoint_dir()
+    try:
+        recorded = json.loads((out / "config.json").read_text()).get("checkpoint_dir")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded and Path(recorded).resolve() != ckpt.resolve():
+        raise UsageError(f"--resume: no checkpoint in {ckpt / 'backup'}, but {out} was trained with its checkpoints "
+                         f"in {recorded}; pass --checkpoint-dir {recorded} (or start again with --overwrite)")
+    if (out / "model.keras").exists():
+        raise UsageError(f"--resume: {out} holds a finished run ({out / 'model.keras'}) and {ckpt / 'backup'} no "
+                         "checkpoint to continue it from; start again with --overwrite, or train into another --out")
 
 
 def checkpoint_callbacks(config: TrainConfig, resuming: bool) -> list:
@@ -105,10 +131,36 @@ def write_run_record(config: TrainConfig, dataset) -> None:
         except (OSError, ValueError):
             pass
     (out / "config.json").write_text(json.dumps(
-        {**kept, "config": dataclasses.asdict(config), "checkpoint_dir": str(config.resolved_checkpoint_dir()),
+        {**kept, "config": dataclasses.asdict(config),
+         # Absolute: a resume from another working folder must still find it (refuse_a_resume_that_would_start_over).
+         "checkpoint_dir": str(config.resolved_checkpoint_dir().resolve()),
          "machine": machine_info(), "split_method": dataset.split_method,
-         "splits": {k: {"n": len(v), "per_class": v.counts()} for k, v in dataset.splits.items()},
+         "splits": split_counts(dataset),
          "keras": keras.__version__, "backend": keras.backend.backend()}, indent=2))
+
+
+def split_counts(dataset) -> dict:
+    """Faces per split and class, as ``config.json`` records them."""
+    return {k: {"n": len(v), "per_class": v.counts()} for k, v in dataset.splits.items()}
+
+
+def check_same_data(config: TrainConfig, dataset) -> None:
+    """Refuse a resume on other data than the checkpoint was trained on: it would go on training on other faces.
+
+    By content, not by path: the faces per split and class that ``config.json`` recorded (a moved copy of the data
+    resumes; the same path holding other faces does not)."""
+    try:
+        before = json.loads((Path(config.out) / "config.json").read_text())["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing to compare with: trust the checkpoint
+    now = json.loads(json.dumps(split_counts(dataset)))
+    if now != before:
+        def said(counts):
+            return ", ".join(f"{k} {v['n']}" for k, v in sorted(counts.items()))
+
+        raise UsageError(f"--resume: --data {config.data!r} is not the data the checkpoint in "
+                         f"{config.resolved_checkpoint_dir()} was trained on (faces per split: {said(before)} then, "
+                         f"{said(now)} now); resume with that data, or start again with --overwrite")
 
 
 def record_settled_epochs(config: TrainConfig, epochs: int) -> None:

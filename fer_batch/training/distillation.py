@@ -28,7 +28,7 @@ def compile_trainer(net, config, optimizer, teacher_path):
     if config.teacher:
         from ..classify import load_keras_model
 
-        teacher = load_keras_model(teacher_path)
+        teacher = load_keras_model(teacher_path, option="--teacher")
         trainer = distiller(net, teacher, config.temperature, config.distill_weight, config.label_smoothing)
         trainer.compile(optimizer=optimizer, metrics=["accuracy"])
         # BackupAndRestore needs a built model; a subclassed one is built by calling it once.
@@ -131,5 +131,5 @@ def teacher_predictor(path):
     from ..classify import load_keras_model
     from .evaluate import predict_probs
 
-    model = load_keras_model(path)
+    model = load_keras_model(path, option="--teacher")
     return lambda x: predict_probs(model, x)

@@ -12,7 +12,7 @@ def load_initial_weights(net, path, given: str) -> None:
     from ..classify import load_keras_model
     from ..dequantize import dequantized, is_quantized
 
-    source = tta_inner(load_keras_model(path))
+    source = tta_inner(load_keras_model(path, option="--init"))
     if is_quantized(source):
         source = dequantized(source)
     ours = [tuple(w.shape) for w in net.weights]

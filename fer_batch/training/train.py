@@ -37,7 +37,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     ``callbacks`` are extra Keras callbacks, run after the checkpoint and history ones (tests use one to interrupt a
     run at an epoch boundary, as Ctrl-C would).
     """
-    from .checkpoints import backup_epoch, check_resumable, start_or_resume
+    from .checkpoints import (backup_epoch, check_resumable, check_same_data, refuse_a_resume_that_would_start_over,
+                              start_or_resume)
 
     # Every setting that can be refused is refused before the data is read or anything is written.
     init_path, teacher_path = _check_before_work(config)
@@ -45,8 +46,12 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup") if config.resume else None
     if config.resume and restored_epoch is not None:
         check_resumable(config, Path(config.out) / "config.json")  # before the data: reading FER-2013 takes a while
+    elif config.resume:
+        refuse_a_resume_that_would_start_over(config)
     # Read the data before touching any output or checkpoint, so a bad --data changes nothing.
     dataset, train_split, val_split = _read_data(config, detector_factory)
+    if config.resume and restored_epoch is not None:
+        check_same_data(config, dataset)
     resuming = start_or_resume(config, restored_epoch)
     with _dtype_policy(config.precision):
         net, wall = _fit(config, init_path, teacher_path, dataset, train_split, val_split, resuming, verbose,
@@ -129,14 +134,17 @@ def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
 
 def _check_before_work(config: TrainConfig):
     """The --init and --teacher model paths, after refusing an unknown --arch or model and unwritable outputs."""
-    from ..classify import resolve_model
+    from ..classify import check_keras_file, resolve_model
     from .architectures import ARCHITECTURES, build_model
 
     if config.arch not in ARCHITECTURES:
         build_model(config.arch)  # raises UsageError listing the valid names, before any slow work
     # A packaged name or a .keras path; ModelError when neither, before any slow work.
-    init_path = resolve_model(config.init) if config.init else None
-    teacher_path = resolve_model(config.teacher) if config.teacher else None
+    init_path = resolve_model(config.init, option="--init") if config.init else None
+    teacher_path = resolve_model(config.teacher, option="--teacher") if config.teacher else None
+    for path, option in ((init_path, "--init"), (teacher_path, "--teacher")):
+        if path is not None:
+            check_keras_file(path, option)
     # Outputs that cannot be written fail now, not after the data is read or an epoch is trained.
     config.check_outputs()
     return init_path, teacher_path
