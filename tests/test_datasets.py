@@ -46,22 +46,27 @@ def test_malformed_rows_are_skipped_and_reported_with_line_numbers(tmp_path):
         f"5,{' '.join(['300'] + good.split()[1:])},PublicTest",  # 9 value above 255
         "",                                            # 10 blank: ignored silently
         f"6,{good},PublicTest",                        # 11 ok
+        f"Happiness,{good},PublicTest",                # 12 ok: a name or alias, as class folders take them
+        f"hapy,{good},PublicTest",                     # 13 neither
     ]
     path = tmp_path / "messy.csv"
     path.write_text("\n".join(rows) + "\n")
     ds = load_csv(path)
-    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1, "val": 1}
-    assert ds["val"].y.tolist() == [6]
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1, "val": 2}
+    assert ds["val"].y.tolist() == [6, 3]
     problems = "\n".join(ds.problems)
-    assert len(ds.problems) == 7, problems
+    assert len(ds.problems) == 8, problems
     expected = {
         3: "expected 2304 pixel values, got 2000",
         4: "non-numeric pixel value",
         5: "label 7 outside 0-6",
         6: "expected 3 columns, got 1",
-        7: "label 'x' is not an integer",
+        7: "label 'x' is neither 0-6 nor an emotion name (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, "
+           "6 neutral)",
         8: "unknown Usage 'Sometimes'",
         9: "0..255",
+        13: "label 'hapy' is neither 0-6 nor an emotion name (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, "
+            "6 neutral) (did you mean 'happy'?)",
     }
     for problem, (line, message) in zip(ds.problems, expected.items()):
         assert problem.startswith(f"{path}:{line}: "), problem
@@ -76,6 +81,13 @@ def test_no_usable_rows_names_the_file_and_shows_problems(tmp_path):
     text = str(err.value)
     assert str(path) in text and "no usable rows" in text
     assert f"{path}:2:" in text and f"{path}:3:" in text
+
+
+def test_a_csv_with_semicolons_is_told_so(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("emotion;pixels;Usage\n3;1 2 3;Training\n")
+    with pytest.raises(DatasetError, match="its columns seem separated by ';'; the CSV must use commas"):
+        load_csv(path)
 
 
 @pytest.mark.parametrize("content", ["", "emotion,Usage\n3,Training\n", "a,b,c\n1,2,3\n"])
@@ -138,11 +150,38 @@ def test_unknown_class_folder_names_it_and_lists_valid_names(tmp_path):
         assert name in text
 
 
+def test_a_class_folder_one_typo_away_is_named_with_the_name_meant(tmp_path):
+    x, y = make_faces(1)
+    write_folder(tmp_path / "t", x, y)
+    (tmp_path / "t" / "happy").rename(tmp_path / "t" / "hapy")
+    with pytest.raises(DatasetError, match=r"unknown emotion folder 'hapy' \(did you mean 'happy'\?\)"):
+        load_folder(tmp_path / "t")
+
+
 def test_split_folders_mixed_with_others_is_an_error(tmp_path):
     (tmp_path / "train" / "happy").mkdir(parents=True)
     (tmp_path / "extras").mkdir()
-    with pytest.raises(DatasetError, match="extras"):
+    with pytest.raises(DatasetError, match="extras") as err:
         load_folder(tmp_path)
+    assert "publictest" in str(err.value) and "validation" in str(err.value)
+
+
+def test_files_left_out_and_classes_without_faces_are_noted(tmp_path):
+    """A class folder of .gif or .heic files would vanish from training without a word: the notes say what was
+    left out for its suffix, and which class folders gave no face at all."""
+    x, y = make_faces(1)
+    root = write_folder(tmp_path / "t", x, y)
+    (root / "happy" / "anim.gif").write_bytes(b"GIF89a")
+    (root / "happy" / "clip.mp4").write_bytes(b"\x00" * 8)
+    (root / "sad" / "notes.txt").write_text("labels")
+    for face in (root / "surprise").iterdir():
+        face.unlink()
+    (root / "surprise" / "photo.heic").write_bytes(b"\x00" * 8)
+    ds = load_folder(root, holdout=False)
+    assert len(ds["all"]) == 6 and 5 not in ds["all"].y.tolist()
+    assert any(n.startswith("4 file(s) in class folders left out for their suffix (.gif 1, .heic 1, .mp4 1, .txt 1)")
+               for n in ds.notes), ds.notes
+    assert f"no usable image in {root / 'surprise'}: that class has no faces there" in ds.notes, ds.notes
 
 
 def test_other_sizes_and_colour_images_are_converted(tmp_path):
@@ -207,4 +246,14 @@ def test_folder_without_splits_is_split_the_same_way(tmp_path):
 def test_missing_path(tmp_path):
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset(tmp_path / "nope.csv")
+
+
+def test_describe_splits_counts_faces_per_split_and_names_absent_classes(tmp_path):
+    from fer_batch.training.datasets import describe_splits
+
+    x, y = make_faces(2)
+    keep = np.isin(y, [3, 4, 6])  # happy, sad, neutral: a three-class dataset of one's own
+    ds = load_folder(write_folder(tmp_path / "t", x[keep], y[keep]), holdout=False)
+    assert describe_splits(ds) == ("faces: all 6 (happy 2, sad 2, neutral 2; none of angry, disgust, fear, "
+                                   "surprise)")
 

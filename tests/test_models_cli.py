@@ -78,6 +78,21 @@ def test_a_model_file_shows_the_card_beside_it_or_says_it_has_none(tmp_path):
     assert code == EXIT_MODEL and f"{str(model.with_suffix('.json'))!r} is not as fer-batch writes it" in err, err
 
 
+def test_a_runs_model_shows_what_the_run_measured_and_on_which_faces(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(MODELS_DIR / "fast.keras", run / "model.keras")
+    val = {"accuracy": 0.5, "n": 12}
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "epochs": 1, "tta": "none",
+                                                  "splits": {"val": val}}))
+    for method, said in (("folders", "the data's val/ folder"), ("usage", "the CSV's PublicTest rows"),
+                         ("stratified-80/20", "a seeded, stratified holdout of the data (80/20 train/validation)")):
+        (run / "config.json").write_text(json.dumps({"split_method": method}))
+        code, _, out, _ = probe_cli("models", str(run / "model.keras"))
+        assert code == EXIT_OK and "network     tiny, 1 epoch, test-time views none" in out, out
+        assert f"validation  50.00% on 12 faces (without test-time views 50.00%): {said}" in out, out
+
+
 def test_a_wrong_name_is_exit_3_and_lists_the_packaged_models(tmp_path):
     code, heavy, _, err = probe_cli("models", "fastest")
     assert code == EXIT_MODEL and heavy == []

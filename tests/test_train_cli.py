@@ -307,6 +307,7 @@ def test_resume_with_more_epochs_continues_with_a_recomputed_schedule(data, tmp_
     common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, *opts]
     rc, _, stderr = run_cli([*common, "--epochs", "1"])
     assert rc == EXIT_OK, stderr
+    assert re.search(r"^faces: train \d+ \(angry \d+, .*\); val \d+ \(", stderr, re.M), stderr
     first = _history(out / "history.csv")
     rc, stdout, stderr = run_cli([*common, "--epochs", "2", "--resume"])
     assert rc == EXIT_OK, stderr
@@ -691,6 +692,8 @@ def test_models_shows_a_trained_run_from_its_metrics(trained):
     rc, stdout, stderr = run_cli(["models", trained["out"] / "model.keras"])
     assert rc == EXIT_OK, stderr
     assert f"validation  {100 * val['accuracy']:.2f}% on {val['n']} faces" in stdout
-    assert f"tiny, {metrics['epochs']} epochs, test-time views flip" in stdout
+    epochs = f"{metrics['epochs']} epoch" + ("" if metrics["epochs"] == 1 else "s")
+    assert f"tiny, {epochs}, test-time views flip" in stdout, stdout
+    assert "): the CSV's PublicTest rows (its Usage column)" in stdout, stdout  # the data has a Usage column
     for emotion, row in val["per_class"].items():
         assert f"  {emotion:<10}{row['precision']:>10.3f}{row['recall']:>8.3f}" in stdout

@@ -98,13 +98,18 @@ def _as_analyze_runs_it(card: dict) -> str:
     return f"{_percent(card['publictest_accuracy'])} (float{look})"
 
 
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
 def _summary_row(name: str, path: Path, card: dict) -> tuple[str, ...]:
-    return (name, str(card.get("status", "?")), str(card.get("arch", "?")), f"{path.stat().st_size / 1e6:.1f} MB",
+    return (name, str(card.get("status", "?")), str(card.get("arch", "?")), _size(path),
             str(card.get("tta", "?")), _as_analyze_runs_it(card))
 
 
 def _card_lines(name: str, path: Path, card: dict) -> list[str]:
-    where = f"{path} ({path.stat().st_size / 1e6:.1f} MB)"
+    where = f"{path} ({_size(path)})"
     lines = [where if Path(name).expanduser() == path else f"{name}: {where}"]
     if not card:
         return lines + _run_lines(path)
@@ -155,9 +160,27 @@ def _run_lines(path: Path) -> list[str]:
         return ["no card beside this file, and no training run's metrics.json with a validation split: nothing "
                 "measured to show"]
     plain = metrics["splits"].get("val_no_tta", val)
+    epochs = metrics.get("epochs", "?")
     return [f"no card; measured by the training run ({metrics_path}):",
-            f"network     {metrics.get('arch', '?')}, {metrics.get('epochs', '?')} epochs, test-time views "
+            f"network     {metrics.get('arch', '?')}, {epochs} epoch{'' if epochs == 1 else 's'}, test-time views "
             f"{metrics.get('tta', 'none')}",
             f"validation  {_percent(val.get('accuracy'))} on {val.get('n', '?')} faces (without test-time views "
-            f"{_percent(plain.get('accuracy'))}): PublicTest for FER-2013, else the run's seeded holdout",
+            f"{_percent(plain.get('accuracy'))}): {_validation_rows(path.parent)}",
             *_table("per class", val.get("per_class"))]
+
+
+def _validation_rows(run: Path) -> str:
+    """Which faces the run validated on, from its ``config.json`` (how ``fer-batch train`` split the data)."""
+    import json
+
+    try:
+        method = json.loads((run / "config.json").read_text(encoding="utf-8"))["split_method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "the data's validation split"
+    if method == "usage":
+        return "the CSV's PublicTest rows (its Usage column)"
+    if method == "folders":
+        return "the data's val/ folder"
+    if str(method).startswith("stratified-"):
+        return f"a seeded, stratified holdout of the data ({method.split('-', 1)[1]} train/validation)"
+    return f"the data's validation split ({method})"

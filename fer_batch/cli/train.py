@@ -222,7 +222,6 @@ def run_train(args: argparse.Namespace) -> int:
     import_keras_quietly()
     from ..training.train import train
 
-    print(f"checkpoints: {ckpt} (after each epoch; continue an interrupted run with --resume)", file=sys.stderr)
     verbose = 1 if sys.stdout.isatty() else 2
     metrics = train(config, verbose=verbose, detector_factory=quiet_photo_detector_factory())
     print(f"model: {metrics['model']}")

@@ -34,6 +34,8 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     out.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(parents=True, exist_ok=True)
     resuming = config.resume and restored_epoch is not None
+    # Said here, once the data has been read and the folders exist: not before an error that writes nothing.
+    print(f"checkpoints: {ckpt} (after each epoch; continue an interrupted run with --resume)", file=sys.stderr)
     if not resuming:  # a run started again: nothing of the earlier one may pass for this one's
         for old in [*(out / name for name in RUN_FILES), *out.glob("confusion_*.png")]:
             old.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ gives the same array through either path (a 48x48 grayscale PNG is read back unc
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import gzip
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..config import check_faces
 from ..errors import DatasetError, InputError
-from ..labels import EMOTIONS, NUM_CLASSES, label_for_name
+from ..labels import ALIASES, EMOTIONS, NUM_CLASSES, label_for_name
 
 SIZE = 48
 PIXELS = SIZE * SIZE
@@ -109,6 +110,17 @@ def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
         print(f"note: {note}", file=file)
 
 
+def describe_splits(dataset: Dataset) -> str:
+    """One line of faces per split and class: what a run is about to learn from (a class with none is named)."""
+    parts = []
+    for name, split in dataset.splits.items():
+        counts = split.counts()
+        have = ", ".join(f"{e} {n:,}" for e, n in zip(EMOTIONS, counts) if n)
+        none = [e for e, n in zip(EMOTIONS, counts) if not n]
+        parts.append(f"{name} {len(split):,} ({have}{'; none of ' + ', '.join(none) if none else ''})")
+    return "faces: " + "; ".join(parts)
+
+
 def _no_usable(source, problems: list[str], what: str) -> DatasetError:
     shown = "".join(f"\n  {p}" for p in problems[:5])
     more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
@@ -176,8 +188,11 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
             except StopIteration:
                 raise DatasetError(f"{path}: the file is empty") from None
             if "emotion" not in header or "pixels" not in header:
+                sep = next((c for c in (";", "\t", "|") if len(header) == 1 and c in header[0]), None)
+                hint = f" (its columns seem separated by {sep!r}; the CSV must use commas)" if sep else ""
                 raise DatasetError(
-                    f"{path}: expected a header with columns 'emotion,pixels[,Usage]', got {','.join(header)[:80]!r}"
+                    f"{path}: expected a header with columns 'emotion,pixels[,Usage]', got "
+                    f"{','.join(header)[:80]!r}{hint}"
                 )
             i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
             i_usage = header.index("usage") if "usage" in header else None
@@ -185,7 +200,7 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
                 if not row or all(not c.strip() for c in row):
                     continue
                 try:
-                    label = int(row[i_emotion].strip())
+                    label = _csv_label(row[i_emotion])
                     if not 0 <= label < NUM_CLASSES:
                         raise ValueError(f"label {label} outside 0-{NUM_CLASSES - 1}")
                     face = parse_pixels(row[i_pixels])
@@ -199,10 +214,7 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
                     problems.append(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}")
                     continue
                 except ValueError as exc:
-                    msg = str(exc)
-                    if msg.startswith("invalid literal for int()"):
-                        msg = f"label {row[i_emotion].strip()[:20]!r} is not an integer"
-                    problems.append(f"{path}:{line_no}: {msg}")
+                    problems.append(f"{path}:{line_no}: {exc}")
                     continue
                 xs, ys = per_split.setdefault(split, ([], []))
                 xs.append(face)
@@ -222,6 +234,20 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
         splits.setdefault("val", val)
         method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
     return Dataset(splits=splits, source=str(path), problems=problems, split_method=method)
+
+
+def _csv_label(text: str) -> int:
+    """An ``emotion`` cell: FER-2013's 0-6, or an emotion's name or alias as class folders take them."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        label = label_for_name(text)
+        if label is None:
+            names = ", ".join(f"{i} {e}" for i, e in enumerate(EMOTIONS))
+            raise ValueError(f"label {text[:20]!r} is neither 0-{NUM_CLASSES - 1} nor an emotion name ({names})"
+                             f"{_closest(text)}") from None
+        return label
 
 
 def read_face_image(path: str | Path) -> np.ndarray:
@@ -284,11 +310,14 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         layout = {split: p for p, split in as_splits.items()}
     elif any(v is not None for v in as_splits.values()):
         odd = [p.name for p, v in as_splits.items() if v is None]
-        raise DatasetError(f"{root}: mixes split folders with other folders {odd}; expected only train/val/test")
+        raise DatasetError(f"{root}: mixes split folders with other folders {odd}; split folders are "
+                           f"{', '.join(sorted(SPLIT_ALIASES))} (train, val, test and their aliases)")
     else:
         layout = {"all": root}
     problems: list[str] = []
     splits: dict[str, Split] = {}
+    other: collections.Counter = collections.Counter()  # files left out for their suffix
+    empty: list[Path] = []  # class folders that gave no face
     sizes: list[tuple[int, int]] = []  # of the images read as-is, for the note on whole photos
     if faces == "detect":
         from .photo_faces import PhotoFaceCropper
@@ -303,11 +332,15 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                 label = label_for_name(class_dir.name)
                 if label is None:
                     raise DatasetError(
-                        f"{class_dir}: unknown emotion folder {class_dir.name!r}; expected one of "
-                        f"{', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
+                        f"{class_dir}: unknown emotion folder {class_dir.name!r}{_closest(class_dir.name)}; expected "
+                        f"one of {', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
                     )
+                kept = len(ys)
                 for image in sorted(class_dir.rglob("*")):
-                    if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
+                    if image.name.startswith(".") or not image.is_file():
+                        continue
+                    if image.suffix.lower() not in IMAGE_SUFFIXES:
+                        other[image.suffix.lower() or "(none)"] += 1
                         continue
                     face, size, problem = _face_of(image, cropper)
                     if problem is not None:
@@ -317,11 +350,22 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                         sizes.append(size)
                     xs.append(face)
                     ys.append(label)
+                if len(ys) == kept:
+                    empty.append(class_dir)
             if ys:
                 splits[split] = _stack(xs, ys)
     notes = []
+    if other:
+        kinds = ", ".join(f"{suffix} {n}" for suffix, n in sorted(other.items()))
+        notes.append(f"{sum(other.values())} file(s) in class folders left out for their suffix ({kinds}); images "
+                     f"are read from {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if empty:
+        notes.append(f"no usable image in {', '.join(str(p) for p in empty)}: that class has no faces there")
     if cropper is not None and cropper.multi_face:
-        notes.append(f"{cropper.multi_face} image(s) showed several faces; the largest face of each was used")
+        shown = ", ".join(str(p) for p in cropper.multi_face[:5])
+        more = f" and {len(cropper.multi_face) - 5} more" if len(cropper.multi_face) > 5 else ""
+        notes.append(f"{len(cropper.multi_face)} image(s) showed several faces; the largest face of each was used, "
+                     f"which may not be the labelled person's: {shown}{more}")
     if cropper is None and (largest := _looks_like_photos(sizes)) is not None:
         notes.append(f"images up to {largest[0]}x{largest[1]} pixels, many not square or larger than {_PHOTO_SIDE} "
                      "px, were resized whole to 48x48; if they are photos rather than face crops, pass --faces "
@@ -338,6 +382,15 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         splits.update(train=train, val=val)
         method = f"stratified-{round((1 - val_fraction) * 100)}/{round(val_fraction * 100)}"
     return Dataset(splits=splits, source=str(root), problems=problems, split_method=method, notes=notes)
+
+
+def _closest(name: str) -> str:
+    """``; did you mean 'happy'?`` for a folder name one or two typos from an accepted one, else empty."""
+    import difflib
+
+    names = list(ALIASES)
+    match = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.75)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _face_of(image: Path, cropper) -> tuple[np.ndarray | None, tuple[int, int] | None, str | None]:

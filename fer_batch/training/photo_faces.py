@@ -20,7 +20,7 @@ class PhotoFaceCropper:
 
     The detector is ``analyze``'s default (``auto``: both BlazeFace models, small faces included), started afresh
     for each photo as ``analyze`` starts it for each source, so a face is cut exactly as ``analyze`` cuts it. A
-    photo with several faces gives its largest. ``multi_face`` counts such photos, so the caller can say so.
+    photo with several faces gives its largest. ``multi_face`` lists such photos, so the caller can say so.
     ``detector_factory(model)`` makes the detectors (default: :class:`~fer_batch.detect.FaceDetector` at its
     defaults); the CLI passes one that keeps MediaPipe's native start-up lines off the terminal.
     """
@@ -28,7 +28,7 @@ class PhotoFaceCropper:
     def __init__(self, detector_factory=None):
         self._factory = detector_factory
         self._detector = None  # made on the first photo
-        self.multi_face = 0
+        self.multi_face: list[Path] = []
 
     def crop(self, path: str | Path) -> np.ndarray | None:
         """The (48, 48) uint8 face of the photo at ``path``, or None when no face is found.
@@ -56,7 +56,7 @@ class PhotoFaceCropper:
         if not dets:
             return None
         if len(dets) > 1:
-            self.multi_face += 1
+            self.multi_face.append(path)
         largest = max(dets, key=lambda d: d.w * d.h)
         return align_face(rgb, largest)
 

@@ -152,10 +152,13 @@ def _check_before_work(config: TrainConfig):
 
 def _read_data(config: TrainConfig, detector_factory):
     """The dataset and its training and validation splits (validation None when absent or empty)."""
-    from .datasets import load_dataset, report_problems
+    import sys
+
+    from .datasets import describe_splits, load_dataset, report_problems
 
     dataset = load_dataset(config.data, seed=config.seed, faces=config.faces, detector_factory=detector_factory)
     report_problems(dataset)
+    print(describe_splits(dataset), file=sys.stderr)
     train_split = dataset.get("train")
     if train_split is None or not len(train_split):
         raise DatasetError(
