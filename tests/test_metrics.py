@@ -87,4 +87,16 @@ def test_format_report_shows_every_class_and_accuracy():
     assert lines[0] == "== val =="
     for name in EMOTIONS:
         assert any(line.startswith(name) for line in lines)
-    assert "accuracy 0.6000" in lines[-1] and "macro-F1 0.6012" in lines[-1] and "(n=10)" in lines[-1]
+    summary = next(line for line in lines if line.startswith("accuracy"))
+    assert "accuracy 0.6000" in summary and "macro-F1 0.6012" in summary and "(n=10)" in summary
+
+
+def test_format_report_marks_classes_without_labelled_faces():
+    """A dataset of some emotions only (your own three classes): recall and F1 of the others mean nothing and show
+    as '-', and a line names those classes; a predicted-but-absent class keeps its precision 0."""
+    lines = format_report(classification_report([3, 3, 4, 6], [3, 2, 4, 6])).splitlines()
+    fear = next(line for line in lines if line.startswith("fear"))
+    assert fear.split() == ["fear", "0.000", "-", "-", "0"]
+    happy = next(line for line in lines if line.startswith("happy"))
+    assert happy.split() == ["happy", "1.000", "0.500", "0.667", "2"]
+    assert lines[-1].startswith("no labelled faces of angry, disgust, fear, surprise here")

@@ -67,10 +67,17 @@ def per_class_table(report: dict) -> dict:
 
 
 def per_class_lines(per_class: dict, indent: str = "") -> list[str]:
-    """The terminal's per-class table: a heading, then precision, recall, F1 and support for each emotion."""
+    """The terminal's per-class table: a heading, then precision, recall, F1 and support for each emotion (recall
+    and F1 shown as ``-`` for a class without labelled faces, where they mean nothing)."""
+    def row(name, m):
+        if int(m["support"]):
+            scores = f"{m['recall']:>8.3f}{m['f1']:>8.3f}"
+        else:
+            scores = f"{'-':>8}{'-':>8}"
+        return f"{indent}{name:<10}{m['precision']:>10.3f}{scores}{int(m['support']):>9d}"
+
     return [f"{indent}{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
-            *(f"{indent}{name:<10}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{int(m['support']):>9d}"
-              for name, m in per_class.items())]
+            *(row(name, m) for name, m in per_class.items())]
 
 
 def format_report(report: dict, title: str = "") -> str:
@@ -78,4 +85,8 @@ def format_report(report: dict, title: str = "") -> str:
     lines = [title] if title else []
     lines += per_class_lines(report["per_class"])
     lines.append(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  (n={report['n']})")
+    absent = [name for name, m in report["per_class"].items() if not int(m["support"])]
+    if absent and report["n"]:
+        lines.append(f"no labelled faces of {', '.join(absent)} here; the model still chooses among all seven, "
+                     "and macro-F1 counts a class only where it is labelled or predicted")
     return "\n".join(lines)
