@@ -32,20 +32,34 @@ from __future__ import annotations
 from .labels import EMOTIONS
 
 __version__ = "0.1.0"
-__all__ = ["EMOTIONS", "analyze", "load_model", "AnalyzeConfig", "__version__"]
+
+#: The public API: name -> the module that defines it (imported on first use).
+_PUBLIC = {
+    "analyze": "pipeline",  # files and folders -> FaceRecord per face per analysed frame, streamed
+    "analyze_source": "pipeline",  # one file, no threads
+    "AnalyzeConfig": "config",
+    "load_model": "classify",  # a packaged name or .keras file -> Classifier
+    "Classifier": "classify",  # uint8 48x48 crops -> probabilities in EMOTIONS order
+    "model_card": "classify",
+    "RunConfig": "config",  # a whole run with its output files, as `fer-batch analyze` makes one
+    "run_batch": "batch",
+    "Progress": "batch",
+    "FaceRecord": "records",
+    "COLUMNS": "records",  # the timeline CSV's columns
+    "read_timeline": "summary",
+    "summarize": "summary",
+    "FerBatchError": "errors",  # every error the library raises on purpose derives from it
+}
+__all__ = ["EMOTIONS", "__version__", *_PUBLIC]
 
 
 def __getattr__(name: str):
-    if name == "analyze":
-        from .pipeline import analyze
+    if name in _PUBLIC:
+        import importlib
 
-        return analyze
-    if name == "AnalyzeConfig":
-        from .config import AnalyzeConfig
-
-        return AnalyzeConfig
-    if name == "load_model":
-        from .classify import load_model
-
-        return load_model
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
     raise AttributeError(f"module 'fer_batch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

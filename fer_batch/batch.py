@@ -13,7 +13,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from .config import RunConfig
 from .errors import Interrupted, OutputError
@@ -37,12 +36,40 @@ def few_faces_hint(config) -> str:
     return "faces narrower than about 24 px, or turned far from the camera, are not found"
 
 
-class Progress(Protocol):
-    def start(self, total_sources: int, already_done: int) -> None: ...
-    def source_start(self, event: SourceStart) -> None: ...
-    def frames(self, n: int) -> None: ...
-    def source_done(self, done: SourceDone) -> None: ...
-    def close(self) -> None: ...
+class Progress:
+    """What :func:`run_batch` tells as it goes. Subclass it and override the methods you need (here they do nothing);
+    an object of your own with only some of them works too (the others are taken as doing nothing)."""
+
+    def start(self, total_sources: int, already_done: int) -> None:
+        """The run knows its sources: ``already_done`` of them were committed by the run it resumes."""
+
+    def source_start(self, event: SourceStart) -> None:
+        """A source begins (``event.frames``: a video header's frame count, 0 when unknown)."""
+
+    def frames(self, n: int) -> None:
+        """``n`` more frames of the current video were analysed."""
+
+    def source_done(self, done: SourceDone) -> None:
+        """A source is committed to the timeline (``done.error`` set where it failed)."""
+
+    def close(self) -> None:
+        """The run ended, however it ended."""
+
+
+class _Partial(Progress):
+    """A progress object of the caller's with some methods missing: those do nothing."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattribute__(self, name):
+        if name in ("start", "source_start", "frames", "source_done", "close"):
+            return getattr(object.__getattribute__(self, "_inner"), name, getattr(Progress(), name))
+        return object.__getattribute__(self, name)
+
+
+def _as_progress(progress) -> Progress | None:
+    return progress if progress is None or isinstance(progress, Progress) else _Partial(progress)
 
 
 @dataclass
@@ -192,6 +219,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     """
     from .sinks import RunWriter
 
+    progress = _as_progress(progress)
     report = RunReport()
     found = _discover(config)
     report.ignored = found.skipped
@@ -203,8 +231,6 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     done_before = [writer.committed[name] for name in names if name in committed]
     report.skipped = len(done_before)
     report.skipped_failed = sum(1 for entry in done_before if entry.get("error"))
-    if progress:
-        progress.start(len(found.sources) + len(found.rejected), report.skipped)
     buffer: list[FaceRecord] = []
     report.hint = few_faces_hint(config.analyze)
     face_frames: dict[str, tuple[int, int]] = {}  # source -> (last frame with a face, frames with a face)
@@ -252,6 +278,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             progress.source_done(done)
 
     try:
+        if progress:  # inside the try: whatever it raises, the writer below is closed
+            progress.start(len(found.sources) + len(found.rejected), report.skipped)
         if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
             for name in committed:
                 entry = writer.committed[name]

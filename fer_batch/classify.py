@@ -312,11 +312,7 @@ class Classifier:
         """
         import numpy as np
 
-        crops = np.asarray(crops)
-        if crops.ndim == 3:
-            crops = crops[..., None]
-        if crops.shape[1:] != (48, 48, 1):
-            raise ValueError(f"crops must have shape (N, 48, 48, 1), got {crops.shape}")
+        crops = _as_crops(crops)
         if len(crops) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
         n, size, start = len(crops), self.network_batch, offset % self.network_batch
@@ -392,6 +388,43 @@ def _gpu_visible() -> bool:
 MIRROR_CHUNK = 4
 
 
-def load_model(model: str | Path | None = None) -> Classifier:
-    """Load a packaged model by name (``fast``, ``accurate``) or a ``.keras`` file; ``None`` gives ``fast``."""
-    return Classifier(model)
+def load_model(model: str | Path | None = None, **options) -> Classifier:
+    """Load a packaged model by name (``fast``, ``accurate``) or a ``.keras`` file; ``None`` gives ``fast``.
+    ``options`` are :class:`Classifier`'s (``batch_size``, ``runtime``, ``threads``)."""
+    return Classifier(model, **options)
+
+
+def _as_crops(crops):
+    """``crops`` as an (N, 48, 48, 1) array of grayscale pixel values 0-255, or :class:`UsageError` saying what is
+    wrong. One face may come as (48, 48) or (48, 48, 1), a batch as (N, 48, 48). Values scaled to 0-1 (or -1..1)
+    are refused: the model scales 0-255 itself, and 0-1 faces gave confident wrong answers (a smile read angry)."""
+    import numpy as np
+
+    from .errors import UsageError
+
+    given = np.asarray(crops)
+    shape = given.shape
+    if shape in ((48, 48), (48, 48, 1)):
+        arr = given.reshape(1, 48, 48, 1)
+    elif given.ndim == 3 and shape[1:] == (48, 48):
+        arr = given[..., None]
+    elif given.ndim == 4 and shape[1:] == (48, 48, 1):
+        arr = given
+    else:
+        hint = "; convert colour faces to grayscale" if shape[-1:] in ((3,), (4,)) else ""
+        raise UsageError(f"crops: expected grayscale 48x48 faces, shaped (N, 48, 48, 1), (N, 48, 48) or one "
+                         f"(48, 48), got {shape}{hint} (fer_batch.crops.align_faces cuts them from a frame)")
+    if arr.dtype == np.uint8 or arr.size == 0:
+        return arr
+    if arr.dtype.kind not in "iuf":
+        raise UsageError(f"crops: expected pixel values (uint8 0-255), got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise UsageError("crops: contain NaN or infinite values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < 0 or high > 255:
+        raise UsageError(f"crops: pixel values must lie in 0-255, got {low:g} to {high:g} (faces normalised to "
+                         "-1..1 or standardised? pass the uint8 pixels: the model scales them itself)")
+    if 0 < high <= 1 and arr.dtype.kind == "f":
+        raise UsageError(f"crops: pixel values look scaled to 0-1 (the largest is {high:g}); pass 0-255 (multiply "
+                         "by 255, or the uint8 pixels): the model scales them itself")
+    return arr

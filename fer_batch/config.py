@@ -83,6 +83,14 @@ class RunConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "paths", existing_paths(self.paths))
+        # Strings as the API's callers write them (out="results.csv"), Paths from here on.
+        for name in ("out", "summary", "charts", "annotate", "report", "debug_log"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if not isinstance(self.analyze, AnalyzeConfig):
+            raise UsageError(f"RunConfig(analyze=...) takes an AnalyzeConfig, got {type(self.analyze).__name__}; "
+                             "e.g. analyze=AnalyzeConfig(every=5)")
         if self.overwrite and self.resume:
             raise UsageError("--overwrite and --resume contradict each other; give one")
         _check_writable_file("--out", self.out, overwrite=self.overwrite or self.resume,

@@ -136,7 +136,24 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
     elif options:
         raise FerBatchError("give either config or keyword options to analyze(), not both")
     # Checked now, not at the first next(): a missing path is the CLI's usage error, before any model loads.
-    return _records(existing_paths(paths), config, classifier, errors)
+    found = existing_paths(paths)
+    _check_model(config, classifier, batch_size_given="batch_size" in options)
+    return _records(found, config, classifier, errors)
+
+
+def _check_model(config: AnalyzeConfig, classifier, batch_size_given: bool) -> None:
+    """A wrong model name fails at the call, as a missing path does; and a ``batch_size`` that the classifier
+    given would override (its network runs its own batch: records would come a batch of 256 faces at a time)."""
+    from .classify import resolve_model
+    from .errors import UsageError
+
+    if classifier is None:
+        resolve_model(config.model)
+        return
+    runs = getattr(classifier, "batch_size", None)
+    if batch_size_given and runs is not None and runs != config.batch_size:
+        raise UsageError(f"batch_size={config.batch_size}, but the classifier given runs batches of {runs}; make "
+                         f"it with fer_batch.load_model(..., batch_size={config.batch_size}), or leave batch_size out")
 
 
 def _records(paths: tuple[str, ...], config: AnalyzeConfig, classifier, errors) -> Iterator[FaceRecord]:

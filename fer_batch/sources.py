@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,10 +148,13 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
     """Decode an image to RGB uint8, honouring EXIF orientation and converting gray, 16-bit, palette, CMYK, alpha."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from .threads import warnings_ignored
+
     _check_nonempty(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's DecompressionBombWarning: we apply our own limit below
+        # PIL's DecompressionBombWarning (we apply our own limit below), and its decoders' complaints about odd
+        # files; in turn with other threads (see warnings_ignored).
+        with warnings_ignored():
             with Image.open(source.path) as im:
                 w, h = im.size
                 if w * h > max_pixels:

@@ -70,7 +70,9 @@ def read_timeline(path: str | Path):
     """The timeline CSV as a DataFrame with its documented dtypes (source names kept exactly as written)."""
     import pandas as pd
 
-    return pd.read_csv(path, dtype={"source": str, "media": str, "emotion": str}, keep_default_na=False,
+    # Int64 (nullable): ids and boxes are whole numbers, empty on a frame without a face.
+    whole = {c: "Int64" for c in ("face_id", "x", "y", "w", "h")}
+    return pd.read_csv(path, dtype={"source": str, "media": str, "emotion": str, **whole}, keep_default_na=False,
                        na_values={c: [""] for c in ("time_s", "face_id", "x", "y", "w", "h", "det_score",
                                                    "confidence", *EMOTIONS)}, encoding="utf-8",
                        encoding_errors="surrogateescape")

@@ -72,14 +72,13 @@ class TFLiteRunner:
     """A TFLite model (a converted Keras model's bytes) run by the XNNPACK CPU interpreter at a fixed batch shape."""
 
     def __init__(self, data: bytes, batch_size: int, path: Path, threads: int, quantization: str | None = None):
-        import warnings
-
         import tensorflow as tf
 
+        from .threads import warnings_ignored
+
         try:
-            with warnings.catch_warnings():
+            with warnings_ignored():
                 # "tf.lite.Interpreter is deprecated": TF 2.20 moves it to LiteRT; TensorFlow is pinned to 2.19.
-                warnings.simplefilter("ignore")
                 self.interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads)
             self.threads, self.quantization = threads, quantization
             inp, out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]

@@ -88,3 +88,22 @@ def opencv_threads(n: int = OPENCV_THREADS) -> Iterator[None]:
             _opencv_users -= 1
             if _opencv_users == 0:
                 cv2.setNumThreads(_opencv_before)
+
+
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextmanager
+def warnings_ignored() -> Iterator[None]:
+    """``warnings.catch_warnings()`` with every warning ignored, for code that runs in worker threads.
+
+    ``catch_warnings`` swaps the process's one list of filters and puts back, on exit, the list it found on entry:
+    two threads whose blocks overlap can leave the other's "ignore" in place for good, silencing every warning of
+    the caller's process. The lock keeps the blocks in turn.
+    """
+    import warnings
+
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+

@@ -42,14 +42,13 @@ class FaceVerifier:
     """``logit(frame, box, keypoints)``: the face-mesh model's face-presence logit for a detected face."""
 
     def __init__(self):
-        import warnings
-
         import tensorflow as tf
+
+        from .threads import warnings_ignored
 
         path = bundled_mesh_path()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "tf.lite.Interpreter is deprecated" (see tflite.py)
+            with warnings_ignored():  # "tf.lite.Interpreter is deprecated" (see tflite.py); in a worker thread
                 self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
             self._interpreter.allocate_tensors()
             inp = self._interpreter.get_input_details()[0]

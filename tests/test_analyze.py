@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
-from fer_batch.errors import UsageError
+from fer_batch.classify import load_model
+from fer_batch.errors import ModelError, UsageError
 from fer_batch.labels import EMOTIONS
 from fer_batch.pipeline import analyze, analyze_source
 from fer_batch.records import COLUMNS
@@ -78,8 +79,9 @@ def test_video_rows_ids_and_sampling(face_video, classifier):
 def test_parallel_workers_match_single_threaded(face_video, multi_face_photo, one_face_photo, classifier, tmp_path):
     for p in (face_video.path, multi_face_photo, one_face_photo):
         shutil.copy(p, tmp_path / Path(p).name)
-    single = list(analyze([tmp_path], classifier=classifier, workers=1, batch_size=7))
-    parallel = list(analyze([tmp_path], classifier=classifier, workers=2, batch_size=64))
+    # Network batches of 7 and of 64 faces: a face's probabilities must not depend on its batch or its neighbours.
+    single = list(analyze([tmp_path], classifier=load_model(batch_size=7), workers=1))
+    parallel = list(analyze([tmp_path], classifier=load_model(batch_size=64), workers=2))
     key = lambda r: (r.source, r.frame, -1 if r.face_id is None else r.face_id)  # noqa: E731
     single.sort(key=key)
     parallel.sort(key=key)
@@ -89,6 +91,14 @@ def test_parallel_workers_match_single_threaded(face_video, multi_face_photo, on
     assert done.ok and done.frames == face_video.frames
     mine = [r for r in single if r.source.endswith(Path(face_video.path).name)]
     assert [r.to_row()[2:10] for r in recs] == [r.to_row()[2:10] for r in mine]
+
+
+def test_a_batch_size_the_classifier_given_would_override_is_refused(one_face_photo, classifier):
+    with pytest.raises(UsageError, match=r"batch_size=7, but the classifier given runs batches of \d+; make it with "
+                                         r"fer_batch.load_model\(\.\.\., batch_size=7\)"):
+        analyze([one_face_photo], classifier=classifier, batch_size=7)
+    with pytest.raises(ModelError, match="--model 'fsat' is neither a packaged model"):
+        analyze([one_face_photo], model="fsat")  # at the call, as a missing path is, not at the first next()
 
 
 def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no_face_photo, face_video,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,28 @@ def test_tflite_runs_chunks_of_the_batch_and_pads_only_the_last_chunk():
     # Offsets count in the run's batches of 256: face 0 at position 250 sits at 250 % 4 = 2 of its chunk.
     assert np.array_equal(chunked.predict(faces[:20], offset=250), chunked.predict(faces, offset=250)[:20])
     assert Classifier("fast", batch_size=256, runtime="keras").network_batch == 256
+
+
+def test_one_face_and_gray_batches_are_taken_and_the_wrong_inputs_refused_by_what_is_wrong(classifier):
+    """predict takes uint8 0-255 (or floats in that range); faces scaled to 0-1 gave confident wrong answers (a
+    smile read angry 0.84), so they are refused, as are NaN, out-of-range values and colour or other-size faces."""
+    faces = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
+    batch = classifier.predict(faces)
+    assert np.array_equal(classifier.predict(faces[0]), batch[:1])  # one face, (48, 48, 1)
+    assert np.array_equal(classifier.predict(faces[0, ..., 0]), batch[:1])  # one face, (48, 48)
+    assert np.array_equal(classifier.predict(faces[..., 0]), batch)  # (N, 48, 48)
+    np.testing.assert_allclose(classifier.predict(faces.astype(np.float32)), batch, atol=1e-6)
+    refused = {
+        "pixel values look scaled to 0-1": faces.astype(np.float32) / 255,
+        "must lie in 0-255, got -1 to": faces.astype(np.float32) / 127.5 - 1,
+        "must lie in 0-255, got 0 to 1020": faces.astype(np.int64) * 4,
+        "contain NaN": np.full((1, 48, 48, 1), np.nan, np.float32),
+        "got (1, 48, 48, 3); convert colour faces to grayscale": np.zeros((1, 48, 48, 3), np.uint8),
+        "got (2, 64, 64, 1)": np.zeros((2, 64, 64, 1), np.uint8),
+    }
+    for message, crops in refused.items():
+        with pytest.raises(UsageError, match=re.escape(message)):
+            classifier.predict(crops)
 
 
 @pytest.fixture(scope="module")

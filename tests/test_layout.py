@@ -34,3 +34,21 @@ def test_the_package_map_names_every_module_and_nothing_else(package):
     assert not set(mapped) - modules, f"{package.name}/__init__.py's map names {sorted(set(mapped) - modules)}, " \
                                       "which are not modules"
     assert len(mapped) == len(set(mapped)), f"{package.name}/__init__.py's map names a module twice: {mapped}"
+
+
+def test_every_public_name_resolves_and_importing_the_package_stays_light():
+    """`import fer_batch` is instant and changes nothing (no TensorFlow, MediaPipe, OpenCV or pandas, no logging
+    handlers); each name of __all__ resolves on first use and is listed by dir()."""
+    import subprocess
+    import sys
+
+    code = ("import logging, os, sys; env = dict(os.environ); handlers = list(logging.getLogger().handlers)\n"
+            "import fer_batch\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'mediapipe', 'cv2', 'pandas') if m in sys.modules)\n"
+            "assert heavy == [], heavy\n"
+            "assert dict(os.environ) == env and logging.getLogger().handlers == handlers\n"
+            "missing = [n for n in fer_batch.__all__ if n not in dir(fer_batch) or getattr(fer_batch, n) is None]\n"
+            "assert missing == [], missing\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -700,3 +700,27 @@ def test_smooth_without_an_output_it_smooths_is_a_usage_error(tmp_path, one_face
     assert code == EXIT_USAGE
     assert "--smooth 1 smooths the summary, charts and report" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_progress_object_with_some_methods_and_string_paths_work_through_run_batch(tmp_path, one_face_photo,
+                                                                                      classifier):
+    """The library as a notebook calls it: out= as a str, and a progress object with only the method it cares
+    about (the others count as doing nothing) — neither fails half-way, leaving outputs behind."""
+    from fer_batch.batch import run_batch
+    from fer_batch.config import RunConfig
+
+    class Done:
+        def __init__(self):
+            self.names = []
+
+        def source_done(self, done):
+            self.names.append(done.source)
+
+    progress = Done()
+    report = run_batch(RunConfig(paths=(str(one_face_photo),), out=str(tmp_path / "r.csv")), progress=progress,
+                       classifier=classifier)
+    assert report.succeeded == 1 and progress.names == [str(one_face_photo)]
+    timeline = read_timeline(tmp_path / "r.csv")
+    assert str(timeline["face_id"].dtype) == "Int64" and str(timeline["x"].dtype) == "Int64"
+    assert timeline["face_id"].tolist() == [0]
+

@@ -146,3 +146,28 @@ def test_native_stderr_to_a_path_that_cannot_be_opened_leaks_no_descriptor(tmp_p
             with native_stderr(tmp_path / "missing-folder" / "log.txt"):
                 pass
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_warnings_ignored_in_overlapping_threads_gives_the_filters_back():
+    """catch_warnings swaps the process's one filter list: without a lock, two worker threads whose blocks overlap
+    could leave "ignore" in place for good, and the caller's process would lose every warning."""
+    import threading
+    import time
+    import warnings
+
+    from fer_batch.threads import warnings_ignored
+
+    before = list(warnings.filters)
+
+    def work(k):
+        for i in range(200):
+            with warnings_ignored():
+                if (i + k) % 7 == 0:
+                    time.sleep(0)  # let another thread in while inside
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
