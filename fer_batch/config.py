@@ -18,6 +18,26 @@ RUNTIMES = ("auto", "keras", "tflite")
 FACE_MODES = ("as-is", "detect")
 
 
+#: AnalyzeConfig's fields as the CLI spells them, for messages that name both.
+OPTION_NAMES = {"every": "--every", "batch_size": "--batch-size", "min_face": "--min-face", "workers": "--workers",
+                "max_pixels": "no option", "queue_frames": "no option", "detect_max_side": "--detect-size"}
+
+
+def analyze_config(**options) -> "AnalyzeConfig":
+    """``AnalyzeConfig(**options)``, where an unknown name is a :class:`UsageError` that lists the valid ones (and
+    the closest), not Python's TypeError."""
+    import dataclasses
+    import difflib
+
+    fields = [f.name for f in dataclasses.fields(AnalyzeConfig)]
+    for name in options:
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown option {name!r}{hint}; analyze() takes {', '.join(fields)}")
+    return AnalyzeConfig(**options)
+
+
 @dataclass(frozen=True)
 class AnalyzeConfig:
     """What to analyse in each source and how; shared by the Python API and the CLI.
@@ -40,6 +60,14 @@ class AnalyzeConfig:
     queue_frames: int = 64  # bound on frames in flight between detection and classification, per worker
 
     def __post_init__(self):
+        # Types first: a string or None from a notebook must be this error, not a TypeError from a comparison.
+        for name in ("every", "batch_size", "min_face", "workers", "max_pixels", "queue_frames", "detect_max_side"):
+            value = getattr(self, name)
+            if not (value is None and name == "detect_max_side") and (
+                    isinstance(value, bool) or not isinstance(value, int)):
+                raise UsageError(f"{name} ({OPTION_NAMES.get(name, name)}) must be a whole number, got {value!r}")
+        if isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float)):
+            raise UsageError(f"min_score (--min-score) must be a number, got {self.min_score!r}")
         if not isinstance(self.every, int) or self.every < 1:
             raise UsageError(f"--every must be a whole number >= 1, got {self.every!r}")
         if self.fps is not None:

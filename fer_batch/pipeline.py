@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .batcher import Batcher, network_batch_size
-from .config import AnalyzeConfig, existing_paths
+from .config import AnalyzeConfig, analyze_config, existing_paths
 from .errors import FerBatchError
 from .records import FaceRecord, SourceDone
 from .sources import Source, discover
@@ -132,7 +132,7 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
             print(rec.source, rec.frame, rec.face_id, rec.emotion, rec.confidence)
     """
     if config is None:
-        config = AnalyzeConfig(**options)
+        config = analyze_config(**options)
     elif options:
         raise FerBatchError("give either config or keyword options to analyze(), not both")
     # Checked now, not at the first next(): a missing path is the CLI's usage error, before any model loads.

@@ -99,6 +99,15 @@ def test_a_batch_size_the_classifier_given_would_override_is_refused(one_face_ph
         analyze([one_face_photo], classifier=classifier, batch_size=7)
     with pytest.raises(ModelError, match="--model 'fsat' is neither a packaged model"):
         analyze([one_face_photo], model="fsat")  # at the call, as a missing path is, not at the first next()
+    # A notebook's slips: a misspelt option, a string or None where a number goes; UsageError naming both spellings.
+    with pytest.raises(UsageError, match=r"unknown option 'evry' \(did you mean 'every'\?\); analyze\(\) takes every"):
+        analyze([one_face_photo], evry=5)
+    with pytest.raises(UsageError, match=r"batch_size \(--batch-size\) must be a whole number, got '8'"):
+        analyze([one_face_photo], batch_size="8")
+    with pytest.raises(UsageError, match=r"every \(--every\) must be a whole number, got True"):
+        analyze([one_face_photo], every=True)
+    with pytest.raises(UsageError, match=r"min_face \(--min-face\) must be a whole number, got None"):
+        analyze([one_face_photo], min_face=None)
 
 
 def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no_face_photo, face_video,
