@@ -161,6 +161,7 @@ class Classifier:
 
     One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
     model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.
+    :meth:`close` (or a ``with`` block) lets its interpreters and model go at once rather than with the object.
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto",
@@ -175,6 +176,7 @@ class Classifier:
         self._model = None
         # One interpreter (or Keras model) per Classifier: calls from several threads take turns on it.
         self._lock = threading.Lock()
+        self._closed = False
         self._load_lock = threading.Lock()
         self._tflite = None
         self._near_ties = None  # float TFLite, one face at a time, for the faces int8 cannot tell apart
@@ -270,9 +272,27 @@ class Classifier:
             tflite_cache.store(key, data)
         return TFLiteRunner(data, 1, self.path, 1, None)
 
+    def close(self) -> None:
+        """Let the network go (TensorFlow Lite interpreters, the Keras model); :meth:`predict` then refuses."""
+        with self._lock:
+            self._closed = True
+            self._tflite = self._mirror = self._near_ties = None
+            self._model = None
+
+    def __enter__(self) -> "Classifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _run(self, batch):
         import numpy as np
 
+        if self._closed:
+            from .errors import UsageError
+
+            raise UsageError(f"this Classifier ({self.name}) was closed; load the model again "
+                             "(fer_batch.load_model) to classify more faces")
         if self._tflite is not None:
             return self._tflite(batch)
         return np.asarray(self.model.predict_on_batch(batch))

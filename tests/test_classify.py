@@ -83,6 +83,16 @@ def test_one_face_and_gray_batches_are_taken_and_the_wrong_inputs_refused_by_wha
             classifier.predict(crops)
 
 
+def test_a_closed_classifier_lets_its_network_go_and_refuses_more_faces():
+    faces = np.random.default_rng(3).integers(0, 256, (2, 48, 48, 1), dtype=np.uint8)
+    with Classifier("fast", batch_size=32, runtime="tflite") as classifier:
+        assert classifier.predict(faces).shape == (2, 7)
+    assert classifier._tflite is None and classifier._model is None
+    with pytest.raises(UsageError, match=r"this Classifier \(fast\) was closed"):
+        classifier.predict(faces)
+    classifier.close()  # twice is fine
+
+
 @pytest.fixture(scope="module")
 def photo_crops():
     """64 crops of a real photo (the Grace Hopper portrait bundled with matplotlib), at jittered places and sizes."""
