@@ -57,15 +57,12 @@ class Progress:
 
 
 class _Partial(Progress):
-    """A progress object of the caller's with some methods missing: those do nothing."""
+    """A progress object of the caller's with some methods missing: its own are bound once, the rest do nothing."""
 
     def __init__(self, inner):
-        self._inner = inner
-
-    def __getattribute__(self, name):
-        if name in ("start", "source_start", "frames", "source_done", "close"):
-            return getattr(object.__getattribute__(self, "_inner"), name, getattr(Progress(), name))
-        return object.__getattribute__(self, name)
+        for name in ("start", "source_start", "frames", "source_done", "close"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
 
 
 def _as_progress(progress) -> Progress | None:

@@ -18,9 +18,17 @@ RUNTIMES = ("auto", "keras", "tflite")
 FACE_MODES = ("as-is", "detect")
 
 
-#: AnalyzeConfig's fields as the CLI spells them, for messages that name both.
-OPTION_NAMES = {"every": "--every", "batch_size": "--batch-size", "min_face": "--min-face", "workers": "--workers",
-                "max_pixels": "no option", "queue_frames": "no option", "detect_max_side": "--detect-size"}
+#: The run's settings (RunConfig's paths, AnalyzeConfig's fields) as `fer-batch analyze` spells them, for messages
+#: that speak to users of either (AnalyzeConfig's checks, a refused --resume in sinks).
+OPTION_NAMES = {"paths": "PATH", "every": "--every", "fps": "--fps", "batch_size": "--batch-size", "model": "--model",
+                "runtime": "--runtime", "detector": "--detector", "min_face": "--min-face", "min_score": "--min-score",
+                "detect_max_side": "--detect-size", "workers": "--workers"}
+
+
+def _both_names(field_name: str) -> str:
+    """``batch_size (--batch-size)``; a field without an option by its own name."""
+    option = OPTION_NAMES.get(field_name)
+    return f"{field_name} ({option})" if option else field_name
 
 
 def analyze_config(**options) -> "AnalyzeConfig":
@@ -65,10 +73,10 @@ class AnalyzeConfig:
             value = getattr(self, name)
             if not (value is None and name == "detect_max_side") and (
                     isinstance(value, bool) or not isinstance(value, int)):
-                raise UsageError(f"{name} ({OPTION_NAMES.get(name, name)}) must be a whole number, got {value!r}")
+                raise UsageError(f"{_both_names(name)} must be a whole number, got {value!r}")
         if isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float)):
-            raise UsageError(f"min_score (--min-score) must be a number, got {self.min_score!r}")
-        if not isinstance(self.every, int) or self.every < 1:
+            raise UsageError(f"{_both_names('min_score')} must be a number, got {self.min_score!r}")
+        if self.every < 1:
             raise UsageError(f"--every must be a whole number >= 1, got {self.every!r}")
         if self.fps is not None:
             if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from .config import OPTION_NAMES
 from .errors import UsageError
 from .records import COLUMNS, ERROR_COLUMNS, FaceRecord, SourceDone
 
@@ -73,10 +74,6 @@ def read_journal(out: Path, settings: dict) -> list[dict]:
     return entries
 
 
-#: The journal's settings that are options of ``analyze``, by the name a user typed.
-OPTIONS = {"paths": "PATH", "every": "--every", "fps": "--fps", "model": "--model", "detector": "--detector",
-           "min_face": "--min-face", "min_score": "--min-score", "detect_max_side": "--detect-size",
-           "batch_size": "--batch-size", "runtime": "--runtime"}
 #: Settings that follow from the model file and its card.
 FROM_MODEL = ("model_sha256", "model_bytes", "tflite_quantization", "flip_margin")
 #: Settings that change with an option, so are not named beside it.
@@ -88,8 +85,9 @@ def _differences(previous: dict, now: dict) -> str:
     changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
     following = {k for option, keys in FOLLOW.items() if option in changed for k in keys}
     changed = [k for k in changed if k not in following]
-    said = [f"{OPTIONS[k]} was {_shown(previous.get(k))}, now {_shown(now.get(k))}" for k in changed if k in OPTIONS]
-    rest = [k for k in changed if k not in OPTIONS]
+    said = [f"{OPTION_NAMES[k]} was {_shown(previous.get(k))}, now {_shown(now.get(k))}"
+            for k in changed if k in OPTION_NAMES]
+    rest = [k for k in changed if k not in OPTION_NAMES]
     if set(rest) & {"model_sha256", "model_bytes"}:
         said.append("the model file is not the network the run started with (a newer packaged model, or a file "
                     "retrained in place)")

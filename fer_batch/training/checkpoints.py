@@ -36,16 +36,17 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     resuming = config.resume and restored_epoch is not None
     # Said here, once the data has been read and the folders exist: not before an error that writes nothing.
     print(f"checkpoints: {ckpt} (after each epoch; continue an interrupted run with --resume)", file=sys.stderr)
-    if not resuming:  # a run started again: nothing of the earlier one may pass for this one's
-        for old in [*(out / name for name in RUN_FILES), *out.glob("confusion_*.png")]:
-            old.unlink(missing_ok=True)
     if resuming:
         truncate_history(out / "history.csv", restored_epoch)
         truncate_history(out / TIMES_FILE, restored_epoch)
         print(f"resuming from the end of epoch {restored_epoch} (checkpoint {backup_dir})", file=sys.stderr)
-    elif config.resume:
+        return True
+    # A run started again: nothing of the earlier one may pass for this one's.
+    for old in [*(out / name for name in RUN_FILES), *out.glob("confusion_*.png")]:
+        old.unlink(missing_ok=True)
+    if config.resume:
         print(f"no checkpoint in {backup_dir}; starting from epoch 1", file=sys.stderr)
-    return resuming
+    return False
 
 
 #: What a run writes into ``--out`` (besides ``confusion_<split>.png``); a run that starts again deletes them first.
