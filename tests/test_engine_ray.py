@@ -104,7 +104,8 @@ class _Killer:
     def _watch(self):
         while not self._halt.is_set() and (self.times is None or len(self.killed) < self.times):
             for entry in os.scandir("/proc"):
-                if not entry.name.isdigit():
+                # a killed worker can still show its title for a moment on a busy machine: kill it once, count it once
+                if not entry.name.isdigit() or int(entry.name) in self.killed:
                     continue
                 try:
                     title = open(f"/proc/{entry.name}/cmdline", "rb").read().split(b"\0")[0]
