@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import EMOTIONS
+from .wording import count
 
 #: One colour per emotion, the same in every chart.
 COLORS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#f2b705",
@@ -74,7 +75,7 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
     title = source if len(source) < 90 else "…" + source[-88:]
     title += f" (smoothed over {smooth:g} s)" if smooth else ""
     if fragments:
-        title += (f"\n{fragments} short fragment{'s' if fragments > 1 else ''} (face ids seen in fewer than "
+        title += (f"\n{count(fragments, 'short fragment')} (face ids seen in fewer than "
                   f"{MIN_TRACK_FRAMES} analysed frames) not shown")
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=100)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import EMOTIONS
+from .wording import count
 
 PAGE = 100  # sources per collapsible page
 OPEN_ALL_UP_TO = 20  # runs with at most this many sources show every source opened
@@ -70,10 +71,6 @@ def _shares_bar(shares: np.ndarray, label: str) -> str:
 def _top_text(shares: np.ndarray) -> str:
     top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), reverse=True)
     return ", ".join(f"{e} {100 * s:.0f}%" for s, e in top)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _share_of(probs: np.ndarray) -> np.ndarray:
@@ -169,7 +166,7 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
         seen = (f"seen {g['time_s'].min():.2f}-{g['time_s'].max():.2f} s ({frames} analysed frames, "
                 f"~{frames * step:.1f} s)")
     else:
-        seen = f"{frames} frame{'s' if frames != 1 else ''}"
+        seen = count(frames, "frame")
     imgs = ""
     if thumbs is not None:
         imgs = (f'<img src="{_data_uri(thumbs[0])}" alt="face #{fid}, its most confident crop" '
@@ -196,16 +193,16 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         headline = "no face found"
     else:
         pooled = faces[list(EMOTIONS)].to_numpy(dtype=np.float64)
-        headline = f"{len(face_ids)} face{'s' if len(face_ids) != 1 else ''}, mostly " + \
+        headline = f"{count(len(face_ids), 'face')}, mostly " + \
                    EMOTIONS[int(pooled.mean(axis=0).argmax())]
-    head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · {frames} analysed '
-            f'frame{"s" if frames != 1 else ""} · {_e(headline)}</span></summary>')
+    head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · '
+            f'{count(frames, "analysed frame")} · {_e(headline)}</span></summary>')
     body = []
     if len(faces) > 1:  # one face's card below says it all
         body.append(_shares_bar(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64)),
-                                f"top emotion of {_count(len(faces), 'face detection')}"))
+                                f"top emotion of {count(len(faces), 'face detection')}"))
     if fragments:
-        body.append(f'<p class="muted">{fragments} short fragment{"s" if fragments > 1 else ""} (face ids seen in '
+        body.append(f'<p class="muted">{count(fragments, "short fragment")} (face ids seen in '
                     f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')
     if media == "video" and face_ids:
         body.append(timeline_svg(rows, face_ids))
@@ -257,7 +254,7 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
         out.append('<p class="muted">none</p>')
     faces = timeline.dropna(subset=["face_id"])
     every = "all " if len(faces) > 1 else ""
-    out.append(f'<h2 id="distribution">Top emotion of {every}{_count(len(faces), "face detection")} (a face in '
+    out.append(f'<h2 id="distribution">Top emotion of {every}{count(len(faces), "face detection")} (a face in '
                'each analysed frame counts once)</h2>')
     out.append(distribution_svg(faces) + _legend())
     out.append(f'<h2 id="sources">Sources with results ({len(groups)})</h2>')

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..wording import count
 from . import EXIT_OK, EXIT_SOME_FAILED
 
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
@@ -132,13 +133,9 @@ class _LineProgress(_QuietProgress):
 
     def source_done(self, done):
         self.done += 1
-        what = f"{_count(done.frames, 'frame')}, {_count(done.faces, 'face detection')}"
+        what = f"{count(done.frames, 'frame')}, {count(done.faces, 'face detection')}"
         print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
         super().source_done(done)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _progress(quiet: bool):

@@ -10,6 +10,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from ..wording import count
 from . import EXIT_OK
 
 DESCRIPTION = """Without NAME: one line per packaged model, with its PublicTest accuracy as `analyze` runs it. With
@@ -162,7 +163,7 @@ def _run_lines(path: Path) -> list[str]:
     plain = metrics["splits"].get("val_no_tta", val)
     epochs = metrics.get("epochs", "?")
     return [f"no card; measured by the training run ({metrics_path}):",
-            f"network     {metrics.get('arch', '?')}, {epochs} epoch{'' if epochs == 1 else 's'}, test-time views "
+            f"network     {metrics.get('arch', '?')}, {count(epochs, 'epoch')}, test-time views "
             f"{metrics.get('tta', 'none')}",
             f"validation  {_percent(val.get('accuracy'))} on {val.get('n', '?')} faces (without test-time views "
             f"{_percent(plain.get('accuracy'))}): {_validation_rows(path.parent)}",

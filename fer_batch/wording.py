@@ -1,0 +1,11 @@
+"""Counted nouns, so that every screen (progress lines, the report, charts, model cards) says "1 frame" and
+"2,000 frames" the same way."""
+
+from __future__ import annotations
+
+
+def count(n, noun: str) -> str:
+    """``count(1, "frame")`` is "1 frame", ``count(2000, "frame")`` "2,000 frames"; a figure that is not a whole
+    number (a card's "?") is shown as it is, with the plural."""
+    shown = f"{n:,}" if isinstance(n, int) else str(n)
+    return f"{shown} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,8 @@
+from fer_batch.wording import count
+
+
+def test_count_says_one_noun_and_many_nouns_with_thousands_grouped():
+    assert count(1, "frame") == "1 frame"
+    assert count(0, "face detection") == "0 face detections"
+    assert count(2000, "analysed frame") == "2,000 analysed frames"
+    assert count("?", "epoch") == "? epochs"  # a card without the figure
