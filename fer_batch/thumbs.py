@@ -57,7 +57,9 @@ def _video_frames(path: Path, frames: list[int]):
     """(index, BGR pixels) of the wanted frames of a video, in order."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    from .sources import open_video
+
+    cap = open_video(path)  # as the analysis opened it: a phone video's frames upright, where its boxes are
     try:
         pos = 0
         for target in sorted(set(frames)):

@@ -143,3 +143,29 @@ def test_cli_writes_annotated_copies_and_the_report(tmp_path, one_face_photo, ca
     err = capsys.readouterr().err
     assert f"annotate: {ann}" in err and f"report:   {rep}" in err
     assert rep.exists() and len(list(ann.rglob("*.jpg"))) == 1
+
+
+@pytest.mark.parametrize("turns", [1, 3])
+def test_thumbnails_of_a_video_stored_sideways_show_it_upright(tmp_path, face_video, turns):
+    """The report's thumbnails come from the frames the boxes were measured in: a phone video's upright frames,
+    not its sideways stored pixels (where the box would cut the wrong place)."""
+    import cv2
+    import numpy as np
+    import synthetic_media as synthetic
+
+    from fer_batch.thumbs import face_thumbnails
+
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    upright = synthetic.write_rotated_copy(face_video.path, tmp_path / "upright.mp4", 0)
+    sideways = synthetic.write_rotated_copy(face_video.path, tmp_path / "sideways.mp4", turns)
+    frame = face_video.frames // 2
+    height, width = face_video.size[1], face_video.size[0]
+    box = (width // 4, height // 4, width // 2, height // 2)
+    wanted, colours = {1: (frame, box, "happy")}, {"happy": (0, 200, 255)}
+    got = {clip: face_thumbnails(clip, "video", wanted, colours)[1] for clip in (upright, sideways)}
+    decoded = {clip: [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(np.int16)
+                      for jpeg in pair] for clip, pair in got.items()}
+    for a, b in zip(decoded[upright], decoded[sideways]):  # the crop, then the frame with its box
+        assert a.shape == b.shape
+        assert np.abs(a - b).mean() < 12  # the same pixels, to the codec's noise
