@@ -166,6 +166,29 @@ def test_split_folders_mixed_with_others_is_an_error(tmp_path):
     assert "publictest" in str(err.value) and "validation" in str(err.value)
 
 
+def test_two_folders_for_one_split_is_an_error_naming_both(tmp_path):
+    x, y = make_faces(1)
+    write_folder(tmp_path / "t", x, y, ["train"] * 7)
+    write_folder(tmp_path / "t", x, y, ["val"] * 7)
+    write_folder(tmp_path / "t", x, y, ["validation"] * 7)
+    with pytest.raises(DatasetError, match=r"more than one folder for the same split \(val: val and validation\)"):
+        load_folder(tmp_path / "t")
+
+
+def test_images_in_hidden_folders_are_not_read(tmp_path):
+    """A notebook's .ipynb_checkpoints copy (or a viewer's .thumbnails) inside a class folder is not training data."""
+    x, y = make_faces(1)
+    root = write_folder(tmp_path / "t", x, y)
+    hidden = root / "happy" / ".ipynb_checkpoints"
+    hidden.mkdir()
+    Image.fromarray(x[0]).save(hidden / "copy.png")
+    (root / "happy" / "more").mkdir()
+    Image.fromarray(x[1]).save(root / "happy" / "more" / "kept.png")  # a visible subfolder is read
+    ds = load_folder(root, holdout=False)
+    assert len(ds["all"].y) == 7 + 1
+    assert (ds["all"].y == 3).sum() == 2
+
+
 def test_files_left_out_and_classes_without_faces_are_noted(tmp_path):
     """A class folder of .gif or .heic files would vanish from training without a word: the notes say what was
     left out for its suffix, and which class folders gave no face at all."""

@@ -307,6 +307,13 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         raise DatasetError(f"{root}: expected class folders or split folders (train/val/test), found none")
     as_splits = {p: SPLIT_ALIASES.get(p.name.lower()) for p in subdirs}
     if all(v is not None for v in as_splits.values()):
+        named: dict[str, list[str]] = collections.defaultdict(list)
+        for p, split in as_splits.items():
+            named[split].append(p.name)
+        twice = [f"{split}: {' and '.join(names)}" for split, names in named.items() if len(names) > 1]
+        if twice:  # one folder would be read and the other silently ignored
+            raise DatasetError(f"{root}: more than one folder for the same split ({'; '.join(twice)}); merge them "
+                               f"or rename one")
         layout = {split: p for p, split in as_splits.items()}
     elif any(v is not None for v in as_splits.values()):
         odd = [p.name for p, v in as_splits.items() if v is None]
@@ -337,7 +344,9 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                     )
                 kept = len(ys)
                 for image in sorted(class_dir.rglob("*")):
-                    if image.name.startswith(".") or not image.is_file():
+                    # hidden files and whatever lies in hidden folders (.ipynb_checkpoints, .thumbnails) are not data
+                    if any(part.startswith(".") for part in image.relative_to(class_dir).parts) or \
+                            not image.is_file():
                         continue
                     if image.suffix.lower() not in IMAGE_SUFFIXES:
                         other[image.suffix.lower() or "(none)"] += 1
