@@ -95,6 +95,7 @@ def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
                          checkpoint_dir=str(tmp_path / "ckpt"))
     metrics = train_module.train(config, verbose=0)
     assert metrics["epochs"] == 1
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("fer-batches")]  # batch threads ended
     rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(rows) == 2  # header + the one epoch the budget allowed
     assert load_keras_model(tmp_path / "run" / "model.keras").output_shape == (None, 7)
@@ -234,6 +235,10 @@ def test_batches_from_worker_threads_equal_batches_made_in_turn(engine):
     for (xa, ya), (xb, yb) in zip(in_turn, threaded):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
+    batches.close()  # the batches queued ahead are dropped and the threads end
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("fer-batches")]
+    np.testing.assert_array_equal(batches[0][0], in_turn[0][0])  # and a later call starts them again
+    batches.close()
 
 
 FIT_PROBE = """

@@ -95,6 +95,17 @@ class Batches:
                             self._ahead[(epoch, j)] = self._pool.submit(self.batch, epoch, j)
                 return future.result() if future is not None else self.batch(epoch, index)
 
+            def close(self):
+                """Stop making batches ahead: drop those queued and wait for the threads (after ``fit``, or when it
+                is interrupted, so no thread goes on building batches nobody will train on)."""
+                with self._ahead_lock:
+                    for future in self._ahead.values():
+                        future.cancel()
+                    self._ahead.clear()
+                    pool, self._pool = self._pool, None
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+
             def _order(self, epoch: int) -> np.ndarray:
                 # Threads may both draw an epoch's order (the same one); the dict is replaced, never mutated.
                 order = self._orders.get(epoch)

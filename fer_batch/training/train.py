@@ -114,8 +114,11 @@ def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val
     started = time.perf_counter()
     # shuffle=False: the batches are already shuffled per (seed, epoch); Keras's own shuffle of the batch order
     # would draw from Python's global random state, which a resumed run cannot restore.
-    trainer.fit(batches, epochs=config.epochs, validation_data=val_data, batch_size=256, shuffle=False,
-                callbacks=all_callbacks, verbose=verbose)
+    try:
+        trainer.fit(batches, epochs=config.epochs, validation_data=val_data, batch_size=256, shuffle=False,
+                    callbacks=all_callbacks, verbose=verbose)
+    finally:
+        batches.close()
     return net, time.perf_counter() - started
 
 
