@@ -385,6 +385,26 @@ def test_distillation_from_cached_teacher_probabilities(trained, data, tmp_path)
     assert config["teacher_mode"] == "cached"
 
 
+def test_a_torn_cache_of_teacher_probabilities_is_computed_again(trained, data, tmp_path):
+    """A run stopped while writing the cache left a torn file before writes were atomic: a resume recomputes it
+    instead of failing on a bad zip, and the file it writes reads back whole."""
+    import numpy as np
+
+    from fer_batch.training.distillation import cached_teacher
+
+    faces = {"train": data["x"][:5, :, :, None], "val": data["x"][5:8, :, :, None]}
+    cache = tmp_path / "teacher_probs.npz"
+    fresh = cached_teacher(trained["out"] / "model.keras", faces, cache, reuse=False)
+    assert not list(tmp_path.glob("*.part.npz"))
+    cache.write_bytes(cache.read_bytes()[:100])  # cut short
+    again = cached_teacher(trained["out"] / "model.keras", faces, cache, reuse=True)
+    for split in faces:
+        assert again[split].shape == (len(faces[split]), 7)
+        np.testing.assert_allclose(again[split], fresh[split], atol=1e-6)
+    with np.load(cache) as saved:
+        np.testing.assert_allclose(saved["train"], fresh["train"], atol=1e-6)
+
+
 def test_distillation_from_cached_teacher_views_and_resume(trained, data, tmp_path):
     out, ckpt = tmp_path / "student", tmp_path / "c"
     common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--teacher",

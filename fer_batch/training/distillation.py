@@ -10,6 +10,7 @@ network itself (:func:`compile_trainer`).
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -103,15 +104,20 @@ def cached_teacher(path, splits: dict[str, np.ndarray], cache: Path, reuse: bool
     """The teacher's probabilities for each split's faces, kept in ``cache`` so that a resumed run trains on the very
     targets it started with (a CPU's TFLite and a GPU's Keras differ in the last bits)."""
     if reuse and cache.is_file():
-        with np.load(cache) as saved:
-            if all(k in saved and len(saved[k]) == len(x) for k, x in splits.items()):
-                return {k: saved[k] for k in splits}
+        try:
+            with np.load(cache) as saved:
+                if all(k in saved and len(saved[k]) == len(x) for k, x in splits.items()):
+                    return {k: saved[k] for k in splits}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable (a file from before writes were atomic, cut short): computed again below
     predict = teacher_predictor(path)
     probs = {}
     for split, x in splits.items():
         print(f"caching the teacher's probabilities for {len(x)} {split} faces ...", file=sys.stderr)
         probs[split] = predict(x)
-    np.savez(cache, **probs)
+    tmp = cache.with_name(cache.name + ".part.npz")  # written whole or not at all: a stop mid-write tears nothing
+    np.savez(tmp, **probs)
+    tmp.replace(cache)
     return probs
 
 
