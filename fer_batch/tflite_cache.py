@@ -26,9 +26,9 @@ FORMAT = 1
 
 def cache_dir() -> Path:
     """Where entries live: ``$XDG_CACHE_HOME/fer-batch/tflite``, or ``~/.cache/fer-batch/tflite``."""
-    base = os.environ.get("XDG_CACHE_HOME") or ""
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"  # the XDG spec ignores relative paths
-    return root / "fer-batch" / "tflite"
+    from .user_cache import user_cache_dir
+
+    return user_cache_dir() / "tflite"
 
 
 def _sha256(data: bytes) -> str:

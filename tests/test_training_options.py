@@ -650,3 +650,15 @@ def test_ship_model_cards_give_per_class_tables_and_recard_restores_them_only_wh
     refused = subprocess.run(recard, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 1 and "would not be the card's" in refused.stderr, refused.stderr[-2000:]
     assert json.loads((dest / "fast.json").read_text()) == wrong
+
+
+def test_the_default_checkpoint_folder_follows_xdg_and_ignores_an_empty_or_relative_one(tmp_path, monkeypatch):
+    config = TrainConfig(data="faces.csv", out=str(tmp_path / "run"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config.resolved_checkpoint_dir().parent == tmp_path / "xdg" / "fer-batch" / "checkpoints"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for unusable in ("", "relative/dir"):  # not a folder under wherever the command was run
+        monkeypatch.setenv("XDG_CACHE_HOME", unusable)
+        folder = config.resolved_checkpoint_dir()
+        assert folder.parent == tmp_path / "home" / ".cache" / "fer-batch" / "checkpoints"
+        assert folder.name.startswith("run-")

@@ -150,8 +150,9 @@ class TrainConfig:
         if self.checkpoint_dir:
             return Path(self.checkpoint_dir)
         key = hashlib.sha1(str(Path(self.out).resolve()).encode()).hexdigest()[:12]
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        return base / "fer-batch" / "checkpoints" / f"{Path(self.out).name}-{key}"
+        from ..user_cache import user_cache_dir
+
+        return user_cache_dir() / "checkpoints" / f"{Path(self.out).name}-{key}"
 
 
 def machine_info() -> dict:
