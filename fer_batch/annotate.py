@@ -266,9 +266,9 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
 class AnnotateSink:
     """Writes the annotated copy of each committed source below ``directory``.
 
-    ``source_done(done, path, rows)`` is called after a source's rows are committed, with the source's file and
-    its rows in frame order (e.g. :meth:`RunWriter.rows`); a failure to annotate one file is recorded in
-    ``failures`` and does not stop the run.
+    ``source_done(source, media, path, rows)`` is called after a source's rows are committed, with the source's
+    file and its rows in frame order (e.g. :meth:`RunWriter.rows`); a failure to annotate one file is recorded in
+    ``failures`` and does not stop the run, audio an annotated copy left out in ``audio_notes``.
     """
 
     def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None,

@@ -81,6 +81,8 @@ class RunReport:
     rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
     annotate_failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason): analysed, not drawn
+    #: (source, what happened to its audio) for annotated copies that left the audio out, e.g. a codec MP4 cannot hold.
+    annotate_notes: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, Path | list[Path]] = field(default_factory=dict)
     #: Sources where little was found: (source, analysed frames, frames with a face), under FEW_FACES of them.
     few_faces: list[tuple[str, int, int]] = field(default_factory=list)
@@ -204,7 +206,8 @@ def _detector_settings(detector: str) -> dict:
 
 
 def run_batch(config: RunConfig, progress: Progress | None = None, classifier=None,
-              detector_factory=None, stop: threading.Event | None = None, engine=None) -> RunReport:
+              detector_factory=None, stop: threading.Event | None = None, engine=None,
+              plan: Plan | None = None) -> RunReport:
     """Analyse ``config.paths`` and write every output ``config`` asks for; returns a :class:`RunReport`.
 
     ``classifier`` (a loaded :class:`~fer_batch.classify.Classifier`) and ``detector_factory`` may be given to reuse
@@ -213,12 +216,13 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     :class:`~fer_batch.errors.Interrupted`; the files committed so far stay valid, and ``resume=True`` continues.
     ``engine`` runs the sources elsewhere (e.g. :class:`~fer_batch.engine_ray.RayEngine`): its ``events()`` takes
     :func:`~fer_batch.pipeline.iter_events`'s arguments plus ``stop``, and yields the same events in source order.
+    ``plan`` (from :func:`plan_run` with the same ``config``) spares walking the inputs a second time.
     """
     from .sinks import RunWriter
 
     progress = _as_progress(progress)
     report = RunReport()
-    found = _discover(config)
+    found = plan.found if plan is not None else _discover(config)
     report.ignored = found.skipped
     writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config))
     report.outputs["timeline"] = config.out
@@ -233,12 +237,6 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     face_frames: dict[str, tuple[int, int]] = {}  # source -> (last frame with a face, frames with a face)
     paths = {s.name: s.path for s in found.sources}
     annotator = None
-    if config.annotate is not None:
-        from .annotate import AnnotateSink
-
-        annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop,
-                                 sources=[(s.name, s.media) for s in found.sources])
-        report.outputs["annotate"] = annotator.written
 
     def annotate(name: str) -> None:
         entry = writer.committed[name]
@@ -251,9 +249,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         return Interrupted(f"stopped before finishing; continue with --resume (output {config.out})")
 
     def finish(done: SourceDone):
-        last, found = face_frames.pop(done.source, (-1, 0))
-        if not done.error and done.media == "video" and done.frames and found < FEW_FACES * done.frames:
-            report.few_faces.append((done.source, done.frames, found))
+        _, with_face = face_frames.pop(done.source, (-1, 0))
+        if not done.error and done.media == "video" and done.frames and with_face < FEW_FACES * done.frames:
+            report.few_faces.append((done.source, done.frames, with_face))
         writer.write(buffer)
         buffer.clear()
         seconds = time.perf_counter() - started.pop(done.source, time.perf_counter())
@@ -274,8 +272,14 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         if progress:
             progress.source_done(done)
 
-    try:
-        if progress:  # inside the try: whatever it raises, the writer below is closed
+    try:  # from here on, whatever is raised, the writer is closed below
+        if config.annotate is not None:
+            from .annotate import AnnotateSink
+
+            annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop,
+                                     sources=[(s.name, s.media) for s in found.sources])
+            report.outputs["annotate"] = annotator.written
+        if progress:
             progress.start(len(found.sources) + len(found.rejected), report.skipped)
         if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
             for name in committed:
@@ -297,9 +301,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             if isinstance(event, FaceRecord):
                 buffer.append(event)
                 if event.face_id is not None:  # a source's records come in frame order
-                    last, found = face_frames.get(event.source, (-1, 0))
+                    last, with_face = face_frames.get(event.source, (-1, 0))
                     if event.frame != last:
-                        face_frames[event.source] = (event.frame, found + 1)
+                        face_frames[event.source] = (event.frame, with_face + 1)
                 key = (event.source, event.frame)
                 if key != current_frame:
                     current_frame = key
@@ -326,6 +330,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         report.rows = writer.rows_committed
         if annotator is not None:
             report.annotate_failures = annotator.failures
+            report.annotate_notes = annotator.audio_notes
         if progress:
             progress.close()
 

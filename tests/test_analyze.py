@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,18 @@ def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, 
     debug_out = tmp_path / "new_debug" / "r.csv"
     assert main(["analyze", str(one_face_photo), "--out", str(debug_out), "--debug", "--quiet"]) == EXIT_OK
     assert (tmp_path / "new_debug" / "r.debug.log").is_file()
+    import logging
+
+    package_log = logging.getLogger("fer_batch")
+    assert not package_log.handlers and package_log.level == logging.NOTSET  # the logger is left as it was
+    broken = tmp_path / "broken.keras"  # a zip Keras opens, then fails on: after the log is set up
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("config.json", "{}")
+        z.writestr("metadata.json", "{}")
+    assert main(["analyze", str(one_face_photo), "--out", str(tmp_path / "b.csv"), "--model", str(broken), "--debug",
+                 "--quiet"]) == EXIT_MODEL
+    assert str(broken) in capsys.readouterr().err
+    assert not package_log.handlers and package_log.level == logging.NOTSET
     # A summary in a folder that does not exist yet is fine: it is created.
     nested = tmp_path / "new" / "deeper" / "s.csv"
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(nested), "--quiet"]) == EXIT_OK

@@ -355,7 +355,34 @@ def test_an_odd_sized_video_is_padded_by_one_pixel_and_pcm_audio_is_left_out_wit
     hold without re-encoding) is left out, and the facts say why."""
     from fer_batch.annotate import annotate_video
 
-    src = tmp_path / "odd.avi"
+    src = _odd_avi_with_pcm_audio(tmp_path / "odd.avi")
+    with av.open(str(src)) as c:
+        assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (321, 241)
+        assert c.streams.audio[0].codec_context.name == "pcm_s16le"
+    dst = tmp_path / "odd.mp4"
+    facts = annotate_video(src, dst, [])
+    assert facts["frames"] == 20 and facts["size"] == (321, 241)
+    assert facts["audio"].startswith("not copied (pcm_s16le")
+    with av.open(str(dst)) as c:
+        assert not c.streams.audio
+        frames = list(c.decode(video=0))
+    assert len(frames) == 20 and (frames[0].width, frames[0].height) == (322, 242)
+
+
+def test_the_cli_says_which_annotated_copy_left_its_audio_out(tmp_path, capsys):
+    from fer_batch.cli import main
+
+    src = _odd_avi_with_pcm_audio(tmp_path / "in" / "odd.avi")
+    code = main(["analyze", str(src), "--out", str(tmp_path / "t.csv"), "--annotate", str(tmp_path / "ann"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"annotate: {src}: audio not copied (pcm_s16le: MP4 cannot hold it without re-encoding)" in err
+
+
+def _odd_avi_with_pcm_audio(src):
+    """A 321x241 MPEG-4 clip of 20 frames with a second of PCM audio (which MP4 cannot hold as it is)."""
+    src.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src), "w") as c:
         v = c.add_stream("mpeg4", rate=25)
         v.width, v.height, v.pix_fmt = 321, 241, "yuv420p"
@@ -371,14 +398,4 @@ def test_an_odd_sized_video_is_padded_by_one_pixel_and_pcm_audio_is_left_out_wit
         for stream, f in ((a, frame), (a, None), (v, None)):
             for p in stream.encode(f):
                 c.mux(p)
-    with av.open(str(src)) as c:
-        assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (321, 241)
-        assert c.streams.audio[0].codec_context.name == "pcm_s16le"
-    dst = tmp_path / "odd.mp4"
-    facts = annotate_video(src, dst, [])
-    assert facts["frames"] == 20 and facts["size"] == (321, 241)
-    assert facts["audio"].startswith("not copied (pcm_s16le")
-    with av.open(str(dst)) as c:
-        assert not c.streams.audio
-        frames = list(c.decode(video=0))
-    assert len(frames) == 20 and (frames[0].width, frames[0].height) == (322, 242)
+    return src

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -138,6 +139,30 @@ class _LineProgress(_QuietProgress):
         super().source_done(done)
 
 
+@contextlib.contextmanager
+def _debug_logging(path: Path | None):
+    """``--debug``: the package's log, at DEBUG, into ``path`` while the run lasts; the logger is left as it was,
+    whatever ends the run (a model that fails to load, Ctrl-C)."""
+    if path is None:
+        yield
+        return
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)  # --out's folder is otherwise made later
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+    logger = logging.getLogger("fer_batch")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
 def _progress(quiet: bool):
     if quiet:
         return _QuietProgress()
@@ -211,48 +236,37 @@ def run(args: argparse.Namespace) -> int:
     from ._native import quiet_native_logs
 
     quiet_native_logs()
-    handler = None
     debug_log = config.out.with_name(config.out.stem + ".debug.log") if args.debug else None
-    if debug_log is not None:
-        import logging
-
-        debug_log.parent.mkdir(parents=True, exist_ok=True)  # --out's folder is otherwise made later
-        handler = logging.FileHandler(debug_log, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
-        logger = logging.getLogger("fer_batch")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
     from ..batch import run_batch
     from ..classify import Classifier
     from ._native import native_stderr, quiet_detector_factory
 
     classifier = None
-    # A finished --resume, or only named non-media files, needs no model; nor does Ray's driver (workers load it).
-    if plan.todo and not engine:
-        if not args.quiet:
-            print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
-        with native_stderr(debug_log):
-            classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
-                                    runtime=config.analyze.runtime)
     progress = _progress(args.quiet)
     stop = threading.Event()
-    previous = _stop_on_sigint(stop)
-    try:
-        report = run_batch(config, progress=progress, classifier=classifier,
-                           detector_factory=quiet_detector_factory(debug_log), stop=stop, engine=engine)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if handler is not None:
-            import logging
-
-            logging.getLogger("fer_batch").removeHandler(handler)
-            handler.close()
+    with _debug_logging(debug_log):
+        # A finished --resume, or only named non-media files, needs no model; nor does Ray's driver (workers load it).
+        if plan.todo and not engine:
+            if not args.quiet:
+                print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
+            with native_stderr(debug_log):
+                classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
+                                        runtime=config.analyze.runtime)
+        previous = _stop_on_sigint(stop)
+        try:
+            report = run_batch(config, progress=progress, classifier=classifier,
+                               detector_factory=quiet_detector_factory(debug_log), stop=stop, engine=engine,
+                               plan=plan)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     print(f"timeline: {report.outputs['timeline']}", file=sys.stderr)
     if not report.ok:
         print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
     for source, reason in report.annotate_failures:
         print(f"annotate: {source}: {reason}", file=sys.stderr)
+    for source, audio in report.annotate_notes:
+        print(f"annotate: {source}: audio {audio}", file=sys.stderr)
     for key in ("summary", "charts", "annotate", "report"):
         if key in report.outputs:
             value = report.outputs[key]
