@@ -1,4 +1,5 @@
-"""A whole batch job: run the pipeline over the inputs and write the timeline, errors, summary and charts.
+"""A whole batch job: run the pipeline over the inputs and write the timeline and errors, the annotated copies,
+then the summary, charts and report.
 
 This is the one function the CLI calls (:func:`run_batch`); it knows nothing of argv, exit codes or terminals.
 Progress is reported through an optional object with the :class:`Progress` methods.
@@ -44,7 +45,7 @@ class Progress:
         """The run knows its sources: ``already_done`` of them were committed by the run it resumes."""
 
     def source_start(self, event: SourceStart) -> None:
-        """A source begins (``event.frames``: a video header's frame count, 0 when unknown)."""
+        """A source begins (``event.frames``: what :class:`~fer_batch.stages.SourceStart` says it holds)."""
 
     def frames(self, n: int) -> None:
         """``n`` more frames of the current video were analysed."""
@@ -364,7 +365,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
         with _writing("--report", config.report):
             report.outputs["report"] = write_report(
                 config.report, timeline, _failures(config.errors_path), settings=_report_settings(config),
-                line=report.line(), paths=paths)
+                line=report.line(), paths=paths, smooth=config.smooth)
 
 
 @contextmanager

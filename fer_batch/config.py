@@ -115,12 +115,11 @@ class RunConfig:
     report: Path | None = None  # self-contained HTML report of the run (fer_batch.report)
     overwrite: bool = False
     resume: bool = False
-    debug_log: Path | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "paths", existing_paths(self.paths))
         # Strings as the API's callers write them (out="results.csv"), Paths from here on.
-        for name in ("out", "summary", "charts", "annotate", "report", "debug_log"):
+        for name in ("out", "summary", "charts", "annotate", "report"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))

@@ -99,11 +99,12 @@ def _ticks(end: float, most: int = 8) -> list[float]:
     return [round(k * step, 10) for k in range(int(end / step + 1e-9) + 1)]
 
 
-def timeline_svg(rows, face_ids: list[int]) -> str:
-    """Stacked emotion probabilities over time, one band per face id, as inline SVG (gaps left empty)."""
+def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
+    """Stacked emotion probabilities over time, one band per face id, as inline SVG (gaps left empty); with
+    ``smooth``, each face's probabilities averaged over that many seconds first, as the PNG charts do."""
     c = _colours()
     width, band, gap, left, bottom = 1000, 46, 8, 56, 22
-    from .summary import face_times
+    from .summary import face_times, smooth_probabilities
 
     t_end = max(float(face_times(rows).max()), 1e-3)
     height = len(face_ids) * (band + gap) + bottom
@@ -114,6 +115,8 @@ def timeline_svg(rows, face_ids: list[int]) -> str:
         g = rows[rows["face_id"] == fid].sort_values("frame")
         t = face_times(g)
         probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
+        if smooth:
+            probs = smooth_probabilities(t, probs, smooth)
         y0 = i * (band + gap)
         out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 8}" height="{band}" fill="#f1f1f1"/>'
                    f'<text x="0" y="{y0 + band / 2 + 5}" font-size="13">#{fid}</text>')
@@ -182,7 +185,7 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
             f'<div class="muted">{_e(seen)}</div>{bar}</div></div>')
 
 
-def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours) -> str:
+def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours, smooth: float | None) -> str:
     from .summary import MIN_TRACK_FRAMES, _step_s, tracked_faces
 
     media = rows["media"].iloc[0]
@@ -193,8 +196,11 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         headline = "no face found"
     else:
         pooled = faces[list(EMOTIONS)].to_numpy(dtype=np.float64)
-        headline = f"{count(len(face_ids), 'face')}, mostly " + \
-                   EMOTIONS[int(pooled.mean(axis=0).argmax())]
+        mostly = EMOTIONS[int(pooled.mean(axis=0).argmax())]
+        if face_ids:
+            headline = f"{count(len(face_ids), 'face')}, mostly {mostly}"
+        else:  # only fragments: not "0 faces" above a bar of detections
+            headline = f"no face tracked; {count(len(faces), 'face detection')}, mostly {mostly}"
     head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · '
             f'{count(frames, "analysed frame")} · {_e(headline)}</span></summary>')
     body = []
@@ -205,7 +211,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         body.append(f'<p class="muted">{count(fragments, "short fragment")} (face ids seen in '
                     f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')
     if media == "video" and face_ids:
-        body.append(timeline_svg(rows, face_ids))
+        if smooth:
+            body.append(f'<p class="muted">probabilities smoothed over {smooth:g} s</p>')
+        body.append(timeline_svg(rows, face_ids, smooth))
     thumbs = {}
     if face_ids and path is not None:
         wanted = {}
@@ -228,9 +236,11 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
     return f'<details class="src"{" open" if opened else ""}>{head}{"".join(body)}</details>'
 
 
-def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path]) -> str:
+def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
+                 smooth: float | None = None) -> str:
     """The report's HTML text. ``timeline``: the run's timeline (:func:`~fer_batch.summary.read_timeline`);
-    ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails)."""
+    ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails); ``smooth``: seconds
+    the videos' timelines are smoothed over (``--smooth``)."""
     from .overlay import _colours as bgr_colours
 
     colours = bgr_colours()
@@ -264,18 +274,19 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
         out.append(f'<details class="page"{" open" if start == 0 else ""}><summary>sources {start + 1}-'
                    f'{start + len(page)}</summary>')
         for name, rows in page:
-            out.append(_source_section(name, rows, paths.get(name), opened, colours))
+            out.append(_source_section(name, rows, paths.get(name), opened, colours, smooth))
         out.append("</details>")
     out.append("</main></body></html>\n")
     return "\n".join(out)
 
 
-def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path]) -> Path:
+def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
+                 smooth: float | None = None) -> Path:
     """Write :func:`build_report`'s page to ``path`` (through a temporary file, so a reader never sees half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths), encoding="utf-8",
-                   errors="surrogateescape")
+    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth),
+                   encoding="utf-8", errors="surrogateescape")
     tmp.replace(path)
     return path

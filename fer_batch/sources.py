@@ -17,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from .config import as_paths
-from .errors import InputError
+from .errors import InputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+
+
+#: The kinds of media a source can be.
+MEDIA = ("image", "video")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,11 @@ class Source:
 
     path: Path
     name: str
-    media: str  # "image" or "video"
+    media: str  # one of MEDIA
+
+    def __post_init__(self):
+        if self.media not in MEDIA:  # what reads it (decoding, annotating, thumbnails) dispatches on it
+            raise UsageError(f"Source media {self.media!r} is not allowed; choose one of {', '.join(MEDIA)}")
 
 
 @dataclass
@@ -146,22 +154,28 @@ def _check_nonempty(source: Source) -> None:
 
 def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
     """Decode an image to RGB uint8, honouring EXIF orientation and converting gray, 16-bit, palette, CMYK, alpha."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     from .threads import warnings_ignored
 
     _check_nonempty(source)
     try:
-        # PIL's DecompressionBombWarning (we apply our own limit below), and its decoders' complaints about odd
-        # files; in turn with other threads (see warnings_ignored).
+        # Opening reads the header and EXIF only: PIL's DecompressionBombWarning (we apply our own limit below) and
+        # its complaints about odd EXIF come from here, so only this part holds the warnings lock (which keeps such
+        # blocks in turn across threads, see warnings_ignored); the decode itself runs in parallel with other workers.
         with warnings_ignored():
-            with Image.open(source.path) as im:
+            im = Image.open(source.path)
+            try:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(source.name, f"image is {w}x{h} ({w * h / 1e6:.0f} megapixels), above the "
                                                   f"{max_pixels / 1e6:.0f}-megapixel limit")
-                im = ImageOps.exif_transpose(im)
-                return _to_rgb(im)
+                turn = _EXIF_TURNS.get(im.getexif().get(_ORIENTATION, 1))
+            except BaseException:
+                im.close()
+                raise
+        with im:
+            return _to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -173,6 +187,11 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
 
+
+_ORIENTATION = 0x0112  # the EXIF tag
+#: EXIF orientation -> the ``PIL.Image.Transpose`` that shows the photo upright (as ``ImageOps.exif_transpose``).
+_EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+               7: "TRANSVERSE", 8: "ROTATE_90"}
 
 #: Leading bytes of video containers that a file named as an image may really hold.
 _VIDEO_MAGIC = ((4, b"ftyp", "an MP4/MOV video (.mp4, .mov)"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video (.mkv, "
@@ -228,7 +247,7 @@ def probe_video(source: Source) -> dict:
     """Header facts of a video (frame count, fps, size); hints only, used for progress bars."""
     import cv2
 
-    cap = cv2.VideoCapture(str(source.path))
+    cap = open_video(source.path)  # as it will be decoded: the same backend, and OpenCV's open warnings held back
     try:
         if not cap.isOpened():
             return {}

@@ -20,18 +20,20 @@ SMOOTHED_COLUMNS: tuple[str, ...] = (
 
 
 #: A face id seen in fewer analysed frames than this is a fragment (a false detection, a face crossing the edge),
-#: left out of the charts and the report's face strips (and counted there).
+#: left out of the charts and the report's face strips (and counted there) -- unless it is in half or more of them.
 MIN_TRACK_FRAMES = 3
 
 
 def tracked_faces(rows) -> tuple[list[int], int]:
-    """The face ids of one source's timeline rows seen in at least :data:`MIN_TRACK_FRAMES` analysed frames, in
-    order of first appearance, and how many shorter fragments were left out."""
+    """The face ids of one source's timeline rows seen in at least :data:`MIN_TRACK_FRAMES` analysed frames, or in
+    at least half of them, in order of first appearance, and how many shorter fragments were left out."""
     faces = rows.dropna(subset=["face_id"])
     if faces.empty:
         return [], 0
     seen = faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
-    least = 1 if rows["media"].iloc[0] == "image" else MIN_TRACK_FRAMES  # a photo has one frame: all its faces count
+    # A photo has one frame: all its faces count. A sparsely sampled clip (--fps 0.5 over a few seconds) has too few
+    # analysed frames for the rule: a face in half of them or more is someone on screen, not a flicker.
+    least = 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
     kept = [int(f) for f, n in zip(seen.index, seen["nunique"]) if n >= least]
     return kept, len(seen) - len(kept)
 
@@ -137,10 +139,3 @@ def save_summary(df, summary_path: str | Path) -> None:
     """Write a :func:`summarize` table as CSV, with CRLF rows like the timeline and errors CSVs (Python's csv
     default, RFC 4180), so a run's files read the same everywhere."""
     df.to_csv(summary_path, index=False, encoding="utf-8", errors="surrogateescape", lineterminator="\r\n")
-
-
-def write_summary(timeline_path: str | Path, summary_path: str | Path, smooth: float | None = None):
-    """Summarise a timeline CSV into ``summary_path``; returns the summary DataFrame."""
-    df = summarize(read_timeline(timeline_path), smooth=smooth)
-    save_summary(df, summary_path)
-    return df

@@ -33,6 +33,9 @@ def convert(keras_model, path: Path, quantization: str | None = None) -> bytes:
     import contextlib
     import io
 
+    if quantization not in (None, "dynamic-int8"):
+        raise ModelError(f"--model {str(path)!r}: TFLite quantization {quantization!r} is not one this release "
+                         "knows; the only one is 'dynamic-int8'")
     import tensorflow as tf
 
     root = logging.getLogger()

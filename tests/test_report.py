@@ -169,3 +169,24 @@ def test_thumbnails_of_a_video_stored_sideways_show_it_upright(tmp_path, face_vi
     for a, b in zip(decoded[upright], decoded[sideways]):  # the crop, then the frame with its box
         assert a.shape == b.shape
         assert np.abs(a - b).mean() < 12  # the same pixels, to the codec's noise
+
+
+def test_smooth_smooths_the_reports_timelines_as_the_charts(report_run):
+    """--smooth: a video's bands are drawn from the smoothed probabilities (what its PNG chart shows), and say so."""
+    from fer_batch.report import build_report, timeline_svg
+    from fer_batch.summary import face_times, smooth_probabilities, tracked_faces
+
+    config, report = report_run
+    timeline = read_timeline(config.out)
+    video = timeline[timeline["media"] == "video"]
+    ids, _ = tracked_faces(video)
+    assert ids
+    smoothed = video.copy()
+    for fid in ids:
+        rows = smoothed[smoothed["face_id"] == fid].sort_values("frame")
+        probs = rows[list(EMOTIONS)].to_numpy(dtype=float)
+        smoothed.loc[rows.index, list(EMOTIONS)] = smooth_probabilities(face_times(rows), probs, 1.0)
+    drawn = timeline_svg(video, ids, smooth=1.0)
+    assert drawn == timeline_svg(smoothed, ids) != timeline_svg(video, ids)
+    page = build_report(timeline, [], settings={}, line=report.line(), paths={}, smooth=1.0)
+    assert drawn in page and "probabilities smoothed over 1 s" in page

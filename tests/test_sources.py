@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 import synthetic_media as synthetic
-from fer_batch.errors import InputError
+from fer_batch.errors import InputError, UsageError
 from fer_batch.sources import Source, _VideoClock, discover, iter_frames, read_image
 
 
@@ -281,3 +282,42 @@ def test_every_video_suffix_is_found_in_a_folder_and_decoded(tmp_path, suffix, f
     found = discover([tmp_path])
     assert [(s.name, s.media) for s in found.sources] == [(str(path), "video")] and found.skipped == 0
     assert [f.index for f in iter_frames(found.sources[0])] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_upright_as_pillow_does(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from fer_batch.sources import Source, read_image
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (30, 50, 3), np.uint8)
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.png"
+    image.save(path, exif=exif)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    got = read_image(Source(path, str(path), "image"))
+    assert got.shape == expected.shape == ((30, 50, 3) if orientation < 5 else (50, 30, 3))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_photos_decode_outside_the_warnings_lock(tmp_path, monkeypatch):
+    """Only opening (header, EXIF) holds the process-wide warnings lock: workers decode their photos in parallel."""
+    from PIL import Image
+
+    from fer_batch import sources, threads
+
+    path = tmp_path / "p.jpg"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path)
+    held = []
+    to_rgb = sources._to_rgb
+    monkeypatch.setattr(sources, "_to_rgb", lambda im: held.append(threads._WARNINGS_LOCK.locked()) or to_rgb(im))
+    assert sources.read_image(sources.Source(path, str(path), "image")).shape == (20, 20, 3)
+    assert held == [False]
+
+
+def test_a_source_of_unknown_media_is_refused_where_it_is_made():
+    with pytest.raises(UsageError, match="Source media 'audio' is not allowed; choose one of image, video"):
+        Source(Path("a.wav"), "a.wav", "audio")

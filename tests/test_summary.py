@@ -123,6 +123,13 @@ def test_fragments_are_left_out_of_the_tracked_faces():
     assert tracked_faces(_timeline(recs)) == ([3, 0], 2)
     photo = [FaceRecord("p.jpg", "image", 0, None, k, 10 * k, 0, 5, 5, 0.9, _p(3)) for k in range(3)]
     assert tracked_faces(_timeline(photo)) == ([0, 1, 2], 0)
+    # --fps 0.5 over 8 s: 4 analysed frames. A face in 2 of them is someone on screen; one in 1 of them a fragment.
+    sparse = [FaceRecord("s.mp4", "video", f, f / 30, 0, 0, 0, 10, 10, 0.9, _p(3)) for f in (0, 60)]
+    sparse += [FaceRecord("s.mp4", "video", f, f / 30, 1, 50, 0, 10, 10, 0.9, _p(3)) for f in (120, 180)]
+    sparse += [FaceRecord("s.mp4", "video", 180, 6.0, 2, 90, 0, 10, 10, 0.9, _p(3))]
+    assert tracked_faces(_timeline(sparse)) == ([0, 1], 1)
+    two = [FaceRecord("t.mp4", "video", f, f / 30, f // 60, 0, 0, 10, 10, 0.9, _p(3)) for f in (0, 60)]
+    assert tracked_faces(_timeline(two)) == ([0, 1], 0)  # 2 analysed frames: a face in one of them counts
 
 
 def test_a_video_without_timestamps_is_smoothed_at_30_frames_a_second():
@@ -143,3 +150,14 @@ def test_charts_of_a_video_without_timestamps_are_written(tmp_path):
     recs = [FaceRecord("v.mp4", "video", i, None, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(60)]
     written = write_charts(_timeline(recs), tmp_path, smooth=0.5)
     assert written and all(p.exists() and p.stat().st_size > 0 for p in written)
+
+
+def test_a_video_of_fragments_only_is_headed_no_face_tracked_not_0_faces():
+    from fer_batch.report import build_report
+
+    recs = [FaceRecord("v.mp4", "video", i, i / 5, None) for i in range(12)]
+    recs[2] = FaceRecord("v.mp4", "video", 2, 0.4, 0, 0, 0, 10, 10, 0.9, _p(3))
+    recs[7] = FaceRecord("v.mp4", "video", 7, 1.4, 1, 50, 0, 10, 10, 0.9, _p(3))
+    page = build_report(_timeline(recs), [], settings={}, line="", paths={})
+    assert "12 analysed frames · no face tracked; 2 face detections, mostly happy" in page
+    assert "0 faces" not in page and "2 short fragments" in page
