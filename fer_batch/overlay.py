@@ -52,14 +52,17 @@ def _shade(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0
         region[:] = (region * (1 - alpha)).astype(np.uint8)
 
 
-def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None = None) -> None:
-    """Draw every face of ``records`` (those with a face) on ``img`` (BGR, in place)."""
+def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None = None) -> list[tuple]:
+    """Draw every face of ``records`` (those with a face) on ``img`` (BGR, in place). Returns, per face drawn,
+    (face id, its label's rectangle, its panel's rectangle), rectangles as (x0, y0, x1, y1)."""
     import cv2
 
     colours = colours or _colours()
     h, w = img.shape[:2]
     faces = [r for r in records if r.has_face and r.probs is not None]
-    taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes and placed panels, kept clear of panels
+    taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes, labels and placed panels: kept clear of panels
+    labels = []
+    # Every box and label first, so that no probability panel is then placed over a label (its own or another's).
     for rec in faces:
         emotion, conf = rec.emotion, rec.confidence
         colour = colours[emotion]
@@ -83,20 +86,28 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
         lx0 = min(max(x0 - line // 2, 0), max(w - tw - 2 * pad, 0))
         cv2.rectangle(img, (lx0, ly0), (lx0 + tw + 2 * pad, ly1), colour, -1)
         cv2.putText(img, label, (lx0 + pad, ly1 - pad - base), FONT, scale, _ink_on(colour), thick, cv2.LINE_AA)
-        taken.append(_bars(img, rec, x0, y0, x1, y1, scale * 0.8, colours, taken))
+        labels.append((lx0, ly0, lx0 + tw + 2 * pad, ly1))
+    placed = []
+    for rec, label in zip(faces, labels):
+        panel = _bars(img, rec, label, text_scale(img.shape, rec.h) * 0.8, colours, taken, labels)
+        taken.append(panel)
+        placed.append((rec.face_id, label, panel))
+    return placed
 
 
 def _overlap(a, b) -> int:
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float, colours: dict,
-          taken: list) -> tuple[int, int, int, int]:
+def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken: list,
+          labels: list) -> tuple[int, int, int, int]:
     """Seven horizontal bars, one per emotion, beside the box where they cover least of the faces and the panels
-    already drawn (``taken``). Returns the panel's rectangle."""
+    already drawn (``taken``) and, before anything, of the ``labels`` (its own, ``label``, among them): a covered
+    face is still seen, a covered label is lost. Returns the panel's rectangle."""
     import cv2
 
     h, w = img.shape[:2]
+    x0, y0, x1, y1 = rec.x, rec.y, rec.x + rec.w, rec.y + rec.h
     thick = max(1, int(round(scale * 1.6)))
     tw = max(cv2.getTextSize(SHORT[e], FONT, scale, thick)[0][0] for e in EMOTIONS)
     th = cv2.getTextSize("sur", FONT, scale, thick)[0][1]
@@ -115,9 +126,17 @@ def _bars(img, rec: FaceRecord, x0: int, y0: int, x1: int, y1: int, scale: float
     # Beside the box (right, then left), else below or above it, else inside its right edge: the first of those
     # that covers least of every face, its own included, and of the panels already placed.
     spots = [(x, clamp_y(y0)) for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
-    spots += [(clamp_x(x0), y) for y in (y1 + pad, y0 - pad - panel_h) if 0 <= y and y + panel_h <= h]
+    # (Below or above the box means past its own label when the label is on that side.)
+    below, above = max(y1, label[3]) + pad, min(y0, label[1]) - pad - panel_h
+    spots += [(clamp_x(x0), y) for y in (below, above) if 0 <= y and y + panel_h <= h]
     spots.append((clamp_x(x1 - panel_w), clamp_y(y0)))
-    px, py = min(spots, key=lambda s: sum(_overlap((s[0], s[1], s[0] + panel_w, s[1] + panel_h), t) for t in taken))
+    spots.append((clamp_x(x1 - panel_w), clamp_y(max(y0, label[3]))))  # inside the box, clear of its own label
+
+    def covered(spot):
+        rect = (spot[0], spot[1], spot[0] + panel_w, spot[1] + panel_h)
+        return (sum(_overlap(rect, t) for t in labels), sum(_overlap(rect, t) for t in taken))
+
+    px, py = min(spots, key=covered)
     _shade(img, px, py, px + panel_w, py + panel_h)
     top = int(np.argmax(rec.probs))
     for i, e in enumerate(EMOTIONS):

@@ -399,3 +399,23 @@ def _odd_avi_with_pcm_audio(src):
             for p in stream.encode(f):
                 c.mux(p)
     return src
+
+
+@pytest.mark.parametrize("boxes", [
+    [(108, 8, 250, 250)],  # at the frame's top: the label goes below the box, where a panel used to cover it
+    [(20, 200, 90, 90), (130, 200, 90, 90), (240, 200, 90, 90), (350, 200, 90, 90)],  # a tight row of faces
+    [(40, 4, 120, 120), (200, 4, 120, 120), (360, 4, 110, 120)],  # a tight row at the top edge
+])
+def test_no_probability_panel_covers_a_label(boxes):
+    from fer_batch.overlay import _overlap, draw_faces
+    from fer_batch.records import FaceRecord
+
+    img = np.full((450, 480, 3), 128, np.uint8)
+    probs = (0.05, 0.02, 0.03, 0.1, 0.1, 0.1, 0.6)
+    records = [FaceRecord("g.jpg", "image", 0, None, i, x, y, w, h, 0.9, probs) for i, (x, y, w, h) in enumerate(boxes)]
+    placed = draw_faces(img, records)
+    assert [fid for fid, _, _ in placed] == list(range(len(boxes)))
+    for _, label, _ in placed:
+        assert all(_overlap(label, panel) == 0 for _, _, panel in placed), placed
+        x0, y0, x1, y1 = label
+        assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 450  # inside the frame
