@@ -20,6 +20,7 @@ from .errors import Interrupted, OutputError
 from .pipeline import SourceStart, iter_events
 from .records import FaceRecord, SourceDone
 from .sources import Discovery, Source, discover
+from .wording import count
 
 log = logging.getLogger("fer_batch")
 FLUSH_ROWS = 256
@@ -103,8 +104,8 @@ class RunReport:
         parts = [f"{self.succeeded} succeeded", f"{self.failed} failed",
                  f"{self.skipped} skipped (already done{earlier})"]
         if self.ignored:
-            parts.append(f"{self.ignored} non-media files ignored")
-        return f"sources: {', '.join(parts)}; {self.rows} rows written"
+            parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
+        return f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
 
 
 def _settings(config: RunConfig) -> dict:
@@ -363,9 +364,15 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
         from .report import write_report
 
         with _writing("--report", config.report):
-            report.outputs["report"] = write_report(
-                config.report, timeline, _failures(config.errors_path), settings=_report_settings(config),
-                line=report.line(), paths=paths, smooth=config.smooth)
+            failures = _failures(config.errors_path)
+            line = report.line()
+            if report.skipped:  # a resumed run's own counts miss what the earlier run did: the page shows it all
+                line = (f"the whole output: {count(timeline['source'].nunique(), 'source')} with results, "
+                        f"{count(len(failures), 'failure')}, {count(len(timeline), 'row')} · this run (--resume): "
+                        f"{line}")
+            report.outputs["report"] = write_report(config.report, timeline, failures,
+                                                    settings=_report_settings(config), line=line, paths=paths,
+                                                    smooth=config.smooth)
 
 
 @contextmanager

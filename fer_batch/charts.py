@@ -95,7 +95,7 @@ def plot_distribution(timeline, path: Path) -> Path:
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), str(int(c)), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("share of faces")
     n_sources = timeline["source"].nunique()
-    ax.set_title(f"Emotions across {n_sources} source(s), {total} face detections")
+    ax.set_title(f"Emotions across {count(n_sources, 'source')}, {count(total, 'face detection')}")
     ax.set_ylim(0, max(float(shares.max()) * 1.15 if total else 1.0, 0.05))
     fig.savefig(path, dpi=100)
     return path

@@ -85,7 +85,7 @@ def _differences(previous: dict, now: dict) -> str:
     changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
     following = {k for option, keys in FOLLOW.items() if option in changed for k in keys}
     changed = [k for k in changed if k not in following]
-    said = [f"{OPTION_NAMES[k]} was {_shown(previous.get(k))}, now {_shown(now.get(k))}"
+    said = [f"{OPTION_NAMES[k]} was {_shown(k, previous.get(k))}, now {_shown(k, now.get(k))}"
             for k in changed if k in OPTION_NAMES]
     rest = [k for k in changed if k not in OPTION_NAMES]
     if set(rest) & {"model_sha256", "model_bytes"}:
@@ -100,12 +100,20 @@ def _differences(previous: dict, now: dict) -> str:
     return f"the earlier run differs: {'; '.join(said)}"
 
 
-def _shown(value) -> str:
+def _shown(key: str, value) -> str:
+    """A setting as typed (10, not 10.0), saying when it is the option's default: an option the user left out
+    differs too, and should not read as one they typed."""
+    import dataclasses
+
+    from .config import AnalyzeConfig
+
     if value is None:
         return "not given"
     if isinstance(value, list):
         return " ".join(map(str, value))
-    return str(value)
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    defaults = {f.name: f.default for f in dataclasses.fields(AnalyzeConfig)}
+    return f"{shown} (the default)" if key in defaults and defaults[key] == value else shown
 
 
 class RunWriter:

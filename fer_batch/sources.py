@@ -85,6 +85,10 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
         if key in seen:
             return
         seen.add(key)
+        odd = _not_a_regular_file(path)
+        if odd is not None:  # a decoder would wait on a named pipe for ever, or read a device without end
+            found.rejected.append((name, f"not a regular file ({odd})"))
+            return
         found.sources.append(Source(path=path, name=name, media=kind))
 
     for given in paths:
@@ -94,6 +98,25 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
         else:
             add(root, str(given), explicit=True)
     return found
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (after symlinks): "a named pipe", "a socket", "a device"."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # gone or unreadable: reading it says which, as for any other file
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
 
 
 def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset()) -> None:

@@ -318,3 +318,15 @@ def test_every_image_suffix_is_analysed_inside_a_folder(tmp_path, one_face_photo
         im.convert("RGB").save(tmp_path / f"face{suffix}")
     rows = list(analyze([tmp_path], classifier=classifier))
     assert [r.source for r in rows] == [str(tmp_path / f"face{suffix}")] and rows[0].has_face
+
+
+def test_a_failed_file_gets_one_progress_line_that_reads_as_a_failure(capsys):
+    from fer_batch.cli.analyze import _LineProgress
+    from fer_batch.records import SourceDone
+
+    progress = _LineProgress()
+    progress.start(2, 0)
+    progress.source_done(SourceDone("a.jpg", "image", frames=1, faces=2))
+    progress.source_done(SourceDone("b.jpg", "", frames=0, faces=0, error="empty file (0 bytes)"))
+    assert capsys.readouterr().err.splitlines() == ["[1/2] a.jpg: 1 frame, 2 face detections",
+                                                    "[2/2] error: b.jpg: empty file (0 bytes)"]

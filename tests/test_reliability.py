@@ -56,7 +56,7 @@ def read_errors(path: Path) -> pd.DataFrame:
 
 
 SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed, (\d+) skipped \(already done"
-                        r"(?:; (\d+) of them failed)?\)(?:, (\d+) non-media files ignored)?; (\d+) rows written")
+                        r"(?:; (\d+) of them failed)?\)(?:, (\d+) non-media files? ignored)?; (\d+) rows? written")
 
 
 def summary_counts(stderr: str) -> dict:

@@ -190,3 +190,18 @@ def test_smooth_smooths_the_reports_timelines_as_the_charts(report_run):
     assert drawn == timeline_svg(smoothed, ids) != timeline_svg(video, ids)
     page = build_report(timeline, [], settings={}, line=report.line(), paths={}, smooth=1.0)
     assert drawn in page and "probabilities smoothed over 1 s" in page
+
+
+def test_a_report_added_by_resuming_a_finished_run_heads_the_whole_output(report_run, tmp_path):
+    """Resuming a finished run is how a report is added afterwards: its headline counts the whole output, not the
+    nothing this run did."""
+    import dataclasses
+
+    config, first = report_run
+    again = dataclasses.replace(config, resume=True, report=tmp_path / "again.html", summary=None)
+    report = run_batch(again)
+    assert report.succeeded == 0 and report.skipped == first.succeeded + first.failed
+    rows = len(read_timeline(config.out))
+    text = again.report.read_text(encoding="utf-8")
+    assert html.escape(f"the whole output: 3 sources with results, 1 failure, {rows} rows · this run (--resume): "
+                       f"{report.line()}") in text

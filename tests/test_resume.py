@@ -284,10 +284,11 @@ def test_resume_with_different_options_is_refused(tmp_path, media, reference):
     kill_at(media, out, "between_files")
     before = out.read_bytes()
     res = _run(media, out, "--resume", "--every", "2")
-    assert res.returncode == 2 and "the earlier run differs: --every was 1, now 2;" in res.stderr, res.stderr
+    assert res.returncode == 2 and "the earlier run differs: --every was 1 (the default), now 2;" in res.stderr, \
+        res.stderr
     assert out.read_bytes() == before
     res = _run(media, out, "--resume", "--detector", "short")  # the run used the default, auto
-    assert res.returncode == 2 and "--detector was auto, now short;" in res.stderr, res.stderr
+    assert res.returncode == 2 and "--detector was auto (the default), now short;" in res.stderr, res.stderr
     assert out.read_bytes() == before
     res = _run(media, out, "--resume")
     assert_matches_reference(out, reference)
@@ -357,3 +358,15 @@ def test_a_resume_after_the_card_added_a_second_look_is_refused(tmp_path, one_fa
     capsys.readouterr()
     assert main([*args, "--resume"]) == EXIT_USAGE
     assert "the model's card now asks for another way to run it (flip_margin)" in capsys.readouterr().err
+
+
+def test_resume_without_an_earlier_output_says_it_starts_a_new_run(tmp_path, one_face_photo, capsys):
+    from fer_batch.cli import main
+
+    out = tmp_path / "typo" / "r.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: --resume: no earlier output at {out}; starting a new run" in err
+    assert len(read_timeline(out)) == 1
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "no earlier output" not in capsys.readouterr().err  # now there is one

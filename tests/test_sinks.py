@@ -171,8 +171,12 @@ def test_a_refused_resume_names_each_option_with_both_values():
                                          "/m/accurate.keras; PATH was clips, now clips more")
     short = before | {"detector": "short", "every": 2, "fps": None}
     short.pop("auto_detector")
-    assert _differences(before, short) == ("the earlier run differs: --detector was auto, now short; --every was 1, "
-                                           "now 2")
+    assert _differences(before, short) == ("the earlier run differs: --detector was auto (the default), now short; "
+                                           "--every was 1 (the default), now 2")
+    # A resume that typed only --fps after a run with --every 2: --every differs too, at its default, and --fps is
+    # shown as typed (10, not 10.0).
+    assert _differences(short, short | {"every": 1, "fps": 10.0}) == (
+        "the earlier run differs: --every was 2, now 1 (the default); --fps was not given, now 10")
     card = before | {"flip_margin": 0.05}
     assert _differences(before, card) == ("the earlier run differs: the model's card now asks for another way to "
                                           "run it (flip_margin)")

@@ -321,3 +321,14 @@ def test_photos_decode_outside_the_warnings_lock(tmp_path, monkeypatch):
 def test_a_source_of_unknown_media_is_refused_where_it_is_made():
     with pytest.raises(UsageError, match="Source media 'audio' is not allowed; choose one of image, video"):
         Source(Path("a.wav"), "a.wav", "audio")
+
+
+def test_a_named_pipe_is_rejected_not_read(tmp_path):
+    """A FIFO named like a video would block its decoder for ever: it is an error row, found while walking."""
+    os.mkfifo(tmp_path / "pipe.mp4")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.jpg")
+    found = discover([str(tmp_path)])
+    assert [s.name for s in found.sources] == [os.path.join(str(tmp_path), "a.jpg")]
+    assert found.rejected == [(os.path.join(str(tmp_path), "pipe.mp4"), "not a regular file (a named pipe)")]
+    named = discover([str(tmp_path / "pipe.mp4")])
+    assert not named.sources and named.rejected[0][1] == "not a regular file (a named pipe)"

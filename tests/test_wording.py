@@ -6,3 +6,4 @@ def test_count_says_one_noun_and_many_nouns_with_thousands_grouped():
     assert count(0, "face detection") == "0 face detections"
     assert count(2000, "analysed frame") == "2,000 analysed frames"
     assert count("?", "epoch") == "? epochs"  # a card without the figure
+    assert count(2000, "row", grouped=False) == "2000 rows"  # the last line of a run, which scripts parse

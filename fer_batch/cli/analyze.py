@@ -134,9 +134,11 @@ class _LineProgress(_QuietProgress):
 
     def source_done(self, done):
         self.done += 1
+        if done.error:  # one line that reads as a failure, not as a file analysed without a face
+            print(f"[{self.done}/{self.total}] error: {done.source}: {done.error}", file=sys.stderr, flush=True)
+            return
         what = f"{count(done.frames, 'frame')}, {count(done.faces, 'face detection')}"
         print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
-        super().source_done(done)
 
 
 @contextlib.contextmanager
@@ -233,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
     plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
+    if config.resume and not config.out.exists():  # a mistyped --out would otherwise start over without a word
+        print(f"note: --resume: no earlier output at {config.out}; starting a new run", file=sys.stderr)
     from ._native import quiet_native_logs
 
     quiet_native_logs()
