@@ -37,6 +37,12 @@ def chart_name(source: str, used: set[str]) -> str:
 
 
 def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = None) -> Path:
+    """:func:`timeline_figure` saved as a PNG at ``path``."""
+    timeline_figure(source, rows, smooth).savefig(path, dpi=100)
+    return path
+
+
+def timeline_figure(source: str, rows, smooth: float | None = None):
     """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
     appearance); fragments seen in fewer analysed frames are counted in the title instead."""
     from .summary import MIN_TRACK_FRAMES, face_times, smooth_probabilities, tracked_faces
@@ -63,10 +69,11 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
         breaks = np.flatnonzero(dt > 3 * step) + 1
         for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
             ax.stackplot(seg_t, seg_p.T, colors=[COLORS[e] for e in EMOTIONS], alpha=0.9, linewidth=0)
-        ax.set_xlim(0, max(t_end, 1e-3))
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"face {int(fid)}\nprobability")
         ax.grid(alpha=0.2)
+    for ax in axes:  # the video's length, also when no face was tracked in it
+        ax.set_xlim(0, max(t_end, 1e-3))
     axes[-1].set_xlabel("time (s)" if timed else "time (s), counted as frame / 30: the video has no timestamps")
     from matplotlib.patches import Patch
 
@@ -78,8 +85,7 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
         title += (f"\n{count(fragments, 'short fragment')} (face ids seen in fewer than "
                   f"{MIN_TRACK_FRAMES} analysed frames) not shown")
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=100)
-    return path
+    return fig
 
 
 def plot_distribution(timeline, path: Path) -> Path:

@@ -161,3 +161,13 @@ def test_a_video_of_fragments_only_is_headed_no_face_tracked_not_0_faces():
     page = build_report(_timeline(recs), [], settings={}, line="", paths={})
     assert "12 analysed frames · no face tracked; 2 face detections, mostly happy" in page
     assert "0 faces" not in page and "2 short fragments" in page
+
+
+def test_a_timeline_chart_spans_the_video_also_without_a_tracked_face():
+    from fer_batch.charts import timeline_figure
+
+    empty = [FaceRecord("v.mp4", "video", i, i / 10, None) for i in range(31)]  # 3 s, no face
+    assert timeline_figure("v.mp4", _timeline(empty)).axes[0].get_xlim() == (0, 3.0)
+    one = [FaceRecord("w.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(10)]
+    one += [FaceRecord("w.mp4", "video", i, i / 10, None) for i in range(10, 41)]  # the face leaves at 1 s
+    assert timeline_figure("w.mp4", _timeline(one)).axes[0].get_xlim() == (0, 4.0)
