@@ -238,7 +238,7 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     from PIL import Image, ImageOps
 
     from .overlay import draw_faces
-    from .sources import _to_rgb
+    from .sources import to_rgb
 
     with Image.open(src) as im:
         fmt = im.format
@@ -246,7 +246,7 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         # A profile describes the source's own colour space: a grey or CMYK one would be wrong on the RGB copy.
         icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
         orientation = int(exif.get(0x0112, 1) or 1)
-        rgb = _to_rgb(ImageOps.exif_transpose(im))
+        rgb = to_rgb(ImageOps.exif_transpose(im))
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     draw_faces(bgr, list(records))
     out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))

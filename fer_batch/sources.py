@@ -198,7 +198,7 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
                 im.close()
                 raise
         with im:
-            return _to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+            return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -239,10 +239,14 @@ def sniff_container(path: Path) -> str | None:
     return None
 
 
-def _to_rgb(im) -> np.ndarray:
+def to_rgb(im) -> np.ndarray:
+    """A PIL image's pixels as RGB uint8, as every reader of images (analysis, annotation, training folders) sees
+    them: 16-bit grey mapped from 0..65535, transparency composited onto white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        if arr.max(initial=0) > 255:  # 16-bit data: map 0..65535 onto 0..255
+        # 16-bit data: map the full 0..65535 onto 0..255 (not the image's own maximum, which would stretch a dark
+        # image's contrast). Modes "I" and "F" hold either 8- or 16-bit values: above 255 means 16-bit.
+        if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
             arr = arr / 257.0
         gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))

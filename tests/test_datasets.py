@@ -280,3 +280,17 @@ def test_describe_splits_counts_faces_per_split_and_names_absent_classes(tmp_pat
     assert describe_splits(ds) == ("faces: all 6 (happy 2, sad 2, neutral 2; none of angry, disgust, fear, "
                                    "surprise)")
 
+
+
+@pytest.mark.parametrize("variant", ["rgba", "gray16", "palette", "rgb"])
+def test_a_training_image_is_read_as_analyze_reads_it(tmp_path, variant):
+    """Transparency composited onto white and 16-bit grey mapped from 0..65535, as in analysis: a face trained on is
+    the face the product will see in the same file."""
+    from fer_batch.sources import Source, read_image
+    from synthetic_media import save_image
+
+    yy, xx = np.mgrid[0:48, 0:48]
+    rgb = np.stack([(xx * 5) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], axis=2).astype(np.uint8) // 2  # dark
+    path = save_image(tmp_path / "face.png", rgb, variant=variant)
+    analysed = Image.fromarray(read_image(Source(path, str(path), "image"))).convert("L")
+    np.testing.assert_array_equal(read_face_image(path), np.asarray(analysed))

@@ -312,8 +312,8 @@ def test_photos_decode_outside_the_warnings_lock(tmp_path, monkeypatch):
     path = tmp_path / "p.jpg"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path)
     held = []
-    to_rgb = sources._to_rgb
-    monkeypatch.setattr(sources, "_to_rgb", lambda im: held.append(threads._WARNINGS_LOCK.locked()) or to_rgb(im))
+    to_rgb = sources.to_rgb
+    monkeypatch.setattr(sources, "to_rgb", lambda im: held.append(threads._WARNINGS_LOCK.locked()) or to_rgb(im))
     assert sources.read_image(sources.Source(path, str(path), "image")).shape == (20, 20, 3)
     assert held == [False]
 
@@ -332,3 +332,17 @@ def test_a_named_pipe_is_rejected_not_read(tmp_path):
     assert found.rejected == [(os.path.join(str(tmp_path), "pipe.mp4"), "not a regular file (a named pipe)")]
     named = discover([str(tmp_path / "pipe.mp4")])
     assert not named.sources and named.rejected[0][1] == "not a regular file (a named pipe)"
+
+
+def test_a_dark_16_bit_photo_stays_dark(tmp_path):
+    """16-bit values are mapped from 0..65535 even when all of them are small: a nearly black 16-bit PNG (values up
+    to 255 of 65535) is not read as a bright 8-bit one."""
+    from fer_batch.sources import Source, read_image
+
+    values = np.tile(np.arange(0, 256, 4, dtype="<u2"), (8, 1))
+    path = tmp_path / "dark16.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "I;16" or im.mode == "I"
+    rgb = read_image(Source(path, str(path), "image"))
+    assert rgb.max() <= 1  # 255 / 257

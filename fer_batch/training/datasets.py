@@ -20,6 +20,7 @@ import numpy as np
 from ..config import check_faces
 from ..errors import DatasetError, InputError
 from ..labels import ALIASES, EMOTIONS, NUM_CLASSES, label_for_name
+from ..sources import IMAGE_SUFFIXES  # what analyze reads is what training reads
 
 SIZE = 48
 PIXELS = SIZE * SIZE
@@ -35,7 +36,6 @@ SPLIT_ALIASES = {
     "privatetest": "test",
     "test": "test",
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -256,21 +256,16 @@ def read_face_image(path: str | Path) -> np.ndarray:
 
 
 def _read_face_image(path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
-    """The 48x48 face and the (width, height) the image had, EXIF orientation applied."""
+    """The 48x48 face and the (width, height) the image had, EXIF orientation applied, its pixels read as
+    ``analyze`` reads them (:func:`~fer_batch.sources.to_rgb`: 16-bit, transparency), then made grey."""
     from PIL import Image, ImageOps
+
+    from ..sources import to_rgb
 
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         size = im.size
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit grey: map the full 0..65535 range to 0..255 (not the image's own maximum, which would stretch
-            # its contrast). Mode "I" holds either; values above 255 mean 16-bit.
-            arr = np.asarray(im, dtype=np.float64)
-            if im.mode != "I" or arr.max() > 255:
-                arr = arr / 257.0
-            gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        else:
-            gray = np.asarray(im.convert("L"), dtype=np.uint8)
+        gray = np.asarray(Image.fromarray(to_rgb(im)).convert("L"), dtype=np.uint8)
     if gray.shape != (SIZE, SIZE):
         import cv2
 
