@@ -133,9 +133,9 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
     import av
     import numpy as np
 
-    from .overlay import _colours, draw_faces, draw_legend
+    from .overlay import bgr_colours, draw_faces, draw_legend
 
-    colours = _colours()
+    colours = bgr_colours()
     groups = _by_frame(records)
     upcoming = next(groups, None)
     current: list[FaceRecord] = []

@@ -144,10 +144,11 @@ def _sha256(path: Path) -> str:
 
 def _report_settings(config: RunConfig) -> dict:
     from .annotate import sampling_text
+    from .classify import DEFAULT_MODEL
 
     a = config.analyze
     return {"inputs": list(config.paths), "timeline": str(config.out), "analysed": sampling_text(a.every, a.fps),
-            "model": a.model or "fast", "runtime": a.runtime, "detector": a.detector,
+            "model": a.model or DEFAULT_MODEL, "runtime": a.runtime, "detector": a.detector,
             "min face": f"{a.min_face} px" if a.min_face else None, "min score": a.min_score,
             "detect size": a.detect_max_side, "workers": a.workers,
             "smoothing": f"{config.smooth:g} s" if config.smooth else None,

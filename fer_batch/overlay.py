@@ -22,7 +22,8 @@ def _bgr(hex_colour: str) -> tuple[int, int, int]:
     return int(v[4:6], 16), int(v[2:4], 16), int(v[0:2], 16)
 
 
-def _colours() -> dict[str, tuple[int, int, int]]:
+def bgr_colours() -> dict[str, tuple[int, int, int]]:
+    """Each emotion's colour (the charts' and the report's) as OpenCV's BGR, for drawing on frames."""
     from .charts import COLORS
 
     return {e: _bgr(COLORS[e]) for e in EMOTIONS}
@@ -57,7 +58,7 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
     (face id, its label's rectangle, its panel's rectangle), rectangles as (x0, y0, x1, y1)."""
     import cv2
 
-    colours = colours or _colours()
+    colours = colours or bgr_colours()
     h, w = img.shape[:2]
     faces = [r for r in records if r.has_face and r.probs is not None]
     taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes, labels and placed panels: kept clear of panels

@@ -186,7 +186,7 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
 
 
 def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours, smooth: float | None) -> str:
-    from .summary import MIN_TRACK_FRAMES, _step_s, tracked_faces
+    from .summary import MIN_TRACK_FRAMES, step_s, tracked_faces
 
     media = rows["media"].iloc[0]
     faces = rows.dropna(subset=["face_id"])
@@ -228,7 +228,7 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
             thumbs = face_thumbnails(path, media, wanted, bgr_colours)
         except Exception as exc:  # a file gone or changed since the run: the report still lists its figures
             body.append(f'<p class="muted">thumbnails unavailable ({_e(type(exc).__name__)}: {_e(exc)})</p>')
-    step = _step_s(rows) if media == "video" else 0.0
+    step = step_s(rows) if media == "video" else 0.0
     if face_ids:
         body.append('<div class="faces">' + "".join(
             _face_card(fid, faces[faces["face_id"] == fid], media, thumbs.get(fid), step) for fid in face_ids)
@@ -241,7 +241,7 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
     """The report's HTML text. ``timeline``: the run's timeline (:func:`~fer_batch.summary.read_timeline`);
     ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails); ``smooth``: seconds
     the videos' timelines are smoothed over (``--smooth``)."""
-    from .overlay import _colours as bgr_colours
+    from .overlay import bgr_colours
 
     colours = bgr_colours()
     groups = list(timeline.groupby("source", sort=False))

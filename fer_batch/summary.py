@@ -38,7 +38,7 @@ def tracked_faces(rows) -> tuple[list[int], int]:
     return kept, len(seen) - len(kept)
 
 
-def _step_s(frame_rows) -> float:
+def step_s(frame_rows) -> float:
     """Seconds between analysed frames of a video (median), the time each analysed frame stands for."""
     t = np.unique(frame_rows["time_s"].to_numpy(dtype=np.float64))
     t = t[np.isfinite(t)]
@@ -105,7 +105,7 @@ def summarize(timeline, smooth: float | None = None):
         if faces.empty:
             rows.append({**base, "face_id": None, "frames_with_face": 0, "dominant_emotion": None})
             continue
-        step = _step_s(frame_rows) if media == "video" else 0.0
+        step = step_s(frame_rows) if media == "video" else 0.0
         pooled, pooled_smoothed = [], []
         for face_id, g in faces.groupby("face_id", sort=True):
             probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)

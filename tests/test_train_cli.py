@@ -523,6 +523,10 @@ def test_help_lists_every_architecture(capsys):
     from fer_batch.training.architectures import ARCHITECTURES
 
     assert list(ARCH_HELP) == list(ARCHITECTURES)
+    from fer_batch.cli.train import SPLIT_CHOICES
+    from fer_batch.training.evaluate import SPLIT_CHOICES as EVALUATED
+
+    assert SPLIT_CHOICES == EVALUATED
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out

@@ -48,9 +48,9 @@ def quiet_photo_detector_factory(log: Path | None = None):
 def quiet_detector_factory(debug_log: Path | None):
     """A detector factory for the pipeline whose MediaPipe graph start-up output goes to ``debug_log``."""
     def make(config):
-        from ..detect import FaceDetector
+        from ..stages import default_detector_factory
 
         with native_stderr(debug_log):
-            return FaceDetector(config.detector, min_score=config.min_score, max_side=config.detect_max_side)
+            return default_detector_factory(config)
 
     return make

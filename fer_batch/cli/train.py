@@ -34,6 +34,9 @@ history.csv, curves.png and config.json. Splits: a CSV's Usage column (Training 
 PrivateTest -> test) or split folders; data without splits is split 80/20, stratified by class and seeded by --seed.
 Malformed rows and unreadable images are skipped and listed (with line numbers) on stderr."""
 
+#: evaluate's splits (fer_batch.training.evaluate.SPLIT_CHOICES; a test checks they agree), without importing numpy.
+SPLIT_CHOICES = ("val", "test", "train", "all")
+
 #: TrainConfig's defaults as the help states them (a test checks they agree, so --help need not import numpy).
 DEFAULTS = {"arch": "vgg-m", "epochs": 60, "batch_size": 64, "seed": 0, "optimizer": "sgd", "weight_decay": 5e-4,
             "label_smoothing": 0.1, "augment": "standard", "mixup": 0.0, "temperature": 4.0, "distill_weight": 0.7,
@@ -161,7 +164,7 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
     p.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion_<split>.png into DIR")
     p.add_argument("--faces", choices=FACE_MODES, default="as-is", help=FACES_HELP)
-    p.add_argument("--split", action="append", choices=("val", "test", "train", "all"), dest="splits",
+    p.add_argument("--split", action="append", choices=SPLIT_CHOICES, dest="splits",
                    help="split to evaluate; repeat for several (default: see below)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the 80/20 holdout for data without splits (default 0, as in train)")
