@@ -8,7 +8,7 @@ One module a concern, in the order ``fer-batch analyze`` meets them:
 ================  ==============================================================================================
 ``cli``           the commands: arguments parsed into one validated config and one library call
 ``config``        validated options (:class:`~.config.AnalyzeConfig`, RunConfig); ``errors``: the exceptions
-``batch``         a whole run: the pipeline into the timeline, errors, summary and charts, and ``--resume``
+``batch``         a whole run: the pipeline into the timeline, errors, copies, summary, charts, report; ``--resume``
 ``engine_ray``    the same run as one Ray task a source (``--engine ray``)
 ``pipeline``      :func:`~.pipeline.analyze` and the events of a run, wiring the stages below together
 ``sources``       media files found and decoded into frames
@@ -23,6 +23,7 @@ One module a concern, in the order ``fer-batch analyze`` meets them:
 ``summary``       per-face summaries; ``charts``: timelines; ``annotate``, ``overlay``: annotated copies
 ``report``        the HTML report (``thumbs``: its face thumbnails)
 ``threads``       thread counts per native library (``native``: their C++ log lines kept off the terminal)
+``user_cache``    the per-user cache folder; ``wording``: counted nouns ("1 frame", "2,000 frames") for every screen
 ``training/``     the library behind the train and evaluate commands, with a map of its own
 ================  ==============================================================================================
 """
