@@ -130,7 +130,9 @@ class RayEngine:
                     # Absolute: a worker's working directory is not the driver's. The task name shows in the worker's
                     # process title (ray::fer-batch:NAME), which says what a busy worker is on.
                     src = Source(s.path.absolute(), s.name, s.media)
-                    pending.append((s, task.options(name=f"fer-batch:{s.name}", **options).remote(src, config)))
+                    # Ray wants the name as UTF-8: a name that is not (bytes read with surrogateescape) is escaped.
+                    title = s.name.encode("utf-8", "backslashreplace").decode("utf-8")
+                    pending.append((s, task.options(name=f"fer-batch:{title}", **options).remote(src, config)))
                 source, ref = pending[0]
                 while not ray.wait([ref], timeout=0.2)[0]:
                     if stop is not None and stop.is_set():

@@ -68,7 +68,7 @@ def read_journal(out: Path, settings: dict) -> list[dict]:
     if not entries or entries[0].get("version") != JOURNAL_VERSION:
         raise UsageError(f"--resume: the journal {path} is unreadable; use --overwrite")
     previous = entries[0].get("settings", {})
-    if previous != settings:
+    if _comparable(previous) != _comparable(settings):
         raise UsageError(f"--resume: {_differences(previous, settings)}; resume with the same options, or use "
                          "--overwrite")
     return entries
@@ -80,8 +80,19 @@ FROM_MODEL = ("model_sha256", "model_bytes", "tflite_quantization", "flip_margin
 FOLLOW = {"model": FROM_MODEL, "detector": ("auto_detector",), "runtime": ("tflite_quantization", "tflite_near_tie")}
 
 
+def _comparable(settings: dict) -> dict:
+    """``settings`` with each input folder's one trailing slash dropped: ``clips/`` (as tab completion types it) and
+    ``clips`` name the same files, under the same names."""
+    paths = settings.get("paths")
+    if not isinstance(paths, list):
+        return settings
+    return {**settings, "paths": [p[:-1] if len(p) > 1 and p.endswith(os.sep) and not p.endswith(os.sep * 2)
+                                  else p for p in paths]}
+
+
 def _differences(previous: dict, now: dict) -> str:
     """What differs between the earlier run's settings and this one's, as a user would say it."""
+    previous, now = _comparable(previous), _comparable(now)
     changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
     following = {k for option, keys in FOLLOW.items() if option in changed for k in keys}
     changed = [k for k in changed if k not in following]

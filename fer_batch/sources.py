@@ -122,7 +122,8 @@ def _not_a_regular_file(path: Path) -> str | None:
 def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset()) -> None:
     try:
         st = directory.stat()
-    except OSError:
+    except OSError as exc:  # a path too long, a stale network handle: an error row, not a subtree silently gone
+        reject((name, f"cannot read directory ({exc.strerror or exc})"))
         return
     key = (st.st_dev, st.st_ino)
     if key in visited:  # a symlink loop, or the same directory reached twice

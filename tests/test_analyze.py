@@ -249,7 +249,8 @@ def test_help_names_every_exit_code_analyze_returns(capsys):
         main(["analyze", "--help"])
     epilog = " ".join(capsys.readouterr().out.split("exit codes:")[1].split())
     # EXIT_DATASET is train's and evaluate's; EXIT_BROKEN_PIPE only ends a listing on stdout (`fer-batch models`).
-    codes = [cli.EXIT_OK, cli.EXIT_SOME_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL, cli.EXIT_OUTPUT, cli.EXIT_INTERRUPTED]
+    codes = [cli.EXIT_OK, cli.EXIT_SOME_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL, cli.EXIT_OUTPUT, cli.EXIT_INTERNAL,
+             cli.EXIT_INTERRUPTED]
     for code in codes:
         assert f" {code} " in f" {epilog}", (code, epilog)
 
@@ -330,3 +331,18 @@ def test_a_failed_file_gets_one_progress_line_that_reads_as_a_failure(capsys):
     progress.source_done(SourceDone("b.jpg", "", frames=0, faces=0, error="empty file (0 bytes)"))
     assert capsys.readouterr().err.splitlines() == ["[1/2] a.jpg: 1 frame, 2 face detections",
                                                     "[2/2] error: b.jpg: empty file (0 bytes)"]
+
+
+def test_an_unexpected_exception_is_an_internal_error_not_a_failed_file(tmp_path, capsys, one_face_photo,
+                                                                         monkeypatch):
+    """Exit 1 means "some files failed"; a bug must not read as that: exit 70, with the traceback to report."""
+    from fer_batch import batch, cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(batch, "run_batch", broken)
+    code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL == 70
+    assert "Traceback" in err and "internal error (RuntimeError: boom): a bug in fer-batch" in err

@@ -289,3 +289,19 @@ def test_a_model_file_retrained_in_place_is_a_new_cache_key_in_workers(tmp_path)
     model.write_bytes(b"retrained, other weights")
     assert _file_identity(str(model)) != first
     assert _file_identity("fast") is None and _file_identity(None) is None
+
+
+@pytest.mark.ray
+def test_a_file_name_that_is_not_utf8_runs_on_ray_as_locally(ray_local, tmp_path, synthetic_photos):
+    """Ray wants its task names in UTF-8: a Latin-1 name (as old archives hold) is escaped in the worker's title
+    only, and the file is analysed under its own name, as the local engine does."""
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")  # surrogateescape: the bytes of the name, not valid UTF-8
+    shutil.copy(synthetic_photos["one_face"][0], folder / name)
+    ray_out, local_out = tmp_path / "ray.csv", tmp_path / "local.csv"
+    report = _run(folder, ray_out)
+    assert report.ok and report.succeeded == 1, report.errors
+    run_batch(RunConfig(paths=(str(folder),), out=local_out, analyze=AnalyzeConfig(batch_size=32)))
+    assert ray_out.read_bytes() == local_out.read_bytes()
+    assert read_timeline(ray_out)["source"].tolist() == [os.path.join(str(folder), name)]

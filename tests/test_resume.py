@@ -262,9 +262,12 @@ def test_chain_of_kills_each_resumed(tmp_path, media, reference):
     assert_matches_reference(out, reference)
 
 
-def test_ctrl_c_exits_130_then_resume_equals_uninterrupted_run(tmp_path, media, reference):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_exits_130_then_resume_equals_uninterrupted_run(tmp_path, media, reference, sig):
+    """Ctrl-C, or the SIGTERM a job scheduler or `timeout` sends: the run stops at its next frame, says so, and
+    leaves files a resume continues."""
     out = tmp_path / "res.csv"
-    state, code, stderr = kill_at(media, out, "during_first_file", sig=signal.SIGINT)
+    state, code, stderr = kill_at(media, out, "during_first_file", sig=sig)
     assert code == EXIT_INTERRUPTED, stderr[-2000:]
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert "continue with --resume" in stderr
@@ -370,3 +373,20 @@ def test_resume_without_an_earlier_output_says_it_starts_a_new_run(tmp_path, one
     assert len(read_timeline(out)) == 1
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == 0
     assert "no earlier output" not in capsys.readouterr().err  # now there is one
+
+
+def test_a_folder_with_a_trailing_slash_resumes_the_run_given_without_one(tmp_path, one_face_photo, capsys):
+    """Tab completion types `clips/`: the same files under the same names, so the same run."""
+    from fer_batch.cli import main
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(one_face_photo, clips / "a.jpg")
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(clips), "--out", str(out), "--quiet"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["analyze", f"{clips}/", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "1 skipped (already done)" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["analyze", str(clips / "a.jpg"), "--out", str(out), "--resume", "--quiet"]) == 2  # not the same

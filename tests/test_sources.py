@@ -346,3 +346,27 @@ def test_a_dark_16_bit_photo_stays_dark(tmp_path):
         assert im.mode == "I;16" or im.mode == "I"
     rgb = read_image(Source(path, str(path), "image"))
     assert rgb.max() <= 1  # 255 / 257
+
+
+def test_a_folder_too_deep_to_reach_is_an_error_not_a_silent_gap(tmp_path):
+    """Below a path of more than PATH_MAX bytes, stat fails (File name too long): the folder is named as failed."""
+    deep, parts = tmp_path / "deep", []
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        os.mkdir("deep", dir_fd=fd)
+        current = os.open("deep", os.O_RDONLY, dir_fd=fd)
+        for _ in range(22):  # 22 x 201 bytes: past Linux's 4,096-byte PATH_MAX, made one folder at a time
+            parts.append("d" * 200)
+            os.mkdir(parts[-1], dir_fd=current)
+            child = os.open(parts[-1], os.O_RDONLY, dir_fd=current)
+            os.close(current)
+            current = child
+        os.close(current)
+    finally:
+        os.close(fd)
+    found = discover([str(deep)])
+    assert not found.sources
+    assert any("cannot read directory (File name too long)" in reason for _, reason in found.rejected), found.rejected
+    import shutil
+
+    shutil.rmtree(deep)  # rmtree works through file descriptors, so pytest's own cleanup is spared the long path

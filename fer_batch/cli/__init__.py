@@ -21,7 +21,8 @@ EXIT_USAGE = 2  # bad option value, missing path, refusing to overwrite an outpu
 EXIT_MODEL = 3  # the model cannot be found, loaded, or has the wrong interface
 EXIT_DATASET = 4  # a training/evaluation dataset is unusable
 EXIT_OUTPUT = 5  # an output could not be written after the run started (disk full, folder removed, permissions)
-EXIT_INTERRUPTED = 130  # Ctrl-C; what was written so far stays valid (see --resume)
+EXIT_INTERNAL = 70  # an unexpected exception: a bug (EX_SOFTWARE); what was committed stays valid (see --resume)
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; what was written so far stays valid (see --resume)
 EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`fer-batch models | head -1`): 128 + SIGPIPE, as a shell reports
 
 SUBCOMMANDS = ("analyze", "train", "evaluate", "models")
@@ -93,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # inputs fail per file, inside the run: what reaches here is an output failing
         print(f"fer-batch {args.command}: output error: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
+    except Exception as exc:  # not 1, which means "some files failed": this is ours
+        import traceback
+
+        traceback.print_exc()
+        print(f"fer-batch {args.command}: internal error ({type(exc).__name__}: {exc}): a bug in fer-batch; please "
+              "report it with the lines above. What a run committed before it stays valid: --resume continues",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _stdout_gone() -> bool:

@@ -18,7 +18,8 @@ per-frame timeline CSV (one row per face per analysed frame, one row per frame w
 EPILOG = """exit codes: 0 all sources analysed; 1 finished, but some sources failed (listed beside --out:
 results.errors.csv for --out results.csv);
 2 usage error (nothing was analysed); 3 model cannot be loaded; 5 an output could not be written once the run had
-started (what was written before stays valid: fix the cause, then --resume); 130 interrupted (use --resume)."""
+started (what was written before stays valid: fix the cause, then --resume); 70 an internal error (a bug:
+please report it); 130 interrupted by Ctrl-C or SIGTERM (use --resume)."""
 
 
 def add_parser(subparsers) -> None:
@@ -171,20 +172,21 @@ def _progress(quiet: bool):
     return _TqdmProgress() if sys.stderr.isatty() else _LineProgress()
 
 
-def _stop_on_sigint(stop: threading.Event):
-    """Make Ctrl-C set ``stop`` instead of raising wherever the main thread happens to be. One CI run under load
-    finished as if never interrupted: a KeyboardInterrupt raised inside a library's Python code (TensorFlow,
-    MediaPipe) may be swallowed there. With a flag, the run stops at its next frame, in our code. A second Ctrl-C
-    raises at once. Returns the previous handler."""
+def _stop_on_sigint(stop: threading.Event) -> dict:
+    """Make Ctrl-C (and SIGTERM, which job schedulers and ``timeout`` send) set ``stop`` instead of raising wherever
+    the main thread happens to be. One CI run under load finished as if never interrupted: a KeyboardInterrupt
+    raised inside a library's Python code (TensorFlow, MediaPipe) may be swallowed there. With a flag, the run stops
+    at its next frame, in our code, and ends as an interruption (exit 130, the last line, the --resume hint). A
+    second signal raises at once. Returns the previous handlers, to put back."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
 
-    return signal.signal(signal.SIGINT, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _engine(args: argparse.Namespace):
@@ -262,8 +264,8 @@ def run(args: argparse.Namespace) -> int:
                                detector_factory=quiet_detector_factory(debug_log), stop=stop, engine=engine,
                                plan=plan)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     print(f"timeline: {report.outputs['timeline']}", file=sys.stderr)
     if not report.ok:
         print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
