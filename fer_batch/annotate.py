@@ -27,6 +27,7 @@ from pathlib import Path, PurePath
 
 from .errors import Interrupted
 from .records import FaceRecord
+from .sources import mark_output_dir
 
 log = logging.getLogger("fer_batch")
 
@@ -279,6 +280,7 @@ class AnnotateSink:
         self.written: list[Path] = []
         self.failures: list[tuple[str, str]] = []
         self.audio_notes: list[tuple[str, str]] = []
+        self._marked = False
         self._names = annotated_names(sources)
         self._used: dict[PurePath, str] = {rel: source for source, rel in self._names.items()}
 
@@ -298,6 +300,9 @@ class AnnotateSink:
     def source_done(self, source: str, media: str, path: Path, rows: Iterable[FaceRecord]) -> Path | None:
         dst = self.path_for(source, media)
         try:
+            if not self._marked:  # so that no later walk of an input tree holding it analyses the copies
+                mark_output_dir(self.directory)
+                self._marked = True
             dst.parent.mkdir(parents=True, exist_ok=True)
             if media == "video":
                 facts = annotate_video(Path(path), dst, rows, note=self.note, stop=self.stop)

@@ -109,8 +109,10 @@ def plot_distribution(timeline, path: Path) -> Path:
 
 def write_charts(timeline, directory: str | Path, smooth: float | None = None) -> list[Path]:
     """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written."""
+    from .sources import mark_output_dir
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    mark_output_dir(directory)
     written, used = [], {"emotion_distribution.png"}
     for source, rows in timeline.groupby("source", sort=False):
         if rows["media"].iloc[0] != "video":

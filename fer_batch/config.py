@@ -130,6 +130,9 @@ class RunConfig:
             raise UsageError("--overwrite and --resume contradict each other; give one")
         _check_writable_file("--out", self.out, overwrite=self.overwrite or self.resume,
                              hint="pass --overwrite to replace it or --resume to continue the run that wrote it")
+        if self.errors_path.is_dir():
+            raise UsageError(f"--out {str(self.out)!r}: its errors file {str(self.errors_path)!r} is a directory; "
+                             "move it or choose another --out")
         if self.summary is not None:
             _check_writable_file("--summary", self.summary, overwrite=self.overwrite or self.resume)
             for other, name in ((self.out, "--out"), (self.errors_path, "the errors file")):
@@ -156,6 +159,11 @@ class RunConfig:
             raise UsageError(f"--smooth {self.smooth:g} smooths the summary, charts and report, and none was asked "
                              "for: add --summary, --charts or --report (the timeline keeps every frame's own result)")
         self._check_distinct_outputs()
+        for option, folder in (("--charts", self.charts), ("--annotate", self.annotate)):
+            given = [p for p in self.paths if folder is not None and Path(p).is_dir() and _same_path(Path(p), folder)]
+            if given:  # its files would sit among the inputs, where the next run would analyse them
+                raise UsageError(f"{option} {str(folder)!r} is the input folder {given[0]!r} itself; give a folder of "
+                                 "its own (one inside the input folder is fine: runs do not walk into it)")
 
     def _check_distinct_outputs(self) -> None:
         """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the

@@ -50,6 +50,20 @@ class Discovery:
     skipped: int = 0  # files inside directories that are not media by their suffix
 
 
+#: Written into the folders a run fills (``--annotate``, ``--charts``): a later walk, of any run, does not go into a
+#: folder holding it, so annotated copies and chart PNGs are never analysed as inputs.
+OUTPUT_MARKER = ".fer-batch-output"
+
+
+def mark_output_dir(directory: Path) -> None:
+    """Create ``directory`` (and its parents) as an output folder: see :data:`OUTPUT_MARKER`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / OUTPUT_MARKER
+    if not marker.exists():
+        marker.write_text("Written by fer-batch: this folder holds its outputs, and input walks skip it.\n",
+                          encoding="utf-8")
+
+
 def media_kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
@@ -144,7 +158,7 @@ def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = fro
         except OSError:
             is_dir = False
         if is_dir:
-            if skip and os.path.realpath(child) in skip:
+            if (skip and os.path.realpath(child) in skip) or os.path.exists(os.path.join(child, OUTPUT_MARKER)):
                 continue
             _walk(child, child_name, add, visited, reject, skip)
         else:

@@ -195,6 +195,10 @@ def test_output_paths_that_cannot_be_written_are_usage_errors(tmp_path, capsys, 
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--summary", str(existing), "--quiet"]) \
         == EXIT_USAGE
     assert "already exists" in capsys.readouterr().err and existing.read_text() == "keep me"
+    errors_folder = tmp_path / "ef"
+    (errors_folder / "r.errors.csv").mkdir(parents=True)  # where the errors CSV must go: found before any work
+    assert main(["analyze", str(one_face_photo), "--out", str(errors_folder / "r.csv"), "--quiet"]) == EXIT_USAGE
+    assert "its errors file" in capsys.readouterr().err and not (errors_folder / "r.csv").exists()
     # --debug's log goes beside --out, in a folder that may not exist yet.
     debug_out = tmp_path / "new_debug" / "r.csv"
     assert main(["analyze", str(one_face_photo), "--out", str(debug_out), "--debug", "--quiet"]) == EXIT_OK
@@ -346,3 +350,26 @@ def test_an_unexpected_exception_is_an_internal_error_not_a_failed_file(tmp_path
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERNAL == 70
     assert "Traceback" in err and "internal error (RuntimeError: boom): a bug in fer-batch" in err
+
+
+def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_photo):
+    """Copies and charts written inside the input tree carry a marker that every later walk skips (a resume without
+    --annotate, another run of the tree); an output folder that is the input folder itself is refused."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    shutil.copy(one_face_photo, tree / "a.jpg")
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(tree), "--out", str(out), "--annotate", str(tree / "ann"), "--charts",
+                 str(tree / "charts"), "--quiet"]) == EXIT_OK
+    assert (tree / "ann" / ".fer-batch-output").is_file() and (tree / "charts" / ".fer-batch-output").is_file()
+    assert list((tree / "ann").rglob("*.jpg"))  # the copy is there, in the tree
+    capsys.readouterr()
+    assert main(["analyze", str(tree), "--out", str(out), "--resume", "--quiet"]) == EXIT_OK  # without --annotate
+    assert "0 succeeded, 0 failed, 1 skipped (already done); 0 rows written" in capsys.readouterr().err
+    assert main(["analyze", str(tree), "--out", str(tmp_path / "again.csv"), "--quiet"]) == EXIT_OK
+    assert read_timeline(tmp_path / "again.csv")["source"].tolist() == [str(tree / "a.jpg")]
+    for option in ("--charts", "--annotate"):
+        assert main(["analyze", str(tree), "--out", str(tmp_path / "x.csv"), option, str(tree), "--quiet"]) \
+            == EXIT_USAGE
+        assert f"{option} {str(tree)!r} is the input folder {str(tree)!r} itself" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
