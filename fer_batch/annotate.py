@@ -43,7 +43,7 @@ MP4_AUDIO = frozenset({"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"})
 
 def annotated_name(source: str, media: str) -> PurePath:
     """Where a source's annotated copy goes below the annotate folder: its path as given, made relative and safe
-    (other characters than letters, digits, ``.``, ``_`` and ``-`` become ``_``, ``..`` becomes ``__``); videos get
+    (other characters than ASCII letters, digits, ``.``, ``_`` and ``-`` become ``_``, ``..`` becomes ``__``); videos get
     ``.mp4`` appended unless they already end in it."""
     parts = []
     for part in PurePath(source).parts:

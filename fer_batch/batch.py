@@ -55,14 +55,18 @@ class Progress:
         """A source is committed to the timeline (``done.error`` set where it failed)."""
 
     def close(self) -> None:
-        """The run ended, however it ended."""
+        """The run's analysis ended, however it ended."""
+
+    def writing(self, option: str) -> None:
+        """An output made from the finished timeline is being written: ``"--summary"``, ``"--charts"``,
+        ``"--report"`` (after :meth:`close`; on a large archive each can take a while)."""
 
 
 class _Partial(Progress):
     """A progress object of the caller's with some methods missing: its own are bound once, the rest do nothing."""
 
     def __init__(self, inner):
-        for name in ("start", "source_start", "frames", "source_done", "close"):
+        for name in ("start", "source_start", "frames", "source_done", "close", "writing"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
 
@@ -105,7 +109,11 @@ class RunReport:
                  f"{self.skipped} skipped (already done{earlier})"]
         if self.ignored:
             parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
-        return f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
+        line = f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
+        if self.annotate_failures:
+            n = len(self.annotate_failures)
+            line += f"; {n} annotated cop{'y' if n == 1 else 'ies'} not written"
+        return line
 
 
 def _settings(config: RunConfig) -> dict:
@@ -181,8 +189,9 @@ def plan_run(config: RunConfig) -> Plan:
     """Walk the inputs and, for ``resume``, read (only read) the journal and check the options match, so that
     everything that needs no model is settled before TensorFlow is imported: a named file that is not media or a
     finished run is reported in well under a second. :class:`~fer_batch.errors.UsageError` as :func:`run_batch`."""
-    from .sinks import read_journal
+    from .sinks import check_unlocked, read_journal
 
+    check_unlocked(config.out)  # another run writing this --out is refused before any model loads
     committed: dict[str, dict] = {}
     if config.resume and config.out.exists():
         committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]}
@@ -328,6 +337,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     except Interrupted as exc:
         exc.report = report  # what was committed before the stop, for the CLI's last line
         raise
+    except OutputError as exc:  # the timeline, its errors file or journal (RunWriter says which)
+        exc.report = report
+        raise
     finally:
         writer.close()  # drops the rows of a source cut off mid-way, so the timeline holds report.rows rows
         report.rows = writer.rows_committed
@@ -339,19 +351,32 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
 
     if config.summary or config.charts or config.report:
         try:
-            _write_after_run(config, report, paths)
-        except OutputError as exc:
+            _write_after_run(config, report, paths, progress, stop)
+        except (OutputError, Interrupted) as exc:
             exc.report = report
             raise
     return report
 
 
-def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
-    """The outputs made from the finished timeline: summary, charts, report."""
+def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress: Progress | None,
+                     stop: threading.Event | None) -> None:
+    """The outputs made from the finished timeline: summary, charts, report. ``stop`` ends it (between outputs, and
+    between the sources of the charts and the report) with :class:`Interrupted`: the timeline is complete."""
     from .summary import read_timeline, save_summary, summarize
+
+    def check(option: str) -> None:
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"stopped while writing {option}; the timeline is complete: --resume writes the "
+                              f"summary, charts and report (output {config.out})")
+
+    def starting(option: str) -> None:
+        check(option)
+        if progress:
+            progress.writing(option)
 
     timeline = read_timeline(config.out)
     if config.summary:
+        starting("--summary")
         with _writing("--summary", config.summary):
             config.summary.parent.mkdir(parents=True, exist_ok=True)
             save_summary(summarize(timeline, smooth=config.smooth), config.summary)
@@ -359,11 +384,14 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
     if config.charts:
         from .charts import write_charts
 
+        starting("--charts")
         with _writing("--charts", config.charts):
-            report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth)
+            report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth,
+                                                    between=lambda: check("--charts"))
     if config.report:
         from .report import write_report
 
+        starting("--report")
         with _writing("--report", config.report):
             failures = _failures(config.errors_path)
             line = report.line()
@@ -373,7 +401,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict) -> None:
                         f"{line}")
             report.outputs["report"] = write_report(config.report, timeline, failures,
                                                     settings=_report_settings(config), line=line, paths=paths,
-                                                    smooth=config.smooth)
+                                                    smooth=config.smooth, between=lambda: check("--report"))
 
 
 @contextmanager

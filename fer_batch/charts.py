@@ -107,14 +107,17 @@ def plot_distribution(timeline, path: Path) -> Path:
     return path
 
 
-def write_charts(timeline, directory: str | Path, smooth: float | None = None) -> list[Path]:
-    """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written."""
+def write_charts(timeline, directory: str | Path, smooth: float | None = None, between=None) -> list[Path]:
+    """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written. ``between`` is
+    called before each source's chart (a run checks there whether it was asked to stop)."""
     from .sources import mark_output_dir
 
     directory = Path(directory)
     mark_output_dir(directory)
     written, used = [], {"emotion_distribution.png"}
     for source, rows in timeline.groupby("source", sort=False):
+        if between is not None:
+            between()
         if rows["media"].iloc[0] != "video":
             continue
         written.append(plot_video_timeline(source, rows, directory / chart_name(source, used), smooth=smooth))

@@ -99,6 +99,7 @@ class RayEngine:
             ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.ERROR)
         else:
+            check_reachable(self.address)
             try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
             except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by how the address fails
@@ -228,3 +229,21 @@ def _analyze_task(source: Source, config: AnalyzeConfig):
     classifier, detector = _models(config, source.media)
     records, done = analyze_source(source, config, classifier=classifier, detector=detector)
     return records, done, ray.get_runtime_context().get_node_id()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """For ``HOST:PORT`` and ``ray://HOST:PORT``: :class:`UsageError` at once when nothing accepts a connection
+    there. ``ray.init`` would retry such an address for minutes, silently; ``auto`` is left to Ray."""
+    import socket
+
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # Ray's own message for a malformed address is clear enough
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address {address}: nothing accepts connections at {host}:{port} "
+                         f"({exc.strerror or exc}); is `ray start --head` running there, and is that its "
+                         "port?") from None

@@ -31,10 +31,13 @@ class ModelError(FerBatchError):
 class OutputError(FerBatchError):
     """An output could not be written once the run had started (disk full, its folder removed, permissions)."""
 
-    def __init__(self, option: str, path, exc: OSError):
+    def __init__(self, option: str, path, exc: OSError, *, timeline_complete: bool = True):
         reason = exc.strerror or str(exc)
         super().__init__(f"{option} {str(path)!r}: cannot write it ({reason})")
         self.option, self.path = option, path
+        #: False when the timeline itself (or its errors file or journal) failed mid-run: what was committed before
+        #: stays valid, and --resume continues from there.
+        self.timeline_complete = timeline_complete
 
     report = None  # the RunReport of the run whose outputs these were, where there was one
 

@@ -237,10 +237,11 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
 
 
 def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
-                 smooth: float | None = None) -> str:
+                 smooth: float | None = None, between=None) -> str:
     """The report's HTML text. ``timeline``: the run's timeline (:func:`~fer_batch.summary.read_timeline`);
     ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails); ``smooth``: seconds
-    the videos' timelines are smoothed over (``--smooth``)."""
+    the videos' timelines are smoothed over (``--smooth``); ``between`` is called before each source's section (a
+    run checks there whether it was asked to stop)."""
     from .overlay import bgr_colours
 
     colours = bgr_colours()
@@ -274,6 +275,8 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
         out.append(f'<details class="page"{" open" if start == 0 else ""}><summary>sources {start + 1}-'
                    f'{start + len(page)}</summary>')
         for name, rows in page:
+            if between is not None:
+                between()
             out.append(_source_section(name, rows, paths.get(name), opened, colours, smooth))
         out.append("</details>")
     out.append("</main></body></html>\n")
@@ -281,12 +284,13 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
 
 
 def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
-                 smooth: float | None = None) -> Path:
+                 smooth: float | None = None, between=None) -> Path:
     """Write :func:`build_report`'s page to ``path`` (through a temporary file, so a reader never sees half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth),
+    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth,
+                                between=between),
                    encoding="utf-8", errors="surrogateescape")
     tmp.replace(path)
     return path

@@ -10,6 +10,7 @@ final CSV equals an uninterrupted run's.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -20,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import OPTION_NAMES
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .records import COLUMNS, ERROR_COLUMNS, FaceRecord, SourceDone
 
 JOURNAL_VERSION = 1
@@ -127,11 +128,55 @@ def _shown(key: str, value) -> str:
     return f"{shown} (the default)" if key in defaults and defaults[key] == value else shown
 
 
+def lock_path(out: Path) -> Path:
+    return Path(out).with_name(f".{Path(out).name}.lock")
+
+
+def take_lock(out: Path):
+    """The open lock file of ``out``, locked (``flock``) for this process: two runs writing one timeline would
+    interleave their rows and journals. The kernel drops the lock when the process ends, however it ends, so a killed
+    run never leaves it held. :class:`UsageError` naming the other run's process when it is taken."""
+    import fcntl
+
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise UsageError(f"--out {str(out)!r} is being written by another fer-batch run (process {holder}); wait for "
+                         "it to end, or give another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def check_unlocked(out: Path) -> None:
+    """:class:`UsageError` now, before any model loads, when another run holds the lock of ``out``
+    (:func:`take_lock`)."""
+    if lock_path(out).exists():
+        take_lock(out).close()  # closing releases it at once
+
+
 class RunWriter:
-    """Owns the timeline CSV, the errors CSV, the staging folder and the journal of one run."""
+    """Owns the timeline CSV, the errors CSV, the staging folder and the journal of one run (locked for it)."""
 
     def __init__(self, out: Path, errors_path: Path, *, resume: bool, settings: dict):
         self.out = Path(out)
+        self._lock = take_lock(self.out)  # before any file of the run is touched
+        try:
+            with self._failing_as_output():
+                self._open(errors_path, resume, settings)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self, errors_path: Path, resume: bool, settings: dict) -> None:
         self.errors_path = Path(errors_path)
         self.journal_path = journal_path(self.out)
         self.staging = self.out.with_name(f".{self.out.name}.parts")
@@ -196,6 +241,28 @@ class RunWriter:
     def write(self, records: list[FaceRecord]) -> None:
         """Append records to the timeline (or, for a source decoded alongside the streaming one, to its staging
         file) and flush; they count as committed only when their source ends (:meth:`commit`)."""
+        with self._failing_as_output():
+            self._write(records)
+
+    def commit(self, done: SourceDone) -> list[SourceDone]:
+        """Record a finished source: its rows are in (or appended to) the timeline, its error in the errors file,
+        both fsynced, then a journal line. A staged source waits while another streams into the timeline.
+
+        Returns the sources committed by this call (none, or ``done`` and any that waited for it): only those count
+        as done, since an interruption before their commit leaves them for ``--resume``.
+        """
+        with self._failing_as_output():
+            return self._commit(done)
+
+    @contextlib.contextmanager
+    def _failing_as_output(self):
+        """A failure to write (a full disk, the folder removed) as an :class:`OutputError` naming ``--out``."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError("--out", self.out, exc, timeline_complete=False) from exc
+
+    def _write(self, records: list[FaceRecord]) -> None:
         touched = set()
         for rec in records:
             self._uncommitted_rows[rec.source] = self._uncommitted_rows.get(rec.source, 0) + 1
@@ -216,13 +283,7 @@ class RunWriter:
         for source in touched:
             (self._out if source is None else self._staged[source][1]).flush()
 
-    def commit(self, done: SourceDone) -> list[SourceDone]:
-        """Record a finished source: its rows are in (or appended to) the timeline, its error in the errors file,
-        both fsynced, then a journal line. A staged source waits while another streams into the timeline.
-
-        Returns the sources committed by this call (none, or ``done`` and any that waited for it): only those count
-        as done, since an interruption before their commit leaves them for ``--resume``.
-        """
+    def _commit(self, done: SourceDone) -> list[SourceDone]:
         if done.source == self._direct:
             self._direct = None
             self._journal(done)
@@ -285,11 +346,20 @@ class RunWriter:
         """Close every file. The rows of sources that never ended are dropped, from the timeline (truncated back to
         the last commit) and from staging: the timeline then holds whole sources only, ``rows`` of them this run.
         (A killed run cannot do this; its torn rows stay past the journalled size until ``--resume`` drops them.)"""
-        self._out.flush()
-        if self._out.tell() != self._committed_size:
-            self._out.truncate(self._committed_size)
-        self._out.close()
+        try:
+            self._out.close()  # flushes: on a full disk that fails, and what it held is dropped with the rest below
+        except OSError:
+            pass
+        try:
+            if self.out.stat().st_size != self._committed_size:
+                os.truncate(self.out, self._committed_size)
+        except OSError:
+            pass  # the folder went away: --resume drops a torn tail by the journal anyway
         for path, f, _ in self._staged.values():
-            f.close()
+            try:
+                f.close()
+            except OSError:
+                pass
         self._staged.clear()
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._lock.close()

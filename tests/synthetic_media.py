@@ -61,6 +61,7 @@ __all__ = [
     "photo_faces",
     "photo_no_face",
     "save_exif_rotated",
+    "write_damaged_copy",
     "save_image",
     "still_script",
     "tour_script",
@@ -996,6 +997,17 @@ def write_text_as(path: str | os.PathLike, text: str = "This is a text file, not
     path = Path(path)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def write_damaged_copy(src: str | os.PathLike, dst: str | os.PathLike, start: float = 0.4, end: float = 0.55,
+                       *, seed: int = 0) -> Path:
+    """Copy ``src`` to ``dst`` with the bytes from ``start`` to ``end`` (fractions of its size) replaced by noise: a
+    damaged stretch in the middle of a video (a bad sector, a corrupt download) with good frames on either side."""
+    data = bytearray(Path(src).read_bytes())
+    a, b = int(len(data) * start), int(len(data) * end)
+    data[a:b] = np.random.default_rng(seed).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
 
 
 def write_truncated_copy(src: str | os.PathLike, dst: str | os.PathLike, fraction: float = 0.5) -> Path:

@@ -373,3 +373,23 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
             == EXIT_USAGE
         assert f"{option} {str(tree)!r} is the input folder {str(tree)!r} itself" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face_photo):
+    tree = tmp_path / "tree"
+    (tree / "2019").mkdir(parents=True)
+    shutil.copy(one_face_photo, tree / "2019" / "a.jpg")
+    (tree / "link.jpg").symlink_to(tree / "2019" / "a.jpg")
+    (tree / "link_dir").symlink_to(tree / "2019")
+    assert main(["analyze", str(tree), "--out", str(tmp_path / "r.csv"), "--quiet"]) == EXIT_OK
+    err = capsys.readouterr().err
+    # link.jpg is counted; link_dir, a folder met before, is not walked again (symlink loops end the same way)
+    assert "note: 1 file reached a second time (through a symlink, or inputs that overlap) analysed once" in err
+    assert read_timeline(tmp_path / "r.csv")["source"].tolist() == [str(tree / "2019" / "a.jpg")]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("x")
+    (docs / "clip.heic").write_bytes(b"x")
+    assert main(["analyze", str(docs), "--out", str(tmp_path / "d.csv"), "--quiet"]) == EXIT_OK
+    assert "note: no image or video file among the inputs (2 other files ignored); images: .bmp, .jpeg" in \
+        capsys.readouterr().err

@@ -223,23 +223,28 @@ def test_a_stop_abandons_the_annotation_without_leaving_a_part(tmp_path, face_vi
 
     with pytest.raises(Interrupted, match="--resume"):
         sink.source_done("v.mp4", "video", face_video.path, rows())
-    assert not [p for p in (tmp_path / "ann").rglob("*") if p.is_file()] and not sink.failures
+    assert [p.name for p in (tmp_path / "ann").rglob("*") if p.is_file()] == [".fer-batch-output"]  # no copy, no part
+    assert not sink.failures
 
 
 def test_annotate_over_the_inputs_is_refused_before_any_work(tmp_path, one_face_photo, monkeypatch, capsys):
-    """`cd photos; fer-batch analyze . --annotate .` would name each copy exactly as its source: refused with
-    exit 2 before anything is written, and the inputs keep their bytes."""
+    """`fer-batch analyze photos --annotate .` would name each copy exactly as its source (`./photos/...`), and
+    `cd photos; fer-batch analyze . --annotate .` would put the copies among the inputs: both refused with exit 2
+    before anything is written, and the inputs keep their bytes."""
     from fer_batch.cli import EXIT_USAGE, main
 
     inputs = tmp_path / "photos"
     inputs.mkdir()
     shutil.copy(one_face_photo, inputs / "portrait.jpg")
     before = (inputs / "portrait.jpg").read_bytes()
-    monkeypatch.chdir(inputs)
-    code = main(["analyze", ".", "--out", str(tmp_path / "r.csv"), "--annotate", "."])
+    monkeypatch.chdir(tmp_path)
+    code = main(["analyze", "photos", "--out", str(tmp_path / "r.csv"), "--annotate", "."])
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert "--annotate '.' would write an annotated copy over the input" in err and "portrait.jpg" in err
+    monkeypatch.chdir(inputs)
+    assert main(["analyze", ".", "--out", str(tmp_path / "r.csv"), "--annotate", "."]) == EXIT_USAGE
+    assert "--annotate '.' is the input folder '.' itself" in capsys.readouterr().err
     assert (inputs / "portrait.jpg").read_bytes() == before
     assert not (tmp_path / "r.csv").exists()
 
@@ -419,3 +424,18 @@ def test_no_probability_panel_covers_a_label(boxes):
         assert all(_overlap(label, panel) == 0 for _, _, panel in placed), placed
         x0, y0, x1, y1 = label
         assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 450  # inside the frame
+
+
+def test_a_copy_that_cannot_be_written_exits_5_and_is_counted_on_the_last_line(tmp_path, one_face_photo, capsys):
+    """An annotated copy is an output: one that cannot be written (here a folder stands where it goes; a full disk
+    does the same) ends the run with exit 5 and a count on the last line, not 0 with every file "succeeded"."""
+    from fer_batch.annotate import annotated_name
+    from fer_batch.cli import EXIT_OUTPUT, main
+
+    ann = tmp_path / "ann"
+    (ann / annotated_name(str(one_face_photo), "image")).mkdir(parents=True)
+    code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv"), "--annotate", str(ann), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OUTPUT, err
+    assert f"annotate: {one_face_photo}: " in err
+    assert err.strip().splitlines()[-1].endswith("; 1 row written; 1 annotated copy not written")

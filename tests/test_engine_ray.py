@@ -142,14 +142,26 @@ def test_ray_address_is_checked(capsys, tmp_path, one_face_photo):
     pytest.importorskip("ray")
     assert main([*base, "--engine", "ray", "--ray-address", "http://head"]) == EXIT_USAGE
     assert "--ray-address 'http://head' is not allowed" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        started = time.monotonic()
+        assert main([*base, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]) == EXIT_USAGE
+    assert time.monotonic() - started < 60  # ray.init alone retried such an address for minutes
+    assert f"--ray-address 127.0.0.1:{port}: nothing accepts connections at 127.0.0.1:{port} (Connection refused)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()  # refused before any output was made
 
 
 @pytest.mark.ray
 def test_cli_ray_run_equals_local_run(ray_local, media, local_out, tmp_path, capsys):
     out = tmp_path / "cli.csv"
-    code = main(["analyze", str(media), "--out", str(out), "--batch-size", "32", "--engine", "ray", "--quiet"])
+    code = main(["analyze", str(media), "--out", str(out), "--batch-size", "32", "--engine", "ray"])
     err = capsys.readouterr().err
     assert code == EXIT_SOME_FAILED
+    assert err.splitlines()[0] == "starting Ray; its workers load model fast ..."  # at once, not after Ray's start
     assert err.strip().splitlines()[-1] == "fer-batch: sources: 5 succeeded, 1 failed, 0 skipped (already done); " \
         f"{len(read_timeline(local_out))} rows written"
     assert_same_timeline(out, local_out)

@@ -21,6 +21,7 @@ import gc
 import itertools
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -724,3 +725,58 @@ def test_a_progress_object_with_some_methods_and_string_paths_work_through_run_b
     assert str(timeline["face_id"].dtype) == "Int64" and str(timeline["x"].dtype) == "Int64"
     assert timeline["face_id"].tolist() == [0]
 
+
+
+def test_a_timeline_that_cannot_grow_keeps_its_finished_files_and_resumes(tmp_path, one_face_photo, multi_face_photo,
+                                                                         no_face_photo):
+    """Writes to --out fail mid-run (a file-size limit stands in for a full disk: each write past it fails, EFBIG):
+    exit 5 naming --out, the last line, the timeline cut back to its last finished file, and a resume, once writes
+    work again, that ends byte-identical to a run that never failed."""
+    import resource
+
+    media = tmp_path / "in"
+    media.mkdir()
+    for i, photo in enumerate([multi_face_photo] * 8 + [no_face_photo]):
+        shutil.copy(photo, media / f"{i}.jpg")
+    reference = tmp_path / "ref.csv"
+    assert main(["analyze", str(media), "--out", str(reference), "--quiet"]) == 0
+    size, journal = reference.stat().st_size, reference.with_name(".ref.csv.journal").stat().st_size
+    limit = (size + journal) // 2  # three faces a photo: the timeline outgrows it, its journal does not
+    assert journal < limit < size
+    out = tmp_path / "r.csv"
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    res = subprocess.run(cli_command() + ["analyze", str(media), "--out", str(out), "--quiet"], capture_output=True,
+                         text=True, preexec_fn=limited, timeout=600)
+    assert res.returncode == 5, res.stderr[-2000:]
+    assert f"output error: --out {str(out)!r}: cannot write it (File too large); the files finished before it are " \
+           "kept: once that is fixed, continue with --resume" in res.stderr
+    counts = summary_counts(res.stderr)
+    assert 0 < counts["succeeded"] < 9
+    kept = out.read_bytes()
+    assert kept == reference.read_bytes()[:len(kept)] and len(kept) <= limit  # whole files only
+    assert not out.with_name(f".{out.name}.parts").exists()
+    assert main(["analyze", str(media), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path, one_face_photo, capsys):
+    """Two runs on one --out (a --resume typed in a second terminal) would interleave rows and journals: the
+    second is refused at once, naming the first's process; once the first ends, the lock is free."""
+    from fer_batch.sinks import take_lock
+
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--quiet"]) == 0
+    before = out.read_bytes()
+    held = take_lock(out)  # a run in progress, as far as the lock can tell (flock is per open file)
+    try:
+        capsys.readouterr()
+        assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"--out {str(out)!r} is being written by another fer-batch run (process {os.getpid()})" in err
+        assert out.read_bytes() == before
+    finally:
+        held.close()
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == 0

@@ -205,3 +205,28 @@ def test_a_report_added_by_resuming_a_finished_run_heads_the_whole_output(report
     text = again.report.read_text(encoding="utf-8")
     assert html.escape(f"the whole output: 3 sources with results, 1 failure, {rows} rows · this run (--resume): "
                        f"{report.line()}") in text
+
+
+def test_a_stop_while_the_report_is_written_ends_the_run_as_interrupted(report_run, tmp_path):
+    """Ctrl-C after the last file used to be ignored until every output was written (minutes, for an archive's
+    report): the run stops at the next source, as an interruption, with the timeline complete."""
+    import dataclasses
+    import threading
+
+    from fer_batch.errors import Interrupted
+
+    config, first = report_run
+    stop = threading.Event()
+    told = []
+
+    class Stopper:
+        def writing(self, option):
+            told.append(option)
+            if option == "--report":
+                stop.set()  # as the CLI's Ctrl-C handler does
+
+    again = dataclasses.replace(config, resume=True, report=tmp_path / "late.html", summary=tmp_path / "s.csv")
+    with pytest.raises(Interrupted, match="stopped while writing --report; the timeline is complete") as info:
+        run_batch(again, progress=Stopper(), stop=stop)
+    assert told == ["--summary", "--report"] and info.value.report is not None
+    assert (tmp_path / "s.csv").is_file() and not (tmp_path / "late.html").exists()

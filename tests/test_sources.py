@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -370,3 +371,21 @@ def test_a_folder_too_deep_to_reach_is_an_error_not_a_silent_gap(tmp_path):
     import shutil
 
     shutil.rmtree(deep)  # rmtree works through file descriptors, so pytest's own cleanup is spared the long path
+
+
+def test_a_damaged_stretch_costs_its_frames_not_the_rest_of_the_video(tmp_path):
+    """Noise over 15% of a video's bytes in its middle: the frames after the damage decode again and are analysed,
+    under their own frame numbers; the file's error row names the frames lost."""
+    clean = synthetic.write_face_video(tmp_path / "clean.mp4", frames=300, fps=25, size=(160, 120), seed=3)
+    damaged = synthetic.write_damaged_copy(clean.path, tmp_path / "damaged.mp4", 0.4, 0.55)
+    expected = [f.index for f in iter_frames(Source(clean.path, "clean.mp4", "video"), every=5)]
+    assert expected == list(range(0, 300, 5))
+    got = []
+    with pytest.raises(InputError, match=r"^damaged\.mp4: (\d+) frames could not be decoded \((\d+)-(\d+)\); the "
+                                         r"frames around them were analysed and their rows kept$") as info:
+        for f in iter_frames(Source(damaged, "damaged.mp4", "video"), every=5):
+            got.append(f.index)
+    lost, first, last = map(int, re.search(r"(\d+) frames could not be decoded \((\d+)-(\d+)\)",
+                                           str(info.value)).groups())
+    assert lost == last - first + 1 and 0 < first and last < 299
+    assert got == [i for i in expected if not first <= i <= last]  # every frame outside the damage, numbered as before

@@ -65,8 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fer-batch {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except OutputError as exc:
-        print(f"fer-batch {args.command}: output error: {exc}; the timeline is complete: once that is fixed, "
-              "rerun with --resume to write it again", file=sys.stderr)
+        if exc.timeline_complete:
+            hint = "the timeline is complete: once that is fixed, rerun with --resume to write it again"
+        else:
+            hint = "the files finished before it are kept: once that is fixed, continue with --resume"
+        print(f"fer-batch {args.command}: output error: {exc}; {hint}", file=sys.stderr)
         if exc.report is not None:
             print(f"fer-batch: {exc.report.line()}", file=sys.stderr)  # the last line of every run (README)
         return EXIT_OUTPUT

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ..wording import count
-from . import EXIT_OK, EXIT_SOME_FAILED
+from . import EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED
 
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
 per-frame timeline CSV (one row per face per analysed frame, one row per frame without a face)."""
@@ -110,6 +110,9 @@ class _TqdmProgress:
             if bar is not None:
                 bar.close()
 
+    def writing(self, option):
+        print(f"writing {option} ...", file=sys.stderr, flush=True)
+
 
 class _QuietProgress:
     """No bars, but failures are still named on stderr as they happen."""
@@ -121,6 +124,7 @@ class _QuietProgress:
         if done.error:
             print(f"error: {done.source}: {done.error}", file=sys.stderr)
     def close(self): ...
+    def writing(self, option): ...
 
 
 class _LineProgress(_QuietProgress):
@@ -140,6 +144,9 @@ class _LineProgress(_QuietProgress):
             return
         what = f"{count(done.frames, 'frame')}, {count(done.faces, 'face detection')}"
         print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
+
+    def writing(self, option):
+        print(f"writing {option} ...", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -201,10 +208,13 @@ def _engine(args: argparse.Namespace):
         if args.workers != 1:
             raise UsageError(f"--workers {args.workers} applies to --engine local; on Ray each CPU of the cluster "
                              "analyses one source at a time")
-        from ..engine_ray import RayEngine, import_ray
+        from ..engine_ray import RayEngine, check_reachable, import_ray
 
         import_ray()
-        return RayEngine(address=args.ray_address)
+        engine = RayEngine(address=args.ray_address)
+        if args.ray_address is not None:
+            check_reachable(args.ray_address)  # before any output is made
+        return engine
     else:
         raise UsageError(f"--engine {args.engine!r} is not allowed; choose local or ray")
 
@@ -234,11 +244,20 @@ def run(args: argparse.Namespace) -> int:
     _note_ineffective_min_score(args)
     from ..batch import plan_run
     from ..classify import DEFAULT_MODEL, resolve_model
+    from ..sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
     plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
     if config.resume and not config.out.exists():  # a mistyped --out would otherwise start over without a word
         print(f"note: --resume: no earlier output at {config.out}; starting a new run", file=sys.stderr)
+    found = plan.found
+    if found.duplicates:
+        print(f"note: {count(found.duplicates, 'file')} reached a second time (through a symlink, or inputs that "
+              "overlap) analysed once, under the name first met", file=sys.stderr)
+    if not found.sources and not found.rejected:
+        print(f"note: no image or video file among the inputs ({count(found.skipped, 'other file')} ignored); "
+              f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}",
+              file=sys.stderr)
     from ._native import quiet_native_logs
 
     quiet_native_logs()
@@ -252,6 +271,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with _debug_logging(debug_log):
         # A finished --resume, or only named non-media files, needs no model; nor does Ray's driver (workers load it).
+        if plan.todo and engine and not args.quiet:  # the first line at once here too: Ray takes seconds to start
+            where = f"joining the Ray cluster at {args.ray_address}" if args.ray_address else "starting Ray"
+            print(f"{where}; its workers load model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr,
+                  flush=True)
         if plan.todo and not engine:
             if not args.quiet:
                 print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
@@ -281,4 +304,8 @@ def run(args: argparse.Namespace) -> int:
     for line in report.few_faces_lines():
         print(line, file=sys.stderr)
     print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
-    return EXIT_OK if report.ok else EXIT_SOME_FAILED
+    if not report.ok:
+        return EXIT_SOME_FAILED
+    # Every file analysed, but an annotated copy (an output, as the timeline is) could not be written: a full disk
+    # must not end in 0. (--resume draws the missing copies.)
+    return EXIT_OUTPUT if report.annotate_failures else EXIT_OK
