@@ -63,6 +63,7 @@ def test_resume_drops_a_source_cut_off_mid_way_and_skips_committed_ones(tmp_path
     w.write(_records("a.mp4", 4))
     w.commit(SourceDone("a.mp4", "video", 4, 4))
     w.write(_records("b.mp4", 2))  # streamed into the timeline, never committed: the run is killed here (no close)
+    w._lock.close()  # as the kernel drops a killed process's lock
     assert read_timeline(tmp_path / "out.csv")["source"].tolist() == ["a.mp4"] * 4 + ["b.mp4"] * 2
     with open(tmp_path / "out.csv", "a") as f:
         f.write("b.mp4,video,2,0.2,0,1,2,30,30,0.9,0.1,0.05")  # and a row cut short by the kill
