@@ -111,8 +111,8 @@ class RunReport:
             parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
         line = f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
         if self.annotate_failures:
-            n = len(self.annotate_failures)
-            line += f"; {n} annotated cop{'y' if n == 1 else 'ies'} not written"
+            copies = count(len(self.annotate_failures), "annotated copy", grouped=False, plural="annotated copies")
+            line += f"; {copies} not written"
         return line
 
 

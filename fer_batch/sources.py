@@ -419,13 +419,14 @@ MAX_UNDECODABLE_RUN = 10_000
 
 
 def _gaps_text(gaps: list[tuple[int, int]], lead: str = "") -> str:
-    """"1,269 frames could not be decoded (422-1,268)": the damaged stretches of a video, for its error row."""
+    """"847 frames could not be decoded (422-1,268)": the damaged stretches of a video, for its error row."""
+    from .wording import count
+
     if not gaps:
         return ""
-    lost = sum(n for _, n in gaps)
     spans = ", ".join(f"{first:,}-{first + n - 1:,}" if n > 1 else f"{first:,}" for first, n in gaps[:5])
     more = f" and {len(gaps) - 5} more stretches" if len(gaps) > 5 else ""
-    return f"{lead}{lost:,} frame{'' if lost == 1 else 's'} could not be decoded ({spans}{more})"
+    return f"{lead}{count(sum(n for _, n in gaps), 'frame')} could not be decoded ({spans}{more})"
 
 
 def _next_sample(next_t: float, t: float, fps: float) -> float:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 
-def count(n, noun: str, *, grouped: bool = True) -> str:
+def count(n, noun: str, *, grouped: bool = True, plural: str | None = None) -> str:
     """``count(1, "frame")`` is "1 frame", ``count(2000, "frame")`` "2,000 frames" ("2000 frames" with
-    ``grouped=False``, for lines that scripts parse); a figure that is not a whole number (a card's "?") is shown as
-    it is, with the plural."""
+    ``grouped=False``, for lines that scripts parse); ``plural`` for a noun that does not just take an "s"
+    ("annotated copies"); a figure that is not a whole number (a card's "?") is shown as it is, with the plural."""
     shown = f"{n:,}" if isinstance(n, int) and grouped else str(n)
-    return f"{shown} {noun}{'' if n == 1 else 's'}"
+    return f"{shown} {noun if n == 1 else plural or noun + 's'}"

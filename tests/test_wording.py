@@ -7,3 +7,4 @@ def test_count_says_one_noun_and_many_nouns_with_thousands_grouped():
     assert count(2000, "analysed frame") == "2,000 analysed frames"
     assert count("?", "epoch") == "? epochs"  # a card without the figure
     assert count(2000, "row", grouped=False) == "2000 rows"  # the last line of a run, which scripts parse
+    assert count(1, "copy", plural="copies") == "1 copy" and count(3, "copy", plural="copies") == "3 copies"
