@@ -47,7 +47,8 @@ _PUBLIC = {
     "Progress": "batch",
     "FaceRecord": "records",
     "COLUMNS": "records",  # the timeline CSV's columns
-    "read_timeline": "summary",
+    "read_timeline": "timeline",  # the timeline CSV -> DataFrame
+    "Timeline": "timeline",  # the same, one source at a time (what summarize, charts and the report stream)
     "summarize": "summary",
     "FerBatchError": "errors",  # every error the library raises on purpose derives from it
 }

@@ -361,8 +361,11 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
 def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress: Progress | None,
                      stop: threading.Event | None) -> None:
     """The outputs made from the finished timeline: summary, charts, report. ``stop`` ends it (between outputs, and
-    between the sources of the charts and the report) with :class:`Interrupted`: the timeline is complete."""
-    from .summary import read_timeline, save_summary, summarize
+    between the sources of the charts and the report) with :class:`Interrupted`: the timeline is complete. Each
+    output reads the timeline one source at a time (:class:`~fer_batch.timeline.Timeline`): an archive's timeline
+    may be larger than memory."""
+    from .summary import save_summary, summarize
+    from .timeline import Timeline
 
     def check(option: str) -> None:
         if stop is not None and stop.is_set():
@@ -374,7 +377,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
         if progress:
             progress.writing(option)
 
-    timeline = read_timeline(config.out)
+    timeline = Timeline.from_csv(config.out)
     if config.summary:
         starting("--summary")
         with _writing("--summary", config.summary):
@@ -396,8 +399,9 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
             failures = _failures(config.errors_path)
             line = report.line()
             if report.skipped:  # a resumed run's own counts miss what the earlier run did: the page shows it all
-                line = (f"the whole output: {count(timeline['source'].nunique(), 'source')} with results, "
-                        f"{count(len(failures), 'failure')}, {count(len(timeline), 'row')} · this run (--resume): "
+                totals = timeline.totals()
+                line = (f"the whole output: {count(totals.sources, 'source')} with results, "
+                        f"{count(len(failures), 'failure')}, {count(totals.rows, 'row')} · this run (--resume): "
                         f"{line}")
             report.outputs["report"] = write_report(config.report, timeline, failures,
                                                     settings=_report_settings(config), line=line, paths=paths,

@@ -89,9 +89,14 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
 
 
 def plot_distribution(timeline, path: Path) -> Path:
-    """Share of analysed faces per predicted emotion across all sources (images and video frames alike)."""
-    faces = timeline.dropna(subset=["face_id"])
-    counts = faces["emotion"].value_counts().reindex(list(EMOTIONS), fill_value=0)
+    """Share of analysed faces per predicted emotion across all sources (images and video frames alike).
+    ``timeline``: as :func:`write_charts` takes it, or its :class:`~fer_batch.timeline.Totals` already counted."""
+    import pandas as pd
+
+    from .timeline import Totals, as_timeline
+
+    totals = timeline if isinstance(timeline, Totals) else as_timeline(timeline).totals()
+    counts = pd.Series(totals.emotion_counts(), index=list(EMOTIONS))
     total = int(counts.sum())
     fig = _figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -100,8 +105,7 @@ def plot_distribution(timeline, path: Path) -> Path:
     for bar, c in zip(bars, counts):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), str(int(c)), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("share of faces")
-    n_sources = timeline["source"].nunique()
-    ax.set_title(f"Emotions across {count(n_sources, 'source')}, {count(total, 'face detection')}")
+    ax.set_title(f"Emotions across {count(totals.sources, 'source')}, {count(total, 'face detection')}")
     ax.set_ylim(0, max(float(shares.max()) * 1.15 if total else 1.0, 0.05))
     fig.savefig(path, dpi=100)
     return path
@@ -109,17 +113,23 @@ def plot_distribution(timeline, path: Path) -> Path:
 
 def write_charts(timeline, directory: str | Path, smooth: float | None = None, between=None) -> list[Path]:
     """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written. ``between`` is
-    called before each source's chart (a run checks there whether it was asked to stop)."""
+    called before each source's chart (a run checks there whether it was asked to stop). ``timeline``: a DataFrame
+    (:func:`~fer_batch.timeline.read_timeline`), a timeline CSV's path or a :class:`~fer_batch.timeline.Timeline`;
+    a file is read one source at a time, and the distribution is counted on the way."""
     from .sources import mark_output_dir
+    from .timeline import Totals, as_timeline
 
+    timeline = as_timeline(timeline)
+    totals = Totals()
     directory = Path(directory)
     mark_output_dir(directory)
     written, used = [], {"emotion_distribution.png"}
-    for source, rows in timeline.groupby("source", sort=False):
+    for source, rows in timeline.by_source():
         if between is not None:
             between()
+        totals.add(rows)
         if rows["media"].iloc[0] != "video":
             continue
         written.append(plot_video_timeline(source, rows, directory / chart_name(source, used), smooth=smooth))
-    written.append(plot_distribution(timeline, directory / "emotion_distribution.png"))
+    written.append(plot_distribution(totals, directory / "emotion_distribution.png"))
     return written

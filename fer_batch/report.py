@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -141,10 +142,11 @@ def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
     return "".join(out)
 
 
-def distribution_svg(faces) -> str:
-    """Share of all face detections per top emotion, as inline SVG bars with their counts."""
+def distribution_svg(counts) -> str:
+    """Share of all face detections per top emotion (``counts`` in EMOTIONS order), as inline SVG bars with their
+    counts."""
     c = _colours()
-    counts = faces["emotion"].value_counts().reindex(list(EMOTIONS), fill_value=0).to_numpy()
+    counts = np.asarray(counts, dtype=np.int64)
     total = max(int(counts.sum()), 1)
     width, height, bar = 700, 170, 80
     out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
@@ -238,14 +240,25 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
 
 def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
                  smooth: float | None = None, between=None) -> str:
-    """The report's HTML text. ``timeline``: the run's timeline (:func:`~fer_batch.summary.read_timeline`);
+    """The report's HTML text (:func:`report_parts` joined)."""
+    return "\n".join(report_parts(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth,
+                                   between=between))
+
+
+def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
+                 smooth: float | None = None, between=None) -> Iterator[str]:
+    """The report's HTML, a part at a time (a source's section is one part). ``timeline``: the run's timeline (a
+    DataFrame from :func:`~fer_batch.timeline.read_timeline`, a timeline CSV's path, or a
+    :class:`~fer_batch.timeline.Timeline`; a file is read one source at a time, after a first pass for the totals);
     ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails); ``smooth``: seconds
     the videos' timelines are smoothed over (``--smooth``); ``between`` is called before each source's section (a
     run checks there whether it was asked to stop)."""
     from .overlay import bgr_colours
+    from .timeline import as_timeline
 
     colours = bgr_colours()
-    groups = list(timeline.groupby("source", sort=False))
+    timeline = as_timeline(timeline)
+    totals = timeline.totals()
     errors = list(errors)
     out = ['<!doctype html><html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -263,34 +276,42 @@ def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str
             f"<tr><td>{_e(s)}</td><td>{_e(r)}</td></tr>" for s, r in errors) + "</table>")
     else:
         out.append('<p class="muted">none</p>')
-    faces = timeline.dropna(subset=["face_id"])
-    every = "all " if len(faces) > 1 else ""
-    out.append(f'<h2 id="distribution">Top emotion of {every}{count(len(faces), "face detection")} (a face in '
+    detections = totals.face_detections
+    every = "all " if detections > 1 else ""
+    out.append(f'<h2 id="distribution">Top emotion of {every}{count(detections, "face detection")} (a face in '
                'each analysed frame counts once)</h2>')
-    out.append(distribution_svg(faces) + _legend())
-    out.append(f'<h2 id="sources">Sources with results ({len(groups)})</h2>')
-    opened = len(groups) <= OPEN_ALL_UP_TO
-    for start in range(0, len(groups), PAGE):
-        page = groups[start:start + PAGE]
-        out.append(f'<details class="page"{" open" if start == 0 else ""}><summary>sources {start + 1}-'
-                   f'{start + len(page)}</summary>')
-        for name, rows in page:
-            if between is not None:
-                between()
-            out.append(_source_section(name, rows, paths.get(name), opened, colours, smooth))
-        out.append("</details>")
-    out.append("</main></body></html>\n")
-    return "\n".join(out)
+    out.append(distribution_svg(totals.emotion_counts()) + _legend())
+    out.append(f'<h2 id="sources">Sources with results ({totals.sources})</h2>')
+    yield from out
+    opened = totals.sources <= OPEN_ALL_UP_TO
+    for i, (name, rows) in enumerate(timeline.by_source()):
+        if i % PAGE == 0:
+            if i:
+                yield "</details>"
+            yield (f'<details class="page"{" open" if i == 0 else ""}><summary>sources {i + 1}-'
+                   f'{min(i + PAGE, totals.sources)}</summary>')
+        if between is not None:
+            between()
+        yield _source_section(name, rows, paths.get(name), opened, colours, smooth)
+    if totals.sources:
+        yield "</details>"
+    yield "</main></body></html>\n"
 
 
 def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
                  smooth: float | None = None, between=None) -> Path:
-    """Write :func:`build_report`'s page to ``path`` (through a temporary file, so a reader never sees half)."""
+    """Write :func:`report_parts` to ``path`` as they come (through a temporary file, so a reader never sees
+    half); ``timeline`` as :func:`report_parts` takes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(build_report(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth,
-                                between=between),
-                   encoding="utf-8", errors="surrogateescape")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            for i, part in enumerate(report_parts(timeline, errors, settings=settings, line=line, paths=paths,
+                                                  smooth=smooth, between=between)):
+                f.write(("\n" if i else "") + part)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import EMOTIONS
+from .timeline import as_timeline, read_timeline  # noqa: F401  (read_timeline: public here since the first release)
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "source", "media", "face_id", "frames_analysed", "frames_with_face", "first_s", "last_s", "seconds_seen",
@@ -68,18 +69,6 @@ def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray |
     return row
 
 
-def read_timeline(path: str | Path):
-    """The timeline CSV as a DataFrame with its documented dtypes (source names kept exactly as written)."""
-    import pandas as pd
-
-    # Int64 (nullable): ids and boxes are whole numbers, empty on a frame without a face.
-    whole = {c: "Int64" for c in ("face_id", "x", "y", "w", "h")}
-    return pd.read_csv(path, dtype={"source": str, "media": str, "emotion": str, **whole}, keep_default_na=False,
-                       na_values={c: [""] for c in ("time_s", "face_id", "x", "y", "w", "h", "det_score",
-                                                   "confidence", *EMOTIONS)}, encoding="utf-8",
-                       encoding_errors="surrogateescape")
-
-
 def smooth_probabilities(times: np.ndarray, probs: np.ndarray, window_s: float) -> np.ndarray:
     """Centred moving average of probabilities over ``window_s`` seconds of video time (rows stay normalised)."""
     out = np.empty_like(probs)
@@ -94,11 +83,14 @@ def smooth_probabilities(times: np.ndarray, probs: np.ndarray, window_s: float) 
 
 def summarize(timeline, smooth: float | None = None):
     """One row per source and face id, then, for a video, one whole-file row (empty face_id) pooling all its faces:
-    "the mood of this clip". A source where no face was found has only that row (for a photo too)."""
+    "the mood of this clip". A source where no face was found has only that row (for a photo too).
+
+    ``timeline``: a DataFrame (:func:`read_timeline`), a timeline CSV's path (read one source at a time), or a
+    :class:`~fer_batch.timeline.Timeline`."""
     import pandas as pd
 
     rows = []
-    for source, frame_rows in timeline.groupby("source", sort=False):
+    for source, frame_rows in as_timeline(timeline).by_source():
         media = frame_rows["media"].iloc[0]
         base = {"source": source, "media": media, "frames_analysed": frame_rows["frame"].nunique()}
         faces = frame_rows.dropna(subset=["face_id"])

@@ -1,0 +1,133 @@
+"""Reading a run's timeline CSV: whole (:func:`read_timeline`) or one source at a time (:class:`Timeline`).
+
+The summary, the charts and the report are made per source, so they read the timeline per source: memory stays
+about one source's rows (plus a chunk of the file) however many sources an archive holds. That relies on what
+:mod:`~fer_batch.sinks` guarantees: each source's rows are contiguous in the file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .labels import EMOTIONS
+
+#: Rows parsed at a time when a timeline is streamed (about 5 MB of DataFrame).
+CHUNK_ROWS = 20_000
+
+
+def _csv_options() -> dict:
+    # Int64 (nullable): ids and boxes are whole numbers, empty on a frame without a face.
+    whole = {c: "Int64" for c in ("face_id", "x", "y", "w", "h")}
+    return dict(dtype={"source": str, "media": str, "emotion": str, **whole}, keep_default_na=False,
+                na_values={c: [""] for c in ("time_s", "face_id", "x", "y", "w", "h", "det_score", "confidence",
+                                             *EMOTIONS)},
+                encoding="utf-8", encoding_errors="surrogateescape")
+
+
+def read_timeline(path: str | Path):
+    """The timeline CSV as a DataFrame with its documented dtypes (source names kept exactly as written)."""
+    import pandas as pd
+
+    return pd.read_csv(path, **_csv_options())
+
+
+@dataclass
+class Totals:
+    """What the whole timeline adds up to, for headlines: sources, rows, and face detections by top emotion."""
+
+    sources: int = 0
+    rows: int = 0
+    emotions: Counter = field(default_factory=Counter)
+
+    @property
+    def face_detections(self) -> int:
+        return sum(self.emotions.values())
+
+    def emotion_counts(self) -> list[int]:
+        """Face detections per top emotion, in :data:`~fer_batch.labels.EMOTIONS` order."""
+        return [self.emotions.get(e, 0) for e in EMOTIONS]
+
+    def add(self, rows) -> None:
+        """Count one source's rows."""
+        self.sources += 1
+        self.rows += len(rows)
+        self.emotions.update(rows["emotion"][rows["face_id"].notna()].tolist())
+
+
+class Timeline:
+    """A run's timeline, one source at a time: streamed from its CSV (:meth:`from_csv`) or grouped from a DataFrame
+    already in memory (:meth:`from_frame`, for library callers and tests)."""
+
+    def __init__(self, groups, totals=None):
+        self._groups = groups  # a callable returning a fresh iterator of (source, rows)
+        self._totals = totals
+
+    @classmethod
+    def from_csv(cls, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Timeline:
+        return cls(lambda: _stream(Path(path), chunk_rows))
+
+    @classmethod
+    def from_frame(cls, df) -> Timeline:
+        return cls(lambda: iter(df.groupby("source", sort=False)))
+
+    def by_source(self) -> Iterator[tuple[str, object]]:
+        """(source, its rows as a DataFrame), in the timeline's order; each call reads the timeline again."""
+        return self._groups()
+
+    def totals(self) -> Totals:
+        """:class:`Totals` of the whole timeline (one pass, kept)."""
+        if self._totals is None:
+            totals = Totals()
+            for _, rows in self.by_source():
+                totals.add(rows)
+            self._totals = totals
+        return self._totals
+
+
+def as_timeline(timeline) -> Timeline:
+    """A :class:`Timeline` from what the library's callers pass: a Timeline, a DataFrame, or a CSV path."""
+    if isinstance(timeline, Timeline):
+        return timeline
+    if isinstance(timeline, (str, Path)):
+        return Timeline.from_csv(timeline)
+    if hasattr(timeline, "groupby"):
+        return Timeline.from_frame(timeline)
+    raise TypeError(f"timeline: expected a Timeline, a DataFrame or a CSV path, not {type(timeline).__name__}")
+
+
+def _stream(path: Path, chunk_rows: int) -> Iterator[tuple[str, object]]:
+    """Each source's rows, cut from the file's chunks where the source changes. A source that runs over several
+    chunks is kept as a list of pieces and joined once it ends (joining chunk by chunk would copy a long video's rows
+    over and over). A source whose rows come back after another's is an :class:`~fer_batch.errors.InputError`:
+    fer-batch never writes one, and summarising it as two sources would be wrong."""
+    import numpy as np
+    import pandas as pd
+
+    pending: list = []  # pieces of the source that the last chunk ended in
+    seen: set[int] = set()  # hashes of the sources already yielded (names could take as much memory as a chunk)
+
+    def finished():
+        rows = pending[0] if len(pending) == 1 else pd.concat(pending)
+        name = rows["source"].iat[0]
+        if hash(name) in seen:
+            raise InputError(str(path), f"the rows of source {name!r} are not all together (again at row "
+                                        f"{rows.index[0] + 1}); fer-batch writes each source's rows together: was "
+                                        "this file joined from several timelines? Read it whole with read_timeline()")
+        seen.add(hash(name))
+        return name, rows
+
+    with pd.read_csv(path, chunksize=chunk_rows, **_csv_options()) as reader:
+        for chunk in reader:
+            names = chunk["source"].to_numpy()
+            cuts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist(), len(names)]
+            for start, stop in zip(cuts[:-1], cuts[1:]):
+                if pending and pending[0]["source"].iat[0] != names[start]:
+                    yield finished()
+                    pending = []
+                pending.append(chunk.iloc[start:stop])
+    if pending:
+        yield finished()
