@@ -43,6 +43,8 @@ class Totals:
     rows: int = 0
     emotions: Counter = field(default_factory=Counter)
 
+    COLUMNS = ("source", "face_id", "emotion")  # all that :meth:`add` reads
+
     @property
     def face_detections(self) -> int:
         return sum(self.emotions.values())
@@ -62,27 +64,27 @@ class Timeline:
     """A run's timeline, one source at a time: streamed from its CSV (:meth:`from_csv`) or grouped from a DataFrame
     already in memory (:meth:`from_frame`, for library callers and tests)."""
 
-    def __init__(self, groups, totals=None):
-        self._groups = groups  # a callable returning a fresh iterator of (source, rows)
-        self._totals = totals
+    def __init__(self, groups):
+        self._groups = groups  # (columns or None) -> a fresh iterator of (source, rows)
+        self._totals = None
 
     @classmethod
     def from_csv(cls, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Timeline:
-        return cls(lambda: _stream(Path(path), chunk_rows))
+        return cls(lambda columns: _stream(Path(path), chunk_rows, columns))
 
     @classmethod
     def from_frame(cls, df) -> Timeline:
-        return cls(lambda: iter(df.groupby("source", sort=False)))
+        return cls(lambda columns: iter(df.groupby("source", sort=False)))
 
     def by_source(self) -> Iterator[tuple[str, object]]:
         """(source, its rows as a DataFrame), in the timeline's order; each call reads the timeline again."""
-        return self._groups()
+        return self._groups(None)
 
     def totals(self) -> Totals:
-        """:class:`Totals` of the whole timeline (one pass, kept)."""
+        """:class:`Totals` of the whole timeline (one pass over the three columns it needs, kept)."""
         if self._totals is None:
             totals = Totals()
-            for _, rows in self.by_source():
+            for _, rows in self._groups(Totals.COLUMNS):
                 totals.add(rows)
             self._totals = totals
         return self._totals
@@ -99,7 +101,7 @@ def as_timeline(timeline) -> Timeline:
     raise TypeError(f"timeline: expected a Timeline, a DataFrame or a CSV path, not {type(timeline).__name__}")
 
 
-def _stream(path: Path, chunk_rows: int) -> Iterator[tuple[str, object]]:
+def _stream(path: Path, chunk_rows: int, columns=None) -> Iterator[tuple[str, object]]:
     """Each source's rows, cut from the file's chunks where the source changes. A source that runs over several
     chunks is kept as a list of pieces and joined once it ends (joining chunk by chunk would copy a long video's rows
     over and over). A source whose rows come back after another's is an :class:`~fer_batch.errors.InputError`:
@@ -120,7 +122,7 @@ def _stream(path: Path, chunk_rows: int) -> Iterator[tuple[str, object]]:
         seen.add(hash(name))
         return name, rows
 
-    with pd.read_csv(path, chunksize=chunk_rows, **_csv_options()) as reader:
+    with pd.read_csv(path, chunksize=chunk_rows, usecols=columns, **_csv_options()) as reader:
         for chunk in reader:
             names = chunk["source"].to_numpy()
             cuts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist(), len(names)]
