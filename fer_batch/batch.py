@@ -83,6 +83,7 @@ class RunReport:
     failed: int = 0
     skipped: int = 0  # already complete in the run being resumed
     skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
+    retried: int = 0  # failures of the run being resumed analysed again (--retry-failed)
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
@@ -105,7 +106,8 @@ class RunReport:
 
     def line(self) -> str:
         earlier = f"; {self.skipped_failed} of them failed" if self.skipped_failed else ""
-        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed",
+        retried = f" ({count(self.retried, 'earlier failure', grouped=False)} retried)" if self.retried else ""
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed{retried}",
                  f"{self.skipped} skipped (already done{earlier})"]
         if self.ignored:
             parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
@@ -194,7 +196,8 @@ def plan_run(config: RunConfig) -> Plan:
     check_unlocked(config.out)  # another run writing this --out is refused before any model loads
     committed: dict[str, dict] = {}
     if config.resume and config.out.exists():
-        committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]}
+        committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]
+                     if not (config.retry_failed and entry.get("error"))}
     return Plan(_discover(config), committed)
 
 
@@ -236,11 +239,14 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     report = RunReport()
     found = plan.found if plan is not None else _discover(config)
     report.ignored = found.skipped
-    writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config))
+    names = [s.name for s in found.sources] + [name for name, _ in found.rejected]
+    # --retry-failed: only failures still among the inputs (a file gone since keeps its error row)
+    writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config),
+                       retry=frozenset(names) if config.retry_failed else frozenset())
+    report.retried = len(writer.retried)
     report.outputs["timeline"] = config.out
     report.outputs["errors"] = config.errors_path
     committed = set(writer.committed)
-    names = [s.name for s in found.sources] + [name for name, _ in found.rejected]
     done_before = [writer.committed[name] for name in names if name in committed]
     report.skipped = len(done_before)
     report.skipped_failed = sum(1 for entry in done_before if entry.get("error"))

@@ -115,8 +115,13 @@ class RunConfig:
     report: Path | None = None  # self-contained HTML report of the run (fer_batch.report)
     overwrite: bool = False
     resume: bool = False
+    #: With ``resume``: the sources that failed in the earlier run are taken out of the output and analysed again.
+    retry_failed: bool = False
 
     def __post_init__(self):
+        if self.retry_failed and not self.resume:
+            raise UsageError("--retry-failed analyses again the files an earlier run failed on: it needs --resume "
+                             "(and the --out of that run)")
         object.__setattr__(self, "paths", existing_paths(self.paths))
         # Strings as the API's callers write them (out="results.csv"), Paths from here on.
         for name in ("out", "summary", "charts", "annotate", "report"):

@@ -163,20 +163,97 @@ def check_unlocked(out: Path) -> None:
         take_lock(out).close()  # closing releases it at once
 
 
+def _retry_dir(out: Path) -> Path:
+    return Path(out).with_name(f".{Path(out).name}.retry")
+
+
+def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[str]) -> list[dict]:
+    """``--retry-failed``: the output without the failed ``sources`` (their rows, error rows and journal lines), so
+    that the resumed run analyses them again; returns the journal's new entries.
+
+    The three files are rewritten beside the originals, then moved into place by :func:`finish_retry` once a
+    ``moves`` list naming them is on disk: a kill at any point leaves either the old output or a retry that the
+    next open finishes, never a journal that does not describe its timeline.
+    """
+    work = _retry_dir(out)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    new_errors = errors_path.with_name(f".{errors_path.name}.retry")  # beside it: os.replace stays on its disk
+    kept = [entries[0]]
+    with open(out, "rb") as src, open(work / "timeline", "wb") as dst, \
+            open(errors_path, "rb") as esrc, open(new_errors, "wb") as edst:
+        dst.write(src.read(entries[0]["out_size"]))
+        edst.write(esrc.read(entries[0]["errors_size"]))
+        last = entries[0]
+        for entry in entries[1:]:
+            rows, error_rows = entry["out_size"] - last["out_size"], entry["errors_size"] - last["errors_size"]
+            last = entry
+            if entry.get("error") and entry["source"] in sources:
+                src.seek(rows, os.SEEK_CUR)
+                esrc.seek(error_rows, os.SEEK_CUR)
+                continue
+            shutil.copyfileobj(_Limited(src, rows), dst)
+            shutil.copyfileobj(_Limited(esrc, error_rows), edst)
+            kept.append({**entry, "out_size": dst.tell(), "errors_size": edst.tell()})
+        _fsync(dst)
+        _fsync(edst)
+    with open(work / "journal", "w", encoding="utf-8", errors="surrogateescape") as j:
+        for entry in kept:
+            j.write(json.dumps(entry) + "\n")
+        _fsync(j)
+    moves = [[str(work / "timeline"), str(out)], [str(new_errors), str(errors_path)],
+             [str(work / "journal"), str(journal_path(out))]]
+    with open(work / "moves.part", "w", encoding="utf-8", errors="surrogateescape") as m:
+        json.dump(moves, m)
+        _fsync(m)
+    os.replace(work / "moves.part", work / "moves")  # the commit point
+    finish_retry(out, errors_path)
+    return kept
+
+
+def finish_retry(out: Path, errors_path: Path) -> None:
+    """Complete a :func:`drop_failed` whose ``moves`` list is on disk (each move once: those done are gone from
+    their source), or discard one that never reached it."""
+    work = _retry_dir(out)
+    if not work.exists():
+        return
+    moves = work / "moves"
+    if moves.exists():
+        for src, dst in json.loads(moves.read_text(encoding="utf-8", errors="surrogateescape")):
+            if os.path.exists(src):
+                os.replace(src, dst)
+    Path(errors_path).with_name(f".{Path(errors_path).name}.retry").unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+class _Limited:
+    """The next ``size`` bytes of a binary file, for ``shutil.copyfileobj``."""
+
+    def __init__(self, f, size: int):
+        self.f, self.left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+
 class RunWriter:
     """Owns the timeline CSV, the errors CSV, the staging folder and the journal of one run (locked for it)."""
 
-    def __init__(self, out: Path, errors_path: Path, *, resume: bool, settings: dict):
+    def __init__(self, out: Path, errors_path: Path, *, resume: bool, settings: dict, retry: frozenset = frozenset()):
+        """``retry``: sources to analyse again where the run being resumed failed on them (``--retry-failed``)."""
         self.out = Path(out)
         self._lock = take_lock(self.out)  # before any file of the run is touched
         try:
             with self._failing_as_output():
-                self._open(errors_path, resume, settings)
+                self._open(errors_path, resume, settings, retry)
         except BaseException:
             self._lock.close()
             raise
 
-    def _open(self, errors_path: Path, resume: bool, settings: dict) -> None:
+    def _open(self, errors_path: Path, resume: bool, settings: dict, retry: frozenset) -> None:
         self.errors_path = Path(errors_path)
         self.journal_path = journal_path(self.out)
         self.staging = self.out.with_name(f".{self.out.name}.parts")
@@ -189,9 +266,11 @@ class RunWriter:
         self._uncommitted_rows: dict[str, int] = {}
         self.rows_committed = 0  # rows of the sources this writer committed: what the timeline gained
         self._committed_size = 0  # the timeline's size at the last commit
+        self.retried: list[str] = []  # failed sources taken out of the output for --retry-failed
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        finish_retry(self.out, self.errors_path)  # one that a kill cut short, before anything reads the files
         if resume and self.out.exists():
-            self._reopen(settings)
+            self._reopen(settings, retry)
         else:
             self._start(settings)
         self.staging.mkdir(exist_ok=True)
@@ -215,8 +294,11 @@ class RunWriter:
         if self.staging.exists():
             shutil.rmtree(self.staging)
 
-    def _reopen(self, settings: dict) -> None:
+    def _reopen(self, settings: dict, retry: frozenset) -> None:
         entries = read_journal(self.out, settings)
+        self.retried = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
+        if self.retried:
+            entries = drop_failed(self.out, self.errors_path, entries, set(self.retried))
         last = entries[0]
         for entry in entries[1:]:
             self.committed[entry["source"]] = entry

@@ -56,8 +56,9 @@ def read_errors(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="surrogateescape")
 
 
-SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed, (\d+) skipped \(already done"
-                        r"(?:; (\d+) of them failed)?\)(?:, (\d+) non-media files? ignored)?; (\d+) rows? written")
+SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed(?: \((\d+) earlier failures? retried\))?, "
+                        r"(\d+) skipped \(already done(?:; (\d+) of them failed)?\)(?:, (\d+) non-media files? "
+                        r"ignored)?; (\d+) rows? written")
 
 
 def summary_counts(stderr: str) -> dict:
@@ -65,9 +66,9 @@ def summary_counts(stderr: str) -> dict:
     last = stderr.rstrip("\n").rsplit("\n", 1)[-1]
     found = SUMMARY_RE.fullmatch(last)
     assert found, f"the last line of stderr is not the summary line:\n{stderr[-3000:]}"
-    s, f, k, kf, ign, rows = found.groups()
-    return {"succeeded": int(s), "failed": int(f), "skipped": int(k), "skipped_failed": int(kf or 0),
-            "ignored": int(ign or 0), "rows": int(rows)}
+    s, f, retried, k, kf, ign, rows = found.groups()
+    return {"succeeded": int(s), "failed": int(f), "retried": int(retried or 0), "skipped": int(k),
+            "skipped_failed": int(kf or 0), "ignored": int(ign or 0), "rows": int(rows)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_corpus_exit_code_summary_and_clean_stderr(corpus_run):
     counts = summary_counts(res.stderr)
     assert counts == {
         "succeeded": sum(e == "ok" for e, _ in cases.values()),
-        "failed": sum(e != "ok" for e, _ in cases.values()),
+        "failed": sum(e != "ok" for e, _ in cases.values()), "retried": 0,
         "skipped": 0, "skipped_failed": 0, "ignored": 1, "rows": len(corpus_run["timeline"]),
     }
     # With --quiet, stderr holds only our own lines: one "error: NAME: REASON" per failed file and the closing

@@ -90,8 +90,8 @@ def test_a_named_non_media_file_fails_without_tensorflow(tmp_path):
     assert code == EXIT_SOME_FAILED and heavy == []
     assert "loading model" not in err  # there is nothing to classify
     assert f"error: {notes}: not a supported image or video file (suffix '.txt')" in err
-    assert summary_counts(err) == {"succeeded": 0, "failed": 1, "skipped": 0, "skipped_failed": 0, "ignored": 0,
-                                   "rows": 0}
+    assert summary_counts(err) == {"succeeded": 0, "failed": 1, "retried": 0, "skipped": 0, "skipped_failed": 0,
+                                   "ignored": 0, "rows": 0}
     assert read_errors(tmp_path / "r.errors.csv")["source"].tolist() == [str(notes)]
 
 
@@ -135,8 +135,8 @@ def test_a_finished_resume_returns_without_tensorflow(finished_run):
                                  str(out), "--summary", str(out.with_name("summary.csv")), "--resume", "--debug")
     assert heavy == [] and "loading model" not in err
     assert code == EXIT_SOME_FAILED  # the whole output still has a failed file
-    assert summary_counts(err) == {"succeeded": 0, "failed": 0, "skipped": 2, "skipped_failed": 1, "ignored": 0,
-                                   "rows": 0}
+    assert summary_counts(err) == {"succeeded": 0, "failed": 0, "retried": 0, "skipped": 2, "skipped_failed": 1,
+                                   "ignored": 0, "rows": 0}
     assert (out.read_bytes(), out.with_name("results.errors.csv").read_bytes()) == before
 
 

@@ -66,6 +66,9 @@ def add_parser(subparsers) -> None:
                    help="also summarise after a centred moving average over SECONDS of video")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out and --summary")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run that wrote --out")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: analyse again the files the earlier run failed on (their rows and error "
+                        "rows are taken out of the output first)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no 'loading model' line")
     p.add_argument("--debug", action="store_true",
                    help="log each file (start, frames, faces, seconds, errors with tracebacks) to results.debug.log "
@@ -234,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     config = RunConfig(
         paths=tuple(args.paths), out=args.out, summary=args.summary, charts=args.charts, smooth=args.smooth,
         annotate=args.annotate, report=args.report,
-        overwrite=args.overwrite, resume=args.resume,
+        overwrite=args.overwrite, resume=args.resume, retry_failed=args.retry_failed,
         analyze=AnalyzeConfig(every=args.every, fps=args.fps, batch_size=args.batch_size, model=args.model,
                               runtime=args.runtime,
                               detector=args.detector, min_face=args.min_face, min_score=args.min_score,

@@ -1,0 +1,120 @@
+"""``--resume --retry-failed``: the files an earlier run failed on are analysed again, their old rows and error rows
+taken out of the output first; everything else in the output stays byte for byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import synthetic_media as synthetic
+from fer_batch.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
+from fer_batch.sinks import RunWriter, journal_path
+from fer_batch.summary import read_timeline
+
+from test_reliability import read_errors, summary_counts
+
+
+def _analyze(capsys, *args) -> tuple[int, str]:
+    code = main(["analyze", *map(str, args), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def failed_run(tmp_path, one_face_photo, truncated_video, capsys):
+    """A folder of four files, two of which fail: an empty photo (no rows) and a truncated video (rows up to the
+    cut, then its error)."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(one_face_photo, clips / "a_photo.jpg")
+    synthetic.write_zero_byte(clips / "b_empty.jpg")
+    shutil.copy(truncated_video, clips / "c_cut.mp4")
+    synthetic.save_image(clips / "d_group.jpg", synthetic.photo_faces(2, seed=4).rgb)
+    out = tmp_path / "r.csv"
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5")
+    assert code == EXIT_SOME_FAILED, err
+    failed = read_errors(tmp_path / "r.errors.csv")["source"].tolist()
+    assert failed == [str(clips / "b_empty.jpg"), str(clips / "c_cut.mp4")]
+    assert (read_timeline(out)["source"] == str(clips / "c_cut.mp4")).sum() > 0  # rows before the cut
+    return clips, out
+
+
+def test_fixed_files_are_analysed_again_and_the_rest_is_kept(failed_run, face_video, one_face_photo, capsys):
+    clips, out = failed_run
+    before = read_timeline(out)
+    kept = before[~before["source"].isin([str(clips / "b_empty.jpg"), str(clips / "c_cut.mp4")])]
+    shutil.copy(one_face_photo, clips / "b_empty.jpg")  # the user fixes both files
+    shutil.copy(face_video.path, clips / "c_cut.mp4")
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_OK, err
+    counts = summary_counts(err)
+    assert (counts["succeeded"], counts["failed"], counts["retried"], counts["skipped"]) == (2, 0, 2, 2)
+    assert "(2 earlier failures retried)" in err
+    after = read_timeline(out)
+    assert read_errors(out.with_name("r.errors.csv")).empty
+    # the kept sources first and unchanged, then the two retried ones, whole this time
+    assert after.iloc[:len(kept)].reset_index(drop=True).equals(kept.reset_index(drop=True))
+    cut_rows = after[after["source"] == str(clips / "c_cut.mp4")]
+    assert cut_rows["frame"].nunique() == -(-face_video.frames // 5)
+    assert (after["source"] == str(clips / "b_empty.jpg")).sum() == 1
+    # the journal describes the new files: another resume has nothing to do and changes nothing
+    snapshot = out.read_bytes()
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_OK and summary_counts(err)["skipped"] == 4 and out.read_bytes() == snapshot
+
+
+def test_a_file_that_fails_again_keeps_one_error_row(failed_run, capsys):
+    clips, out = failed_run
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_SOME_FAILED
+    counts = summary_counts(err)
+    assert (counts["failed"], counts["retried"], counts["skipped"]) == (2, 2, 2)
+    assert sorted(read_errors(out.with_name("r.errors.csv"))["source"]) == [str(clips / "b_empty.jpg"),
+                                                                          str(clips / "c_cut.mp4")]
+
+
+def test_a_failed_file_gone_since_keeps_its_error_row(failed_run, capsys):
+    clips, out = failed_run
+    (clips / "b_empty.jpg").unlink()
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_SOME_FAILED  # the whole output still holds a failure
+    assert summary_counts(err)["retried"] == 1
+    assert str(clips / "b_empty.jpg") in read_errors(out.with_name("r.errors.csv"))["source"].tolist()
+
+
+def test_retry_failed_needs_resume(tmp_path, one_face_photo, capsys):
+    code, err = _analyze(capsys, one_face_photo, "--out", tmp_path / "r.csv", "--retry-failed")
+    assert code == EXIT_USAGE and "--retry-failed" in err and "needs --resume" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_retry_cut_short_after_its_commit_point_is_finished_by_the_next_open(failed_run, monkeypatch):
+    """A kill between the moves of the rewritten files: the next open completes them, so the journal always
+    describes its timeline."""
+    import os
+
+    import fer_batch.sinks as sinks
+
+    clips, out = failed_run
+    errors = out.with_name("r.errors.csv")
+    settings = json.loads(journal_path(out).read_text().splitlines()[0])["settings"]
+    real_replace, calls = os.replace, []
+
+    def killed_after_the_first_move(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # the moves list, then the timeline: the errors file and journal are still old
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sinks.os, "replace", killed_after_the_first_move)
+    with pytest.raises(KeyboardInterrupt):
+        RunWriter(out, errors, resume=True, settings=settings, retry=frozenset({str(clips / "c_cut.mp4")}))
+    monkeypatch.setattr(sinks.os, "replace", real_replace)
+    assert out.with_name(".r.csv.retry").is_dir()
+    w = RunWriter(out, errors, resume=True, settings=settings)  # a plain resume finishes the retry first
+    w.close()
+    assert not out.with_name(".r.csv.retry").exists()
+    assert str(clips / "c_cut.mp4") not in set(read_timeline(out)["source"])
+    assert read_errors(errors)["source"].tolist() == [str(clips / "b_empty.jpg")]
+    assert [s for s in w.committed] == [str(clips / n) for n in ("a_photo.jpg", "b_empty.jpg", "d_group.jpg")]
