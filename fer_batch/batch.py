@@ -83,7 +83,7 @@ class RunReport:
     failed: int = 0
     skipped: int = 0  # already complete in the run being resumed
     skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
-    retried: int = 0  # failures of the run being resumed analysed again (--retry-failed)
+    retried: int = 0  # of succeeded + failed, how many had failed in the run being resumed (--retry-failed)
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
@@ -106,9 +106,10 @@ class RunReport:
 
     def line(self) -> str:
         earlier = f"; {self.skipped_failed} of them failed" if self.skipped_failed else ""
-        retried = f" ({count(self.retried, 'earlier failure', grouped=False)} retried)" if self.retried else ""
-        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed{retried}",
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed",
                  f"{self.skipped} skipped (already done{earlier})"]
+        if self.retried:  # among those that succeeded or failed
+            parts.append(f"{count(self.retried, 'earlier failure', grouped=False)} retried")
         if self.ignored:
             parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
         line = f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
@@ -243,11 +244,13 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     # --retry-failed: only failures still among the inputs (a file gone since keeps its error row)
     writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config),
                        retry=frozenset(names) if config.retry_failed else frozenset())
-    report.retried = len(writer.retried)
+    retrying = set(writer.retried)
     report.outputs["timeline"] = config.out
     report.outputs["errors"] = config.errors_path
     committed = set(writer.committed)
-    done_before = [writer.committed[name] for name in names if name in committed]
+    # Every committed source, also one no longer among the inputs (a failed file deleted since keeps its error row,
+    # and the exit code must still say that the output holds a failure).
+    done_before = list(writer.committed.values())
     report.skipped = len(done_before)
     report.skipped_failed = sum(1 for entry in done_before if entry.get("error"))
     buffer: list[FaceRecord] = []
@@ -278,6 +281,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         # Counted when committed, not when finished: with several workers a finished file can wait for the one
         # streaming into the timeline, and an interruption meanwhile leaves it to --resume.
         for committed_now in writer.commit(done):
+            if committed_now.source in retrying:
+                report.retried += 1
             if committed_now.error:
                 report.failed += 1
                 report.errors.append(committed_now)
@@ -299,6 +304,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             report.outputs["annotate"] = annotator.written
         if progress:
             progress.start(len(found.sources) + len(found.rejected), report.skipped)
+        if annotator is not None:
+            media = {s.name: s.media for s in found.sources}
+            for name in retrying.intersection(media):  # a copy drawn from the rows taken out goes with them
+                annotator.path_for(name, media[name]).unlink(missing_ok=True)
         if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
             for name in committed:
                 entry = writer.committed[name]
@@ -308,8 +317,8 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             if name not in committed:
                 finish(SourceDone(name, "", frames=0, faces=0, error=reason))
         current_frame = None
-        # Committed sources are always a prefix of the run with one worker; their faces fix where the next face
-        # sits in its network batch (see batcher.Batcher).
+        # Committed sources are a prefix of the run with one worker (without --retry-failed, which takes some out);
+        # their faces fix where the next face sits in its network batch (see batcher.Batcher).
         faces_before = sum(entry.get("faces", 0) for entry in writer.committed.values())
         events = iter_events if engine is None else functools.partial(engine.events, stop=stop)
         for event in events(config=config.analyze, sources=found.sources, skip=committed,

@@ -117,19 +117,17 @@ def write_charts(timeline, directory: str | Path, smooth: float | None = None, b
     (:func:`~fer_batch.timeline.read_timeline`), a timeline CSV's path or a :class:`~fer_batch.timeline.Timeline`;
     a file is read one source at a time, and the distribution is counted on the way."""
     from .sources import mark_output_dir
-    from .timeline import Totals, as_timeline
+    from .timeline import as_timeline
 
     timeline = as_timeline(timeline)
-    totals = Totals()
     directory = Path(directory)
     mark_output_dir(directory)
     written, used = [], {"emotion_distribution.png"}
     for source, rows in timeline.by_source():
         if between is not None:
             between()
-        totals.add(rows)
         if rows["media"].iloc[0] != "video":
             continue
         written.append(plot_video_timeline(source, rows, directory / chart_name(source, used), smooth=smooth))
-    written.append(plot_distribution(totals, directory / "emotion_distribution.png"))
+    written.append(plot_distribution(timeline.totals(), directory / "emotion_distribution.png"))
     return written

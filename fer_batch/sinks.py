@@ -5,7 +5,8 @@ several workers, the rows of sources that decode meanwhile go to staging files a
 streaming source ends, so each source's rows stay contiguous. When a source ends, the timeline and errors files are
 fsynced and a journal line records their sizes. A resumed run truncates both files back to the last journalled
 sizes (dropping the rows of a source cut off mid-way), skips the committed sources and redoes the rest, so its
-final CSV equals an uninterrupted run's.
+final CSV equals an uninterrupted run's. ``--retry-failed`` (:func:`drop_failed`) first takes the failed sources out
+of all three files, so those are redone too.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def journal_path(out: Path) -> Path:
 def read_journal(out: Path, settings: dict) -> list[dict]:
     """The journal of the run that wrote ``out``: its header, then one entry per committed source (a line cut short
     by a kill ends it). Reads only; :class:`UsageError` where ``out`` cannot be resumed with ``settings``."""
-    path = journal_path(out)
+    path = pending_journal(out)
     if not path.exists():
         raise UsageError(f"--resume: {out} has no journal ({path.name}); it was not written "
                          "by a fer-batch run that can be resumed. Use --overwrite to start again")
@@ -163,67 +164,92 @@ def check_unlocked(out: Path) -> None:
         take_lock(out).close()  # closing releases it at once
 
 
-def _retry_dir(out: Path) -> Path:
-    return Path(out).with_name(f".{Path(out).name}.retry")
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _retry_files(out: Path, errors_path: Path) -> tuple[list[tuple[Path, Path]], Path]:
+    """A retry's (rewritten file, the file it replaces) pairs -- timeline, errors file, journal -- and its commit
+    marker. Each rewritten file lies beside the real file it replaces (through a symlinked ``--out`` too), so that
+    ``os.replace`` stays on its disk; all are derived from the paths, never stored, so that a later run started
+    from another folder, or naming ``--out`` another way, finds them."""
+    real = [Path(os.path.realpath(p)) for p in (out, errors_path, journal_path(out))]
+    pairs = [(p.with_name(f".{p.name}.retry"), p) for p in real]
+    return pairs, real[2].with_name(f"{real[2].name}.commit")
 
 
 def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[str]) -> list[dict]:
     """``--retry-failed``: the output without the failed ``sources`` (their rows, error rows and journal lines), so
     that the resumed run analyses them again; returns the journal's new entries.
 
-    The three files are rewritten beside the originals, then moved into place by :func:`finish_retry` once a
-    ``moves`` list naming them is on disk: a kill at any point leaves either the old output or a retry that the
-    next open finishes, never a journal that does not describe its timeline.
+    The three files are rewritten beside the originals (fsynced), then a commit marker is written, then they are
+    moved into place (:func:`finish_retry`): a kill before the marker leaves the old output (and the next open
+    deletes the rewritten files), a kill after it a retry that the next open finishes. Never a journal that does not
+    describe its timeline.
     """
-    work = _retry_dir(out)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    new_errors = errors_path.with_name(f".{errors_path.name}.retry")  # beside it: os.replace stays on its disk
+    pairs, marker = _retry_files(out, errors_path)
+    (t_new, t_old), (e_new, e_old), (j_new, _) = pairs
     kept = [entries[0]]
-    with open(out, "rb") as src, open(work / "timeline", "wb") as dst, \
-            open(errors_path, "rb") as esrc, open(new_errors, "wb") as edst:
-        dst.write(src.read(entries[0]["out_size"]))
-        edst.write(esrc.read(entries[0]["errors_size"]))
-        last = entries[0]
-        for entry in entries[1:]:
-            rows, error_rows = entry["out_size"] - last["out_size"], entry["errors_size"] - last["errors_size"]
-            last = entry
-            if entry.get("error") and entry["source"] in sources:
-                src.seek(rows, os.SEEK_CUR)
-                esrc.seek(error_rows, os.SEEK_CUR)
-                continue
-            shutil.copyfileobj(_Limited(src, rows), dst)
-            shutil.copyfileobj(_Limited(esrc, error_rows), edst)
-            kept.append({**entry, "out_size": dst.tell(), "errors_size": edst.tell()})
-        _fsync(dst)
-        _fsync(edst)
-    with open(work / "journal", "w", encoding="utf-8", errors="surrogateescape") as j:
-        for entry in kept:
-            j.write(json.dumps(entry) + "\n")
-        _fsync(j)
-    moves = [[str(work / "timeline"), str(out)], [str(new_errors), str(errors_path)],
-             [str(work / "journal"), str(journal_path(out))]]
-    with open(work / "moves.part", "w", encoding="utf-8", errors="surrogateescape") as m:
-        json.dump(moves, m)
-        _fsync(m)
-    os.replace(work / "moves.part", work / "moves")  # the commit point
+    try:
+        with open(t_old, "rb") as src, open(t_new, "wb") as dst, open(e_old, "rb") as esrc, open(e_new, "wb") as edst:
+            dst.write(src.read(entries[0]["out_size"]))
+            edst.write(esrc.read(entries[0]["errors_size"]))
+            last = entries[0]
+            for entry in entries[1:]:
+                rows, error_rows = entry["out_size"] - last["out_size"], entry["errors_size"] - last["errors_size"]
+                last = entry
+                if entry.get("error") and entry["source"] in sources:
+                    src.seek(rows, os.SEEK_CUR)
+                    esrc.seek(error_rows, os.SEEK_CUR)
+                    continue
+                shutil.copyfileobj(_Limited(src, rows), dst)
+                shutil.copyfileobj(_Limited(esrc, error_rows), edst)
+                kept.append({**entry, "out_size": dst.tell(), "errors_size": edst.tell()})
+            _fsync(dst)
+            _fsync(edst)
+        with open(j_new, "w", encoding="utf-8", errors="surrogateescape") as j:
+            for entry in kept:
+                j.write(json.dumps(entry) + "\n")
+            _fsync(j)
+        for new, old in pairs:
+            shutil.copymode(old, new)
+        with open(marker, "w") as m:  # the commit point
+            _fsync(m)
+        _fsync_dir(marker.parent)
+    except BaseException:
+        for new, _ in pairs:
+            new.unlink(missing_ok=True)
+        raise
     finish_retry(out, errors_path)
     return kept
 
 
 def finish_retry(out: Path, errors_path: Path) -> None:
-    """Complete a :func:`drop_failed` whose ``moves`` list is on disk (each move once: those done are gone from
-    their source), or discard one that never reached it."""
-    work = _retry_dir(out)
-    if not work.exists():
-        return
-    moves = work / "moves"
-    if moves.exists():
-        for src, dst in json.loads(moves.read_text(encoding="utf-8", errors="surrogateescape")):
-            if os.path.exists(src):
-                os.replace(src, dst)
-    Path(errors_path).with_name(f".{Path(errors_path).name}.retry").unlink(missing_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
+    """Complete a :func:`drop_failed` whose commit marker is on disk (each move once: a file moved is gone from
+    beside its destination), or delete the rewritten files of one that never reached it."""
+    pairs, marker = _retry_files(out, errors_path)
+    if marker.exists():
+        for new, old in pairs:
+            if new.exists():
+                os.replace(new, old)
+        for folder in {old.parent for _, old in pairs}:
+            _fsync_dir(folder)
+        marker.unlink()
+        _fsync_dir(marker.parent)
+    else:
+        for new, _ in pairs:
+            new.unlink(missing_ok=True)
+
+
+def pending_journal(out: Path) -> Path:
+    """The journal that describes ``out``: its rewritten one while a committed retry waits to be finished."""
+    pairs, marker = _retry_files(out, out)  # the journal's pair does not depend on the errors file
+    j_new = pairs[2][0]
+    return j_new if marker.exists() and j_new.exists() else journal_path(out)
 
 
 class _Limited:
@@ -296,6 +322,9 @@ class RunWriter:
 
     def _reopen(self, settings: dict, retry: frozenset) -> None:
         entries = read_journal(self.out, settings)
+        for path in (self.out, self.errors_path):
+            if not path.exists():
+                raise UsageError(f"--resume: {path} is missing; use --overwrite")
         self.retried = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
         if self.retried:
             entries = drop_failed(self.out, self.errors_path, entries, set(self.retried))
@@ -305,8 +334,6 @@ class RunWriter:
             self.ranges[entry["source"]] = (last["out_size"], entry["out_size"])
             last = entry
         for path, size in ((self.out, last["out_size"]), (self.errors_path, last["errors_size"])):
-            if not path.exists():
-                raise UsageError(f"--resume: {path} is missing; use --overwrite")
             with open(path, "r+b") as f:
                 f.truncate(size)
                 _fsync(f)

@@ -77,11 +77,17 @@ class Timeline:
         return cls(lambda columns: iter(df.groupby("source", sort=False)))
 
     def by_source(self) -> Iterator[tuple[str, object]]:
-        """(source, its rows as a DataFrame), in the timeline's order; each call reads the timeline again."""
-        return self._groups(None)
+        """(source, its rows as a DataFrame), in the timeline's order; each call reads the timeline again. A pass
+        that reaches the end also counts the :class:`Totals`, so that :meth:`totals` needs no pass of its own."""
+        totals = Totals()
+        for source, rows in self._groups(None):
+            totals.add(rows)
+            yield source, rows
+        self._totals = totals
 
     def totals(self) -> Totals:
-        """:class:`Totals` of the whole timeline (one pass over the three columns it needs, kept)."""
+        """:class:`Totals` of the whole timeline (counted by the first whole pass, or by one over the three columns
+        it needs)."""
         if self._totals is None:
             totals = Totals()
             for _, rows in self._groups(Totals.COLUMNS):
@@ -116,14 +122,17 @@ def _stream(path: Path, chunk_rows: int, columns=None) -> Iterator[tuple[str, ob
         rows = pending[0] if len(pending) == 1 else pd.concat(pending)
         name = rows["source"].iat[0]
         if hash(name) in seen:
-            raise InputError(str(path), f"the rows of source {name!r} are not all together (again at row "
-                                        f"{rows.index[0] + 1}); fer-batch writes each source's rows together: was "
-                                        "this file joined from several timelines? Read it whole with read_timeline()")
+            raise InputError(str(path), f"the rows of source {name!r} are not all together (again from data row "
+                                        f"{rows.index[0] + 1}, the header not counted); fer-batch writes each "
+                                        "source's rows together: was this file joined from several timelines? Read "
+                                        "it whole with read_timeline()")
         seen.add(hash(name))
         return name, rows
 
     with pd.read_csv(path, chunksize=chunk_rows, usecols=columns, **_csv_options()) as reader:
         for chunk in reader:
+            if chunk.empty:  # a timeline of a run where every file failed: the header only
+                continue
             names = chunk["source"].to_numpy()
             cuts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist(), len(names)]
             for start, stop in zip(cuts[:-1], cuts[1:]):

@@ -56,9 +56,9 @@ def read_errors(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="surrogateescape")
 
 
-SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed(?: \((\d+) earlier failures? retried\))?, "
-                        r"(\d+) skipped \(already done(?:; (\d+) of them failed)?\)(?:, (\d+) non-media files? "
-                        r"ignored)?; (\d+) rows? written")
+SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed, (\d+) skipped \(already done"
+                        r"(?:; (\d+) of them failed)?\)(?:, (\d+) earlier failures? retried)?"
+                        r"(?:, (\d+) non-media files? ignored)?; (\d+) rows? written")
 
 
 def summary_counts(stderr: str) -> dict:
@@ -66,7 +66,7 @@ def summary_counts(stderr: str) -> dict:
     last = stderr.rstrip("\n").rsplit("\n", 1)[-1]
     found = SUMMARY_RE.fullmatch(last)
     assert found, f"the last line of stderr is not the summary line:\n{stderr[-3000:]}"
-    s, f, retried, k, kf, ign, rows = found.groups()
+    s, f, k, kf, retried, ign, rows = found.groups()
     return {"succeeded": int(s), "failed": int(f), "retried": int(retried or 0), "skipped": int(k),
             "skipped_failed": int(kf or 0), "ignored": int(ign or 0), "rows": int(rows)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_fixed_files_are_analysed_again_and_the_rest_is_kept(failed_run, face_vi
     assert code == EXIT_OK, err
     counts = summary_counts(err)
     assert (counts["succeeded"], counts["failed"], counts["retried"], counts["skipped"]) == (2, 0, 2, 2)
-    assert "(2 earlier failures retried)" in err
+    assert "0 failed, 2 skipped (already done), 2 earlier failures retried; " in err
     after = read_timeline(out)
     assert read_errors(out.with_name("r.errors.csv")).empty
     # the kept sources first and unchanged, then the two retried ones, whole this time
@@ -78,7 +79,7 @@ def test_a_failed_file_gone_since_keeps_its_error_row(failed_run, capsys):
     clips, out = failed_run
     (clips / "b_empty.jpg").unlink()
     code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
-    assert code == EXIT_SOME_FAILED  # the whole output still holds a failure
+    assert code == EXIT_SOME_FAILED  # c_cut.mp4 fails again
     assert summary_counts(err)["retried"] == 1
     assert str(clips / "b_empty.jpg") in read_errors(out.with_name("r.errors.csv"))["source"].tolist()
 
@@ -89,9 +90,9 @@ def test_retry_failed_needs_resume(tmp_path, one_face_photo, capsys):
     assert not (tmp_path / "r.csv").exists()
 
 
-def test_a_retry_cut_short_after_its_commit_point_is_finished_by_the_next_open(failed_run, monkeypatch):
-    """A kill between the moves of the rewritten files: the next open completes them, so the journal always
-    describes its timeline."""
+def test_a_retry_cut_short_after_its_commit_point_is_finished_by_the_next_open(failed_run, monkeypatch, tmp_path):
+    """A kill between the moves of the rewritten files: the next open completes them -- also one started from
+    another folder, naming --out another way -- so the journal always describes its timeline."""
     import os
 
     import fer_batch.sinks as sinks
@@ -103,18 +104,54 @@ def test_a_retry_cut_short_after_its_commit_point_is_finished_by_the_next_open(f
 
     def killed_after_the_first_move(src, dst):
         calls.append(dst)
-        if len(calls) == 3:  # the moves list, then the timeline: the errors file and journal are still old
+        if len(calls) == 2:  # the timeline is moved; the errors file and the journal are still the old ones
             raise KeyboardInterrupt
         real_replace(src, dst)
 
     monkeypatch.setattr(sinks.os, "replace", killed_after_the_first_move)
+    monkeypatch.chdir(out.parent)
     with pytest.raises(KeyboardInterrupt):
-        RunWriter(out, errors, resume=True, settings=settings, retry=frozenset({str(clips / "c_cut.mp4")}))
+        RunWriter(Path("r.csv"), Path("r.errors.csv"), resume=True, settings=settings,
+                  retry=frozenset({str(clips / "c_cut.mp4")}))
     monkeypatch.setattr(sinks.os, "replace", real_replace)
-    assert out.with_name(".r.csv.retry").is_dir()
+    assert out.with_name(".r.csv.journal.commit").exists()
+    # what a resume plans from, before it opens the output, is the rewritten journal
+    assert [e["source"] for e in sinks.read_journal(out, settings)[1:]] == [
+        str(clips / n) for n in ("a_photo.jpg", "b_empty.jpg", "d_group.jpg")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     w = RunWriter(out, errors, resume=True, settings=settings)  # a plain resume finishes the retry first
     w.close()
-    assert not out.with_name(".r.csv.retry").exists()
+    assert sorted(p.name for p in out.parent.iterdir() if ".retry" in p.name or ".commit" in p.name) == []
     assert str(clips / "c_cut.mp4") not in set(read_timeline(out)["source"])
     assert read_errors(errors)["source"].tolist() == [str(clips / "b_empty.jpg")]
-    assert [s for s in w.committed] == [str(clips / n) for n in ("a_photo.jpg", "b_empty.jpg", "d_group.jpg")]
+    assert list(w.committed) == [str(clips / n) for n in ("a_photo.jpg", "b_empty.jpg", "d_group.jpg")]
+
+
+def test_a_retry_cut_short_before_its_commit_point_leaves_the_old_output(failed_run, monkeypatch):
+    import fer_batch.sinks as sinks
+
+    clips, out = failed_run
+    errors = out.with_name("r.errors.csv")
+    before = (out.read_bytes(), errors.read_bytes(), journal_path(out).read_bytes())
+    settings = json.loads(journal_path(out).read_text().splitlines()[0])["settings"]
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sinks.shutil, "copymode", disk_full)  # after the copies, before the commit point
+    with pytest.raises(Exception, match="No space left on device"):
+        RunWriter(out, errors, resume=True, settings=settings, retry=frozenset({str(clips / "c_cut.mp4")}))
+    assert (out.read_bytes(), errors.read_bytes(), journal_path(out).read_bytes()) == before
+    assert sorted(p.name for p in out.parent.iterdir() if ".retry" in p.name or ".commit" in p.name) == []
+
+
+def test_a_symlinked_out_keeps_its_link(failed_run, capsys):
+    clips, out = failed_run
+    real = out.with_name("real.csv")
+    out.rename(real)
+    out.symlink_to(real.name)
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_SOME_FAILED and summary_counts(err)["retried"] == 2
+    assert out.is_symlink() and str(clips / "c_cut.mp4") in set(read_timeline(real)["source"])

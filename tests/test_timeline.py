@@ -96,3 +96,19 @@ def test_a_report_stopped_midway_leaves_no_partial_file(timeline_csv, tmp_path):
         write_report(tmp_path / "r.html", Timeline.from_csv(timeline_csv), [], settings={}, line="", paths={},
                      between=between)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_where_every_file_failed_still_writes_its_summary_charts_and_report(tmp_path, capsys):
+    """The timeline is its header only: no source to stream, and every output says so rather than failing."""
+    from fer_batch.cli import EXIT_SOME_FAILED, main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media")
+    out = tmp_path / "o"
+    code = main(["analyze", str(notes), "--out", str(out / "r.csv"), "--summary", str(out / "s.csv"),
+                 "--charts", str(out / "charts"), "--report", str(out / "r.html"), "--quiet"])
+    assert code == EXIT_SOME_FAILED, capsys.readouterr().err
+    assert Timeline.from_csv(out / "r.csv").totals() == Totals()
+    assert pd.read_csv(out / "s.csv").empty
+    assert (out / "charts" / "emotion_distribution.png").is_file()
+    assert "Sources with results (0)" in (out / "r.html").read_text(encoding="utf-8")
