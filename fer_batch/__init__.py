@@ -20,6 +20,7 @@ One module a concern, in the order ``fer-batch analyze`` meets them:
 ``unsure_faces``  the second, mirrored look at unsure faces, and int8's near ties re-run in float
 ``dequantize``    float copies of Keras-int8 layers; ``layers``: custom layers; ``labels``: the seven emotions
 ``records``       the rows a run produces and the timeline's columns; ``sinks``: the CSV writers and journal
+``timeline``      the timeline CSV read back, whole or one source at a time (what the outputs below stream)
 ``summary``       per-face summaries; ``charts``: timelines; ``annotate``, ``overlay``: annotated copies
 ``report``        the HTML report (``thumbs``: its face thumbnails)
 ``threads``       thread counts per native library (``native``: their C++ log lines kept off the terminal)
