@@ -84,6 +84,7 @@ class RunReport:
     skipped: int = 0  # already complete in the run being resumed
     skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
     retried: int = 0  # of succeeded + failed, how many had failed in the run being resumed (--retry-failed)
+    gone_failed: int = 0  # failures in the output of files no longer among the inputs (their error rows stay)
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
@@ -102,7 +103,7 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """No file of the whole output failed, counting those a resumed run skipped."""
-        return self.failed == 0 and self.skipped_failed == 0
+        return self.failed == 0 and self.skipped_failed == 0 and self.gone_failed == 0
 
     def line(self) -> str:
         earlier = f"; {self.skipped_failed} of them failed" if self.skipped_failed else ""
@@ -110,6 +111,8 @@ class RunReport:
                  f"{self.skipped} skipped (already done{earlier})"]
         if self.retried:  # among those that succeeded or failed
             parts.append(f"{count(self.retried, 'earlier failure', grouped=False)} retried")
+        if self.gone_failed:
+            parts.append(f"{count(self.gone_failed, 'earlier failure', grouped=False)} not among the inputs")
         if self.ignored:
             parts.append(f"{count(self.ignored, 'non-media file', grouped=False)} ignored")
         line = f"sources: {', '.join(parts)}; {count(self.rows, 'row', grouped=False)} written"
@@ -248,11 +251,12 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     report.outputs["timeline"] = config.out
     report.outputs["errors"] = config.errors_path
     committed = set(writer.committed)
-    # Every committed source, also one no longer among the inputs (a failed file deleted since keeps its error row,
-    # and the exit code must still say that the output holds a failure).
-    done_before = list(writer.committed.values())
+    done_before = [writer.committed[name] for name in names if name in committed]
     report.skipped = len(done_before)
     report.skipped_failed = sum(1 for entry in done_before if entry.get("error"))
+    # A failed file deleted since keeps its error row: the exit code must still say that the output holds a failure.
+    inputs = set(names)
+    report.gone_failed = sum(1 for name, entry in writer.committed.items() if entry.get("error") and name not in inputs)
     buffer: list[FaceRecord] = []
     report.hint = few_faces_hint(config.analyze)
     face_frames: dict[str, tuple[int, int]] = {}  # source -> (last frame with a face, frames with a face)

@@ -58,6 +58,7 @@ def read_errors(path: Path) -> pd.DataFrame:
 
 SUMMARY_RE = re.compile(r"fer-batch: sources: (\d+) succeeded, (\d+) failed, (\d+) skipped \(already done"
                         r"(?:; (\d+) of them failed)?\)(?:, (\d+) earlier failures? retried)?"
+                        r"(?:, (\d+) earlier failures? not among the inputs)?"
                         r"(?:, (\d+) non-media files? ignored)?; (\d+) rows? written")
 
 
@@ -66,9 +67,12 @@ def summary_counts(stderr: str) -> dict:
     last = stderr.rstrip("\n").rsplit("\n", 1)[-1]
     found = SUMMARY_RE.fullmatch(last)
     assert found, f"the last line of stderr is not the summary line:\n{stderr[-3000:]}"
-    s, f, k, kf, retried, ign, rows = found.groups()
-    return {"succeeded": int(s), "failed": int(f), "retried": int(retried or 0), "skipped": int(k),
-            "skipped_failed": int(kf or 0), "ignored": int(ign or 0), "rows": int(rows)}
+    s, f, k, kf, retried, gone, ign, rows = found.groups()
+    counts = {"succeeded": int(s), "failed": int(f), "retried": int(retried or 0), "skipped": int(k),
+              "skipped_failed": int(kf or 0), "ignored": int(ign or 0), "rows": int(rows)}
+    if gone:
+        counts["gone_failed"] = int(gone)
+    return counts
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -75,13 +75,19 @@ def test_a_file_that_fails_again_keeps_one_error_row(failed_run, capsys):
                                                                           str(clips / "c_cut.mp4")]
 
 
-def test_a_failed_file_gone_since_keeps_its_error_row(failed_run, capsys):
+def test_a_failed_file_gone_since_keeps_its_error_row(failed_run, face_video, capsys):
     clips, out = failed_run
     (clips / "b_empty.jpg").unlink()
     code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
     assert code == EXIT_SOME_FAILED  # c_cut.mp4 fails again
-    assert summary_counts(err)["retried"] == 1
+    counts = summary_counts(err)
+    assert (counts["retried"], counts["skipped"], counts["gone_failed"]) == (1, 2, 1)
     assert str(clips / "b_empty.jpg") in read_errors(out.with_name("r.errors.csv"))["source"].tolist()
+    shutil.copy(face_video.path, clips / "c_cut.mp4")  # fixed: the output still holds b_empty.jpg's failure
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_SOME_FAILED and err.rstrip().endswith(
+        "0 failed, 2 skipped (already done), 1 earlier failure retried, 1 earlier failure not among the inputs; "
+        f"{-(-face_video.frames // 5)} rows written")
 
 
 def test_retry_failed_needs_resume(tmp_path, one_face_photo, capsys):
