@@ -85,6 +85,7 @@ class RunReport:
     skipped_failed: int = 0  # of those, how many had failed (their rows are in the errors CSV)
     retried: int = 0  # of succeeded + failed, how many had failed in the run being resumed (--retry-failed)
     gone_failed: int = 0  # failures in the output of files no longer among the inputs (their error rows stay)
+    earlier: int = 0  # sources the output held when this run started (a resumed run's, after --retry-failed's cut)
     ignored: int = 0  # files inside directories that are not media by their suffix
     rows: int = 0  # rows this run added to the timeline (whole sources only: see RunWriter.close)
     errors: list[SourceDone] = field(default_factory=list)
@@ -248,6 +249,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     writer = RunWriter(config.out, config.errors_path, resume=config.resume, settings=_settings(config),
                        retry=frozenset(names) if config.retry_failed else frozenset())
     retrying = set(writer.retried)
+    report.earlier = len(writer.committed)
     report.outputs["timeline"] = config.out
     report.outputs["errors"] = config.errors_path
     committed = set(writer.committed)
@@ -308,10 +310,15 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             report.outputs["annotate"] = annotator.written
         if progress:
             progress.start(len(found.sources) + len(found.rejected), report.skipped)
-        if annotator is not None:
-            media = {s.name: s.media for s in found.sources}
-            for name in retrying.intersection(media):  # a copy drawn from the rows taken out goes with them
-                annotator.path_for(name, media[name]).unlink(missing_ok=True)
+        if annotator is not None and config.resume:
+            # A copy of a source not committed was drawn from rows no longer in the timeline (a failure taken out by
+            # --retry-failed, now or by a run killed since): it goes, and is drawn again from the new rows.
+            for source in found.sources:
+                if source.name not in committed:
+                    try:
+                        annotator.path_for(source.name, source.media).unlink(missing_ok=True)
+                    except OSError as exc:
+                        annotator.failures.append((source.name, f"{type(exc).__name__}: {exc}"))
         if annotator is not None:  # a resumed run draws what the interrupted one committed but had not drawn
             for name in committed:
                 entry = writer.committed[name]
@@ -417,7 +424,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
         with _writing("--report", config.report):
             failures = _failures(config.errors_path)
             line = report.line()
-            if report.skipped:  # a resumed run's own counts miss what the earlier run did: the page shows it all
+            if report.earlier:  # a resumed run's own counts miss what the earlier run did: the page shows it all
                 totals = timeline.totals()
                 line = (f"the whole output: {count(totals.sources, 'source')} with results, "
                         f"{count(len(failures), 'failure')}, {count(totals.rows, 'row')} · this run (--resume): "

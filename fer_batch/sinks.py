@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -165,9 +166,14 @@ def check_unlocked(out: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable; a no-op where the file system cannot (SMB and some
+    FUSE mounts refuse fsync on a folder)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 
@@ -176,7 +182,8 @@ def _retry_files(out: Path, errors_path: Path) -> tuple[list[tuple[Path, Path]],
     """A retry's (rewritten file, the file it replaces) pairs -- timeline, errors file, journal -- and its commit
     marker. Each rewritten file lies beside the real file it replaces (through a symlinked ``--out`` too), so that
     ``os.replace`` stays on its disk; all are derived from the paths, never stored, so that a later run started
-    from another folder, or naming ``--out`` another way, finds them."""
+    from another folder, or through another path to ``--out``'s folder, finds them. (Keyed on ``--out``'s own name:
+    a run naming a symlinked ``--out``'s target instead is another output, as its journal is.)"""
     real = [Path(os.path.realpath(p)) for p in (out, errors_path, journal_path(out))]
     pairs = [(p.with_name(f".{p.name}.retry"), p) for p in real]
     return pairs, real[2].with_name(f"{real[2].name}.commit")
@@ -217,13 +224,16 @@ def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[
             _fsync(j)
         for new, old in pairs:
             shutil.copymode(old, new)
-        with open(marker, "w") as m:  # the commit point
-            _fsync(m)
-        _fsync_dir(marker.parent)
+        for folder in {new.parent for new, _ in pairs}:  # the rewritten files' entries before the marker's
+            _fsync_dir(folder)
     except BaseException:
         for new, _ in pairs:
             new.unlink(missing_ok=True)
         raise
+    # The commit point. From here on nothing is rolled back: whatever stops this run, the next open finishes it.
+    with open(marker, "w") as m:
+        _fsync(m)
+    _fsync_dir(marker.parent)
     finish_retry(out, errors_path)
     return kept
 
@@ -232,6 +242,8 @@ def finish_retry(out: Path, errors_path: Path) -> None:
     """Complete a :func:`drop_failed` whose commit marker is on disk (each move once: a file moved is gone from
     beside its destination), or delete the rewritten files of one that never reached it."""
     pairs, marker = _retry_files(out, errors_path)
+    if pairs[0][0].is_dir():  # the work folder of the first version of --retry-failed (never released)
+        shutil.rmtree(pairs[0][0])
     if marker.exists():
         for new, old in pairs:
             if new.exists():
@@ -338,11 +350,14 @@ class RunWriter:
                 f.truncate(size)
                 _fsync(f)
         self._committed_size = last["out_size"]
-        # Rewrite the journal without any torn tail so later appends stay parseable.
-        with open(self.journal_path, "w", encoding="utf-8", errors="surrogateescape") as j:
+        # Rewrite the journal without any torn tail so later appends stay parseable: beside it, then over it (a
+        # kill in between leaves the old journal, whose torn tail the next read drops again).
+        part = self.journal_path.with_name(f"{self.journal_path.name}.part")
+        with open(part, "w", encoding="utf-8", errors="surrogateescape") as j:
             for entry in entries:
                 j.write(json.dumps(entry) + "\n")
             _fsync(j)
+        os.replace(part, self.journal_path)
         if self.staging.exists():
             shutil.rmtree(self.staging)
 

@@ -161,3 +161,39 @@ def test_a_symlinked_out_keeps_its_link(failed_run, capsys):
     code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
     assert code == EXIT_SOME_FAILED and summary_counts(err)["retried"] == 2
     assert out.is_symlink() and str(clips / "c_cut.mp4") in set(read_timeline(real)["source"])
+
+
+def test_a_folder_that_refuses_fsync_still_retries(failed_run, monkeypatch, capsys):
+    """SMB and some FUSE mounts refuse fsync on a folder (EINVAL): the retry goes on, and leaves no marker that
+    would block every later run."""
+    import errno
+    import os
+    import stat
+
+    import fer_batch.sinks as sinks
+
+    real_fsync = os.fsync
+
+    def no_folder_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(sinks.os, "fsync", no_folder_fsync)
+    clips, out = failed_run
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_SOME_FAILED and summary_counts(err)["retried"] == 2, err
+    assert not out.with_name(".r.csv.journal.commit").exists()
+
+
+def test_the_annotated_copy_of_a_retried_file_follows_its_new_rows(failed_run, capsys):
+    clips, out = failed_run
+    copies = out.parent / "annotated"
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--annotate", copies)
+    drawn = sorted(p.name for p in copies.rglob("*.mp4"))
+    assert code == EXIT_SOME_FAILED and drawn == ["c_cut.mp4"], err  # drawn from the rows before the cut
+    synthetic.write_zero_byte(clips / "c_cut.mp4")  # now it has no rows at all: nothing to draw
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed",
+                         "--annotate", copies)
+    assert code == EXIT_SOME_FAILED and summary_counts(err)["retried"] == 2, err
+    assert sorted(p.name for p in copies.rglob("*.mp4")) == []
