@@ -49,6 +49,7 @@ class Discovery:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0  # files inside directories that are not media by their suffix
     duplicates: int = 0  # media files reached a second time (a symlink, overlapping inputs): analysed once
+    duplicate_dirs: int = 0  # folders reached a second time within one input (a symlink to one met before): walked once
 
 
 #: Written into the folders a run fills (``--annotate``, ``--charts``): a later walk, of any run, does not go into a
@@ -107,10 +108,13 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
             return
         found.sources.append(Source(path=path, name=name, media=kind))
 
+    def again(name: str) -> None:
+        found.duplicate_dirs += 1
+
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            _walk(root, str(given), add, visited=set(), reject=found.rejected.append, skip=skip)
+            _walk(root, str(given), add, visited=set(), reject=found.rejected.append, skip=skip, again=again)
         else:
             add(root, str(given), explicit=True)
     return found
@@ -135,14 +139,17 @@ def _not_a_regular_file(path: Path) -> str | None:
     return "not a file"
 
 
-def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset()) -> None:
+def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset(), again=None,
+          ancestors: tuple = ()) -> None:
     try:
         st = directory.stat()
     except OSError as exc:  # a path too long, a stale network handle: an error row, not a subtree silently gone
         reject((name, f"cannot read directory ({exc.strerror or exc})"))
         return
     key = (st.st_dev, st.st_ino)
-    if key in visited:  # a symlink loop, or the same directory reached twice
+    if key in visited:  # the same directory reached twice (counted), or a symlink loop back to an ancestor (not)
+        if again is not None and key not in ancestors:
+            again(name)
         return
     visited.add(key)
     try:
@@ -162,7 +169,7 @@ def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = fro
         if is_dir:
             if (skip and os.path.realpath(child) in skip) or os.path.exists(os.path.join(child, OUTPUT_MARKER)):
                 continue
-            _walk(child, child_name, add, visited, reject, skip)
+            _walk(child, child_name, add, visited, reject, skip, again, (*ancestors, key))
         else:
             add(child, child_name, explicit=False)
 

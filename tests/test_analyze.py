@@ -381,10 +381,12 @@ def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face
     shutil.copy(one_face_photo, tree / "2019" / "a.jpg")
     (tree / "link.jpg").symlink_to(tree / "2019" / "a.jpg")
     (tree / "link_dir").symlink_to(tree / "2019")
+    (tree / "2019" / "up").symlink_to(tree)  # a loop back to an ancestor: not a second copy of anything
     assert main(["analyze", str(tree), "--out", str(tmp_path / "r.csv"), "--quiet"]) == EXIT_OK
     err = capsys.readouterr().err
-    # link.jpg is counted; link_dir, a folder met before, is not walked again (symlink loops end the same way)
+    # link.jpg is counted; link_dir, a folder met before, is counted and not walked again; the loop is not counted
     assert "note: 1 file reached a second time (through a symlink, or inputs that overlap) analysed once" in err
+    assert "note: 1 folder reached a second time (through a symlink) not walked again" in err
     assert read_timeline(tmp_path / "r.csv")["source"].tolist() == [str(tree / "2019" / "a.jpg")]
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -76,6 +76,11 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _say_writing(option: str) -> None:
+    """What the bars and the plain lines both print while an output is made from the finished timeline."""
+    print(f"writing {option} ...", file=sys.stderr, flush=True)
+
+
 class _TqdmProgress:
     """Progress bars: sources overall, and frames within the current video."""
 
@@ -114,7 +119,7 @@ class _TqdmProgress:
                 bar.close()
 
     def writing(self, option):
-        print(f"writing {option} ...", file=sys.stderr, flush=True)
+        _say_writing(option)
 
 
 class _QuietProgress:
@@ -149,7 +154,7 @@ class _LineProgress(_QuietProgress):
         print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
 
     def writing(self, option):
-        print(f"writing {option} ...", file=sys.stderr, flush=True)
+        _say_writing(option)
 
 
 @contextlib.contextmanager
@@ -257,6 +262,9 @@ def run(args: argparse.Namespace) -> int:
     if found.duplicates:
         print(f"note: {count(found.duplicates, 'file')} reached a second time (through a symlink, or inputs that "
               "overlap) analysed once, under the name first met", file=sys.stderr)
+    if found.duplicate_dirs:
+        print(f"note: {count(found.duplicate_dirs, 'folder')} reached a second time (through a symlink) not walked "
+              "again: their files are analysed once, under the names first met", file=sys.stderr)
     if not found.sources and not found.rejected:
         print(f"note: no image or video file among the inputs ({count(found.skipped, 'other file')} ignored); "
               f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}",
