@@ -178,15 +178,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _rewritten(path: Path) -> tuple[Path, Path]:
+    """(where a retry rewrites ``path``, the real file it replaces): beside the real file, through a symlinked
+    ``--out`` too, so that ``os.replace`` stays on its disk."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(f".{real.name}.retry"), real
+
+
+def _commit_marker(out: Path) -> Path:
+    journal = Path(os.path.realpath(journal_path(out)))
+    return journal.with_name(f"{journal.name}.commit")
+
+
 def _retry_files(out: Path, errors_path: Path) -> tuple[list[tuple[Path, Path]], Path]:
     """A retry's (rewritten file, the file it replaces) pairs -- timeline, errors file, journal -- and its commit
-    marker. Each rewritten file lies beside the real file it replaces (through a symlinked ``--out`` too), so that
-    ``os.replace`` stays on its disk; all are derived from the paths, never stored, so that a later run started
-    from another folder, or through another path to ``--out``'s folder, finds them. (Keyed on ``--out``'s own name:
-    a run naming a symlinked ``--out``'s target instead is another output, as its journal is.)"""
-    real = [Path(os.path.realpath(p)) for p in (out, errors_path, journal_path(out))]
-    pairs = [(p.with_name(f".{p.name}.retry"), p) for p in real]
-    return pairs, real[2].with_name(f"{real[2].name}.commit")
+    marker. All are derived from the paths, never stored, so that a later run started from another folder, or
+    through another path to ``--out``'s folder, finds them. (Keyed on ``--out``'s own name: a run naming a
+    symlinked ``--out``'s target instead is another output, as its journal is.)"""
+    return [_rewritten(p) for p in (out, errors_path, journal_path(out))], _commit_marker(out)
 
 
 def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[str]) -> list[dict]:
@@ -259,9 +268,8 @@ def finish_retry(out: Path, errors_path: Path) -> None:
 
 def pending_journal(out: Path) -> Path:
     """The journal that describes ``out``: its rewritten one while a committed retry waits to be finished."""
-    pairs, marker = _retry_files(out, out)  # the journal's pair does not depend on the errors file
-    j_new = pairs[2][0]
-    return j_new if marker.exists() and j_new.exists() else journal_path(out)
+    j_new, _ = _rewritten(journal_path(out))
+    return j_new if _commit_marker(out).exists() and j_new.exists() else journal_path(out)
 
 
 class _Limited:

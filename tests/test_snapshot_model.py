@@ -22,13 +22,18 @@ from synthetic_faces import make_faces, write_csv  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("online_teacher", [False, True], ids=["labels", "online-teacher"])
-def test_the_snapshot_of_a_finished_run_predicts_as_its_model(tmp_path, online_teacher):
+def _snapshot_main():
     sys.path.insert(0, str(ROOT / "training"))
     try:
         from snapshot_model import main
     finally:
         sys.path.pop(0)
+    return main
+
+
+@pytest.mark.parametrize("online_teacher", [False, True], ids=["labels", "online-teacher"])
+def test_the_snapshot_of_a_finished_run_predicts_as_its_model(tmp_path, online_teacher):
+    main = _snapshot_main()
     x, y = make_faces(12, seed=2)
     usage = ["Training" if i % 4 else "PublicTest" for i in range(len(y))]
     data = write_csv(tmp_path / "faces.csv", x, y, usage)
@@ -50,11 +55,7 @@ def test_the_snapshot_of_a_finished_run_predicts_as_its_model(tmp_path, online_t
 
 
 def test_a_snapshot_must_be_a_keras_file(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "training"))
-    try:
-        from snapshot_model import main
-    finally:
-        sys.path.pop(0)
+    main = _snapshot_main()
     with pytest.raises(SystemExit) as info:
         main([str(tmp_path), str(tmp_path / "snap.h5")])
     assert info.value.code == 2 and "must end in .keras" in capsys.readouterr().err
