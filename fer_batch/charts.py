@@ -44,11 +44,12 @@ def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = No
 
 def timeline_figure(source: str, rows, smooth: float | None = None):
     """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
-    appearance); fragments seen in fewer analysed frames are counted in the title instead."""
-    from .summary import MIN_TRACK_FRAMES, face_times, smooth_probabilities, tracked_faces
+    appearance; at most :data:`~fer_batch.summary.MAX_FACES_SHOWN`, those seen longest); fragments seen in fewer
+    analysed frames and the faces beyond that many are counted in the title instead."""
+    from .summary import MIN_TRACK_FRAMES, face_times, shown_faces, smooth_probabilities
 
     faces = rows.dropna(subset=["face_id"])
-    face_ids, fragments = tracked_faces(rows)
+    face_ids, fragments, more = shown_faces(rows)
     n = max(len(face_ids), 1)
     fig = _figure(figsize=(10, (2.4 if n <= 4 else 1.3) * n + 0.8), layout="constrained")
     axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
@@ -81,6 +82,8 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
     fig.legend(handles=handles, loc="outside lower center", ncols=7, frameon=False)
     title = source if len(source) < 90 else "…" + source[-88:]
     title += f" (smoothed over {smooth:g} s)" if smooth else ""
+    if more:
+        title += f"\nthe {len(face_ids)} faces seen longest; {count(more, 'more tracked face')} not shown"
     if fragments:
         title += (f"\n{count(fragments, 'short fragment')} (face ids seen in fewer than "
                   f"{MIN_TRACK_FRAMES} analysed frames) not shown")

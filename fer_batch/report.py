@@ -188,11 +188,11 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
 
 
 def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours, smooth: float | None) -> str:
-    from .summary import MIN_TRACK_FRAMES, step_s, tracked_faces
+    from .summary import MIN_TRACK_FRAMES, shown_faces, step_s
 
     media = rows["media"].iloc[0]
     faces = rows.dropna(subset=["face_id"])
-    face_ids, fragments = tracked_faces(rows)
+    face_ids, fragments, more = shown_faces(rows)
     frames = rows["frame"].nunique()
     if faces.empty:
         headline = "no face found"
@@ -200,7 +200,7 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         pooled = faces[list(EMOTIONS)].to_numpy(dtype=np.float64)
         mostly = EMOTIONS[int(pooled.mean(axis=0).argmax())]
         if face_ids:
-            headline = f"{count(len(face_ids), 'face')}, mostly {mostly}"
+            headline = f"{count(len(face_ids) + more, 'face')}, mostly {mostly}"
         else:  # only fragments: not "0 faces" above a bar of detections
             headline = f"no face tracked; {count(len(faces), 'face detection')}, mostly {mostly}"
     head = (f'<summary><span class="name">{_e(name)}</span> <span class="muted">· {media} · '
@@ -209,6 +209,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
     if len(faces) > 1:  # one face's card below says it all
         body.append(_shares_bar(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64)),
                                 f"top emotion of {count(len(faces), 'face detection')}"))
+    if more:
+        body.append(f'<p class="muted">The {len(face_ids)} faces seen in the most frames are shown; '
+                    f'{count(more, "more tracked face")} not (the summary CSV lists every face).</p>')
     if fragments:
         body.append(f'<p class="muted">{count(fragments, "short fragment")} (face ids seen in '
                     f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')

@@ -25,18 +25,46 @@ SMOOTHED_COLUMNS: tuple[str, ...] = (
 MIN_TRACK_FRAMES = 3
 
 
+#: Charts and the report draw at most this many faces of a source: a crowd video can track hundreds, and a panel
+#: each made a chart 78,000 px tall that took 19 minutes to draw (600 faces). The summary lists every face.
+MAX_FACES_SHOWN = 32
+
+
+def _face_frames(rows):
+    """Per face id of one source's rows: its first analysed frame ("min") and how many it was seen in
+    ("nunique"), in order of first appearance."""
+    faces = rows.dropna(subset=["face_id"])
+    return faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
+
+
+def _least_frames(rows) -> int:
+    # A photo has one frame: all its faces count. A sparsely sampled clip (--fps 0.5 over a few seconds) has too few
+    # analysed frames for the rule: a face in half of them or more is someone on screen, not a flicker.
+    return 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
+
+
 def tracked_faces(rows) -> tuple[list[int], int]:
     """The face ids of one source's timeline rows seen in at least :data:`MIN_TRACK_FRAMES` analysed frames, or in
     at least half of them, in order of first appearance, and how many shorter fragments were left out."""
-    faces = rows.dropna(subset=["face_id"])
-    if faces.empty:
-        return [], 0
-    seen = faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
-    # A photo has one frame: all its faces count. A sparsely sampled clip (--fps 0.5 over a few seconds) has too few
-    # analysed frames for the rule: a face in half of them or more is someone on screen, not a flicker.
-    least = 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
+    seen = _face_frames(rows)
+    least = _least_frames(rows)
     kept = [int(f) for f, n in zip(seen.index, seen["nunique"]) if n >= least]
     return kept, len(seen) - len(kept)
+
+
+def shown_faces(rows, most: int = MAX_FACES_SHOWN) -> tuple[list[int], int, int]:
+    """What charts and the report draw of one source: (face ids, fragments left out, tracked faces left out). The
+    ids are :func:`tracked_faces`'s, cut to the ``most`` seen in the most analysed frames (the first to appear
+    among equals), still in order of first appearance."""
+    if most < 1:
+        raise ValueError(f"most must be at least 1, got {most}")
+    seen = _face_frames(rows)
+    tracked = seen[seen["nunique"] >= _least_frames(rows)]
+    fragments = len(seen) - len(tracked)
+    if len(tracked) <= most:
+        return [int(f) for f in tracked.index], fragments, 0
+    order = np.argsort(-tracked["nunique"].to_numpy(), kind="stable")[:most]
+    return [int(f) for f in tracked.index[np.sort(order)]], fragments, len(tracked) - most
 
 
 def step_s(frame_rows) -> float:

@@ -171,3 +171,52 @@ def test_a_timeline_chart_spans_the_video_also_without_a_tracked_face():
     one = [FaceRecord("w.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(10)]
     one += [FaceRecord("w.mp4", "video", i, i / 10, None) for i in range(10, 41)]  # the face leaves at 1 s
     assert timeline_figure("w.mp4", _timeline(one)).axes[0].get_xlim() == (0, 4.0)
+
+
+def _crowd(n_faces: int):
+    """A 200-frame clip with ``n_faces`` tracked faces: face k appears at frame k and stays (k * 7) % 50 + 3 frames,
+    so their lengths differ and several tie; face 1000 flashes for one frame."""
+    recs = [FaceRecord("crowd.mp4", "video", f, f / 25) for f in range(200)]
+    for k in range(n_faces):
+        recs += [FaceRecord("crowd.mp4", "video", f, f / 25, k, 10 * k, 0, 10, 10, 0.9, _p(k % 7))
+                 for f in range(k, k + (k * 7) % 50 + 3)]
+    recs.append(FaceRecord("crowd.mp4", "video", 150, 6.0, 1000, 0, 90, 10, 10, 0.9, _p(3)))
+    return _timeline(recs).sort_values("frame", kind="stable")
+
+
+def test_a_crowd_shows_the_faces_seen_longest_in_order_of_first_appearance():
+    from fer_batch.summary import MAX_FACES_SHOWN, shown_faces, tracked_faces
+
+    rows = _crowd(MAX_FACES_SHOWN + 8)
+    tracked, fragments = tracked_faces(rows)
+    assert len(tracked) == MAX_FACES_SHOWN + 8 and fragments == 1
+    ids, fragments, more = shown_faces(rows)
+    assert len(ids) == MAX_FACES_SHOWN and more == 8 and fragments == 1
+    assert ids == sorted(ids)  # first appearances are in id order here
+    length = {k: (k * 7) % 50 + 3 for k in tracked}
+    assert min(length[k] for k in ids) >= max(length[k] for k in tracked if k not in ids)
+    # Among faces of the shortest length kept, the first to appear win the ties.
+    cut = min(length[k] for k in ids)
+    tied = [k for k in tracked if length[k] == cut]
+    assert [k for k in tied if k in ids] == tied[:len([k for k in tied if k in ids])]
+    assert shown_faces(rows, most=len(tracked)) == (tracked, 1, 0)
+    with pytest.raises(ValueError, match="most"):
+        shown_faces(rows, most=0)
+
+
+def test_charts_and_report_of_a_crowd_draw_the_cap_and_say_how_many_more(tmp_path):
+    from fer_batch.charts import timeline_figure
+    from fer_batch.report import build_report
+    from fer_batch.summary import MAX_FACES_SHOWN
+
+    rows = _crowd(MAX_FACES_SHOWN + 8)
+    fig = timeline_figure("crowd.mp4", rows)
+    assert len(fig.axes) == MAX_FACES_SHOWN
+    assert "8 more tracked faces not shown" in fig._suptitle.get_text()
+    page = build_report(rows, [], settings={}, line="", paths={})
+    assert f"{MAX_FACES_SHOWN + 8} faces, mostly" in page  # the headline counts every tracked face
+    assert page.count('<div class="face">') == MAX_FACES_SHOWN
+    assert f"The {MAX_FACES_SHOWN} faces seen in the most frames are shown; 8 more tracked faces not" in page
+    small = _crowd(5)
+    assert len(timeline_figure("crowd.mp4", small).axes) == 5
+    assert "seen in the most frames" not in build_report(small, [], settings={}, line="", paths={})
