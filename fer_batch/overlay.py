@@ -62,7 +62,7 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
     h, w = img.shape[:2]
     faces = [r for r in records if r.has_face and r.probs is not None]
     taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in faces]  # boxes, labels and placed panels: kept clear of panels
-    labels = []
+    labels, scales = [], []
     # Every box and label first, so that no probability panel is then placed over a label (its own or another's).
     for rec in faces:
         emotion, conf = rec.emotion, rec.confidence
@@ -88,9 +88,10 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
         cv2.rectangle(img, (lx0, ly0), (lx0 + tw + 2 * pad, ly1), colour, -1)
         cv2.putText(img, label, (lx0 + pad, ly1 - pad - base), FONT, scale, _ink_on(colour), thick, cv2.LINE_AA)
         labels.append((lx0, ly0, lx0 + tw + 2 * pad, ly1))
+        scales.append(scale)
     placed = []
-    for rec, label in zip(faces, labels):
-        panel = _bars(img, rec, label, text_scale(img.shape, rec.h) * 0.8, colours, taken, labels)
+    for rec, label, scale in zip(faces, labels, scales):
+        panel = _bars(img, rec, label, scale * 0.8, colours, taken, labels)
         taken.append(panel)
         placed.append((rec.face_id, label, panel))
     return placed
