@@ -20,6 +20,10 @@ from .wording import count
 PAGE = 100  # sources per collapsible page
 OPEN_ALL_UP_TO = 20  # runs with at most this many sources show every source opened
 TIMELINE_POINTS = 200  # a face's timeline is averaged down to about this many points
+#: Faces that get thumbnails in one report (about 8 kB each, and a decode of their frame while the report is built):
+#: 3,000 make about 32 MB of page. The faces after them keep their cards without pictures, so an archive of ten
+#: thousand files still makes a page a browser opens (and in minutes rather than most of an hour).
+THUMBNAIL_FACES = 3000
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#f6f6f6}
@@ -187,7 +191,10 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
             f'<div class="muted">{_e(seen)}</div>{bar}</div></div>')
 
 
-def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours, smooth: float | None) -> str:
+def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colours, smooth: float | None,
+                    thumbnails_left: int, thumbnail_faces: int) -> tuple[str, int]:
+    """The source's HTML section and how many faces got thumbnails (at most ``thumbnails_left`` of the report's
+    ``thumbnail_faces``)."""
     from .summary import MIN_TRACK_FRAMES, shown_faces, step_s
 
     media = rows["media"].iloc[0]
@@ -220,9 +227,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
             body.append(f'<p class="muted">probabilities smoothed over {smooth:g} s</p>')
         body.append(timeline_svg(rows, face_ids, smooth))
     thumbs = {}
-    if face_ids and path is not None:
+    if face_ids and path is not None and thumbnails_left > 0:
         wanted = {}
-        for fid in face_ids:
+        for fid in face_ids[:thumbnails_left]:
             g = faces[faces["face_id"] == fid]
             best = g.loc[g["confidence"].idxmax()]
             wanted[fid] = (int(best["frame"]), (int(best["x"]), int(best["y"]), int(best["w"]), int(best["h"])),
@@ -233,32 +240,38 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
             thumbs = face_thumbnails(path, media, wanted, bgr_colours)
         except Exception as exc:  # a file gone or changed since the run: the report still lists its figures
             body.append(f'<p class="muted">thumbnails unavailable ({_e(type(exc).__name__)}: {_e(exc)})</p>')
+    if face_ids and path is not None and len(face_ids) > thumbnails_left:
+        which = f"the first {thumbnails_left} faces" if thumbnails_left > 0 else "no face"
+        body.append(f'<p class="muted">Thumbnails for {which} here: a report holds those of its first '
+                    f'{count(thumbnail_faces, "face")}, to stay small enough to open.</p>')
     step = step_s(rows) if media == "video" else 0.0
     if face_ids:
         body.append('<div class="faces">' + "".join(
             _face_card(fid, faces[faces["face_id"] == fid], media, thumbs.get(fid), step) for fid in face_ids)
             + "</div>")
-    return f'<details class="src"{" open" if opened else ""}>{head}{"".join(body)}</details>'
+    return f'<details class="src"{" open" if opened else ""}>{head}{"".join(body)}</details>', len(thumbs)
 
 
 def build_report(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
-                 smooth: float | None = None, between=None) -> str:
+                 smooth: float | None = None, between=None, thumbnails: int = THUMBNAIL_FACES) -> str:
     """The report's HTML text (:func:`report_parts` joined)."""
     return "\n".join(report_parts(timeline, errors, settings=settings, line=line, paths=paths, smooth=smooth,
-                                   between=between))
+                                   between=between, thumbnails=thumbnails))
 
 
 def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
-                 smooth: float | None = None, between=None) -> Iterator[str]:
+                 smooth: float | None = None, between=None, thumbnails: int = THUMBNAIL_FACES) -> Iterator[str]:
     """The report's HTML, a part at a time (a source's section is one part). ``timeline``: the run's timeline (a
     DataFrame from :func:`~fer_batch.timeline.read_timeline`, a timeline CSV's path, or a
     :class:`~fer_batch.timeline.Timeline`; a file is read one source at a time, after a first pass for the totals);
     ``errors``: (source, reason) pairs; ``paths``: source name -> its file (for thumbnails); ``smooth``: seconds
     the videos' timelines are smoothed over (``--smooth``); ``between`` is called before each source's section (a
-    run checks there whether it was asked to stop)."""
+    run checks there whether it was asked to stop); ``thumbnails``: how many faces, first come, get thumbnails."""
     from .overlay import bgr_colours
     from .timeline import as_timeline
 
+    if thumbnails < 0:
+        raise ValueError(f"thumbnails must be 0 or more, got {thumbnails}")
     colours = bgr_colours()
     timeline = as_timeline(timeline)
     totals = timeline.totals()
@@ -287,6 +300,7 @@ def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str
     out.append(f'<h2 id="sources">Sources with results ({totals.sources})</h2>')
     yield from out
     opened = totals.sources <= OPEN_ALL_UP_TO
+    thumbnails_left = thumbnails
     for i, (name, rows) in enumerate(timeline.by_source()):
         if i % PAGE == 0:
             if i:
@@ -295,14 +309,17 @@ def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str
                    f'{min(i + PAGE, totals.sources)}</summary>')
         if between is not None:
             between()
-        yield _source_section(name, rows, paths.get(name), opened, colours, smooth)
+        section, drawn = _source_section(name, rows, paths.get(name), opened, colours, smooth, thumbnails_left,
+                                         thumbnails)
+        thumbnails_left -= drawn
+        yield section
     if totals.sources:
         yield "</details>"
     yield "</main></body></html>\n"
 
 
 def write_report(path: str | Path, timeline, errors, *, settings: dict, line: str, paths: dict[str, Path],
-                 smooth: float | None = None, between=None) -> Path:
+                 smooth: float | None = None, between=None, thumbnails: int = THUMBNAIL_FACES) -> Path:
     """Write :func:`report_parts` to ``path`` as they come (through a temporary file, so a reader never sees
     half); ``timeline`` as :func:`report_parts` takes it."""
     path = Path(path)
@@ -311,7 +328,7 @@ def write_report(path: str | Path, timeline, errors, *, settings: dict, line: st
     try:
         with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             for i, part in enumerate(report_parts(timeline, errors, settings=settings, line=line, paths=paths,
-                                                  smooth=smooth, between=between)):
+                                                  smooth=smooth, between=between, thumbnails=thumbnails)):
                 f.write(("\n" if i else "") + part)
         tmp.replace(path)
     except BaseException:

@@ -230,3 +230,29 @@ def test_a_stop_while_the_report_is_written_ends_the_run_as_interrupted(report_r
         run_batch(again, progress=Stopper(), stop=stop)
     assert told == ["--summary", "--report"] and info.value.report is not None
     assert (tmp_path / "s.csv").is_file() and not (tmp_path / "late.html").exists()
+
+
+def test_thumbnails_stop_after_the_reports_budget_and_the_cards_stay(report_run):
+    """An archive's report keeps its thumbnails to its first faces (a page a browser still opens); every face keeps
+    its card, and each section past the budget says why its pictures are missing."""
+    from pathlib import Path
+
+    from fer_batch.report import build_report
+
+    config, report = report_run
+    timeline = read_timeline(config.out)
+    paths = {s: Path(s) for s in timeline["source"].unique()}
+    kwargs = dict(settings={}, line=report.line(), paths=paths)
+    full = build_report(timeline, [], **kwargs)
+    cards = full.count('<div class="face">')
+    pictures = full.count("data:image/jpeg;base64,")
+    assert cards >= 4 and pictures == 2 * cards and "a report holds those of its first" not in full
+    two = build_report(timeline, [], thumbnails=2, **kwargs)
+    assert two.count('<div class="face">') == cards and two.count("data:image/jpeg;base64,") == 2 * 2
+    assert "a report holds those of its first 2 faces, to stay small enough to open" in two
+    assert ("Thumbnails for no face here" in two) or ("Thumbnails for the first" in two)
+    none = build_report(timeline, [], thumbnails=0, **kwargs)
+    assert none.count('<div class="face">') == cards and "data:image/jpeg;base64," not in none
+    assert none.count("Thumbnails for no face here") == 2  # the video's section and the group photo's
+    with pytest.raises(ValueError, match="thumbnails must be 0 or more"):
+        build_report(timeline, [], thumbnails=-1, **kwargs)
