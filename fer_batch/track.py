@@ -98,6 +98,7 @@ class SceneCut:
         self._mask: np.ndarray | None = None
         self._recent: list[float] = []
         self._history = history
+        self._after_cut = False
 
     def is_cut(self, thumbnail: np.ndarray, boxes=(), scale: float = 1.0) -> bool:
         """``boxes`` (x, y, w, h) are this frame's faces in frame pixels, ``scale`` thumbnail pixels per frame pixel."""
@@ -109,15 +110,21 @@ class SceneCut:
         last, last_mask = self._last, self._mask
         self._last, self._mask = thumb, mask
         if last is None or last.shape != thumb.shape:
-            self._recent = []
+            self._recent, self._after_cut = [], False
             return False
         keep = mask & last_mask
         if keep.mean() < 0.2:
             keep = np.ones(thumb.shape, bool)
         change = float(np.abs(thumb - last)[keep].mean())
         before = sum(self._recent) / len(self._recent) if self._recent else 0.0
+        cut = change >= CUT_LEVEL and change >= CUT_JUMP * before
+        if self._after_cut and change < CUT_LEVEL:
+            # The new shot holds still, so the cut's jump was an edit, not motion: left among the recent changes, it
+            # hid the next cut of a fast edit (which had to be four times larger than a cut to count).
+            self._recent = self._recent[:-1]
         self._recent = (self._recent + [change])[-self._history:]
-        return change >= CUT_LEVEL and change >= CUT_JUMP * before
+        self._after_cut = cut
+        return cut
 
 
 class FaceTracker:

@@ -65,7 +65,8 @@ def test_a_centre_match_never_takes_an_overlapping_faces_id():
 
 
 def test_two_faces_passing_close_keep_their_ids():
-    """Two faces walk towards each other until their boxes are 2 px apart, with a frame where one is missed, and back."""
+    """Two faces walk towards each other until their boxes are 2 px apart, with a frame where one is missed, and
+    back."""
     tracker = FaceTracker()
     for step in list(range(0, 21)) + list(range(20, -1, -1)):
         a = [100 + 7 * step, 200 + step, 60, 60]  # at step 20: x 240..300
@@ -118,3 +119,22 @@ def test_a_face_that_stops_or_turns_back_keeps_its_id():
     path = [40 * s for s in range(5)] + [160] * 3 + [160 - 30 * s for s in range(1, 5)]
     for step, x in enumerate(path):
         assert tracker.update([[x, 100, 80, 80]], step / 3) == [0], step
+
+
+
+def test_cuts_two_analysed_frames_apart_each_end_every_track():
+    """Fast edits (shots two analysed frames long: under a second at --every 10). The first cut's jump used to stay
+    among the recent changes, so the next cut had to be four times larger than a cut to count, and an id passed to
+    the next shot's face."""
+    yy, xx = np.mgrid[0:18, 0:32]
+    shots = [(128 + 60 * np.sin(xx / p + k) * np.cos(yy / q + 2 * k)).astype(np.uint8)
+             for k, (p, q) in enumerate(((5.0, 4.0), (3.0, 6.0), (4.0, 3.0), (6.0, 5.0)))]
+    tracker = FaceTracker()
+    box = [100, 100, 80, 80]
+    frames = [shots[0]] * 4 + [shots[1]] * 2 + [shots[2]] * 2 + [shots[3]] * 3
+    ids, cuts = [], []
+    for i, frame in enumerate(frames):
+        ids.append(tracker.update([box], i / 30, frame, 0.05)[0])
+        cuts.append(tracker.cut)
+    assert cuts == [False] * 4 + [True, False] * 2 + [True, False, False]
+    assert ids == [0] * 4 + [1, 1, 2, 2, 3, 3, 3]
