@@ -220,3 +220,14 @@ def test_charts_and_report_of_a_crowd_draw_the_cap_and_say_how_many_more(tmp_pat
     small = _crowd(5)
     assert len(timeline_figure("crowd.mp4", small).axes) == 5
     assert "seen in the most frames" not in build_report(small, [], settings={}, line="", paths={})
+
+
+def test_the_charts_option_says_the_cap_it_applies():
+    import argparse
+
+    from fer_batch.cli import analyze
+    from fer_batch.summary import MAX_FACES_SHOWN
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    analyze.add_parser(sub)
+    assert f"(the {MAX_FACES_SHOWN} seen longest)" in " ".join(sub.choices["analyze"].format_help().split())

@@ -27,7 +27,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image/video files and/or directories (walked recursively)")
     p.add_argument("--out", required=True, type=Path, help="timeline CSV to write")
     p.add_argument("--summary", type=Path, help="per-source, per-face summary CSV to write")
-    p.add_argument("--charts", type=Path, metavar="DIR", help="directory for PNG charts")
+    p.add_argument("--charts", type=Path, metavar="DIR",
+                   help="directory for PNG charts: per video its faces' emotions over time (the 32 seen longest), "
+                        "and the distribution over everything analysed")
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="directory for annotated copies: each video as an H.264 MP4 with every face's box, id, "
                         "emotion and probabilities drawn, each photo in its own format")
