@@ -30,26 +30,23 @@ MIN_TRACK_FRAMES = 3
 MAX_FACES_SHOWN = 32
 
 
-def _face_frames(rows):
-    """Per face id of one source's rows: its first analysed frame ("min") and how many it was seen in
-    ("nunique"), in order of first appearance."""
+def _tracked(rows):
+    """Per tracked face id of one source's rows (see :func:`tracked_faces`): its first analysed frame ("min") and
+    how many it was seen in ("nunique"), in order of first appearance; and how many fragments were left out."""
     faces = rows.dropna(subset=["face_id"])
-    return faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
-
-
-def _least_frames(rows) -> int:
+    seen = faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
     # A photo has one frame: all its faces count. A sparsely sampled clip (--fps 0.5 over a few seconds) has too few
     # analysed frames for the rule: a face in half of them or more is someone on screen, not a flicker.
-    return 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
+    least = 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
+    tracked = seen[seen["nunique"] >= least]
+    return tracked, len(seen) - len(tracked)
 
 
 def tracked_faces(rows) -> tuple[list[int], int]:
     """The face ids of one source's timeline rows seen in at least :data:`MIN_TRACK_FRAMES` analysed frames, or in
     at least half of them, in order of first appearance, and how many shorter fragments were left out."""
-    seen = _face_frames(rows)
-    least = _least_frames(rows)
-    kept = [int(f) for f, n in zip(seen.index, seen["nunique"]) if n >= least]
-    return kept, len(seen) - len(kept)
+    tracked, fragments = _tracked(rows)
+    return [int(f) for f in tracked.index], fragments
 
 
 def shown_faces(rows, most: int = MAX_FACES_SHOWN) -> tuple[list[int], int, int]:
@@ -58,9 +55,7 @@ def shown_faces(rows, most: int = MAX_FACES_SHOWN) -> tuple[list[int], int, int]
     among equals), still in order of first appearance."""
     if most < 1:
         raise ValueError(f"most must be at least 1, got {most}")
-    seen = _face_frames(rows)
-    tracked = seen[seen["nunique"] >= _least_frames(rows)]
-    fragments = len(seen) - len(tracked)
+    tracked, fragments = _tracked(rows)
     if len(tracked) <= most:
         return [int(f) for f in tracked.index], fragments, 0
     order = np.argsort(-tracked["nunique"].to_numpy(), kind="stable")[:most]
