@@ -87,7 +87,24 @@ def _centre_affinity(a, b, reach: float = REACH) -> float:
 # detected, so not masked), cuts between two generated shots (low-contrast backgrounds) by 6.1-24.
 CUT_LEVEL = 6.0
 CUT_JUMP = 4.0
+# Right after a cut, a change of CUT_LEVEL is a second cut when it is spread over the picture: at least CUT_SPREAD of
+# the cells of a 4x4 grid (those mostly outside the faces) change by CUT_LEVEL / 2. Cuts between generated shots:
+# 0.57-1.0 of their cells; the moving group: none; one face moving undetected: the cells it crosses.
+CUT_SPREAD = 0.5
+_GRID = 4
 HEAD_MARGIN = 2.0
+
+
+def _spread(diff: np.ndarray, keep: np.ndarray) -> float:
+    """The share of the grid's cells (those at least a fifth kept) whose kept pixels changed by CUT_LEVEL / 2."""
+    changed = counted = 0
+    for rows in np.array_split(np.arange(diff.shape[0]), _GRID):
+        for cols in np.array_split(np.arange(diff.shape[1]), _GRID):
+            cell, kept = diff[np.ix_(rows, cols)], keep[np.ix_(rows, cols)]
+            if kept.size and kept.mean() >= 0.2:
+                counted += 1
+                changed += cell[kept].mean() >= CUT_LEVEL / 2
+    return changed / counted if counted else 0.0
 
 
 class SceneCut:
@@ -115,12 +132,18 @@ class SceneCut:
         keep = mask & last_mask
         if keep.mean() < 0.2:
             keep = np.ones(thumb.shape, bool)
-        change = float(np.abs(thumb - last)[keep].mean())
+        diff = np.abs(thumb - last)
+        change = float(diff[keep].mean())
         before = sum(self._recent) / len(self._recent) if self._recent else 0.0
         cut = change >= CUT_LEVEL and change >= CUT_JUMP * before
-        if self._after_cut and change < CUT_LEVEL:
-            # The new shot holds still, so the cut's jump was an edit, not motion: left among the recent changes, it
-            # hid the next cut of a fast edit (which had to be four times larger than a cut to count).
+        if self._after_cut and not cut and change >= CUT_LEVEL and _spread(diff, keep) >= CUT_SPREAD:
+            # A shot of one analysed frame: the last frame was a cut's first, and the picture changes again, all
+            # over. Against the cut's own jump it is no jump, so without this it passed as motion and an id went on
+            # into the next shot; a face or object moving undetected changes a part of the picture only.
+            cut = True
+        if self._after_cut and (cut or change < CUT_LEVEL):
+            # The new shot holds still or is cut again, so the cut's jump was an edit, not motion: left among the
+            # recent changes, it hid the next cut of a fast edit (which had to be four times larger than a cut).
             self._recent = self._recent[:-1]
         self._recent = (self._recent + [change])[-self._history:]
         self._after_cut = cut

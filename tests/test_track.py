@@ -138,3 +138,39 @@ def test_cuts_two_analysed_frames_apart_each_end_every_track():
         cuts.append(tracker.cut)
     assert cuts == [False] * 4 + [True, False] * 2 + [True, False, False]
     assert ids == [0] * 4 + [1, 1, 2, 2, 3, 3, 3]
+
+
+def test_shots_of_one_analysed_frame_each_end_every_track():
+    """A music-video edit at --every 10: shots of one analysed frame between cuts. Each cut's jump is no jump
+    against the last cut's, so the second and later cuts passed as motion and ids went on into other shots."""
+    yy, xx = np.mgrid[0:18, 0:32]
+    shots = [(128 + 60 * np.sin(xx / p + k) * np.cos(yy / q + 2 * k)).astype(np.uint8)
+             for k, (p, q) in enumerate(((5.0, 4.0), (3.0, 6.0), (4.0, 3.0), (6.0, 5.0), (2.5, 4.5)))]
+    tracker = FaceTracker()
+    box = [100, 100, 80, 80]
+    frames = [shots[0]] * 3 + shots[1:4] + [shots[4]] * 3
+    ids, cuts = [], []
+    for i, frame in enumerate(frames):
+        ids.append(tracker.update([box], i / 3, frame, 0.05)[0])
+        cuts.append(tracker.cut)
+    assert cuts == [False] * 3 + [True] * 4 + [False] * 2
+    assert ids == [0] * 3 + [1, 2, 3, 4, 4, 4]
+
+
+def test_one_frame_shots_of_generated_scenes_are_cuts_and_a_moving_group_is_not():
+    """The same on frames as the detector sees them (thumbnails of generated scenes with faces and text, their
+    faces masked by their boxes), and a swaying group right after a cut into it stays one shot."""
+    import group_scenes as gs
+    from fer_batch.detect import _thumbnail
+
+    def xywh(boxes):
+        return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes]
+
+    scenes = [gs.face_scene(seed, size=(854, 480)) for seed in range(6)]
+    cut = SceneCut()
+    seen = [cut.is_cut(_thumbnail(s.rgb), xywh(s.boxes), 32 / 854) for s in scenes]
+    assert seen == [False] + [True] * 5
+    clip = gs.group_clip(frames=12, seed=3)
+    seen = [cut.is_cut(_thumbnail(f), xywh(b for b in boxes if b), 32 / 854)
+            for f, boxes in zip(clip.frames, clip.truth)]
+    assert seen == [True] + [False] * 11
