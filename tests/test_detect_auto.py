@@ -113,6 +113,20 @@ def test_a_hard_cut_ends_every_id(tmp_path, auto):
     assert ids[cut - 1] == ids[cut]
 
 
+
+def test_shots_of_one_frame_each_get_their_own_ids(tmp_path, auto):
+    """A fast edit through the real detector and pipeline: one person in the same place in every shot (a cut the
+    face boxes cannot tell), three shots of a single frame between a first and a last shot of three frames."""
+    w, h = 640, 480
+    frames = []
+    for shot, length in enumerate((3, 1, 1, 1, 3)):
+        bg = synthetic.make_background((w, h), seed=20 + shot)
+        frames += [synthetic.composite(bg, [synthetic.Placement(w / 2, h / 2, 150.0 + 6 * shot, flip=bool(shot % 2))])
+                   ] * length
+    items = list(frame_items(_clip_source(tmp_path, gs.Clip(frames, [[]] * len(frames), 15.0)), AnalyzeConfig(), auto))
+    assert [len(item.ids) for item in items] == [1] * len(frames)
+    assert [item.ids[0] for item in items] == [0, 0, 0, 1, 2, 3, 4, 4, 4]
+
 def test_unknown_detector_is_refused_with_the_choices():
     with pytest.raises(UsageError) as err:
         AnalyzeConfig(detector="medium")
