@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "analyze": "pipeline",  # files and folders -> FaceRecord per face per analysed frame, streamed
     "analyze_source": "pipeline",  # one file, no threads
+    "stream_source": "pipeline",  # the same, its events as they come
     "AnalyzeConfig": "config",
     "load_model": "classify",  # a packaged name or .keras file -> Classifier
     "Classifier": "classify",  # uint8 48x48 crops -> probabilities in EMOTIONS order

@@ -1,7 +1,7 @@
 """Running a batch on a Ray cluster (``analyze --engine ray``): one Ray task per source, results in source order.
 
-    driver: sources ──► submit (at most `in_flight` tasks) ──► wait for the oldest ──► events ──► run_batch's sinks
-    worker: analyze_source(source) with the worker process's cached detector and classifier ──► (records, done)
+    driver: sources ──► submit (at most `in_flight` tasks) ──► the oldest's chunks as they come ──► run_batch's sinks
+    worker: stream_source(source) with the worker process's cached detector and classifier ──► chunks of events
 
 Each task decodes, detects, tracks, crops *and classifies* one source, with a detector and classifiers loaded once
 per worker process and kept for its next tasks: no crop travels through the object store, and no actor has to be
@@ -14,14 +14,18 @@ probabilities can then differ from a local run's in the last float32 bit (its ba
 counts from the start of its source rather than of the run); they agree to 1e-6, and two Ray runs, or a Ray run and
 its resumption on Ray, agree bit for bit.
 
-The driver submits tasks in source order and keeps at most ``in_flight`` of them out (backpressure: it holds at most
-that many finished sources' rows, whatever the number of sources), and hands their events to
+Each task is a Ray generator: it sends its source's events back in chunks of ``chunk_rows`` as the network classifies
+them, so neither a worker nor the driver holds a long video's rows (they wait in Ray's object store, which spills to
+disk, until the driver reaches that source), and the driver writes the rows of the source it is on as they come. The
+driver submits tasks in source order and keeps at most ``in_flight`` of them out, and hands their events to
 :func:`~fer_batch.batch.run_batch` in source order, so the timeline, errors CSV and journal are those of a local run
 and ``--resume`` works across engines. Workers never write the user's files; they read the inputs at the driver's
 absolute paths, which must therefore be the same on every node (a shared filesystem or object-store mount).
 
 A worker process that dies during a source (killed, out of memory, its node lost) makes Ray run the task again, up
-to ``retries`` times; after that the source is reported in the errors CSV like any bad file and the run goes on.
+to ``retries`` times (a retry replays the source and sends on from the first chunk the driver has not had: the
+analysis is deterministic); after that the source is reported in the errors CSV like any bad file, keeping the rows
+that had arrived, as a video that breaks off does, and the run goes on.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from .config import AnalyzeConfig
 from .errors import UsageError
 from .pipeline import Event, SourceStart
-from .records import SourceDone
+from .records import FaceRecord, SourceDone
 from .sources import Source
 
 log = logging.getLogger("fer_batch")
@@ -43,6 +47,8 @@ log = logging.getLogger("fer_batch")
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "fer-batch[ray]")'
 #: Network batch of the classifier that images use in a Ray task (a photo is classified on its own there).
 IMAGE_BATCH = 8
+#: Events a Ray task sends back at a time (RayEngine.chunk_rows).
+CHUNK_ROWS = 1024
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -72,9 +78,11 @@ class RayEngine:
     """Runs sources as Ray tasks. With ``address`` None it joins the Ray instance this process already has, or else
     starts a local one sized to this machine (``num_cpus``/``object_store_memory`` override the sizing of a local
     instance only); otherwise it joins that cluster. ``retries`` is how many times a source is run again after its
-    worker dies; ``in_flight`` bounds the tasks out at once (default: twice the cluster's CPUs).
+    worker dies; ``in_flight`` bounds the tasks out at once (default: twice the cluster's CPUs); ``chunk_rows`` is
+    how many events (rows, mostly) a task sends back at a time.
 
-    ``sources_per_node`` counts, after a run, how many sources each Ray node (by id) analysed.
+    ``sources_per_node`` counts, after a run, how many sources each Ray node (by id) analysed; ``chunks`` how many
+    chunks each source's events came in.
     """
 
     address: str | None = None
@@ -82,7 +90,9 @@ class RayEngine:
     in_flight: int | None = None
     num_cpus: int | None = None
     object_store_memory: int | None = None
+    chunk_rows: int = CHUNK_ROWS
     sources_per_node: Counter = field(default_factory=Counter)
+    chunks: Counter = field(default_factory=Counter)
 
     def __post_init__(self):
         check_address(self.address)
@@ -90,6 +100,8 @@ class RayEngine:
             raise UsageError(f"retries must be >= 0, got {self.retries}")
         if self.in_flight is not None and self.in_flight < 1:
             raise UsageError(f"in_flight must be at least 1, got {self.in_flight}")
+        if self.chunk_rows < 1:
+            raise UsageError(f"chunk_rows must be at least 1, got {self.chunk_rows}")
 
     def _connect(self, ray) -> bool:
         """Join or start Ray; True when this call started (and so must shut down) the connection."""
@@ -111,8 +123,8 @@ class RayEngine:
                classifier=None, detector_factory=None, faces_before: int = 0, stop=None) -> Iterator[Event]:
         """Per source, in the order given: SourceStart, its FaceRecords, SourceDone (the run's events, like
         :func:`~fer_batch.pipeline.iter_events`). ``classifier``, ``detector_factory`` and ``faces_before`` are
-        accepted for that signature and unused: workers load their own from ``config``. Returns early, leaving
-        nothing half-yielded, once ``stop`` is set."""
+        accepted for that signature and unused: workers load their own from ``config``. Returns early once ``stop``
+        is set (run_batch then drops the rows of a source it had not finished)."""
         skip = skip or set()
         todo = deque(s for s in sources if s.name not in skip)
         if not todo:
@@ -133,41 +145,54 @@ class RayEngine:
                     src = Source(s.path.absolute(), s.name, s.media)
                     # Ray wants the name as UTF-8: a name that is not (bytes read with surrogateescape) is escaped.
                     title = s.name.encode("utf-8", "backslashreplace").decode("utf-8")
-                    pending.append((s, task.options(name=f"fer-batch:{title}", **options).remote(src, config)))
-                source, ref = pending[0]
-                while not ray.wait([ref], timeout=0.2)[0]:
-                    if stop is not None and stop.is_set():
-                        return
-                pending.popleft()
-                records, done = self._result(ray, source, ref)
+                    remote = task.options(name=f"fer-batch:{title}", **options).remote(src, config, self.chunk_rows)
+                    pending.append((s, remote))
+                source, chunks = pending[0]
+                yield from self._stream(ray, source, chunks, stop)
                 if stop is not None and stop.is_set():
                     return
-                yield SourceStart(source.name, source.media, done.frames)
-                yield from records
-                yield done
+                pending.popleft()
         finally:
-            for _, ref in pending:  # Ctrl-C or an error: stop the cluster's work on the rest
-                ray.cancel(ref, force=True)
+            for _, chunks in pending:  # Ctrl-C or an error: stop the cluster's work on the rest
+                ray.cancel(chunks, force=True)
             if started:
                 ray.shutdown()
 
-    def _result(self, ray, source: Source, ref):
-        """(records, done) of a finished task; a worker that died on every try makes an error row."""
+    def _stream(self, ray, source: Source, chunks, stop) -> Iterator[Event]:
+        """The events of one task as its chunks arrive, ending with its SourceDone; a worker that died on every try
+        ends them with an error row instead (the rows that had arrived stay, as a broken-off video's do)."""
         from ray import exceptions as rx
 
-        try:
-            records, done, node = ray.get(ref)
-        except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
-            raise exc.as_instanceof_cause() from None
-        except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
-                rx.LocalRayletDiedError) as exc:
-            reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}): the file may "
-                      "crash the decoder or need more memory than a worker has")
-            log.info("%s: %s", source.name, exc)
-            return [], SourceDone(source.name, source.media, frames=0, faces=0, error=reason)
-        self.sources_per_node[node] += 1
-        log.debug("%s analysed on Ray node %s", source.name, node)
-        return records, done
+        begun, frames, faces, last = False, 0, 0, None  # a source's records come in frame order
+        while True:
+            while not ray.wait([chunks], timeout=0.2)[0]:
+                if stop is not None and stop.is_set():
+                    return
+            try:
+                events, node = ray.get(next(chunks))
+            except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
+                raise exc.as_instanceof_cause() from None
+            except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
+                    rx.LocalRayletDiedError) as exc:
+                had = f" after {frames} analysed frames, whose rows are kept" if frames else ""
+                reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}){had}: the "
+                          "file may crash the decoder or need more memory than a worker has")
+                log.info("%s: %s", source.name, exc)
+                if not begun:
+                    yield SourceStart(source.name, source.media, 0)
+                yield SourceDone(source.name, source.media, frames=frames, faces=faces, error=reason)
+                return
+            self.chunks[source.name] += 1
+            for event in events:
+                if isinstance(event, FaceRecord):
+                    frames, last = frames + (event.frame != last), event.frame
+                    faces += event.face_id is not None
+                begun = begun or isinstance(event, SourceStart)
+                yield event
+            if node is not None:  # the task's last chunk, its SourceDone included
+                self.sources_per_node[node] += 1
+                log.debug("%s analysed on Ray node %s", source.name, node)
+                return
 
 
 # -- worker side ---------------------------------------------------------------------------------------------------
@@ -220,15 +245,21 @@ def _models(config: AnalyzeConfig, media: str):
     return classifiers[ckey], _cached["detector"]
 
 
-def _analyze_task(source: Source, config: AnalyzeConfig):
-    """The Ray task: one source's records and SourceDone, and the id of the node that ran it."""
+def _analyze_task(source: Source, config: AnalyzeConfig, chunk_rows: int):
+    """The Ray task, a generator: one source's events (SourceStart, FaceRecords, SourceDone) as (events, None) in
+    lists of ``chunk_rows``, the last as (events, the id of the node that ran it)."""
     import ray
 
-    from .pipeline import analyze_source
+    from .pipeline import stream_source
 
     classifier, detector = _models(config, source.media)
-    records, done = analyze_source(source, config, classifier=classifier, detector=detector)
-    return records, done, ray.get_runtime_context().get_node_id()
+    chunk: list = []
+    for event in stream_source(source, config, classifier=classifier, detector=detector):
+        chunk.append(event)
+        if len(chunk) >= chunk_rows and not isinstance(event, SourceDone):
+            yield chunk, None
+            chunk = []
+    yield chunk, ray.get_runtime_context().get_node_id()
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -166,53 +166,57 @@ def _records(paths: tuple[str, ...], config: AnalyzeConfig, classifier, errors) 
 
 def analyze_source(path: str | Path | Source, config: AnalyzeConfig | None = None, *, classifier=None,
                    detector=None) -> tuple[list[FaceRecord], SourceDone]:
-    """Analyse one file without threads: its records and its SourceDone. The unit of work for distributed runs.
+    """Analyse one file without threads: its records and its SourceDone (:func:`stream_source` gives them as they
+    are classified, for a video too long to hold its rows).
 
     ``path`` may be a :class:`~fer_batch.sources.Source` (from :func:`discover`), whose ``name`` then labels the rows.
     A path that does not exist raises :class:`~fer_batch.errors.UsageError`, as :func:`analyze` does; a file that
     cannot be analysed gives a SourceDone with its ``error``.
     """
+    records: list[FaceRecord] = []
+    done = None
+    for event in stream_source(path, config, classifier=classifier, detector=detector):
+        if isinstance(event, FaceRecord):
+            records.append(event)
+        elif isinstance(event, SourceDone):
+            done = event
+    return records, done
+
+
+def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None, *, classifier=None,
+                  detector=None) -> Iterator[Event]:
+    """Analyse one file without threads, as it goes: its SourceStart, its FaceRecords a network batch at a time,
+    then its SourceDone, so that memory stays about one frame and one batch however long the video. The unit of work
+    of distributed runs (:mod:`fer_batch.engine_ray`). Arguments as :func:`analyze_source`'s (a missing path raises
+    at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
+    """
     from .sources import media_kind
 
     config = config or AnalyzeConfig()
     if isinstance(path, Source):
-        source = path
-    else:
-        (name,) = existing_paths(path)
-        path = Path(name)
-        kind = media_kind(path)
-        if kind is None:
-            return [], SourceDone(str(path), "", 0, 0, error="not a supported image or video file")
-        source = Source(path, str(path), kind)
+        return _stream_source(path, config, classifier, detector)
+    (name,) = existing_paths(path)
+    file = Path(name)
+    kind = media_kind(file)
+    if kind is None:
+        return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])
+    return _stream_source(Source(file, str(file), kind), config, classifier, detector)
+
+
+def _stream_source(source: Source, config: AnalyzeConfig, classifier, detector) -> Iterator[Event]:
     if classifier is None:
         from .classify import Classifier
 
         classifier = Classifier(config.model, batch_size=config.batch_size, runtime=config.runtime)
     own_detector = detector is None
     detector = detector or default_detector_factory(config)
+    batch_size = network_batch_size(classifier, config)
+    batcher = Batcher(classifier, batch_size, max_pending=batch_size)
     try:
         with opencv_threads():
-            return _one_source(source, config, classifier, detector)
+            for event in source_events(source, config, detector):
+                yield from batcher.add(event)
+            yield from batcher.finish()
     finally:
         if own_detector:
             detector.close()
-
-
-def _one_source(source: Source, config: AnalyzeConfig, classifier, detector) -> tuple[list[FaceRecord], SourceDone]:
-    """:func:`analyze_source`'s work: one source's events through a batcher, in this thread."""
-    batch_size = network_batch_size(classifier, config)
-    batcher = Batcher(classifier, batch_size, max_pending=batch_size)
-    records: list[FaceRecord] = []
-    done = None
-    for event in source_events(source, config, detector):
-        for out in batcher.add(event):
-            if isinstance(out, FaceRecord):
-                records.append(out)
-            elif isinstance(out, SourceDone):
-                done = out
-    for out in batcher.finish():
-        if isinstance(out, FaceRecord):
-            records.append(out)
-        elif isinstance(out, SourceDone):
-            done = out
-    return records, done

@@ -23,7 +23,7 @@ log = logging.getLogger("fer_batch")
 @dataclass(frozen=True)
 class SourceStart:
     """A source begins; ``frames`` is how many frames it is expected to give: 1 for a photo, a video header's
-    count (0 when unknown), or with the Ray engine the frames its worker already decoded."""
+    count (0 when unknown)."""
 
     source: str
     media: str

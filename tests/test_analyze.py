@@ -94,6 +94,35 @@ def test_parallel_workers_match_single_threaded(face_video, multi_face_photo, on
     assert [r.to_row()[2:10] for r in recs] == [r.to_row()[2:10] for r in mine]
 
 
+
+def test_stream_source_gives_analyze_sources_events_as_they_are_classified(face_video, classifier, tmp_path):
+    """SourceStart (the header's frame count), the records a network batch at a time, SourceDone last: the rows
+    of a long video are never all held, and they are analyze_source's."""
+    from fer_batch.pipeline import SourceStart, stream_source
+    from fer_batch.records import FaceRecord, SourceDone
+
+    class Counted:  # the real classifier, its batches counted
+        def __init__(self, inner):
+            self.inner, self.batch_size, self.calls = inner, inner.batch_size, 0
+
+        def predict(self, crops, offset=0):
+            self.calls += 1
+            return self.inner.predict(crops, offset=offset)
+
+    small = Counted(load_model(batch_size=4))  # batches of 4 faces: the video's rows come a few frames at a time
+    events = stream_source(face_video.path, classifier=small)
+    first = next(events)
+    assert isinstance(first, SourceStart) and first.frames == face_video.frames
+    assert isinstance(next(events), FaceRecord) and small.calls == 1  # the first rows before the rest is classified
+    rest = list(events)
+    assert small.calls > 1
+    assert isinstance(rest[-1], SourceDone) and rest[-1].ok and rest[-1].frames == face_video.frames
+    records, done = analyze_source(face_video.path, classifier=small.inner)
+    assert rest == [*records[1:], done]
+    (tmp_path / "notes.txt").write_text("not media")
+    (only,) = list(stream_source(tmp_path / "notes.txt"))
+    assert isinstance(only, SourceDone) and only.error == "not a supported image or video file"
+
 def test_a_batch_size_the_classifier_given_would_override_is_refused(one_face_photo, classifier):
     with pytest.raises(UsageError, match=r"batch_size=7, but the classifier given runs batches of \d+; make it with "
                                          r"fer_batch.load_model\(\.\.\., batch_size=7\)"):

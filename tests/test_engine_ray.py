@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import synthetic_media as synthetic
-from fer_batch.batch import run_batch
+from fer_batch.batch import Progress, run_batch
 from fer_batch.cli import EXIT_SOME_FAILED, EXIT_USAGE, main
 from fer_batch.config import AnalyzeConfig, RunConfig
 from fer_batch.errors import Interrupted
@@ -274,6 +274,76 @@ def test_ctrl_c_of_a_cli_ray_run_leaves_a_resumable_output(ray_local, media, ray
     assert report.skipped >= 1
     assert out.read_bytes() == ray_out.read_bytes()
 
+
+class _KillOnStart(Progress):
+    """A Progress that, once the driver has had the first rows of ``name`` (its SourceStart comes with them),
+    starts a _Killer on that source's workers: the first ``times`` of them, or every one (None)."""
+
+    def __init__(self, name: str, times: int | None):
+        self.name, self.times, self.killer = name, times, None
+
+    def source_start(self, event):
+        if event.source.endswith(self.name) and self.killer is None:
+            self.killer = _Killer(self.name, self.times).__enter__()
+
+    def close(self):
+        if self.killer is not None:
+            self.killer.__exit__()
+
+
+def _rows_of(path: Path, source: str) -> pd.DataFrame:
+    timeline = read_timeline(path)
+    return timeline[timeline["source"] == source].reset_index(drop=True)
+
+
+@pytest.mark.ray
+def test_a_long_video_streams_back_in_chunks_with_the_same_output(ray_local, media, ray_out, tmp_path):
+    """A task sends its rows as they are classified, not all at the end: neither the worker nor the driver holds a
+    whole video's rows. In chunks of 16 events, the 240-frame video comes in many, and the output is unchanged."""
+    from fer_batch.engine_ray import RayEngine
+
+    out = tmp_path / "chunks.csv"
+    engine = RayEngine(chunk_rows=16)
+    report = _run(media, out, engine=engine)
+    assert report.failed == 1 and report.succeeded == 5
+    assert engine.chunks[str(media / "long.mp4")] >= 240 // 16
+    assert out.read_bytes() == ray_out.read_bytes()
+
+
+@pytest.mark.ray
+def test_a_worker_killed_mid_stream_is_replayed_from_where_the_driver_is(ray_local, media, ray_out, tmp_path):
+    """Killed once the driver has had its first chunk: Ray runs the task again, the analysis is deterministic, and
+    the driver goes on from the first chunk it has not had, so the output is the uninterrupted run's."""
+    from fer_batch.engine_ray import RayEngine
+
+    out = tmp_path / "mid.csv"
+    kill = _KillOnStart("long.mp4", times=1)
+    report = _run(media, out, engine=RayEngine(chunk_rows=8), progress=kill)
+    assert kill.killer is not None and len(kill.killer.killed) == 1
+    assert report.failed == 1 and report.succeeded == 5
+    assert out.read_bytes() == ray_out.read_bytes()
+
+
+@pytest.mark.ray
+def test_a_worker_that_dies_on_every_try_mid_stream_keeps_the_rows_that_came(ray_local, media, ray_out, tmp_path):
+    """As a video that breaks off keeps the rows decoded before the break: the rows the driver had stay, and the
+    error row says how far the source got."""
+    from fer_batch.engine_ray import RayEngine
+
+    out = tmp_path / "partial.csv"
+    kill = _KillOnStart("long.mp4", times=None)
+    report = _run(media, out, engine=RayEngine(chunk_rows=8, retries=1), progress=kill)
+    assert report.failed == 2 and report.succeeded == 4
+    errors = read_errors(out.with_name("partial.errors.csv"))
+    assert errors["source"].tolist() == [str(media / "broken.jpg"), str(media / "long.mp4")]
+    assert "died on each of 2 tries" in errors["error"].iloc[1] and "whose rows are kept" in errors["error"].iloc[1]
+    long = str(media / "long.mp4")
+    kept, whole = _rows_of(out, long), _rows_of(ray_out, long)
+    assert 0 < len(kept) < len(whole)
+    pd.testing.assert_frame_equal(kept, whole.iloc[:len(kept)])
+    mine, reference = read_timeline(out), read_timeline(ray_out)
+    assert mine[mine["source"] != long].reset_index(drop=True).equals(
+        reference[reference["source"] != long].reset_index(drop=True))
 
 def test_workers_get_the_model_file_by_its_absolute_path(tmp_path, monkeypatch):
     """A Ray worker's working directory is not the driver's: a relative --model path reaches the tasks absolute

@@ -145,11 +145,12 @@ def test_api_refuses_a_missing_path_at_the_call_without_tensorflow(tmp_path):
 import json, sys
 import fer_batch
 from fer_batch.errors import UsageError
-from fer_batch.pipeline import analyze_source
+from fer_batch.pipeline import analyze_source, stream_source
 found = []
 for call in (lambda: fer_batch.analyze({str(tmp_path / 'clips')!r}),
              lambda: fer_batch.analyze([{str(tmp_path)!r}, {str(tmp_path / 'x.mp4')!r}]),
-             lambda: analyze_source({str(tmp_path / 'x.mp4')!r})):
+             lambda: analyze_source({str(tmp_path / 'x.mp4')!r}),
+             lambda: stream_source({str(tmp_path / 'x.mp4')!r})):
     try:
         call()  # raises at the call, before the first record is asked for
         found.append(None)
@@ -161,6 +162,7 @@ print(json.dumps({{"found": found, "heavy": sorted(m for m in {HEAVY!r} if m in 
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     assert result["found"] == [f"no such file or directory: {str(tmp_path / 'clips')!r}",
+                               f"no such file or directory: {str(tmp_path / 'x.mp4')!r}",
                                f"no such file or directory: {str(tmp_path / 'x.mp4')!r}",
                                f"no such file or directory: {str(tmp_path / 'x.mp4')!r}"]
 
