@@ -87,10 +87,17 @@ def _centre_affinity(a, b, reach: float = REACH) -> float:
 # detected, so not masked), cuts between two generated shots (low-contrast backgrounds) by 6.1-24.
 CUT_LEVEL = 6.0
 CUT_JUMP = 4.0
-# Right after a cut, a change of CUT_LEVEL is a second cut when it is spread over the picture: at least CUT_SPREAD of
-# the cells of a 4x4 grid (those mostly outside the faces) change by CUT_LEVEL / 2. Cuts between generated shots:
-# 0.57-1.0 of their cells; the moving group: none; one face moving undetected: the cells it crosses.
+# Right after a cut, a change of CUT_LEVEL is a second cut (a shot of one analysed frame) when it is spread over the
+# picture, at least CUT_SPREAD of the cells of a 4x4 grid (those mostly outside the faces) changing by CUT_LEVEL / 2,
+# and when no shift of up to SHIFT_REACH thumbnail pixels explains it (a pan or shake into which the cut led):
+# compared at its best shift, the picture must still differ by CUT_LEVEL / 2. Measured on thumbnails: cuts between
+# generated shots spread over 0.57-1.0 of the cells and differ by 3.7-26 at their best shift; a pan of up to 4.5
+# thumbnail pixels an analysed frame by 0.0-0.6; the moving group changes no cell; a face moving undetected only the
+# cells it crosses. A run of cuts holds at most MAX_QUICK_CUTS of these (past that, it is taken as motion that no
+# shift explains, a fast zoom, rather than a montage of more one-frame shots).
 CUT_SPREAD = 0.5
+SHIFT_REACH = 3
+MAX_QUICK_CUTS = 3
 _GRID = 4
 HEAD_MARGIN = 2.0
 
@@ -107,6 +114,23 @@ def _spread(diff: np.ndarray, keep: np.ndarray) -> float:
     return changed / counted if counted else 0.0
 
 
+def _unexplained(thumb: np.ndarray, last: np.ndarray, mask: np.ndarray, last_mask: np.ndarray) -> float:
+    """The mean change between two thumbnails at the shift of up to SHIFT_REACH pixels that explains most of it."""
+    h, w = thumb.shape
+    best = float("inf")
+    for dy in range(-SHIFT_REACH, SHIFT_REACH + 1):
+        for dx in range(-SHIFT_REACH, SHIFT_REACH + 1):
+            now = slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx))
+            before = slice(max(0, -dy), h + min(0, -dy)), slice(max(0, -dx), w + min(0, -dx))
+            keep = mask[now] & last_mask[before]
+            if keep.size == 0:
+                continue
+            if keep.mean() < 0.2:
+                keep = np.ones(keep.shape, bool)
+            best = min(best, float(np.abs(thumb[now] - last[before])[keep].mean()))
+    return best
+
+
 class SceneCut:
     """Tells a hard cut from motion by comparing each frame's small grayscale thumbnail with the previous one's."""
 
@@ -116,6 +140,7 @@ class SceneCut:
         self._recent: list[float] = []
         self._history = history
         self._after_cut = False
+        self._quick_cuts = 0  # cuts in a row told by the one-frame-shot rule
 
     def is_cut(self, thumbnail: np.ndarray, boxes=(), scale: float = 1.0) -> bool:
         """``boxes`` (x, y, w, h) are this frame's faces in frame pixels, ``scale`` thumbnail pixels per frame pixel."""
@@ -127,7 +152,7 @@ class SceneCut:
         last, last_mask = self._last, self._mask
         self._last, self._mask = thumb, mask
         if last is None or last.shape != thumb.shape:
-            self._recent, self._after_cut = [], False
+            self._recent, self._after_cut, self._quick_cuts = [], False, 0
             return False
         keep = mask & last_mask
         if keep.mean() < 0.2:
@@ -136,11 +161,14 @@ class SceneCut:
         change = float(diff[keep].mean())
         before = sum(self._recent) / len(self._recent) if self._recent else 0.0
         cut = change >= CUT_LEVEL and change >= CUT_JUMP * before
-        if self._after_cut and not cut and change >= CUT_LEVEL and _spread(diff, keep) >= CUT_SPREAD:
+        quick = (self._after_cut and not cut and change >= CUT_LEVEL and self._quick_cuts < MAX_QUICK_CUTS
+                 and _spread(diff, keep) >= CUT_SPREAD and _unexplained(thumb, last, mask, last_mask) >= CUT_LEVEL / 2)
+        if quick:
             # A shot of one analysed frame: the last frame was a cut's first, and the picture changes again, all
-            # over. Against the cut's own jump it is no jump, so without this it passed as motion and an id went on
-            # into the next shot; a face or object moving undetected changes a part of the picture only.
+            # over, and not by moving. Against the cut's own jump it is no jump, so without this it passed as motion
+            # and an id went on into the next shot; a face or object moving undetected changes a part of the picture.
             cut = True
+        self._quick_cuts = self._quick_cuts + quick if cut else 0  # a run of cuts ends at a frame that is not one
         if self._after_cut and (cut or change < CUT_LEVEL):
             # The new shot holds still or is cut again, so the cut's jump was an edit, not motion: left among the
             # recent changes, it hid the next cut of a fast edit (which had to be four times larger than a cut).
