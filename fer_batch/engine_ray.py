@@ -30,6 +30,7 @@ that had arrived, as a video that breaks off does, and the run goes on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import Counter, deque
@@ -164,24 +165,36 @@ class RayEngine:
         from ray import exceptions as rx
 
         begun, frames, faces, last = False, 0, 0, None  # a source's records come in frame order
+        had = _Mark()
         while True:
             while not ray.wait([chunks], timeout=0.2)[0]:
                 if stop is not None and stop.is_set():
                     return
+            kept = f" after {frames} analysed frames, whose rows are kept" if frames else ""
+            reason = None
             try:
-                events, node = ray.get(next(chunks))
+                mark, events, node = ray.get(next(chunks))
             except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
                 raise exc.as_instanceof_cause() from None
             except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
                     rx.LocalRayletDiedError) as exc:
-                had = f" after {frames} analysed frames, whose rows are kept" if frames else ""
-                reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}){had}: the "
+                reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}){kept}: the "
                           "file may crash the decoder or need more memory than a worker has")
                 log.info("%s: %s", source.name, exc)
+            except rx.RaySystemError as exc:  # e.g. StreamingGeneratorReplayInconsistentError: a replay that differed
+                reason = f"Ray failed while analysing it ({type(exc).__name__}: {exc}){kept}"
+                log.info("%s: %s", source.name, exc)
+            else:
+                if mark != had.value:
+                    reason = (f"its Ray worker died, and the try after did not analyse it as before{kept} (do the "
+                              "cluster's nodes compute differently?); analyse it again with --retry-failed")
+                    ray.cancel(chunks, force=True)
+            if reason is not None:
                 if not begun:
                     yield SourceStart(source.name, source.media, 0)
                 yield SourceDone(source.name, source.media, frames=frames, faces=faces, error=reason)
                 return
+            had.add(events)
             self.chunks[source.name] += 1
             for event in events:
                 if isinstance(event, FaceRecord):
@@ -246,20 +259,45 @@ def _models(config: AnalyzeConfig, media: str):
 
 
 def _analyze_task(source: Source, config: AnalyzeConfig, chunk_rows: int):
-    """The Ray task, a generator: one source's events (SourceStart, FaceRecords, SourceDone) as (events, None) in
-    lists of ``chunk_rows``, the last as (events, the id of the node that ran it)."""
+    """The Ray task, a generator: one source's events (SourceStart, FaceRecords, SourceDone) in chunks of about
+    ``chunk_rows``, each ending where a frame does, as (:func:`_mark` of the events before it, events, None); the
+    last chunk, its SourceDone included, with the id of the node that ran it in place of None."""
     import ray
 
     from .pipeline import stream_source
 
     classifier, detector = _models(config, source.media)
     chunk: list = []
+    before = _Mark()
+    last = None
     for event in stream_source(source, config, classifier=classifier, detector=detector):
-        chunk.append(event)
-        if len(chunk) >= chunk_rows and not isinstance(event, SourceDone):
-            yield chunk, None
+        # Whole frames only: a file whose worker dies for good keeps whole frames, as a video that breaks off does.
+        if len(chunk) >= chunk_rows and isinstance(event, FaceRecord) and event.frame != last:
+            yield before.value, chunk, None
+            before.add(chunk)
             chunk = []
-    yield chunk, ray.get_runtime_context().get_node_id()
+        chunk.append(event)
+        if isinstance(event, FaceRecord):
+            last = event.frame
+    yield before.value, chunk, ray.get_runtime_context().get_node_id()
+
+
+class _Mark:
+    """How many events came so far and a digest of them: a retried task must send exactly what the driver already
+    has before its next chunk (Ray takes a retry up by the chunk's position), or the two would be joined wrongly."""
+
+    def __init__(self):
+        self.count = 0
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def add(self, events: list) -> None:
+        self.count += len(events)
+        for event in events:
+            self._hash.update(repr(event).encode("utf-8", "backslashreplace"))
+
+    @property
+    def value(self) -> tuple[int, str]:
+        return self.count, self._hash.hexdigest()
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

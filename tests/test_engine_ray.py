@@ -291,9 +291,25 @@ class _KillOnStart(Progress):
             self.killer.__exit__()
 
 
-def _rows_of(path: Path, source: str) -> pd.DataFrame:
-    timeline = read_timeline(path)
-    return timeline[timeline["source"] == source].reset_index(drop=True)
+@pytest.fixture(scope="module")
+def long_only(media, tmp_path_factory) -> Path:
+    """A folder with the 240-frame video alone: the driver is on it from the start, so its first chunk reaches the
+    driver while the task still runs (behind other files, it could finish before the driver got to it)."""
+    folder = tmp_path_factory.mktemp("ray_long")
+    shutil.copy(media / "long.mp4", folder / "long.mp4")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def long_ref(ray_local, long_only, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ray_long_ref") / "long.csv"
+    assert _run(long_only, out).ok
+    return out
+
+
+def _rows(path: Path) -> pd.DataFrame:
+    """A timeline without its source column (the same video in another folder)."""
+    return read_timeline(path).drop(columns="source")
 
 
 @pytest.mark.ray
@@ -311,39 +327,78 @@ def test_a_long_video_streams_back_in_chunks_with_the_same_output(ray_local, med
 
 
 @pytest.mark.ray
-def test_a_worker_killed_mid_stream_is_replayed_from_where_the_driver_is(ray_local, media, ray_out, tmp_path):
+def test_a_worker_killed_mid_stream_is_replayed_from_where_the_driver_is(ray_local, long_only, long_ref, tmp_path):
     """Killed once the driver has had its first chunk: Ray runs the task again, the analysis is deterministic, and
     the driver goes on from the first chunk it has not had, so the output is the uninterrupted run's."""
     from fer_batch.engine_ray import RayEngine
 
     out = tmp_path / "mid.csv"
     kill = _KillOnStart("long.mp4", times=1)
-    report = _run(media, out, engine=RayEngine(chunk_rows=8), progress=kill)
+    report = _run(long_only, out, engine=RayEngine(chunk_rows=8), progress=kill)
     assert kill.killer is not None and len(kill.killer.killed) == 1
-    assert report.failed == 1 and report.succeeded == 5
-    assert out.read_bytes() == ray_out.read_bytes()
+    assert report.ok and report.succeeded == 1
+    assert out.read_bytes() == long_ref.read_bytes()
 
 
 @pytest.mark.ray
-def test_a_worker_that_dies_on_every_try_mid_stream_keeps_the_rows_that_came(ray_local, media, ray_out, tmp_path):
-    """As a video that breaks off keeps the rows decoded before the break: the rows the driver had stay, and the
-    error row says how far the source got."""
+def test_a_worker_that_dies_on_every_try_mid_stream_keeps_the_rows_that_came(ray_local, long_only, long_ref,
+                                                                               tmp_path):
+    """As a video that breaks off keeps the rows decoded before the break: the rows the driver had stay, whole
+    frames only, and the error row says how far the source got."""
     from fer_batch.engine_ray import RayEngine
 
     out = tmp_path / "partial.csv"
     kill = _KillOnStart("long.mp4", times=None)
-    report = _run(media, out, engine=RayEngine(chunk_rows=8, retries=1), progress=kill)
-    assert report.failed == 2 and report.succeeded == 4
-    errors = read_errors(out.with_name("partial.errors.csv"))
-    assert errors["source"].tolist() == [str(media / "broken.jpg"), str(media / "long.mp4")]
-    assert "died on each of 2 tries" in errors["error"].iloc[1] and "whose rows are kept" in errors["error"].iloc[1]
-    long = str(media / "long.mp4")
-    kept, whole = _rows_of(out, long), _rows_of(ray_out, long)
+    report = _run(long_only, out, engine=RayEngine(chunk_rows=8, retries=1), progress=kill)
+    assert report.failed == 1 and report.succeeded == 0
+    (error,) = read_errors(out.with_name("partial.errors.csv"))["error"]
+    kept, whole = _rows(out), _rows(long_ref)
+    frames = kept["frame"].nunique()
+    assert 0 < frames < whole["frame"].nunique()
+    assert f"died on each of 2 tries (WorkerCrashedError) after {frames} analysed frames, whose rows are kept" in error
+    pd.testing.assert_frame_equal(kept, whole[whole["frame"].isin(kept["frame"])].reset_index(drop=True))
+
+
+class _SwapAndKill(Progress):
+    """Once the driver has had the first rows of ``path``: replaces the file with another video, then kills the
+    worker analysing it, so that Ray's retry reads other frames than the first try did."""
+
+    def __init__(self, path: Path, seed: int):
+        self.path, self.seed, self.killed = path, seed, []
+
+    def source_start(self, event):
+        if event.source == str(self.path) and not self.killed:
+            other = self.path.with_name("other.mp4")  # discovered before: not analysed
+            synthetic.write_face_video(other, frames=240, fps=20, size=(160, 120), seed=self.seed)
+            os.replace(other, self.path)
+            with _Killer(self.path.name, times=1) as killer:
+                deadline = time.monotonic() + 30
+                while not killer.killed and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            self.killed = killer.killed
+
+
+@pytest.mark.ray
+def test_a_retry_that_does_not_repeat_the_first_try_is_an_error_not_a_join(ray_local, long_only, long_ref,
+                                                                              tmp_path):
+    """Ray takes a retried task up by its chunks' positions: were the retry to analyse differently (nodes that
+    compute differently; here, the file replaced between the tries), its later rows would be joined to the first
+    try's. Each chunk carries the count and a digest of the events before it, so the driver sees the difference,
+    keeps what it had and names the file."""
+    from fer_batch.engine_ray import RayEngine
+
+    folder = tmp_path / "media"
+    shutil.copytree(long_only, folder)
+    out = tmp_path / "swapped.csv"
+    swap = _SwapAndKill(folder / "long.mp4", seed=9)
+    report = _run(folder, out, engine=RayEngine(chunk_rows=8), progress=swap)
+    assert len(swap.killed) == 1
+    assert report.failed == 1 and report.succeeded == 0
+    (error,) = read_errors(out.with_name("swapped.errors.csv"))["error"]
+    assert "did not analyse it as before" in error and "--retry-failed" in error
+    kept, whole = _rows(out), _rows(long_ref)
     assert 0 < len(kept) < len(whole)
     pd.testing.assert_frame_equal(kept, whole.iloc[:len(kept)])
-    mine, reference = read_timeline(out), read_timeline(ray_out)
-    assert mine[mine["source"] != long].reset_index(drop=True).equals(
-        reference[reference["source"] != long].reset_index(drop=True))
 
 def test_workers_get_the_model_file_by_its_absolute_path(tmp_path, monkeypatch):
     """A Ray worker's working directory is not the driver's: a relative --model path reaches the tasks absolute
