@@ -172,8 +172,14 @@ class RayEngine:
                     return
             kept = f" after {frames} analysed frames, whose rows are kept" if frames else ""
             reason = None
+            ref = next(chunks, None)  # None: a retry that ended before the chunks the driver already has
             try:
-                mark, events, node = ray.get(next(chunks))
+                if ref is None:
+                    raise _EndedSooner
+                mark, events, node = ray.get(ref)
+            except _EndedSooner:
+                reason = (f"its Ray worker died, and the try after ended sooner than the first{kept} (the file "
+                          "changed?); analyse it again with --resume --retry-failed")
             except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
                 raise exc.as_instanceof_cause() from None
             except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
@@ -187,7 +193,7 @@ class RayEngine:
             else:
                 if mark != had.value:
                     reason = (f"its Ray worker died, and the try after did not analyse it as before{kept} (do the "
-                              "cluster's nodes compute differently?); analyse it again with --retry-failed")
+                              "cluster's nodes compute differently?); analyse it again with --resume --retry-failed")
                     ray.cancel(chunks, force=True)
             if reason is not None:
                 if not begun:
@@ -260,7 +266,7 @@ def _models(config: AnalyzeConfig, media: str):
 
 def _analyze_task(source: Source, config: AnalyzeConfig, chunk_rows: int):
     """The Ray task, a generator: one source's events (SourceStart, FaceRecords, SourceDone) in chunks of about
-    ``chunk_rows``, each ending where a frame does, as (:func:`_mark` of the events before it, events, None); the
+    ``chunk_rows``, each ending where a frame does, as (:class:`_Mark` of the events before it, events, None); the
     last chunk, its SourceDone included, with the id of the node that ran it in place of None."""
     import ray
 
@@ -280,6 +286,10 @@ def _analyze_task(source: Source, config: AnalyzeConfig, chunk_rows: int):
         if isinstance(event, FaceRecord):
             last = event.frame
     yield before.value, chunk, ray.get_runtime_context().get_node_id()
+
+
+class _EndedSooner(Exception):
+    """A retried task's stream ended before the driver's position."""
 
 
 class _Mark:

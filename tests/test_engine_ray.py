@@ -395,7 +395,7 @@ def test_a_retry_that_does_not_repeat_the_first_try_is_an_error_not_a_join(ray_l
     assert len(swap.killed) == 1
     assert report.failed == 1 and report.succeeded == 0
     (error,) = read_errors(out.with_name("swapped.errors.csv"))["error"]
-    assert "did not analyse it as before" in error and "--retry-failed" in error
+    assert "did not analyse it as before" in error and "--resume --retry-failed" in error
     kept, whole = _rows(out), _rows(long_ref)
     assert 0 < len(kept) < len(whole)
     pd.testing.assert_frame_equal(kept, whole.iloc[:len(kept)])
