@@ -162,8 +162,6 @@ class RayEngine:
     def _stream(self, ray, source: Source, chunks, stop) -> Iterator[Event]:
         """The events of one task as its chunks arrive, ending with its SourceDone; a worker that died on every try
         ends them with an error row instead (the rows that had arrived stay, as a broken-off video's do)."""
-        from ray import exceptions as rx
-
         begun, frames, faces, last = False, 0, 0, None  # a source's records come in frame order
         had = _Mark()
         while True:
@@ -171,30 +169,7 @@ class RayEngine:
                 if stop is not None and stop.is_set():
                     return
             kept = f" after {frames} analysed frames, whose rows are kept" if frames else ""
-            reason = None
-            ref = next(chunks, None)  # None: a retry that ended before the chunks the driver already has
-            try:
-                if ref is None:
-                    raise _EndedSooner
-                mark, events, node = ray.get(ref)
-            except _EndedSooner:
-                reason = (f"its Ray worker died, and the try after ended sooner than the first{kept} (the file "
-                          "changed?); analyse it again with --resume --retry-failed")
-            except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
-                raise exc.as_instanceof_cause() from None
-            except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
-                    rx.LocalRayletDiedError) as exc:
-                reason = (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}){kept}: the "
-                          "file may crash the decoder or need more memory than a worker has")
-                log.info("%s: %s", source.name, exc)
-            except rx.RaySystemError as exc:  # e.g. StreamingGeneratorReplayInconsistentError: a replay that differed
-                reason = f"Ray failed while analysing it ({type(exc).__name__}: {exc}){kept}"
-                log.info("%s: %s", source.name, exc)
-            else:
-                if mark != had.value:
-                    reason = (f"its Ray worker died, and the try after did not analyse it as before{kept} (do the "
-                              "cluster's nodes compute differently?); analyse it again with --resume --retry-failed")
-                    ray.cancel(chunks, force=True)
+            reason, events, node = self._next_chunk(ray, source, chunks, had.value, kept)
             if reason is not None:
                 if not begun:
                     yield SourceStart(source.name, source.media, 0)
@@ -212,6 +187,33 @@ class RayEngine:
                 self.sources_per_node[node] += 1
                 log.debug("%s analysed on Ray node %s", source.name, node)
                 return
+
+    def _next_chunk(self, ray, source: Source, chunks, had: tuple[int, str], kept: str):
+        """(None, events, node) of the task's next chunk, or (why the source ends here, None, None): its worker
+        died on every try, or a retry did not repeat what the driver ``had`` (``kept`` says what stays)."""
+        from ray import exceptions as rx
+
+        ref = next(chunks, None)  # None: a retry that ended before the chunks the driver already has
+        if ref is None:
+            return (f"its Ray worker died, and the try after ended sooner than the first{kept} (the file changed?); "
+                    "analyse it again with --resume --retry-failed"), None, None
+        try:
+            mark, events, node = ray.get(ref)
+        except rx.RayTaskError as exc:  # not a bad file (those come back as done.error): a set-up failure, fatal
+            raise exc.as_instanceof_cause() from None
+        except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError,
+                rx.LocalRayletDiedError) as exc:
+            log.info("%s: %s", source.name, exc)
+            return (f"its Ray worker died on each of {self.retries + 1} tries ({type(exc).__name__}){kept}: the file "
+                    "may crash the decoder or need more memory than a worker has"), None, None
+        except rx.RaySystemError as exc:  # e.g. StreamingGeneratorReplayInconsistentError: a replay that differed
+            log.info("%s: %s", source.name, exc)
+            return f"Ray failed while analysing it ({type(exc).__name__}: {exc}){kept}", None, None
+        if mark != had:
+            ray.cancel(chunks, force=True)
+            return (f"its Ray worker died, and the try after did not analyse it as before{kept} (do the cluster's "
+                    "nodes compute differently?); analyse it again with --resume --retry-failed"), None, None
+        return None, events, node
 
 
 # -- worker side ---------------------------------------------------------------------------------------------------
@@ -286,10 +288,6 @@ def _analyze_task(source: Source, config: AnalyzeConfig, chunk_rows: int):
         if isinstance(event, FaceRecord):
             last = event.frame
     yield before.value, chunk, ray.get_runtime_context().get_node_id()
-
-
-class _EndedSooner(Exception):
-    """A retried task's stream ended before the driver's position."""
 
 
 class _Mark:
