@@ -221,3 +221,18 @@ def test_motion_no_shift_explains_after_a_cut_ends_tracks_at_most_three_more_tim
     cut = SceneCut()
     seen = [cut.is_cut(t) for t in frames]
     assert seen == [False] * 3 + [True] * (1 + MAX_QUICK_CUTS) + [False] * (9 - MAX_QUICK_CUTS)
+
+
+def test_a_cut_into_a_pan_by_fractions_of_a_pixel_is_one_cut():
+    """Pans of 1.25-2.5 thumbnail pixels an analysed frame, drifting downwards a third as fast: at their best
+    whole-pixel shift they differed by as much as a cut, so a pan of 1.5 pixels a frame ended every track four times.
+    Compared in quarter pixels, only the cut itself ends them."""
+    import cv2
+
+    wide = _texture(260, 900, contrast=0.3)
+    other = np.full((18, 32), 200, np.uint8)
+    for step in (12.5, 15.0, 17.5, 25.0):  # frame pixels, ten to a thumbnail pixel
+        pan = [cv2.resize(cv2.warpAffine(wide, np.float32([[1, 0, -i * step], [0, 1, -i * step / 3]]), (320, 180)),
+                          (32, 18), interpolation=cv2.INTER_AREA) for i in range(10)]
+        cut = SceneCut()
+        assert [cut.is_cut(t) for t in [other] * 3 + pan] == [False] * 3 + [True] + [False] * 9, step
