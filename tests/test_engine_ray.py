@@ -442,3 +442,41 @@ def test_a_file_name_that_is_not_utf8_runs_on_ray_as_locally(ray_local, tmp_path
     run_batch(RunConfig(paths=(str(folder),), out=local_out, analyze=AnalyzeConfig(batch_size=32)))
     assert ray_out.read_bytes() == local_out.read_bytes()
     assert read_timeline(ray_out)["source"].tolist() == [os.path.join(str(folder), name)]
+
+
+@pytest.mark.ray
+def test_chunks_of_a_group_video_end_between_frames(ray_local, tmp_path):
+    """Six faces a frame, chunks of one row: each chunk still holds one whole frame (a chunk of the one-face video
+    could not split a frame, whatever the rule), no frame comes in two chunks, and the Ray run's output is the local
+    run's."""
+    import cv2
+
+    import group_scenes as gs
+    from fer_batch.engine_ray import RayEngine, _analyze_task
+    from fer_batch.records import FaceRecord
+    from fer_batch.sources import Source
+
+    clip = gs.group_clip(frames=8, cross=False, seed=1)
+    folder = tmp_path / "group"
+    folder.mkdir()
+    path = folder / "group.mp4"
+    h, w = clip.frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), clip.fps, (w, h))
+    for rgb in clip.frames:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+    chunks = [events for _, events, _ in _analyze_task(Source(path, path.name, "video"), AnalyzeConfig(), 1)]
+    frames = [[e.frame for e in events if isinstance(e, FaceRecord)] for events in chunks]
+    assert max(len(f) for f in frames) >= 4  # several faces in one chunk: one frame's
+    assert all(len(set(f)) <= 1 for f in frames)
+    firsts = [f[0] for f in frames if f]
+    assert firsts == sorted(set(firsts)) and len(firsts) == len(clip.frames)
+
+    local = tmp_path / "local.csv"
+    assert run_batch(RunConfig(paths=(str(folder),), out=local, analyze=AnalyzeConfig(batch_size=32))).ok
+    out = tmp_path / "ray.csv"
+    engine = RayEngine(chunk_rows=1)
+    assert _run(folder, out, engine=engine).ok
+    assert engine.chunks[str(path)] == 1 + len(clip.frames)  # the first holds the source's start alone
+    assert_same_timeline(out, local)
