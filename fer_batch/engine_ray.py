@@ -208,7 +208,9 @@ class RayEngine:
                     "may crash the decoder or need more memory than a worker has"), None, None
         except rx.RaySystemError as exc:  # e.g. StreamingGeneratorReplayInconsistentError: a replay that differed
             log.info("%s: %s", source.name, exc)
-            return f"Ray failed while analysing it ({type(exc).__name__}: {exc}){kept}", None, None
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:200]
+            # One line: an error row is a CSV cell that people read beside others (Ray's text can run to a page).
+            return f"Ray failed while analysing it ({type(exc).__name__}: {first}){kept}", None, None
         if mark != had:
             ray.cancel(chunks, force=True)
             return (f"its Ray worker died, and the try after did not analyse it as before{kept} (do the cluster's "

@@ -320,8 +320,9 @@ def test_a_json_beside_a_model_that_is_not_a_card_is_a_model_error(tmp_path, con
 
 
 def test_int8_near_ties_are_run_again_in_float(tmp_path):
-    """The packaged fast runs int8 in TFLite; a face whose two likeliest emotions lie within NEAR_TIE under int8
-    gets the float model's probabilities (so int8 cannot flip its class), every other face keeps int8's."""
+    """A card that asks for int8 TFLite (the packaged fast's until 2026-12-04): a face whose two likeliest emotions
+    lie within NEAR_TIE under int8 gets the float model's probabilities (so int8 cannot flip its class), every other
+    face keeps int8's."""
     import sys
     from pathlib import Path
 
@@ -330,14 +331,13 @@ def test_int8_near_ties_are_run_again_in_float(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_media import probe_faces
 
-    faces = probe_faces(tmp_path)
-    rechecked = Classifier("fast", batch_size=32, runtime="tflite")
-    if rechecked.quantization != "dynamic-int8":
-        pytest.skip("the packaged fast runs as a float model in TFLite")
-    assert rechecked._near_ties is not None
-    raw = Classifier("fast", batch_size=32, runtime="tflite")
+    faces = probe_faces(tmp_path / "faces")
+    int8 = _with_card(tmp_path, "int8", tflite_quantization="dynamic-int8")
+    rechecked = Classifier(int8, batch_size=32, runtime="tflite")
+    assert rechecked.quantization == "dynamic-int8" and rechecked._near_ties is not None
+    raw = Classifier(int8, batch_size=32, runtime="tflite")
     raw._near_ties = None
-    float_probs = Classifier("fast", batch_size=32, runtime="keras").predict(faces)
+    float_probs = Classifier(int8, batch_size=32, runtime="keras").predict(faces)
     got, int8 = rechecked.predict(faces), raw.predict(faces)
     top2 = np.sort(int8, axis=1)[:, -2:]
     ties = top2[:, 1] - top2[:, 0] < NEAR_TIE

@@ -100,46 +100,57 @@ def test_every_shipped_model_has_a_card():
 
 
 @pytest.fixture(scope="module")
-def fast_float_and_int8():
-    """The packaged ``fast`` as its card runs it in TensorFlow Lite, and the float Keras model it was measured against."""
+def fast_keras_and_tflite():
+    """The packaged ``fast`` in Keras (float) and as its card runs it in TensorFlow Lite (float, or int8)."""
     from fer_batch.classify import Classifier
 
-    int8 = Classifier("fast", runtime="tflite")
-    if int8._tflite.quantization != "dynamic-int8":
-        pytest.skip("the packaged fast runs as a float model in TFLite")
-    return Classifier("fast", runtime="keras"), int8
+    return Classifier("fast", runtime="keras"), Classifier("fast", runtime="tflite")
+
+
+def _bar(tflite) -> tuple[float, float]:
+    """(least share of faces given the Keras class, largest probability difference) for the TFLite runtime: float
+    TFLite computes what Keras does, to rounding; int8 is held to issue 19's 99% of faces."""
+    if tflite._tflite.quantization is None:
+        return 1.0, 1e-4
+    elif tflite._tflite.quantization == "dynamic-int8":
+        return 0.99, 1.0
+    else:
+        raise AssertionError(f"fast.json asks for TFLite quantization {tflite._tflite.quantization!r}, untested here")
 
 
 def _same_class(pair, faces) -> tuple[float, float]:
-    float_probs, int8_probs = (c.predict(faces) for c in pair)
-    assert np.allclose(int8_probs.sum(axis=1), 1.0, atol=1e-5)
-    return (float(np.mean(float_probs.argmax(axis=1) == int8_probs.argmax(axis=1))),
-            float(np.abs(float_probs - int8_probs).max()))
+    float_probs, tflite_probs = (c.predict(faces) for c in pair)
+    assert np.allclose(tflite_probs.sum(axis=1), 1.0, atol=1e-5)
+    return (float(np.mean(float_probs.argmax(axis=1) == tflite_probs.argmax(axis=1))),
+            float(np.abs(float_probs - tflite_probs).max()))
 
 
-def test_int8_fast_gives_the_float_class_on_generated_faces(fast_float_and_int8, tmp_path_factory):
+def test_fast_in_tflite_gives_the_keras_class_on_generated_faces(fast_keras_and_tflite, tmp_path_factory):
     """Faces as analyze cuts them (detected, aligned) from a generated video and photo, and jittered crops."""
     from synthetic_media import probe_faces
 
     faces = probe_faces(tmp_path_factory.mktemp("probe"))
     assert len(faces) >= 230
-    agreement, gap = _same_class(fast_float_and_int8, faces)
-    print(f"int8 fast: the float class on {100 * agreement:.1f}% of {len(faces)} generated faces, "
-          f"largest probability difference {gap:.4f}")
-    assert agreement >= 0.99
+    agreement, gap = _same_class(fast_keras_and_tflite, faces)
+    print(f"fast in TFLite ({fast_keras_and_tflite[1].quantization or 'float'}): the Keras class on "
+          f"{100 * agreement:.1f}% of {len(faces)} generated faces, largest probability difference {gap:.2e}")
+    least, widest = _bar(fast_keras_and_tflite[1])
+    assert agreement >= least and gap <= widest
 
 
 @pytest.mark.data
-def test_int8_fast_gives_the_float_class_on_publictest_faces(fast_float_and_int8, public_test_sample):
+def test_fast_in_tflite_gives_the_keras_class_on_publictest_faces(fast_keras_and_tflite, public_test_sample):
     from fer_batch.classify import model_card
 
     x, y = public_test_sample
-    agreement, gap = _same_class(fast_float_and_int8, x)
-    print(f"int8 fast: the float class on {100 * agreement:.1f}% of {len(x)} PublicTest faces, "
-          f"largest probability difference {gap:.4f}")
-    assert agreement >= 0.99
-    # The card's figure (whole split) holds on the sample, within the sample's error.
-    assert agreement >= model_card("fast")["tflite_agreement_with_float"] - 0.01
+    agreement, gap = _same_class(fast_keras_and_tflite, x)
+    print(f"fast in TFLite: the Keras class on {100 * agreement:.1f}% of {len(x)} PublicTest faces, "
+          f"largest probability difference {gap:.2e}")
+    least, widest = _bar(fast_keras_and_tflite[1])
+    assert agreement >= least and gap <= widest
+    if "tflite_agreement_with_float" in model_card("fast"):
+        # The card's figure (whole split) holds on the sample, within the sample's error.
+        assert agreement >= model_card("fast")["tflite_agreement_with_float"] - 0.01
 
 
 @pytest.mark.parametrize("name", ["fast", "accurate"])
