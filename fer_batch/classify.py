@@ -6,9 +6,10 @@ loads it in Keras safe mode and checks that it maps (N, 48, 48, 1) faces to 7 pr
 Runtimes: the ``.keras`` model runs either in Keras (TensorFlow; on a GPU when one is visible) or, on CPU-only
 hosts, converted to TensorFlow Lite and run by its XNNPACK interpreter, which classifies the `fast` model's faces
 about 1.7x faster on a 2-core AVX2 CPU (``benchmarks/classify_speed.py``). The two agree to ~1e-6, except for a
-model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`): the packaged `fast` runs there
-with int8 weights and dynamically quantized int8 activations, a third of the float model's CPU per face, with the
-accuracy and agreement its card gives. Conversions (:mod:`fer_batch.tflite`) are cached per model file and
+model whose card asks for int8 in TensorFlow Lite (:func:`tflite_quantization`), which then runs with int8 weights
+and dynamically quantized int8 activations, with the accuracy and agreement its card gives (a third of the float
+model's CPU per face on AMX Xeons, more than float on a Zen 1 EPYC: the packaged `fast` runs in float since
+2026-12-04). Conversions (:mod:`fer_batch.tflite`) are cached per model file and
 quantization (:mod:`fer_batch.tflite_cache`), so only a model's first run pays for one. A card may also ask for a
 second look (``flip_margin``): the faces the model is unsure of are classified again, mirrored, and the two answers
 averaged (:mod:`fer_batch.unsure_faces`).

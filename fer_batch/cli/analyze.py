@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
                         "(default: fast)")
     p.add_argument("--runtime", default="auto", metavar="auto|keras|tflite",
                    help="classifier runtime: keras (GPU when TensorFlow sees one), tflite (XNNPACK on the CPU, "
-                        "about 3x Keras's faces/s there for the packaged fast, in int8), auto (default: keras "
+                        "where it converts), auto (default: keras "
                         "with a GPU, else tflite)")
     p.add_argument("--detector", default="auto", metavar="auto|short|full",
                    help="MediaPipe BlazeFace: auto (default: both models, faces from ~24 px wide to frame-filling), "
