@@ -110,6 +110,17 @@ class Clip:
     fps: float
 
 
+def write_clip(clip: Clip, path) -> None:
+    """``clip``'s frames as an MP4 (OpenCV's mp4v) at ``path``."""
+    import cv2
+
+    h, w = clip.frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), clip.fps, (w, h))
+    for rgb in clip.frames:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
 def group_clip(*, frames: int = 90, size=(854, 480), people: int = 6, face_px=(44, 64), seed: int = 0,
                cross: bool = True, fps: float = 15.0) -> Clip:
     """A group seated in a row, each face swaying a little (a few pixels a frame, tilting up to 10 degrees); with

@@ -63,14 +63,8 @@ def test_no_face_scenes_stay_empty(auto):
 
 
 def _clip_source(tmp_path, clip, name="clip.mp4") -> Source:
-    import cv2
-
     path = tmp_path / name
-    h, w = clip.frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), clip.fps, (w, h))
-    for rgb in clip.frames:
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
+    gs.write_clip(clip, path)
     return Source(path, path.name, "video")
 
 

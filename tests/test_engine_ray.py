@@ -449,8 +449,6 @@ def test_chunks_of_a_group_video_end_between_frames(ray_local, tmp_path):
     """Six faces a frame, chunks of one row: each chunk still holds one whole frame (a chunk of the one-face video
     could not split a frame, whatever the rule), no frame comes in two chunks, and the Ray run's output is the local
     run's."""
-    import cv2
-
     import group_scenes as gs
     from fer_batch.engine_ray import RayEngine, _analyze_task
     from fer_batch.records import FaceRecord
@@ -460,11 +458,7 @@ def test_chunks_of_a_group_video_end_between_frames(ray_local, tmp_path):
     folder = tmp_path / "group"
     folder.mkdir()
     path = folder / "group.mp4"
-    h, w = clip.frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), clip.fps, (w, h))
-    for rgb in clip.frames:
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
+    gs.write_clip(clip, path)
 
     chunks = [events for _, events, _ in _analyze_task(Source(path, path.name, "video"), AnalyzeConfig(), 1)]
     frames = [[e.frame for e in events if isinstance(e, FaceRecord)] for events in chunks]

@@ -110,12 +110,12 @@ def fast_keras_and_tflite():
 def _bar(tflite) -> tuple[float, float]:
     """(least share of faces given the Keras class, largest probability difference) for the TFLite runtime: float
     TFLite computes what Keras does, to rounding; int8 is held to issue 19's 99% of faces."""
-    if tflite._tflite.quantization is None:
+    if tflite.quantization is None:
         return 1.0, 1e-4
-    elif tflite._tflite.quantization == "dynamic-int8":
+    elif tflite.quantization == "dynamic-int8":
         return 0.99, 1.0
     else:
-        raise AssertionError(f"fast.json asks for TFLite quantization {tflite._tflite.quantization!r}, untested here")
+        raise AssertionError(f"fast.json asks for TFLite quantization {tflite.quantization!r}, untested here")
 
 
 def _same_class(pair, faces) -> tuple[float, float]:
@@ -148,9 +148,10 @@ def test_fast_in_tflite_gives_the_keras_class_on_publictest_faces(fast_keras_and
           f"largest probability difference {gap:.2e}")
     least, widest = _bar(fast_keras_and_tflite[1])
     assert agreement >= least and gap <= widest
-    if "tflite_agreement_with_float" in model_card("fast"):
+    card = model_card("fast")
+    if "tflite_agreement_with_float" in card:
         # The card's figure (whole split) holds on the sample, within the sample's error.
-        assert agreement >= model_card("fast")["tflite_agreement_with_float"] - 0.01
+        assert agreement >= card["tflite_agreement_with_float"] - 0.01
 
 
 @pytest.mark.parametrize("name", ["fast", "accurate"])
