@@ -26,6 +26,7 @@ from fer_batch.training.batches import Batches  # noqa: E402
 from fer_batch.training.fast_augment import OpenCVAugmenter  # noqa: E402
 from fer_batch.training.schedules import time_budget, warmup_cosine  # noqa: E402
 from fer_batch.training.train import TrainConfig  # noqa: E402
+from fer_batch.training.views import with_views  # noqa: E402
 from synthetic_faces import make_faces, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,37 +320,41 @@ def test_make_ensemble_cli_refuses_a_single_member_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def _run_folder(run: Path, seed: int):
+    """A run folder as `fer-batch train` leaves it (a flip-TTA wrapped tiny network, its metrics and config)."""
+    keras.utils.set_random_seed(seed)
+    net = build_model("tiny")
+    run.mkdir()
+    with_views(net, "flip").save(run / "model.keras")
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "epochs": 1, "splits": {"val": {"accuracy": 0.1}}}))
+    (run / "config.json").write_text(json.dumps({"config": {"seed": seed}, "machine": {"cpu": "test"}}))
+    return net
+
+
+def _ship(dest: Path, members: list, csv_path: Path, quantize: str) -> Path:
+    import subprocess
+
+    dest.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_ensemble.py"), "accurate",
+                           *map(str, members), "--views", "crops", "--data", str(csv_path), "--status", "interim",
+                           "--command", "tiny runs", "--quantize", quantize, "--dest", str(dest)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dest
+
+
 @pytest.mark.parametrize("count", [2, 1])
 def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_path, count):
     """training/ship_ensemble.py end to end on two tiny runs, and on one (a single network shipped in its views,
     as `accurate` is since 2026-12-03): the packaged file loads through the product's own loader, predicts the mean
     of its members' crop views (to int8's rounding), and its card's accuracy is what that file scores on the
     PublicTest rows."""
-    import subprocess
-
     from fer_batch.classify import Classifier
-    from fer_batch.training.views import with_views
 
     x, y = make_faces(6, seed=3)
     csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
-    nets = []
-    for seed in range(count):
-        keras.utils.set_random_seed(seed)
-        net = build_model("tiny")
-        run = tmp_path / f"run{seed}"
-        run.mkdir()
-        with_views(net, "flip").save(run / "model.keras")  # as `fer-batch train` leaves it: flip-TTA wrapped
-        (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "epochs": 1,
-                                                       "splits": {"val": {"accuracy": 0.1}}}))
-        (run / "config.json").write_text(json.dumps({"config": {"seed": seed}, "machine": {"cpu": "test"}}))
-        nets.append(net)
-    dest = tmp_path / "models"
-    dest.mkdir()
-    done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_ensemble.py"), "accurate",
-                           *(str(tmp_path / f"run{seed}") for seed in range(count)), "--views", "crops", "--data",
-                           str(csv_path), "--status", "interim", "--command", "tiny runs", "--quantize", "int8",
-                           "--dest", str(dest)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    nets = [_run_folder(tmp_path / f"run{seed}", seed) for seed in range(count)]
+    dest = _ship(tmp_path / "models", [tmp_path / f"run{seed}" for seed in range(count)], csv_path, "int8")
     card = json.loads((dest / "accurate.json").read_text())
     if count == 2:
         assert card["arch"] == "ensemble: tiny + tiny" and card["epochs"] == [1, 1]
@@ -367,6 +372,27 @@ def test_ship_ensemble_ships_the_mean_of_its_members_with_views_and_a_card(tmp_p
     np.testing.assert_allclose(probs, want, atol=2e-3)
 
 
+def test_ship_ensemble_adds_a_run_to_a_shipped_ensemble(tmp_path):
+    """A shipped ensemble named as a member stands for its members (out of their views, int8-all dequantized), so
+    `ship_ensemble.py accurate accurate RUN` ships the mean of all three; their cards' records come along."""
+    from fer_batch.classify import Classifier
+
+    x, y = make_faces(6, seed=3)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    nets = [_run_folder(tmp_path / f"run{seed}", seed) for seed in range(3)]
+    first = _ship(tmp_path / "first", [tmp_path / "run0", tmp_path / "run1"], csv_path, "int8-all")
+    dest = _ship(tmp_path / "models", [first / "accurate.keras", tmp_path / "run2"], csv_path, "int8-all")
+    card = json.loads((dest / "accurate.json").read_text())
+    assert card["arch"] == "ensemble: tiny + tiny + tiny" and card["epochs"] == [1, 1, 1]
+    assert [m["training_config"]["seed"] for m in card["members"]] == [0, 1, 2]
+    assert card["members"][0]["source"] == f"{first / 'accurate.keras'}, member 0: {tmp_path / 'run0'}"
+    probs = Classifier(str(dest / "accurate.keras"), runtime="keras").predict(x[..., None])
+    faces = x[..., None].astype("float32")
+    want = np.mean([np.asarray(with_views(net, "crops").predict(faces, verbose=0)) for net in nets], axis=0)
+    np.testing.assert_allclose(probs, want, atol=3e-3)
+    assert card["publictest_accuracy"] == round(float((probs.argmax(1) == y).mean()), 4)
+
+
 def test_ensemble_eval_views_are_the_shipped_views():
     """training/ensemble_eval.py chooses members from cached per-view probabilities; its flip and crops means
     must be what a model wrapped by `with_views` predicts, or it would select on numbers nothing ships."""
@@ -375,7 +401,6 @@ def test_ensemble_eval_views_are_the_shipped_views():
         from ensemble_eval import mean_over, view_probs
     finally:
         sys.path.pop(0)
-    from fer_batch.training.views import with_views
 
     keras.utils.set_random_seed(0)
     net = build_model("tiny")
@@ -390,7 +415,6 @@ def test_ensemble_eval_views_are_the_shipped_views():
 def _tiny_run(tmp_path, seed: int):
     """A finished `fer-batch train` run as ship_model.py reads it (a tiny network in its flip wrapper, its
     metrics and config), and a FER-2013 CSV of 42 PublicTest faces: (run, csv, network, faces, labels)."""
-    from fer_batch.training.views import with_views
 
     x, y = make_faces(6, seed=5)
     csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))

@@ -4,7 +4,10 @@
     python training/ship_ensemble.py NAME MEMBER [MEMBER ...] --views crops --data FER2013.csv.gz \
         --status interim|final --command "how each member was made" [--quantize int8|int8-all] [--notes TEXT]
 
-MEMBER is a finished `fer-batch train` run folder (its model.keras, metrics.json, config.json) or a packaged name.
+MEMBER is a finished `fer-batch train` run folder (its model.keras, metrics.json, config.json), a packaged name, or
+a shipped ensemble (a packaged name or a .keras file with its card beside it), which stands for each of its members,
+taken out of its views and dequantized: ``ship_ensemble.py accurate accurate RUN ...`` adds RUN to the shipped
+``accurate`` (the mean of all, each member weighing the same).
 Each member's network (its own TTA wrapper removed) is wrapped in the test-time views ``--views`` names
 (``fer_batch.training.views``), and the ensemble averages the members (``fer_batch.training.ensemble``); a
 single MEMBER ships as that network in its views, with no averaging layer around it.
@@ -32,27 +35,49 @@ QUANTIZE = {"int8": "int8 dense kernels (keras Model.quantize)",
                         "channel (fer_batch.layers.Int8Conv2D)"}
 
 
-def member_info(spec: str) -> tuple[Path, dict]:
-    """(model file, what the card says of it) for a run folder or a packaged name."""
-    from fer_batch.classify import model_card, resolve_model
+def members_of(spec: str, unpacked: Path) -> list[tuple[Path, dict]]:
+    """[(model file, what the card says of it)] for one MEMBER argument: one for a run folder or a packaged network,
+    one per member for a shipped ensemble (each saved into ``unpacked`` as a float network without its views)."""
+    import keras
+
+    from fer_batch.classify import load_keras_model, model_card, resolve_model
+    from fer_batch.dequantize import dequantized, is_quantized
+    from fer_batch.training.saved_models import tta_inner
 
     folder = Path(spec)
     if (folder / "model.keras").is_file():
         metrics = json.loads((folder / "metrics.json").read_text())
         config = json.loads((folder / "config.json").read_text())
-        return folder / "model.keras", {
+        return [(folder / "model.keras", {
             "source": str(folder),
             "arch": metrics["arch"],
             "epochs": metrics["epochs"],
             "publictest_accuracy_in_run": round(metrics["splits"]["val"]["accuracy"], 4),
             "training_config": config.get("config", {}),
             "machine": config.get("machine", {}),
-        }
+        })]
     card = model_card(spec)
-    if str(card.get("arch", "")).startswith("ensemble"):
-        raise SystemExit(f"member {spec!r} is itself an ensemble ({card['arch']}); name its member runs instead")
-    return resolve_model(spec), {"source": f"packaged {spec}", "arch": card["arch"], "epochs": card["epochs"],
-                                 "command": card["command"], "publictest_accuracy_in_run": card["publictest_accuracy"]}
+    if "arch" not in card:
+        raise SystemExit(f"member {spec!r}: neither a run folder (model.keras, metrics.json, config.json) nor a "
+                         "shipped model with its card (NAME.json beside NAME.keras)")
+    if not str(card["arch"]).startswith("ensemble"):
+        return [(resolve_model(spec), {"source": f"packaged {spec}", "arch": card["arch"], "epochs": card["epochs"],
+                                       "command": card["command"],
+                                       "publictest_accuracy_in_run": card["publictest_accuracy"]})]
+    # A shipped ensemble's layers hold its members in order, each in its views (ship_ensemble's own build below).
+    shipped = load_keras_model(resolve_model(spec))
+    nets = [tta_inner(layer) for layer in shipped.layers if isinstance(layer, keras.Model)]
+    infos = card.get("members", [])
+    if len(infos) != len(nets):
+        raise SystemExit(f"member {spec!r}: its card lists {len(infos)} members but the file holds {len(nets)}")
+    found = []
+    for i, (net, info) in enumerate(zip(nets, infos)):
+        path = unpacked / f"{len(list(unpacked.iterdir()))}.keras"
+        (dequantized(net) if is_quantized(net) else net).save(path)
+        # Its accuracy with views is measured again below, under this ship's views.
+        kept = {k: v for k, v in info.items() if not k.startswith("publictest_accuracy_") or k.endswith("_in_run")}
+        found.append((path, dict(kept, source=f"{spec}, member {i}: {info['source']}")))
+    return found
 
 
 def main() -> None:
@@ -80,19 +105,17 @@ def main() -> None:
     val = load_dataset(args.data).get("val")
     if val is None:
         raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
-    infos, paths = [], []
-    for spec in args.members:
-        path, info = member_info(spec)
-        infos.append(info)
-        paths.append(path)
+    unpacked = tempfile.TemporaryDirectory()  # a shipped ensemble's members, while this runs
+    found = [m for spec in args.members for m in members_of(spec, Path(unpacked.name))]
+    paths, infos = [p for p, _ in found], [info for _, info in found]
 
     def float_nets() -> list:
         # Fresh float networks each time: a Keras model sits in one ensemble under one name, and a member that
         # shipped quantized (accurate) is turned back into floats before it is quantized again.
         nets = []
-        for spec, path, info in zip(args.members, paths, infos):
+        for path, info in zip(paths, infos):
             net = build_model(info["arch"])
-            load_initial_weights(net, path, spec)
+            load_initial_weights(net, path, info["source"])
             nets.append(net)
         return nets
 
