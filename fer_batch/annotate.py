@@ -27,7 +27,7 @@ from pathlib import Path, PurePath
 
 from .errors import Interrupted
 from .records import FaceRecord
-from .sources import mark_output_dir
+from .sources import mark_output_dir, media_error
 
 log = logging.getLogger("fer_batch")
 
@@ -311,7 +311,7 @@ class AnnotateSink:
             elif media == "image":
                 annotate_photo(Path(path), dst, rows)
             else:
-                raise ValueError(f"unknown media kind {media!r}")
+                raise media_error("media", media)
         except Interrupted:
             dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)  # --resume draws it again
             raise

@@ -40,7 +40,11 @@ class Detection:
 
 
 def bundled_model_path(model: str) -> Path:
-    """Path of a detector's model file inside the installed mediapipe wheel; :class:`ModelError` if it is missing."""
+    """Path of a detector's model file (``short`` or ``full``) inside the installed mediapipe wheel;
+    :class:`ModelError` if it is missing."""
+    if model not in _MODEL_FILES:
+        raise UsageError(f"model {model!r} has no file of its own; choose one of {', '.join(_MODEL_FILES)} (auto "
+                         "runs both)")
     try:
         import mediapipe
     except ImportError as exc:

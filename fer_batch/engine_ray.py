@@ -42,6 +42,7 @@ from .errors import UsageError
 from .pipeline import Event, SourceStart
 from .records import FaceRecord, SourceDone
 from .sources import Source
+from .wording import shown_name
 
 log = logging.getLogger("fer_batch")
 
@@ -145,8 +146,8 @@ class RayEngine:
                     # process title (ray::fer-batch:NAME), which says what a busy worker is on.
                     src = Source(s.path.absolute(), s.name, s.media)
                     # Ray wants the name as UTF-8: a name that is not (bytes read with surrogateescape) is escaped.
-                    title = s.name.encode("utf-8", "backslashreplace").decode("utf-8")
-                    remote = task.options(name=f"fer-batch:{title}", **options).remote(src, config, self.chunk_rows)
+                    named = task.options(name=f"fer-batch:{shown_name(s.name)}", **options)
+                    remote = named.remote(src, config, self.chunk_rows)
                     pending.append((s, remote))
                 source, chunks = pending[0]
                 yield from self._stream(ray, source, chunks, stop)

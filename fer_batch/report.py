@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError
 from .labels import EMOTIONS
-from .wording import count
+from .wording import count, shown_name
 
 PAGE = 100  # sources per collapsible page
 OPEN_ALL_UP_TO = 20  # runs with at most this many sources show every source opened
@@ -45,7 +46,7 @@ svg{display:block;max-width:100%;height:auto}.fail td:first-child{font-weight:60
 
 
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(shown_name(str(text)), quote=True)
 
 
 def _data_uri(jpeg: bytes) -> str:
@@ -271,7 +272,7 @@ def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str
     from .timeline import as_timeline
 
     if thumbnails < 0:
-        raise ValueError(f"thumbnails must be 0 or more, got {thumbnails}")
+        raise UsageError(f"thumbnails must be 0 or more, got {thumbnails}")
     colours = bgr_colours()
     timeline = as_timeline(timeline)
     totals = timeline.totals()

@@ -151,6 +151,10 @@ def take_lock(out: Path):
         f.close()
         raise UsageError(f"--out {str(out)!r} is being written by another fer-batch run (process {holder}); wait for "
                          "it to end, or give another --out") from None
+    except OSError as exc:  # ENOLCK and the like: a network filesystem without locks
+        f.close()
+        raise UsageError(f"--out {str(out)!r}: its lock file {str(path)!r} cannot be locked ({exc.strerror or exc}), "
+                         "as on a network filesystem without locks; give an --out on a local disk") from None
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")

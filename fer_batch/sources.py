@@ -7,8 +7,10 @@ frame rates are hints, not facts). Skipped video frames are grabbed without colo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,11 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".m
 MEDIA = ("image", "video")
 
 
+def media_error(what: str, media) -> UsageError:
+    """The error for a media kind that is not one of MEDIA, which every dispatch on a kind raises."""
+    return UsageError(f"{what} {media!r} is not allowed; choose one of {', '.join(MEDIA)}")
+
+
 @dataclass(frozen=True)
 class Source:
     """One media file. ``name`` is how it appears in outputs: the path as given, or below a given directory."""
@@ -37,7 +44,7 @@ class Source:
 
     def __post_init__(self):
         if self.media not in MEDIA:  # what reads it (decoding, annotating, thumbnails) dispatches on it
-            raise UsageError(f"Source media {self.media!r} is not allowed; choose one of {', '.join(MEDIA)}")
+            raise media_error("Source media", self.media)
 
 
 @dataclass
@@ -319,7 +326,7 @@ def iter_frames(source: Source, every: int = 1, fps: float | None = None,
         yield Frame(index=0, time_s=None, rgb=read_image(source, max_pixels))
         return
     if source.media != "video":
-        raise ValueError(f"unknown media kind {source.media!r}")
+        raise media_error("Source media", source.media)
     yield from _iter_video(source, every, fps, max_pixels, bgr=bgr)
 
 
@@ -335,14 +342,14 @@ def open_video(path: Path):
 
     # A file the named backend cannot open makes OpenCV warn on stderr ("can't be used to capture by name"); the
     # caller reports that file itself, so OpenCV's warning is held back for these two calls only.
-    with _OPEN_LOCK:  # workers open files concurrently: each must restore the level the process had
+    with _OPEN_LOCK, _utf8_name(path) as name:  # workers open files concurrently: each restores the process's level
         level = cv2.getLogLevel()
         cv2.setLogLevel(2)  # errors only
         try:
-            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads()])
+            cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, decoder_threads()])
             if not cap.isOpened():
                 cap.release()
-                cap = cv2.VideoCapture(str(path))
+                cap = cv2.VideoCapture(name)
         finally:
             cv2.setLogLevel(level)
     # Phone videos are stored sideways with a display-rotation tag; this OpenCV build does not apply it unless asked
@@ -354,6 +361,30 @@ def open_video(path: Path):
 
 
 _OPEN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _utf8_name(path: Path) -> Iterator[str]:
+    """``path`` as a name OpenCV can take. A file name whose bytes are not UTF-8 (Python gives them as lone
+    surrogates) crashes OpenCV's VideoCapture with a segmentation fault, ending the whole run; such a file is opened
+    through a symbolic link with a plain name instead, removed once OpenCV holds the file open."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="fer-batch-") as folder:
+        link = os.path.join(folder, "video" + "".join(c for c in path.suffix if c.isascii() and c.isprintable()))
+        try:
+            os.symlink(os.path.abspath(path), link)
+        except OSError as exc:
+            raise InputError(text.encode("utf-8", "backslashreplace").decode(),
+                             f"its name is not valid UTF-8, which OpenCV cannot open, and a link with a plain "
+                             f"name could not be made ({exc.strerror}); rename the file") from None
+        yield link
 
 
 def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,

@@ -115,7 +115,15 @@ def default_detector_factory(config: AnalyzeConfig):
 
 
 def source_hint(source: Source) -> int:
-    return max(probe_video(source).get("frames", 0), 0) if source.media == "video" else 1
+    """Frames a progress bar expects of ``source``: a video's header count, 0 where it cannot be read (the
+    decoding that follows reports why, as an error row; a hint must never stop the batch)."""
+    if source.media != "video":
+        return 1
+    try:
+        return max(probe_video(source).get("frames", 0), 0)
+    except Exception:  # noqa: BLE001 - any failure here is the decoder's to report
+        log.debug("no frame count for %s", source.name, exc_info=True)
+        return 0
 
 
 def failure_reason(source: Source, exc: Exception) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError
 from .labels import EMOTIONS
 from .timeline import as_timeline, read_timeline  # noqa: F401  (read_timeline: public here since the first release)
 
@@ -54,7 +55,7 @@ def shown_faces(rows, most: int = MAX_FACES_SHOWN) -> tuple[list[int], int, int]
     ids are :func:`tracked_faces`'s, cut to the ``most`` seen in the most analysed frames (the first to appear
     among equals), still in order of first appearance."""
     if most < 1:
-        raise ValueError(f"most must be at least 1, got {most}")
+        raise UsageError(f"most must be at least 1, got {most}")
     tracked, fragments = _tracked(rows)
     if len(tracked) <= most:
         return [int(f) for f in tracked.index], fragments, 0

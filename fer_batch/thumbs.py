@@ -89,7 +89,9 @@ def face_thumbnails(path: Path, media: str, wanted: dict[int, tuple[int, tuple[i
     elif media == "video":
         pixels = _video_frames(Path(path), [frame for frame, _, _ in wanted.values()])
     else:
-        raise ValueError(f"unknown media kind {media!r}")
+        from .sources import media_error
+
+        raise media_error("media", media)
     out = {}
     for index, bgr in pixels:
         for fid, (frame, box, emotion) in wanted.items():

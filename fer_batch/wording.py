@@ -1,5 +1,5 @@
-"""Counted nouns, so that every screen (progress lines, the report, charts, model cards) says "1 frame" and
-"2,000 frames" the same way."""
+"""Counted nouns and file names as screens show them, so that every screen (progress lines, the report, charts,
+model cards) says "1 frame" and "2,000 frames", and names a file, the same way."""
 
 from __future__ import annotations
 
@@ -10,3 +10,9 @@ def count(n, noun: str, *, grouped: bool = True, plural: str | None = None) -> s
     ("annotated copies"); a figure that is not a whole number (a card's "?") is shown as it is, with the plural."""
     shown = f"{n:,}" if isinstance(n, int) and grouped else str(n)
     return f"{shown} {noun if n == 1 else plural or noun + 's'}"
+
+
+def shown_name(name: str) -> str:
+    """A file name as a chart or page shows it: bytes that are not UTF-8 (Python's lone surrogates, which the CSVs
+    keep so that they name the file exactly) as ``\\xNN`` escapes, which a font can draw and a UTF-8 page can hold."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

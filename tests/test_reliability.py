@@ -220,6 +220,9 @@ def build_corpus(root: Path) -> dict[str, CorpusEntry]:
                  "ünïcödé 日本語 😀.jpg", "tab\tand;semicolon.png"):
         synthetic.save_image(put(f"names/{name}", "ok"), small.rgb)
     synthetic.write_zero_byte(put('names/bad, "empty"\n ü.jpg', "error", r"empty file"))
+    # Bytes that are not UTF-8 (old archives' Latin-1): OpenCV crashed the whole run on such a video's name.
+    plain = synthetic.write_face_video(root.parent / "latin1.mp4", frames=24, fps=12, size=(160, 120)).path
+    os.rename(plain, put(os.fsdecode(b"names/caf\xe9 latin-1.mp4"), "ok"))
     # Unreadable (only meaningful when not root; see test_unreadable_files_and_directories_are_reported for root).
     if not IS_ROOT:
         synthetic.save_image(put("broken/unreadable.jpg", "error", r"permission denied"), small.rgb)
@@ -358,6 +361,29 @@ def test_corpus_odd_names_round_trip_exactly(corpus_run):
     seen = set(timeline["source"]) | set(errors["source"])
     for name in named:
         assert name in seen, repr(name)
+
+
+def test_names_that_are_not_utf8_go_through_every_output(tmp_path, face_video, one_face_photo):
+    """A video and a photo named in Latin-1 bytes get their rows under their exact names, a chart, annotated
+    copies and a report that shows the names with \\xNN escapes (OpenCV had crashed on such a video; matplotlib
+    had refused the chart's title with an internal error)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    video, photo = folder / os.fsdecode(b"caf\xe9.mp4"), folder / os.fsdecode(b"\xe9t\xe9.jpg")
+    shutil.copy(face_video.path, video)
+    shutil.copy(one_face_photo, photo)
+    res = subprocess.run(cli_command() + ["analyze", str(folder), "--out", "out.csv", "--summary", "s.csv", "--charts",
+                                          "charts", "--annotate", "annotated", "--report", "report.html"],
+                         capture_output=True, text=True, encoding="utf-8", errors="surrogateescape", cwd=tmp_path)
+    assert res.returncode == EXIT_OK, res.stderr[-3000:]
+    timeline = read_timeline(tmp_path / "out.csv")
+    assert set(timeline["source"]) == {str(video), str(photo)}
+    assert timeline["face_id"].notna().sum() > 1
+    charts = sorted(p.name for p in (tmp_path / "charts").glob("*.png"))
+    assert len(charts) == 2 and "emotion_distribution.png" in charts  # the video's own chart beside it
+    assert len([p for p in (tmp_path / "annotated").rglob("*") if p.suffix in (".mp4", ".jpg")]) == 2
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # valid UTF-8 throughout
+    assert "caf\\xe9.mp4" in page and "\\xe9t\\xe9.jpg" in page
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -785,3 +811,20 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_pa
     finally:
         held.close()
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--resume", "--quiet"]) == 0
+
+
+def test_a_filesystem_that_cannot_lock_is_a_usage_error_naming_out(tmp_path, one_face_photo, monkeypatch, capsys):
+    """On a network filesystem without locks flock fails with ENOLCK; the run says so, naming --out and its lock
+    file, before any work (this machine's disks lock, so the kernel's refusal is simulated)."""
+    import errno
+    import fcntl
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"--out {str(out)!r}: its lock file {str(tmp_path / '.r.csv.lock')!r} cannot be locked (No locks" in err
+    assert "Traceback" not in err and not out.exists()

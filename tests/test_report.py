@@ -254,5 +254,5 @@ def test_thumbnails_stop_after_the_reports_budget_and_the_cards_stay(report_run)
     none = build_report(timeline, [], thumbnails=0, **kwargs)
     assert none.count('<div class="face">') == cards and "data:image/jpeg;base64," not in none
     assert none.count("Thumbnails for no face here") == 2  # the video's section and the group photo's
-    with pytest.raises(ValueError, match="thumbnails must be 0 or more"):
+    with pytest.raises(UsageError, match="thumbnails must be 0 or more"):
         build_report(timeline, [], thumbnails=-1, **kwargs)

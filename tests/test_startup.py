@@ -60,6 +60,15 @@ def test_a_missing_dataset_is_refused_without_tensorflow(tmp_path, command):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_architecture_is_refused_without_tensorflow(tmp_path):
+    faces = tmp_path / "faces.csv"
+    faces.write_text("emotion,pixels\n")
+    code, heavy, err = probe_cli("train", "--data", str(faces), "--out", str(tmp_path / "run"), "--arch", "vgg-huge")
+    assert code == EXIT_USAGE and heavy == [], err
+    assert "--arch 'vgg-huge' is not an architecture; choose one of seed, vgg, vgg-m" in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("option", ["--init", "--teacher", "evaluate"])
 def test_a_file_that_is_no_model_is_named_by_its_option_before_the_data_is_read(tmp_path, option):
     """A CSV named as --init, or random bytes as --teacher or evaluate's --model: exit 3, naming the option, without

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_batch.errors import UsageError
 from fer_batch.labels import EMOTIONS
 from fer_batch.records import COLUMNS, FaceRecord
 from fer_batch.summary import SUMMARY_COLUMNS, smooth_probabilities, summarize
@@ -200,7 +201,7 @@ def test_a_crowd_shows_the_faces_seen_longest_in_order_of_first_appearance():
     tied = [k for k in tracked if length[k] == cut]
     assert [k for k in tied if k in ids] == tied[:len([k for k in tied if k in ids])]
     assert shown_faces(rows, most=len(tracked)) == (tracked, 1, 0)
-    with pytest.raises(ValueError, match="most"):
+    with pytest.raises(UsageError, match="most"):
         shown_faces(rows, most=0)
 
 

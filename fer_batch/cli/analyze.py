@@ -169,7 +169,8 @@ def _debug_logging(path: Path | None):
     import logging
 
     path.parent.mkdir(parents=True, exist_ok=True)  # --out's folder is otherwise made later
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # A file name whose bytes are not UTF-8 is logged as the CSVs hold it, not refused by the handler.
+    handler = logging.FileHandler(path, encoding="utf-8", errors="surrogateescape")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     logger = logging.getLogger("fer_batch")
     level = logger.level

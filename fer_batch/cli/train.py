@@ -199,6 +199,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..errors import DatasetError, UsageError
 
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
+    if config.arch not in ARCH_HELP:  # the names of training.architectures (a test keeps them equal), without Keras
+        raise UsageError(f"--arch {config.arch!r} is not an architecture; choose one of {', '.join(ARCH_HELP)}")
     if not Path(config.data).exists():
         raise DatasetError(f"--data {config.data!r}: no such file or directory")
     from ..config import check_faces

@@ -4,6 +4,7 @@ it ran on (:func:`machine_info`, recorded beside it: wall times mean nothing wit
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import sys
@@ -23,7 +24,19 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 def default_lr(optimizer: str) -> float:
     """The peak learning rate when --lr is not given: 0.02 for SGD, 1e-3 for Adam/AdamW."""
-    return 0.02 if optimizer == "sgd" else 1e-3
+    if optimizer == "sgd":
+        return 0.02
+    if optimizer in ("adam", "adamw"):
+        return 1e-3
+    raise UsageError(f"--optimizer {optimizer!r} is not allowed; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def _check_number(option: str, value: float, *, positive: bool) -> None:
+    """A finite number, above 0 (``positive``) or at least 0: NaN and infinity pass a bare ``<= 0`` test and then
+    train on NaN losses or settle a time budget on one epoch."""
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        need = "a positive number" if positive else "a number of at least 0"
+        raise UsageError(f"{option} must be {need}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,12 @@ class TrainConfig:
             raise UsageError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.distill_weight <= 1:
             raise UsageError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
-        if self.temperature <= 0:
-            raise UsageError(f"--temperature must be positive, got {self.temperature}")
+        _check_number("--temperature", self.temperature, positive=True)
+        if self.learning_rate is not None:
+            _check_number("--lr", self.learning_rate, positive=True)
+        _check_number("--weight-decay", self.weight_decay, positive=False)
+        _check_number("warmup_epochs", self.warmup_epochs, positive=False)
+        _check_number("--mixup", self.mixup, positive=False)
         if self.data_workers < 1:
             raise UsageError(f"--data-workers must be at least 1, got {self.data_workers}")
         from ..config import check_faces
@@ -117,8 +134,7 @@ class TrainConfig:
             raise UsageError("--teacher-mode views caches the teacher's answers for augmented copies of each face; "
                              "with --augment none there are none (use --teacher-mode cached)")
         if self.time_budget_min is not None:
-            if self.time_budget_min <= 0:
-                raise UsageError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
+            _check_number("--time-budget", self.time_budget_min, positive=True)
             if self.paper_recipe:
                 raise UsageError("--time-budget needs a learning-rate schedule; the paper recipe has none")
             if self.resume:
