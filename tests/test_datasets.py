@@ -98,6 +98,19 @@ def test_missing_columns_or_empty_file(tmp_path, content):
         load_csv(path)
 
 
+def test_a_damaged_gzip_is_a_dataset_error_naming_the_file(tmp_path):
+    """Bytes damaged inside the deflate stream raise zlib.error, which is no OSError: still a DatasetError (exit 4),
+    not a crash."""
+    x, y = make_faces(10)
+    text = write_csv(tmp_path / "plain.csv", x, y).read_bytes()
+    gz = tmp_path / "f.csv.gz"
+    packed = bytearray(gzip.compress(text))
+    packed[10:18] = b"\xff" * 8  # the first deflate block's header, right after gzip's own 10 bytes
+    gz.write_bytes(bytes(packed))
+    with pytest.raises(DatasetError, match=f"{gz}: cannot read as a FER-2013 CSV"):
+        load_csv(gz, holdout=False)
+
+
 def test_gzip_and_bom_and_spaced_header(tmp_path):
     x, y = make_faces(1)
     plain = write_csv(tmp_path / "plain.csv", x, y)

@@ -248,21 +248,22 @@ class _InterruptAfterFirstEpoch:
         return Interrupt()
 
 
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(data, tmp_path):
+@pytest.mark.parametrize("arch", ["tiny", "vgg-tiny"])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(data, tmp_path, arch):
     """What --resume guarantees: same weights, optimizer state and schedule step, so the same result.
 
     The default recipe (warm-up, then cosine decay over all epochs) is used: the schedule is a function of the
     optimizer's step count, which the checkpoint restores, so the resumed epoch runs at the rates it would have.
     Batch order, augmentation and mixup are functions of (seed, epoch, batch), so the resumed epoch also sees the
-    very batches it would have seen.
+    very batches it would have seen; `vgg-tiny` adds dropout, whose masks must be the same too.
     """
     from fer_batch.classify import load_keras_model
     from fer_batch.training.train import TrainConfig, train
 
-    opts = ["--arch", "tiny", "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--mixup", "0.2",
+    opts = ["--arch", arch, "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--mixup", "0.2",
             "--tta", "none", "--epochs", "2"]
     a_out, a_ckpt = tmp_path / "a", tmp_path / "a_ckpt"
-    config = TrainConfig(data=str(data["csv"]), out=str(a_out), checkpoint_dir=str(a_ckpt), arch="tiny",
+    config = TrainConfig(data=str(data["csv"]), out=str(a_out), checkpoint_dir=str(a_ckpt), arch=arch,
                          batch_size=8, optimizer="adam", learning_rate=0.01, mixup=0.2, tta="none", epochs=2)
     assert config.augment == "standard" and config.warmup_epochs == 1.0 and not config.paper_recipe
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -671,10 +672,64 @@ def test_a_checkpoint_cut_off_while_written_resumes_from_the_previous_epoch(tmp_
     assert backup_epoch(backup) == 4
     assert (backup / WEIGHTS).read_bytes() == (backup / f"{WEIGHTS}{PREVIOUS}").read_bytes()
     keras.Model.load_weights(build_model("tiny"), backup / WEIGHTS)  # loads again
+    # Stopped between the weights and their record: epoch 5's weights beside epoch 4's record (also in the copy).
+    keras.utils.set_random_seed(1)
+    build_model("tiny").save_weights(backup / WEIGHTS)
+    newer = (backup / WEIGHTS).read_bytes()
+    (backup / METADATA).write_text(json.dumps({"epoch": 4, "batch": 0}))
+    assert backup_epoch(backup) == 4
+    assert (backup / WEIGHTS).read_bytes() == (backup / f"{WEIGHTS}{PREVIOUS}").read_bytes() != newer
+    assert backup_epoch(backup) == 4  # the two pairs now agree: nothing more to repair
     (backup / METADATA).write_text('{"epoch": ')  # metadata cut off, no intact previous pair left to use
     (backup / f"{WEIGHTS}{PREVIOUS}").write_bytes(b"")
     with pytest.raises(UsageError, match="does not read back .* start again without --resume"):
         backup_epoch(backup)
+
+
+def test_a_resume_without_a_whole_first_checkpoint_starts_over(data, tmp_path):
+    """Killed while its first checkpoint was written (weights there, no record yet): --resume starts again, and the
+    weights left there are not loaded, so the run equals one that never started before."""
+    import keras
+
+    from fer_batch.training.architectures import build_model
+    from fer_batch.training.checkpoints import WEIGHTS
+
+    common = ["--epochs", "1", "--tta", "none", *QUICK]
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "backup").mkdir(parents=True)
+    keras.utils.set_random_seed(123)
+    stray = build_model("tiny")
+    stray.compile(optimizer="adam", loss="categorical_crossentropy")
+    stray.save_weights(ckpt / "backup" / WEIGHTS)
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "a", "--checkpoint-dir", ckpt,
+                             "--resume", *common])
+    assert rc == EXIT_OK, stderr
+    assert "starting from epoch 1" in stderr
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "b", "--checkpoint-dir",
+                             tmp_path / "b_ckpt", *common])
+    assert rc == EXIT_OK, stderr
+    from fer_batch.classify import load_keras_model
+
+    for a, b in zip(load_keras_model(tmp_path / "a" / "model.keras").get_weights(),
+                    load_keras_model(tmp_path / "b" / "model.keras").get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_resume_with_fewer_epochs_than_done_or_other_faces_is_refused(data, tmp_path):
+    """--epochs below the epochs the checkpoint completed would train nothing and save the longer run under the
+    shorter name; data with as many faces a split and class but other faces would go on training on other faces."""
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    common = ["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--tta", "none", *QUICK]
+    assert run_cli([*common, "--epochs", "2"])[0] == EXIT_OK
+    rc, _, stderr = run_cli([*common, "--epochs", "1", "--resume"])
+    assert rc == EXIT_USAGE
+    assert f"--epochs 1: the checkpoint in {ckpt} has already completed 2 epochs; resume with --epochs 2" in stderr
+    x, y = make_faces(N_PER_CLASS, seed=2)  # as many faces a class and split as data["csv"], other faces
+    usage = ["Training" if i < 7 * TRAIN_PER_CLASS else "PublicTest" for i in range(len(y))]
+    other = write_csv(tmp_path / "other.csv", x, y, usage)
+    rc, _, stderr = run_cli(["train", "--data", other, "--out", out, "--checkpoint-dir", ckpt, "--tta", "none",
+                             *QUICK, "--epochs", "2", "--resume"])
+    assert rc == EXIT_USAGE and f"--data {str(other)!r} holds other faces than the checkpoint" in stderr, stderr
 
 
 def test_a_fresh_run_starts_over_a_damaged_checkpoint(data, tmp_path):

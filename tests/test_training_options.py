@@ -131,6 +131,8 @@ def test_the_schedule_total_is_read_inside_the_compiled_train_step():
     ({"learning_rate": 0.0}, "--lr must be a positive number, got 0.0"),
     ({"weight_decay": -1e-4}, "--weight-decay must be a number of at least 0, got -0.0001"),
     ({"mixup": -0.2}, "--mixup must be a number of at least 0, got -0.2"),
+    ({"seed": -1}, r"--seed must lie in \[0, 2\*\*32\), got -1"),
+    ({"seed": 2**32}, r"--seed must lie in \[0, 2\*\*32\), got 4294967296"),
     ({"time_budget_min": 5, "resume": True}, "cannot be combined with --resume"),
     ({"data_workers": 0}, "--data-workers must be at least 1"),
     ({"augment_engine": "pillow"}, "--augment-engine 'pillow' is not allowed"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,10 @@ def main() -> None:
             if len(ensemble_members(model)) > 1:
                 raise SystemExit(f"{name} is itself an ensemble; name its members instead")
             probs[name] = view_probs(tta_inner(model), x)
-            np.savez(cached, **{f"{int(f)}_{dy}_{dx}": p for (f, dy, dx), p in probs[name].items()})
+            # Whole or not at all: a cache cut off mid-write would be trusted by every later call.
+            part = cached.with_name(cached.name + ".part.npz")
+            np.savez(part, **{f"{int(f)}_{dy}_{dx}": p for (f, dy, dx), p in probs[name].items()})
+            os.replace(part, cached)
     print(f"PublicTest, {len(x)} faces; accuracy with each test-time view set")
     print(f"{'model / ensemble':60s} " + " ".join(f"{v:>7s}" for v in VIEW_SETS))
     for size in range(1, len(args.models) + 1):

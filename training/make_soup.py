@@ -41,7 +41,7 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     # Measured as the runs were: the same seed (a holdout of data without splits) and the same face cutting.
     seed, faces = settings[-1].get("seed", 0), settings[-1].get("faces", "as-is")
     dataset = load_dataset(data, seed=seed, faces=faces)
-    if dataset.split_method != "usage" and len({c.get("seed", 0) for c in settings}) > 1:
+    if dataset.split_method.startswith("stratified") and len({c.get("seed", 0) for c in settings}) > 1:
         raise UsageError(f"--data {data!r} has no splits of its own, and the runs held out different rows (seeds "
                          f"{', '.join(str(c.get('seed', 0)) for c in settings)}): no rows are unseen by all of them")
     val = dataset.get("val")

@@ -105,7 +105,7 @@ def main() -> None:
     val = load_dataset(args.data).get("val")
     if val is None:
         raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
-    unpacked = tempfile.TemporaryDirectory()  # a shipped ensemble's members, while this runs
+    unpacked = tempfile.TemporaryDirectory()  # a shipped ensemble's members, while this runs (removed at the end)
     found = [m for spec in args.members for m in members_of(spec, Path(unpacked.name))]
     paths, infos = [p for p, _ in found], [info for _, info in found]
 

@@ -157,12 +157,13 @@ def strip_tta(path: Path, val, card: dict) -> Path:
     out = path.with_name("model_no_tta.keras")
     inner.save(out)
     report = evaluate_model(load_keras_model(out), val)
-    card["publictest_accuracy_with_flip_tta"] = card["publictest_accuracy"]
+    views = card.get("tta", "flip")  # what the run's wrapper averaged (flip unless trained with --tta crops)
+    card[f"publictest_accuracy_with_{views}_tta"] = card["publictest_accuracy"]
     card["tta"] = "none"
     _record(card, report)
     card["publictest_accuracy_without_tta"] = card["publictest_accuracy"]
-    print(f"without TTA: PublicTest {report['accuracy']:.4f} (with flip TTA "
-          f"{card['publictest_accuracy_with_flip_tta']:.4f})")
+    print(f"without TTA: PublicTest {report['accuracy']:.4f} (with {views} TTA "
+          f"{card[f'publictest_accuracy_with_{views}_tta']:.4f})")
     return out
 
 

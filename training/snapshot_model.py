@@ -25,6 +25,7 @@ def snapshot(run_out: Path, dest: Path) -> int:
     import keras
     import numpy as np
 
+    from fer_batch.classify import resolve_model
     from fer_batch.training.architectures import build_model
     from fer_batch.training.checkpoints import METADATA, WEIGHTS
     from fer_batch.training.distillation import compile_trainer
@@ -41,7 +42,8 @@ def snapshot(run_out: Path, dest: Path) -> int:
         epoch = json.loads((backup / METADATA).read_text())["epoch"]
         net = build_model(config.arch)
         # The trainer as fit built it (the online distiller carries its teacher), so the file's layout matches.
-        trainer = compile_trainer(net, config, make_optimizer(config, config.lr), config.teacher)
+        teacher = resolve_model(config.teacher, option="--teacher") if config.teacher else None  # a name or a path
+        trainer = compile_trainer(net, config, make_optimizer(config, config.lr), teacher)
         trainer(np.zeros((1, *net.input_shape[1:]), "float32"))
         trainer.optimizer.build(trainer.trainable_variables)
         trainer.load_weights(weights)

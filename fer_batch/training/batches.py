@@ -152,9 +152,14 @@ def reseed(augmenter, key: tuple[int, ...]) -> None:
     Keras's random layers advance a SeedGenerator on each call, a state no checkpoint holds; reseeding per batch
     makes augmentation a pure function of (seed, epoch, batch) instead.
     """
+    reseed_layers(augmenter.layers, key)
+
+
+def reseed_layers(layers, key: tuple[int, ...]) -> None:
+    """:func:`reseed` for any sequence of layers."""
     import keras
 
-    for j, layer in enumerate(augmenter.layers):
+    for j, layer in enumerate(layers):
         generators = [v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)]
         generators += list(getattr(layer, "_backend_generators", {}).values())
         for k, generator in enumerate(generators):
@@ -163,11 +168,15 @@ def reseed(augmenter, key: tuple[int, ...]) -> None:
 
 
 def epoch_seed(batches):
-    """A Keras callback that tells ``batches`` which epoch begins (its shuffle and augmentation depend on it)."""
+    """A Keras callback that tells ``batches`` which epoch begins (its shuffle and augmentation depend on it) and
+    seeds the model's random layers (dropout) for it."""
     import keras
 
     class EpochSeed(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             batches.set_epoch(epoch)
+            # Dropout draws its masks from SeedGenerators that no checkpoint holds: seeded at each epoch's start, a
+            # resumed run draws the masks an uninterrupted one does.
+            reseed_layers(list(self.model._flatten_layers(include_self=False)), (batches.seed, epoch, 0, 2))
 
     return EpochSeed()

@@ -19,6 +19,17 @@ from ..errors import UsageError
 from .train_config import TrainConfig, default_lr, machine_info
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a resume trusts config.json and history.csv, and a session's end can stop
+    a run anywhere."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     """Prepare the output and checkpoint folders; True when the run continues from a checkpoint.
 
@@ -26,10 +37,12 @@ def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:
     """
     out, ckpt = Path(config.out), config.resolved_checkpoint_dir()
     backup_dir = ckpt / "backup"
-    if not config.resume and backup_dir.exists():
+    if restored_epoch is None and backup_dir.exists():
         import shutil
 
-        # Only our own sub-folder: --checkpoint-dir may name a folder that holds other things.
+        # Only our own sub-folder: --checkpoint-dir may name a folder that holds other things. A resume that found
+        # no whole checkpoint there (a run killed while writing its first) starts again too, so Keras must not load
+        # the torn or half-written files either.
         shutil.rmtree(backup_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -133,12 +146,12 @@ def write_run_record(config: TrainConfig, dataset) -> None:
             kept = {k: before[k] for k in ("epochs_settled_by_time_budget",) if k in before}
         except (OSError, ValueError):
             pass
-    (out / "config.json").write_text(json.dumps(
+    write_atomically(out / "config.json", json.dumps(
         {**kept, "config": dataclasses.asdict(config),
          # Absolute: a resume from another working folder must still find it (refuse_a_resume_that_would_start_over).
          "checkpoint_dir": str(config.resolved_checkpoint_dir().resolve()),
          "machine": machine_info(), "split_method": dataset.split_method,
-         "splits": split_counts(dataset),
+         "splits": split_counts(dataset), "data_sha256": data_digest(dataset),
          "keras": keras.__version__, "backend": keras.backend.backend()}, indent=2))
 
 
@@ -147,16 +160,37 @@ def split_counts(dataset) -> dict:
     return {k: {"n": len(v), "per_class": v.counts()} for k, v in dataset.splits.items()}
 
 
+def data_digest(dataset) -> str:
+    """SHA-256 of every split's faces and labels, in split order: what the run trained and was measured on."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name in sorted(dataset.splits):
+        split = dataset.splits[name]
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(split.x).tobytes())
+        digest.update(np.ascontiguousarray(split.y).tobytes())
+    return digest.hexdigest()
+
+
 def check_same_data(config: TrainConfig, dataset) -> None:
     """Refuse a resume on other data than the checkpoint was trained on: it would go on training on other faces.
 
-    By content, not by path: the faces per split and class that ``config.json`` recorded (a moved copy of the data
-    resumes; the same path holding other faces does not)."""
+    By content, not by path: the faces per split and class that ``config.json`` recorded, and the digest of the faces
+    themselves where it recorded one (since 2026-12-04), so that a moved copy of the data resumes and the same path
+    holding other faces does not."""
     try:
-        before = json.loads((Path(config.out) / "config.json").read_text())["splits"]
+        meta = json.loads((Path(config.out) / "config.json").read_text())
+        before = meta["splits"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # nothing to compare with: trust the checkpoint
     now = json.loads(json.dumps(split_counts(dataset)))
+    if now == before and meta.get("data_sha256") not in (None, data_digest(dataset)):
+        raise UsageError(f"--resume: --data {config.data!r} holds other faces than the checkpoint in "
+                         f"{config.resolved_checkpoint_dir()} was trained on (as many a split and class, but not the "
+                         "same); resume with that data, or start again with --overwrite")
     if now != before:
         def said(counts):
             return ", ".join(f"{k} {v['n']}" for k, v in sorted(counts.items()))
@@ -171,7 +205,7 @@ def record_settled_epochs(config: TrainConfig, epochs: int) -> None:
     path = Path(config.out) / "config.json"
     meta = json.loads(path.read_text())
     meta["epochs_settled_by_time_budget"] = epochs
-    path.write_text(json.dumps(meta, indent=2))
+    write_atomically(path, json.dumps(meta, indent=2))
 
 
 WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # BackupAndRestore's file names
@@ -211,23 +245,31 @@ def _epoch(weights: Path, meta: Path) -> int | None:
 def repair_backup(backup_dir: Path) -> bool:
     """Put the previous epoch's checkpoint back when the latest is damaged; True when it did.
 
-    Only when the latest pair is unreadable and the previous pair reads back whole; the history rows of the epoch
-    lost are then dropped by the resume, as for any redone epoch.
+    Only when the previous pair reads back whole and the latest does not, or holds other weights under the same
+    epoch; the history rows of the epoch lost are then dropped by the resume, as for any redone epoch.
     """
     import shutil
+
+    import filecmp
 
     weights, meta = backup_dir / WEIGHTS, backup_dir / METADATA
     if not weights.exists() and not meta.exists():
         return False
-    if _epoch(weights, meta) is not None:
-        return False
     prev_weights, prev_meta = Path(f"{weights}{PREVIOUS}"), Path(f"{meta}{PREVIOUS}")
-    if _epoch(prev_weights, prev_meta) is None:
+    latest, previous = _epoch(weights, meta), _epoch(prev_weights, prev_meta)
+    if previous is None:
+        return False
+    if latest is None:
+        why = "was cut off while being written"
+    elif latest == previous and not filecmp.cmp(weights, prev_weights, shallow=False):
+        # Keras copies the latest pair aside, then writes the weights, then the record: a stop between the last two
+        # leaves epoch N's weights beside epoch N-1's record, which a resume would train on as N-1's.
+        why = "holds weights newer than its record (stopped between writing the two)"
+    else:
         return False
     shutil.copyfile(prev_weights, weights)
     shutil.copyfile(prev_meta, meta)
-    print(f"the checkpoint in {backup_dir} was cut off while being written; resuming from the previous epoch's copy",
-          file=sys.stderr)
+    print(f"the checkpoint in {backup_dir} {why}; resuming from the previous epoch's copy", file=sys.stderr)
     return True
 
 
@@ -243,8 +285,11 @@ def truncate_history(path: Path, epochs_done: int) -> None:
         return
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs_done]
     if len(kept) != len(rows):
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
+        import io
+
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        write_atomically(path, text.getvalue())
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
                 xs, ys = per_split.setdefault(split, ([], []))
                 xs.append(face)
                 ys.append(label)
-    except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error, zlib.error) as exc:  # zlib: a damaged .gz
         raise DatasetError(f"{path}: cannot read as a FER-2013 CSV ({exc})") from None
     if not per_split:
         raise _no_usable(path, problems, "rows")

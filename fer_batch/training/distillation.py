@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..labels import NUM_CLASSES
 
 
@@ -26,6 +27,11 @@ def compile_trainer(net, config, optimizer, teacher_path):
         loss, accuracy = cached_distillation(config.temperature, config.distill_weight, config.label_smoothing)
         net.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
         return net
+    if config.teacher and config.teacher_mode != "online":
+        from .train_config import TEACHER_MODES
+
+        raise UsageError(f"--teacher-mode {config.teacher_mode!r} is not allowed; choose one of "
+                         f"{', '.join(TEACHER_MODES)}")
     if config.teacher:
         from ..classify import load_keras_model
 

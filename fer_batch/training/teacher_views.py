@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def _load(path: Path, key: str) -> np.ndarray | None:
     try:
         with np.load(path) as saved:
             return saved["probs"] if str(saved["key"]) == key else None
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None  # unreadable or from another run: computed again
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, UsageError
 from ..labels import NUM_CLASSES
 from .saved_models import inference_copy, tta_inner, with_tta
 from .train_config import TrainConfig, machine_info
@@ -45,6 +45,9 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     # Only a resume reads (and repairs) the checkpoint: a fresh run deletes it, damaged or not.
     restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup") if config.resume else None
     if config.resume and restored_epoch is not None:
+        if config.epochs < restored_epoch:  # Keras would train no epoch and save the longer run as this one
+            raise UsageError(f"--epochs {config.epochs}: the checkpoint in {config.resolved_checkpoint_dir()} has "
+                             f"already completed {restored_epoch} epochs; resume with --epochs {restored_epoch} or more")
         check_resumable(config, Path(config.out) / "config.json")  # before the data: reading FER-2013 takes a while
     elif config.resume:
         refuse_a_resume_that_would_start_over(config)

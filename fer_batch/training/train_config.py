@@ -92,6 +92,8 @@ class TrainConfig:
             raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.seed < 2**32:  # what NumPy's and Keras's generators take
+            raise UsageError(f"--seed must lie in [0, 2**32), got {self.seed}")
         for name, value, allowed in (
             ("--optimizer", self.optimizer, OPTIMIZERS),
             ("--augment", self.augment, AUGMENTS),
