@@ -58,7 +58,7 @@ def test_a_checkpoint_made_before_the_split_resumes_as_an_uninterrupted_run(tmp_
     straight = _history(tmp_path / "straight" / "history.csv")
     # Tolerances allow another CPU's last bits (the checkpoint was made on an AVX-512 x86); a resume that lost the
     # optimizer state or restarted the schedule misses by far more.
-    for r, s in zip(resumed, straight):
+    for r, s in zip(resumed, straight, strict=True):
         for key in ("loss", "val_loss", "accuracy"):
             assert float(r[key]) == pytest.approx(float(s[key]), rel=1e-3, abs=1e-4), (key, r, s)
     wa = load_keras_model(out / "model.keras").get_weights()

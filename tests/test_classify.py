@@ -136,10 +136,11 @@ def test_tflite_conversion_leaves_logging_alone():
     assert (list(root.handlers), root.level) == before
 
 
-def test_auto_runtime_is_tflite_without_a_gpu():
-    import tensorflow as tf
+@pytest.mark.parametrize("gpu, expected", [(False, "tflite"), (True, "keras")])
+def test_auto_runtime_is_tflite_without_a_gpu_and_keras_with_one(monkeypatch, gpu, expected):
+    import fer_batch.classify as classify
 
-    expected = "keras" if tf.config.list_physical_devices("GPU") else "tflite"
+    monkeypatch.setattr(classify, "_gpu_visible", lambda: gpu)  # what TensorFlow would see: no GPU machine here
     assert Classifier("fast", batch_size=8).runtime == expected
 
 

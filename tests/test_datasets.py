@@ -90,12 +90,17 @@ def test_a_csv_with_semicolons_is_told_so(tmp_path):
         load_csv(path)
 
 
-@pytest.mark.parametrize("content", ["", "emotion,Usage\n3,Training\n", "a,b,c\n1,2,3\n"])
-def test_missing_columns_or_empty_file(tmp_path, content):
+@pytest.mark.parametrize("content, reason", [
+    ("", "the file is empty"),
+    ("emotion,Usage\n3,Training\n", "expected a header with columns 'emotion,pixels[,Usage]', got 'emotion,usage'"),
+    ("a,b,c\n1,2,3\n", "expected a header with columns 'emotion,pixels[,Usage]', got 'a,b,c'"),
+])
+def test_missing_columns_or_empty_file(tmp_path, content, reason):
     path = tmp_path / "x.csv"
     path.write_text(content)
-    with pytest.raises(DatasetError, match=str(path)):
+    with pytest.raises(DatasetError) as raised:
         load_csv(path)
+    assert str(raised.value) == f"{path}: {reason}"
 
 
 def test_a_damaged_gzip_is_a_dataset_error_naming_the_file(tmp_path):

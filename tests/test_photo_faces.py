@@ -132,7 +132,7 @@ def test_detect_faces_are_the_faces_analyze_classifies(photo_folder):
     faces = load_dataset(photo_folder, holdout=False, faces="detect")["all"]
     model = load_keras_model(resolve_model(None))
     ours = np.asarray(model.predict(faces.x, verbose=0))
-    for row, photo in zip(ours, ("happy/portrait.jpg", "happy/turned.jpg", "sad/group.jpg")):
+    for row, photo in zip(ours, ("happy/portrait.jpg", "happy/turned.jpg", "sad/group.jpg"), strict=True):
         records = [r for r in analyze(str(photo_folder / photo), runtime="keras") if r.face_id is not None]
         largest = max(records, key=lambda r: r.w * r.h)
         np.testing.assert_allclose(row, largest.probs, atol=1e-5, err_msg=photo)

@@ -389,4 +389,8 @@ def test_a_folder_with_a_trailing_slash_resumes_the_run_given_without_one(tmp_pa
     assert main(["analyze", f"{clips}/", "--out", str(out), "--resume", "--quiet"]) == 0
     assert "1 skipped (already done)" in capsys.readouterr().err
     assert out.read_bytes() == before
-    assert main(["analyze", str(clips / "a.jpg"), "--out", str(out), "--resume", "--quiet"]) == 2  # not the same
+    capsys.readouterr()
+    from fer_batch.cli import EXIT_USAGE
+
+    assert main(["analyze", str(clips / "a.jpg"), "--out", str(out), "--resume", "--quiet"]) == EXIT_USAGE
+    assert "the earlier run differs" in capsys.readouterr().err  # one file is not the folder the run was given

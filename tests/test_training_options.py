@@ -167,6 +167,11 @@ def test_crop_erase_is_deterministic_in_range_and_erases_inside_the_face():
     assert np.array_equal(a, augment(x.copy(), np.random.default_rng([3, 1, 4])))
     assert not np.array_equal(a, augment(x.copy(), np.random.default_rng([3, 1, 5])))
     assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
+    # Uniform faces stay uniform under the flips, shifts, rotations, scaling and contrast (reflected borders): a face
+    # that is not was erased, about half of them (the recipe's probability 0.5).
+    flat = augment(np.full((200, 48, 48, 1), 128.0, np.float32), np.random.default_rng(7))
+    erased = np.ptp(flat.reshape(200, -1), axis=1) > 1
+    assert 0.35 < erased.mean() < 0.65
 
 
 def test_random_erase_fills_one_clipped_rectangle_of_the_allowed_area():
@@ -419,16 +424,26 @@ def test_ensemble_eval_views_are_the_shipped_views():
         np.testing.assert_allclose(mean_over(probs, views), want, rtol=1e-5, atol=1e-6)
 
 
-def _tiny_run(tmp_path, seed: int):
+def _sure_of_happy(net):
+    """``net`` made sure of `happy` on every face (its output bias far above the rest): int8 cannot change a class,
+    so the int8 check's outcome is known before it runs."""
+    bias = np.zeros(len(EMOTIONS), np.float32)
+    bias[EMOTIONS.index("happy")] = 30.0
+    net.get_layer("probs").bias.assign(bias)
+    return net
+
+
+def _tiny_run(tmp_path, seed: int, sure: bool = False):
     """A finished `fer-batch train` run as ship_model.py reads it (a tiny network in its flip wrapper, its
-    metrics and config), and a FER-2013 CSV of 42 PublicTest faces: (run, csv, network, faces, labels)."""
+    metrics and config), and a FER-2013 CSV of 42 PublicTest faces: (run, csv, network, faces, labels). With
+    ``sure``, the network is :func:`_sure_of_happy`."""
 
     x, y = make_faces(6, seed=5)
     csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
     keras.utils.set_random_seed(seed)
     run = tmp_path / "run"
     run.mkdir()
-    net = build_model("tiny")
+    net = _sure_of_happy(build_model("tiny")) if sure else build_model("tiny")
     with_views(net, "flip").save(run / "model.keras")
     (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "params": 1, "epochs": 1, "tta": "flip", "splits": {
         "val": {"accuracy": 0.2, "macro_f1": 0.1}, "val_no_tta": {"accuracy": 0.2, "macro_f1": 0.1}}}))
@@ -438,10 +453,11 @@ def _tiny_run(tmp_path, seed: int):
 
 def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
     """training/ship_model.py --strip-tta --tflite-int8 end to end on a tiny run: the network ships without its TTA
-    wrapper, and the card gives the int8 TFLite figures it measured (or none, if int8 missed its bars)."""
+    wrapper, and the card gives the int8 TFLite figures it measured: a network sure of every face passes int8's bars,
+    so they must be recorded."""
     import subprocess
 
-    run, csv_path, _, _, _ = _tiny_run(tmp_path, seed=0)
+    run, csv_path, _, _, _ = _tiny_run(tmp_path, seed=0, sure=True)
     dest = tmp_path / "models"
     dest.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), str(run), "fast", "--status",
@@ -452,11 +468,9 @@ def test_ship_model_measures_int8_tflite_and_records_it_in_the_card(tmp_path):
     assert re.search(r"TFLite on \d{3} generated faces: same class", done.stdout), done.stdout
     card = json.loads((dest / "fast.json").read_text())
     assert card["tta"] == "none" and load_keras_model(dest / "fast.keras").name == "tiny"
-    recorded = "int8 recorded in the card" in done.stdout
-    assert ("tflite_quantization" in card) == recorded
-    if recorded:
-        assert card["tflite_agreement_with_float"] >= 0.99
-        assert card["tflite_agreement_with_float_generated"] >= 0.99
+    assert "int8 recorded in the card" in done.stdout
+    assert card["tflite_quantization"] == "dynamic-int8"
+    assert card["tflite_agreement_with_float"] == 1.0 and card["tflite_agreement_with_float_generated"] == 1.0
 
 
 def test_ship_model_flip_margin_measures_the_second_look_as_the_classifier_runs_it(tmp_path):
@@ -520,7 +534,7 @@ def test_recard_tflite_int8_takes_a_keras_int8_model_and_drops_a_stale_request(t
     x, y = make_faces(6, seed=5)
     csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
     keras.utils.set_random_seed(0)
-    model = build_model("tiny")
+    model = _sure_of_happy(build_model("tiny"))  # passes int8's bars: the outcome is known
     model.quantize("int8")
     dest = tmp_path / "models"
     dest.mkdir()
@@ -529,15 +543,11 @@ def test_recard_tflite_int8_takes_a_keras_int8_model_and_drops_a_stale_request(t
                                                 "tflite_agreement_with_float": 0.5}))
     done = subprocess.run([sys.executable, str(ROOT / "training" / "ship_model.py"), "--recard-tflite-int8", "fast",
                            "--data", str(csv_path), "--dest", str(dest)], capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.returncode in (0, 1)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "TFLite on 42 PublicTest faces: float" in done.stdout
     card = json.loads((dest / "fast.json").read_text())
-    if done.returncode == 0:
-        assert card["tflite_quantization"] == "dynamic-int8"
-        assert card["tflite_agreement_with_float"] >= 0.99 and card["tflite_agreement_with_float_generated"] >= 0.99
-    else:
-        assert not any(k.startswith("tflite_") for k in card), card
+    assert card["tflite_quantization"] == "dynamic-int8"
+    assert card["tflite_agreement_with_float"] == 1.0 and card["tflite_agreement_with_float_generated"] == 1.0
     assert card["name"] == "fast"
 
 
