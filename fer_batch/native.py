@@ -15,7 +15,44 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-_lock = threading.Lock()
+# Reentrant: native_stderr flushes sys.stderr while holding it, and under stderr_beside_native that flush takes it too.
+_lock = threading.RLock()
+
+
+class _BesideNative:
+    """``sys.stderr`` whose writes wait while another thread has fd 2 pointed elsewhere (:func:`native_stderr`)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def write(self, text):
+        with _lock:
+            return self._inner.write(text)
+
+    def flush(self):
+        with _lock:
+            return self._inner.flush()
+
+    def close(self):
+        # Not ours to close: absl's log handler, created while this stands in for sys.stderr, closes its stream at
+        # exit when that is no longer sys.stderr, which would close the real one.
+        self.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@contextmanager
+def stderr_beside_native():
+    """For the duration, Python's writes to ``sys.stderr`` from one thread wait while another thread's native
+    start-up has fd 2 pointed elsewhere, instead of going there with the native lines: with ``--workers`` a
+    detector starts in a worker thread while the main thread prints progress and error lines."""
+    inner = sys.stderr
+    sys.stderr = _BesideNative(inner)
+    try:
+        yield
+    finally:
+        sys.stderr = inner
 
 
 @contextmanager

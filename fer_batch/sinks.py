@@ -349,6 +349,14 @@ class RunWriter:
         for path in (self.out, self.errors_path):
             if not path.exists():
                 raise UsageError(f"--resume: {path} is missing; use --overwrite")
+        # Truncating to the journal's size would pad a file cut short since (a copy stopped early, an editor) with
+        # NUL bytes, and the sources whose rows were cut would pass for done.
+        for path, key in ((self.out, "out_size"), (self.errors_path, "errors_size")):
+            size, committed = path.stat().st_size, entries[-1][key]
+            if size < committed:
+                raise UsageError(f"--resume: {path} holds {size:,} bytes, fewer than the {committed:,} its journal "
+                                 "says were written: it was cut short or replaced since that run, so the rows of "
+                                 "the files it had done are not all there; start again with --overwrite")
         self.retried = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
         if self.retried:
             entries = drop_failed(self.out, self.errors_path, entries, set(self.retried))

@@ -828,3 +828,21 @@ def test_a_filesystem_that_cannot_lock_is_a_usage_error_naming_out(tmp_path, one
     err = capsys.readouterr().err
     assert f"--out {str(out)!r}: its lock file {str(tmp_path / '.r.csv.lock')!r} cannot be locked (No locks" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_with_two_workers_every_failed_file_is_named_on_stderr(tmp_path, one_face_photo):
+    """A worker thread starting its detector points fd 2 at /dev/null for a moment; the main thread's error lines
+    written meanwhile went there too, and were lost (2 of 3 in a run of this corpus)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(one_face_photo, folder / "z_good.jpg")
+    bad = [folder / "a_empty1.jpg", folder / "a_empty2.jpg", folder / "b_garbage.png"]
+    bad[0].write_bytes(b"")
+    bad[1].write_bytes(b"")
+    bad[2].write_bytes(os.urandom(3000))
+    res = subprocess.run(cli_command() + ["analyze", str(folder), "--out", str(tmp_path / "r.csv"), "--workers", "2",
+                                          "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == EXIT_SOME_FAILED, res.stderr[-3000:]
+    for path in bad:
+        assert f"error: {path}: " in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and "lost sys.stderr" not in res.stderr

@@ -394,3 +394,24 @@ def test_a_folder_with_a_trailing_slash_resumes_the_run_given_without_one(tmp_pa
 
     assert main(["analyze", str(clips / "a.jpg"), "--out", str(out), "--resume", "--quiet"]) == EXIT_USAGE
     assert "the earlier run differs" in capsys.readouterr().err  # one file is not the folder the run was given
+
+
+def test_a_resume_over_a_timeline_cut_short_since_is_refused_and_pads_nothing(tmp_path, one_face_photo,
+                                                                                no_face_photo, capsys):
+    """A timeline shorter than its journal says (a copy stopped early): truncating it to the journal's size had
+    padded it with NUL bytes and counted the files whose rows were cut as done."""
+    from fer_batch.cli import EXIT_USAGE, main
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(one_face_photo, clips / "a.jpg")
+    shutil.copy(no_face_photo, clips / "b.jpg")
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(clips), "--out", str(out), "--quiet"]) == 0
+    cut = out.read_bytes()[: out.stat().st_size // 2]
+    out.write_bytes(cut)
+    capsys.readouterr()
+    assert main(["analyze", str(clips), "--out", str(out), "--resume", "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"--resume: {out} holds {len(cut):,} bytes, fewer than the" in err and "--overwrite" in err
+    assert out.read_bytes() == cut

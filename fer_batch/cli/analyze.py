@@ -278,12 +278,13 @@ def run(args: argparse.Namespace) -> int:
     debug_log = config.out.with_name(config.out.stem + ".debug.log") if args.debug else None
     from ..batch import run_batch
     from ..classify import Classifier
+    from ..native import stderr_beside_native
     from ._native import native_stderr, quiet_detector_factory
 
     classifier = None
     progress = _progress(args.quiet)
     stop = threading.Event()
-    with _debug_logging(debug_log):
+    with _debug_logging(debug_log), stderr_beside_native():
         # A finished --resume, or only named non-media files, needs no model; nor does Ray's driver (workers load it).
         if plan.todo and engine and not args.quiet:  # the first line at once here too: Ray takes seconds to start
             where = f"joining the Ray cluster at {args.ray_address}" if args.ray_address else "starting Ray"
