@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path, PurePath
@@ -236,24 +237,35 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     the EXIF-rotated frame), then the pixels are turned back, so the copy has the source's stored size and EXIF
     orientation and shows the same way in every viewer."""
     import numpy as np
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     from .overlay import draw_faces
-    from .sources import to_rgb
+    from .sources import EXIF_ORIENTATION, exif_turn, to_rgb
+    from .threads import warnings_ignored
 
-    with Image.open(src) as im:
-        fmt = im.format
+    with warnings_ignored():  # PIL's complaints about odd EXIF, as when the analysis read the photo
+        im = Image.open(src)
         exif = im.getexif()
+    with im:
+        fmt = im.format
         # A profile describes the source's own colour space: a grey or CMYK one would be wrong on the RGB copy.
         icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
-        orientation = int(exif.get(0x0112, 1) or 1)
-        rgb = to_rgb(ImageOps.exif_transpose(im))
+        # Turned as the analysis turned it (a malformed orientation, text or a fraction, is no turn there either), so
+        # the boxes land where the faces were found.
+        orientation = exif.get(EXIF_ORIENTATION, 1)
+        turn = exif_turn(orientation)
+        rgb = to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     draw_faces(bgr, list(records))
     out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
-    if orientation in _UNDO_ORIENTATION:
+    if turn is not None:
         out = out.transpose(getattr(Image.Transpose, _UNDO_ORIENTATION[orientation]))
-    options = {"exif": exif.tobytes()} if len(exif) else {}
+    options = {}
+    if len(exif):
+        try:
+            options["exif"] = exif.tobytes()
+        except (ValueError, TypeError, struct.error):  # a value PIL read but cannot write back: the copy goes without
+            pass
     if icc:
         options["icc_profile"] = icc
     if fmt == "JPEG":

@@ -20,6 +20,9 @@ FACE_MODES = ("as-is", "detect")
 
 #: The run's settings (RunConfig's paths, AnalyzeConfig's fields) as `fer-batch analyze` spells them, for messages
 #: that speak to users of either (AnalyzeConfig's checks, a refused --resume in sinks).
+#: The largest --batch-size: a batch of 48x48 float faces takes 9 KB a face (about 600 MB at this size) before the
+#: network's activations, and batches beyond a few hundred faces gain nothing; a billion asked for terabytes.
+MAX_BATCH = 65_536
 OPTION_NAMES = {"paths": "PATH", "every": "--every", "fps": "--fps", "batch_size": "--batch-size", "model": "--model",
                 "runtime": "--runtime", "detector": "--detector", "min_face": "--min-face", "min_score": "--min-score",
                 "detect_max_side": "--detect-size", "workers": "--workers"}
@@ -85,8 +88,8 @@ class AnalyzeConfig:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
         if self.runtime not in RUNTIMES:
             raise UsageError(f"--runtime {self.runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise UsageError(f"--batch-size must lie between 1 and {MAX_BATCH:,}, got {self.batch_size:,}")
         if self.detector not in DETECTORS:
             raise UsageError(f"--detector {self.detector!r} is not allowed; choose one of {', '.join(DETECTORS)}")
         if self.min_face < 0:

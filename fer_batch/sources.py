@@ -224,7 +224,7 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
                 if w * h > max_pixels:
                     raise InputError(source.name, f"image is {w}x{h} ({w * h / 1e6:.0f} megapixels), above the "
                                                   f"{max_pixels / 1e6:.0f}-megapixel limit")
-                turn = _EXIF_TURNS.get(im.getexif().get(_ORIENTATION, 1))
+                turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
             except BaseException:
                 im.close()
                 raise
@@ -242,10 +242,19 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
         raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
 
 
-_ORIENTATION = 0x0112  # the EXIF tag
+EXIF_ORIENTATION = 0x0112  # the EXIF tag
 #: EXIF orientation -> the ``PIL.Image.Transpose`` that shows the photo upright (as ``ImageOps.exif_transpose``).
 _EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
                7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def exif_turn(orientation) -> str | None:
+    """The ``PIL.Image.Transpose`` name that shows a photo upright, for its EXIF orientation value; None for 1 and
+    for a value that equals none of 2-8 (text, two numbers: a malformed tag turns nothing, wherever it is read)."""
+    try:
+        return _EXIF_TURNS.get(orientation)
+    except TypeError:  # unhashable
+        return None
 
 #: Leading bytes of video containers that a file named as an image may really hold.
 _VIDEO_MAGIC = ((4, b"ftyp", "an MP4/MOV video (.mp4, .mov)"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video (.mkv, "

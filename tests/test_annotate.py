@@ -136,6 +136,39 @@ def test_annotated_photos_keep_format_size_and_exif_orientation(tmp_path, multi_
     assert len(list(config.annotate.rglob("*.jpg"))) == 3
 
 
+@pytest.mark.parametrize("entry", [
+    b"\x01\x12\x00\x02\x00\x00\x00\x04" + b"6\x00\x00\x00",  # the orientation as 4 ASCII bytes, "6"
+    b"\x01\x12\x00\x03\x00\x00\x00\x02" + b"\x00\x06\x00\x08",  # as two SHORTs, (6, 8)
+])
+def test_a_malformed_exif_orientation_is_annotated_as_it_was_analysed(tmp_path, one_face_photo, classifier, entry):
+    """An orientation stored as text or as two numbers turns nothing in the analysis; the copy had failed on it (int('6\x00'): exit 5 on every retry). Now it is drawn unturned, where the
+    analysis found the face."""
+    import struct
+
+    from PIL import Image
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    src = inputs / "odd_exif.jpg"
+    with Image.open(one_face_photo) as im:
+        im.convert("RGB").save(src, quality=92)
+    # A big-endian TIFF header and one IFD with the one entry, as an APP1 segment right after the JPEG's SOI.
+    app1 = b"Exif\x00\x00" + b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + entry + b"\x00\x00\x00\x00"
+    data = src.read_bytes()
+    src.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+    config = RunConfig(paths=(str(inputs),), out=tmp_path / "r.csv", annotate=tmp_path / "ann")
+    report = run_batch(config, classifier=classifier)
+    assert report.ok and not report.annotate_failures, report.annotate_failures
+    rows = read_timeline(config.out).dropna(subset=["face_id"])
+    assert len(rows) == 1
+    dst = config.annotate / annotated_name(str(src), "image")
+    with Image.open(src) as a, Image.open(dst) as b:
+        assert b.size == a.size
+        diff = np.abs(np.asarray(a.convert("RGB"), np.int16) - np.asarray(b.convert("RGB"), np.int16)).max(axis=2)
+    r = next(rows.itertuples())
+    assert diff[int(r.y):int(r.y) + 3, int(r.x):int(r.x) + int(r.w)].mean() > 25  # the box, on the stored pixels
+
+
 def test_resume_redraws_a_committed_source_whose_annotation_was_cut_off(tmp_path, face_video, one_face_photo,
                                                                        classifier):
     config, report = _run(tmp_path, [face_video.path, one_face_photo], classifier, every=3)

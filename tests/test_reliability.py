@@ -41,6 +41,7 @@ import synthetic_media as synthetic
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from fer_batch.records import COLUMNS, ERROR_COLUMNS
 from fer_batch.summary import read_timeline
+from fer_batch.wording import shown_name
 
 REPO = Path(__file__).resolve().parents[1]
 FER_BATCH = REPO / ".venv" / "bin" / "fer-batch"
@@ -268,7 +269,8 @@ def test_corpus_exit_code_summary_and_clean_stderr(corpus_run):
     rest = res.stderr
     for rel, (expect, _) in cases.items():
         if expect != "ok":
-            name = str(corpus_run["root"] / rel)
+            # A name's control characters (the corpus has a newline and a carriage return) come escaped, as \xNN.
+            name = shown_name(str(corpus_run["root"] / rel))
             match = re.search(re.escape(f"error: {name}: ") + r"[^\n]+\n", rest)
             assert match, f"{rel!r} is not named on stderr"
             rest = rest[:match.start()] + rest[match.end():]

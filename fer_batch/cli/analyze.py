@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..wording import count
+from ..wording import count, shown_name
 from . import EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED
 
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
@@ -102,7 +102,8 @@ class _TqdmProgress:
             self.frames_bar.close()
         self.frames_bar = None
         if event.media == "video":
-            name = event.source if len(event.source) <= 40 else "…" + event.source[-39:]
+            shown = shown_name(event.source)
+            name = shown if len(shown) <= 40 else "…" + shown[-39:]
             self.frames_bar = self._tqdm(total=event.frames or None, unit="frame", desc=name, position=1,
                                          leave=False, dynamic_ncols=True)
 
@@ -113,7 +114,7 @@ class _TqdmProgress:
     def source_done(self, done):
         self.files.update(1)
         if done.error:
-            self.files.write(f"error: {done.source}: {done.error}", file=sys.stderr)
+            self.files.write(f"error: {shown_name(done.source)}: {done.error}", file=sys.stderr)
 
     def close(self):
         for bar in (self.frames_bar, self.files):
@@ -132,7 +133,7 @@ class _QuietProgress:
     def frames(self, n): ...
     def source_done(self, done):
         if done.error:
-            print(f"error: {done.source}: {done.error}", file=sys.stderr)
+            print(f"error: {shown_name(done.source)}: {done.error}", file=sys.stderr)
     def close(self): ...
     def writing(self, option): ...
 
@@ -150,10 +151,11 @@ class _LineProgress(_QuietProgress):
     def source_done(self, done):
         self.done += 1
         if done.error:  # one line that reads as a failure, not as a file analysed without a face
-            print(f"[{self.done}/{self.total}] error: {done.source}: {done.error}", file=sys.stderr, flush=True)
+            print(f"[{self.done}/{self.total}] error: {shown_name(done.source)}: {done.error}", file=sys.stderr,
+                  flush=True)
             return
         what = f"{count(done.frames, 'frame')}, {count(done.faces, 'face detection')}"
-        print(f"[{self.done}/{self.total}] {done.source}: {what}", file=sys.stderr, flush=True)
+        print(f"[{self.done}/{self.total}] {shown_name(done.source)}: {what}", file=sys.stderr, flush=True)
 
     def writing(self, option):
         _say_writing(option)
@@ -308,9 +310,9 @@ def run(args: argparse.Namespace) -> int:
     if not report.ok:
         print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
     for source, reason in report.annotate_failures:
-        print(f"annotate: {source}: {reason}", file=sys.stderr)
+        print(f"annotate: {shown_name(source)}: {reason}", file=sys.stderr)
     for source, audio in report.annotate_notes:
-        print(f"annotate: {source}: audio {audio}", file=sys.stderr)
+        print(f"annotate: {shown_name(source)}: audio {audio}", file=sys.stderr)
     for key in ("summary", "charts", "annotate", "report"):
         if key in report.outputs:
             value = report.outputs[key]
