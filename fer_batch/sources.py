@@ -283,7 +283,8 @@ def to_rgb(im) -> np.ndarray:
     """A PIL image's pixels as RGB uint8, as every reader of images (analysis, annotation, training folders) sees
     them: 16-bit grey mapped from 0..65535, transparency composited onto white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
+        # A float image's NaN or infinite pixels read as black or white (not a cast warning on stderr per image).
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=65535.0, neginf=0.0)
         # 16-bit data: map the full 0..65535 onto 0..255 (not the image's own maximum, which would stretch a dark
         # image's contrast). Modes "I" and "F" hold either 8- or 16-bit values: above 255 means 16-bit.
         if im.mode.startswith("I;16") or arr.max(initial=0) > 255:

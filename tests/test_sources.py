@@ -67,6 +67,20 @@ def test_image_modes_become_rgb(tmp_path, mode):
     assert rgb.dtype == np.uint8 and rgb.shape == (24, 32, 3)
 
 
+def test_a_float_image_with_nan_pixels_reads_them_as_black_without_a_warning(tmp_path):
+    """NumPy warned "invalid value encountered in cast" on stderr for each such image (a float TIFF with NaN)."""
+    import warnings
+
+    pixels = np.full((24, 32), 200.0, np.float32)
+    pixels[2, 3] = np.nan
+    path = tmp_path / "float_nan.tif"
+    Image.fromarray(pixels, mode="F").save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rgb = read_image(Source(path, path.name, "image"))
+    assert rgb[2, 3].tolist() == [0, 0, 0] and rgb[0, 0].tolist() == [200, 200, 200]
+
+
 def test_16bit_image_scaled_to_8bit(tmp_path):
     path = tmp_path / "deep.png"
     arr = np.full((20, 30), 65535, np.uint16)
