@@ -256,6 +256,7 @@ def exif_turn(orientation) -> str | None:
     except TypeError:  # unhashable
         return None
 
+
 #: Leading bytes of video containers that a file named as an image may really hold.
 _VIDEO_MAGIC = ((4, b"ftyp", "an MP4/MOV video (.mp4, .mov)"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video (.mkv, "
                 ".webm)"), (8, b"AVI ", "an AVI video (.avi)"))
