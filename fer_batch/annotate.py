@@ -276,6 +276,15 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     return {"size": out.size}
 
 
+def _failure(exc: Exception, dst: Path) -> str:
+    """Why an annotated copy was not written, as its user can act on it: an OSError's words (FFmpeg's included) and
+    the copy's path, not the errno or the temporary file beside it that the copy is written to first."""
+    words = getattr(exc, "strerror", None)  # OSError's and PyAV's FFmpegError's (which is no OSError)
+    if words:
+        return f"{type(exc).__name__}: {words}: {str(dst)!r}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class AnnotateSink:
     """Writes the annotated copy of each committed source below ``directory``.
 
@@ -329,7 +338,7 @@ class AnnotateSink:
             raise
         except Exception as exc:  # one file that cannot be annotated must not stop the batch
             log.debug("annotating %s failed", source, exc_info=True)
-            self.failures.append((source, f"{type(exc).__name__}: {exc}"))
+            self.failures.append((source, _failure(exc, dst)))
             dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)
             return None
         self.written.append(dst)

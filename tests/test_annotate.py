@@ -466,9 +466,12 @@ def test_a_copy_that_cannot_be_written_exits_5_and_is_counted_on_the_last_line(t
     from fer_batch.cli import EXIT_OUTPUT, main
 
     ann = tmp_path / "ann"
-    (ann / annotated_name(str(one_face_photo), "image")).mkdir(parents=True)
+    dst = ann / annotated_name(str(one_face_photo), "image")
+    dst.mkdir(parents=True)
     code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv"), "--annotate", str(ann), "--quiet"])
     err = capsys.readouterr().err
     assert code == EXIT_OUTPUT, err
-    assert f"annotate: {one_face_photo}: " in err
+    # The copy's own path, not the temporary file it is written to first (nor an errno).
+    assert f"annotate: {one_face_photo}: IsADirectoryError: Is a directory: {str(dst)!r}" in err
+    assert ".part" not in err and "Errno" not in err
     assert err.strip().splitlines()[-1].endswith("; 1 row written; 1 annotated copy not written")
