@@ -105,6 +105,11 @@ def test_a_tiny_time_budget_trains_one_epoch_end_to_end(tmp_path):
     # A resume must keep the length the budget settled on (its schedule ends there), and says how.
     with pytest.raises(UsageError, match="resume it with --epochs 1"):
         train_module.train(dataclasses.replace(config, time_budget_min=None, resume=True), verbose=0)
+    # Stopped between the first checkpoint and that record: the length is unknown, so no resume can keep it.
+    del meta["epochs_settled_by_time_budget"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="stopped before its --time-budget settled the run's length"):
+        train_module.train(dataclasses.replace(config, time_budget_min=None, resume=True), verbose=0)
 
 
 def test_the_schedule_total_is_read_inside_the_compiled_train_step():

@@ -335,6 +335,11 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
         return  # nothing to compare with: trust the checkpoint
     now = dataclasses.asdict(config)
     settled = meta.get("epochs_settled_by_time_budget")
+    if settled is None and before.get("time_budget_min") is not None:
+        # The budget settles the length after the first epoch, just after that epoch's checkpoint: a stop between
+        # the two leaves a checkpoint whose schedule no --epochs can be known to continue.
+        raise UsageError(f"--resume: the checkpoint in {config.resolved_checkpoint_dir()} was stopped before its "
+                         "--time-budget settled the run's length (one epoch in); start again with --overwrite")
     if settled is not None and config.epochs != settled:
         raise UsageError(
             f"--resume: this run settled on {settled} epochs under --time-budget (its learning-rate schedule ends "
