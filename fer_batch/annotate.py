@@ -250,8 +250,8 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         fmt = im.format
         # A profile describes the source's own colour space: a grey or CMYK one would be wrong on the RGB copy.
         icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
-        # Turned as the analysis turned it (a malformed orientation, text or a fraction, is no turn there either), so
-        # the boxes land where the faces were found.
+        # Turned as the analysis turned it (a malformed orientation, text or several numbers, is no turn there
+        # either), so the boxes land where the faces were found.
         orientation = exif.get(EXIF_ORIENTATION, 1)
         turn = exif_turn(orientation)
         rgb = to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
