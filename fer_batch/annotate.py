@@ -227,9 +227,8 @@ def _fit(img, size: tuple[int, int]):
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
-#: EXIF orientation -> the transpose that undoes :func:`PIL.ImageOps.exif_transpose` (its inverse).
-_UNDO_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
-                     7: "TRANSVERSE", 8: "ROTATE_270"}
+#: The transpose that undoes a turn: the flips, the half turn and the two diagonal mirrors undo themselves.
+_UNDO_TURN = {"ROTATE_90": "ROTATE_270", "ROTATE_270": "ROTATE_90"}
 
 
 def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
@@ -252,14 +251,13 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
         # Turned as the analysis turned it (a malformed orientation, text or several numbers, is no turn there
         # either), so the boxes land where the faces were found.
-        orientation = exif.get(EXIF_ORIENTATION, 1)
-        turn = exif_turn(orientation)
+        turn = exif_turn(exif.get(EXIF_ORIENTATION, 1))
         rgb = to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     draw_faces(bgr, list(records))
     out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     if turn is not None:
-        out = out.transpose(getattr(Image.Transpose, _UNDO_ORIENTATION[orientation]))
+        out = out.transpose(getattr(Image.Transpose, _UNDO_TURN.get(turn, turn)))
     options = {}
     if len(exif):
         try:

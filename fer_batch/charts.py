@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import EMOTIONS
-from .wording import count, shown_name
+from .wording import count, shortened, shown_name
 
 #: One colour per emotion, the same in every chart.
 COLORS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#f2b705",
@@ -80,8 +80,7 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
 
     handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]
     fig.legend(handles=handles, loc="outside lower center", ncols=7, frameon=False)
-    name = shown_name(source)
-    title = name if len(name) < 90 else "…" + name[-88:]
+    title = shortened(shown_name(source), 89)
     title += f" (smoothed over {smooth:g} s)" if smooth else ""
     if more:
         title += f"\nthe {len(face_ids)} faces seen longest; {count(more, 'more tracked face')} not shown"

@@ -32,7 +32,16 @@ class OutputError(FerBatchError):
     """An output could not be written once the run had started (disk full, its folder removed, permissions)."""
 
     def __init__(self, option: str, path, exc: OSError, *, timeline_complete: bool = True):
+        import os
+
+        from .wording import shown_name
+
         reason = exc.strerror or str(exc)
+        # The file at fault may be another than the output: one inside a --charts folder, or an input the output is
+        # made from (the timeline, the errors file), whose failure would otherwise read as the output's own.
+        culprit = exc.filename
+        if culprit is not None and os.fsdecode(culprit) != os.fsdecode(path):
+            reason = f"{reason}: {shown_name(os.fsdecode(culprit))}"
         super().__init__(f"{option} {str(path)!r}: cannot write it ({reason})")
         self.option, self.path = option, path
         #: False when the timeline itself (or its errors file or journal) failed mid-run: what was committed before

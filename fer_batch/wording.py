@@ -24,3 +24,8 @@ def shown_name(name: str) -> str:
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def shortened(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters: a long one keeps its end (the file's own name) after "…"."""
+    return name if len(name) <= width else "…" + name[len(name) - width + 1:]

@@ -136,6 +136,24 @@ def test_annotated_photos_keep_format_size_and_exif_orientation(tmp_path, multi_
     assert len(list(config.annotate.rglob("*.jpg"))) == 3
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_without_faces_comes_back_pixel_for_pixel_under_every_exif_orientation(tmp_path, orientation):
+    """The copy is drawn upright and turned back: each of the eight orientations must undo its own turn exactly (a
+    lossless PNG, no face drawn, so every pixel and the stored size come back)."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(tmp_path / "a.png", exif=exif.tobytes())
+    annotate_photo(tmp_path / "a.png", tmp_path / "b.png", [])
+    with Image.open(tmp_path / "b.png") as b:
+        assert b.getexif().get(0x0112) == orientation
+        np.testing.assert_array_equal(np.asarray(b.convert("RGB")), pixels)
+
+
 @pytest.mark.parametrize("entry", [
     b"\x01\x12\x00\x02\x00\x00\x00\x04" + b"6\x00\x00\x00",  # the orientation as 4 ASCII bytes, "6"
     b"\x01\x12\x00\x03\x00\x00\x00\x02" + b"\x00\x06\x00\x08",  # as two SHORTs, (6, 8)

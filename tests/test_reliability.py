@@ -729,6 +729,29 @@ def test_an_output_that_cannot_be_written_is_named_with_exit_5_and_the_timeline_
     assert read_timeline(tmp_path / "r.csv")["face_id"].notna().sum() == 1
 
 
+def test_a_report_whose_errors_file_cannot_be_read_names_that_file(tmp_path, one_face_photo, classifier):
+    """The report is made from the errors file too: when reading that fails (here it became a folder while the run
+    wrote its outputs), the error names the errors file, not only the report it was read for."""
+    from fer_batch.batch import run_batch
+    from fer_batch.config import RunConfig
+    from fer_batch.errors import OutputError
+
+    config = RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", report=tmp_path / "r.html")
+
+    class Progress:
+        def writing(self, option):
+            assert option == "--report"
+            config.errors_path.unlink()
+            config.errors_path.mkdir()
+
+    with pytest.raises(OutputError) as caught:
+        run_batch(config, progress=Progress(), classifier=classifier)
+    assert str(caught.value) == f"--report {str(tmp_path / 'r.html')!r}: cannot write it (Is a directory: " \
+                                f"{config.errors_path})"
+    assert caught.value.report.succeeded == 1
+    assert read_timeline(tmp_path / "r.csv")["face_id"].tolist() == [0]
+
+
 def test_smooth_without_an_output_it_smooths_is_a_usage_error(tmp_path, one_face_photo, capsys):
     code = main(["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv"), "--smooth", "1"])
     assert code == EXIT_USAGE

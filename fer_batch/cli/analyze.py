@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..wording import count, shown_name
+from ..wording import count, shortened, shown_name
 from . import EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED
 
 HELP = """Detect every face in images and videos, classify each into the seven FER-2013 emotions and write a
@@ -102,8 +102,7 @@ class _TqdmProgress:
             self.frames_bar.close()
         self.frames_bar = None
         if event.media == "video":
-            shown = shown_name(event.source)
-            name = shown if len(shown) <= 40 else "…" + shown[-39:]
+            name = shortened(shown_name(event.source), 40)
             self.frames_bar = self._tqdm(total=event.frames or None, unit="frame", desc=name, position=1,
                                          leave=False, dynamic_ncols=True)
 
