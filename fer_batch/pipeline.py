@@ -190,7 +190,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     of distributed runs (:mod:`fer_batch.engine_ray`). Arguments as :func:`analyze_source`'s (a missing path raises
     at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
     """
-    from .sources import media_kind
+    from .sources import not_a_regular_file, frames_kind, media_kind
 
     config = config or AnalyzeConfig()
     if isinstance(path, Source):
@@ -200,6 +200,8 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     kind = media_kind(file)
     if kind is None:
         return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])
+    if not_a_regular_file(file) is None:  # never open a named pipe to count its frames: it would wait for a writer
+        kind = frames_kind(file, kind)[0]
     return _stream_source(Source(file, str(file), kind), config, classifier, detector)
 
 

@@ -1,8 +1,9 @@
 """Finding media files and turning each into a stream of RGB frames.
 
 Directories are walked recursively in sorted order, hidden entries skipped and symlink loops survived. Images give
-one frame; videos give the frames chosen by ``every``/``fps``, counted as they decode (header frame counts and
-frame rates are hints, not facts). Skipped video frames are grabbed without colour conversion.
+one frame; videos (and animated GIF and PNG files) give the frames chosen by ``every``/``fps``, counted as they
+decode (header frame counts and frame rates are hints, not facts). Skipped video frames are grabbed without colour
+conversion.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ import numpy as np
 from .config import as_paths
 from .errors import InputError, UsageError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+#: Images that may hold several frames. An animated GIF or PNG is analysed as a video, every frame at its own time
+#: (FFmpeg decodes both, as it decodes videos, and so do the annotated copy and the report's thumbnails); FFmpeg
+#: decodes neither an animated WebP nor a TIFF's later pages, so those are analysed as photos, their first frame.
+ANIMATED_AS_VIDEO = frozenset({".gif", ".png"})
+FIRST_FRAME_ONLY = frozenset({".webp", ".tif", ".tiff"})
 
 
 #: The kinds of media a source can be.
@@ -57,6 +63,8 @@ class Discovery:
     skipped: int = 0  # files inside directories that are not media by their suffix
     duplicates: int = 0  # media files reached a second time (a symlink, overlapping inputs): analysed once
     duplicate_dirs: int = 0  # folders reached a second time within one input (a symlink to one met before): walked once
+    # names of images with several frames (animated WebP, multi-page TIFF) analysed as photos: their first frame only
+    first_frame_only: list[str] = field(default_factory=list)
 
 
 #: Written into the folders a run fills (``--annotate``, ``--charts``): a later walk, of any run, does not go into a
@@ -80,6 +88,28 @@ def media_kind(path: Path) -> str | None:
     if suffix in VIDEO_SUFFIXES:
         return "video"
     return None
+
+
+def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
+    """(media, whether only the first of its frames is analysed) for a regular file whose suffix says ``kind``.
+
+    Opens the GIF, PNG, WebP and TIFF files to count their frames (a look at the header, or at the start of a
+    GIF's second frame); a file that cannot be opened stays a photo, whose decoding then says what is wrong."""
+    suffix = path.suffix.lower()
+    if kind != "image" or suffix not in ANIMATED_AS_VIDEO | FIRST_FRAME_ONLY:
+        return kind, False
+    from PIL import Image
+
+    from .threads import warnings_ignored
+
+    try:
+        with warnings_ignored(), Image.open(path) as im:
+            several = bool(getattr(im, "is_animated", False))
+    except Exception:  # PIL raises many kinds for a damaged file (as read_image expects)
+        return kind, False
+    if not several:
+        return kind, False
+    return ("video", False) if suffix in ANIMATED_AS_VIDEO else ("image", True)
 
 
 def discover(paths, *, skip_dirs=()) -> Discovery:
@@ -109,10 +139,13 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
             found.duplicates += 1
             return
         seen.add(key)
-        odd = _not_a_regular_file(path)
+        odd = not_a_regular_file(path)
         if odd is not None:  # a decoder would wait on a named pipe for ever, or read a device without end
             found.rejected.append((name, f"not a regular file ({odd})"))
             return
+        kind, first_only = frames_kind(path, kind)
+        if first_only:
+            found.first_frame_only.append(name)
         found.sources.append(Source(path=path, name=name, media=kind))
 
     def again(name: str) -> None:
@@ -127,7 +160,7 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
     return found
 
 
-def _not_a_regular_file(path: Path) -> str | None:
+def not_a_regular_file(path: Path) -> str | None:
     """What ``path`` is when it is not a regular file (after symlinks): "a named pipe", "a socket", "a device"."""
     import stat
 

@@ -508,6 +508,18 @@ _ORIENTATION_INVERSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTT
                         6: "ROTATE_90", 7: "TRANSVERSE", 8: "ROTATE_270"}
 
 
+def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], durations_ms: Sequence[int]) -> Path:
+    """Write RGB ``frames`` as one multi-frame image, each shown for its duration; the suffix picks the format: GIF,
+    APNG (``.png``), animated WebP, or a multi-page TIFF (which has no durations). Returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
+    timing = {} if path.suffix.lower() in (".tif", ".tiff") else {"duration": list(durations_ms), "loop": 0}
+    images[0].save(path, save_all=True, append_images=images[1:], **timing)
+    return path
+
+
 def save_exif_rotated(path: str | os.PathLike, rgb: np.ndarray, *, orientation: int = 6,
                       quality: int = 92) -> Path:
     """Save ``rgb`` so that it only looks upright when the EXIF Orientation tag is honoured.

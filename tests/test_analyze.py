@@ -177,6 +177,45 @@ def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no
     assert "already exists" in capsys.readouterr().err
 
 
+def test_an_animated_gif_is_analysed_frame_by_frame_and_annotated_as_a_video(tmp_path, capsys, classifier):
+    """A face walking across a GIF: a row per frame at the GIF's own times, the box following the face, an annotated
+    MP4 copy of every frame; an animated WebP beside it is a photo, and a note says its later frames were left."""
+    import av
+
+    import synthetic_media as synthetic
+
+    photo = synthetic.photo_faces(1, (240, 300)).rgb
+    frames = []
+    for i in range(4):
+        canvas = np.full((300, 480, 3), 120, np.uint8)
+        canvas[:, 60 * i:60 * i + 240] = photo
+        frames.append(canvas)
+    media = tmp_path / "media"
+    media.mkdir()
+    synthetic.save_animation(media / "walk.gif", frames, [100, 100, 200, 100])
+    synthetic.save_animation(media / "walk.webp", frames, [100, 100, 200, 100])
+    out = tmp_path / "r.csv"
+    code = main(["analyze", str(media), "--out", str(out), "--annotate", str(tmp_path / "ann"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OK, err
+    assert f"note: 1 image with several frames (animated WebP, multi-page TIFF) analysed as photos, their first " \
+           f"frame only: {media / 'walk.webp'}" in err
+    timeline = read_timeline(out)
+    gif = timeline[timeline["source"] == str(media / "walk.gif")]
+    assert gif["media"].tolist() == ["video"] * 4 and gif["frame"].tolist() == [0, 1, 2, 3]
+    assert gif["time_s"].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.4])
+    assert gif["face_id"].tolist() == [0] * 4
+    np.testing.assert_allclose(np.diff(gif["x"].astype(float)), 60, atol=8)
+    webp = timeline[timeline["source"] == str(media / "walk.webp")]
+    assert webp["media"].tolist() == ["image"] and webp["face_id"].tolist() == [0]
+    copy = tmp_path / "ann" / str(media / "walk.gif.mp4").lstrip("/")
+    with av.open(str(copy)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert times == pytest.approx([0.0, 0.1, 0.2, 0.4])
+    records, done = analyze_source(media / "walk.gif", classifier=classifier)  # the library's one-file call too
+    assert done.media == "video" and [r.time_s for r in records] == pytest.approx([0.0, 0.1, 0.2, 0.4])
+
+
 def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
     out = tmp_path / "r.csv"
     assert main(["analyze", str(tmp_path / "nope"), "--out", str(out)]) == EXIT_USAGE
@@ -425,5 +464,5 @@ def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face
     (docs / "notes.txt").write_text("x")
     (docs / "clip.heic").write_bytes(b"x")
     assert main(["analyze", str(docs), "--out", str(tmp_path / "d.csv"), "--quiet"]) == EXIT_OK
-    assert "note: no image or video file among the inputs (2 other files ignored); images: .bmp, .jpeg" in \
+    assert "note: no image or video file among the inputs (2 other files ignored); images: .bmp, .gif, .jpeg" in \
         capsys.readouterr().err

@@ -208,11 +208,11 @@ def test_images_in_hidden_folders_are_not_read(tmp_path):
 
 
 def test_files_left_out_and_classes_without_faces_are_noted(tmp_path):
-    """A class folder of .gif or .heic files would vanish from training without a word: the notes say what was
+    """A class folder of .svg or .heic files would vanish from training without a word: the notes say what was
     left out for its suffix, and which class folders gave no face at all."""
     x, y = make_faces(1)
     root = write_folder(tmp_path / "t", x, y)
-    (root / "happy" / "anim.gif").write_bytes(b"GIF89a")
+    (root / "happy" / "drawing.svg").write_text("<svg/>")
     (root / "happy" / "clip.mp4").write_bytes(b"\x00" * 8)
     (root / "sad" / "notes.txt").write_text("labels")
     for face in (root / "surprise").iterdir():
@@ -220,7 +220,7 @@ def test_files_left_out_and_classes_without_faces_are_noted(tmp_path):
     (root / "surprise" / "photo.heic").write_bytes(b"\x00" * 8)
     ds = load_folder(root, holdout=False)
     assert len(ds["all"]) == 6 and 5 not in ds["all"].y.tolist()
-    assert any(n.startswith("4 file(s) in class folders left out for their suffix (.gif 1, .heic 1, .mp4 1, .txt 1)")
+    assert any(n.startswith("4 file(s) in class folders left out for their suffix (.heic 1, .mp4 1, .svg 1, .txt 1)")
                for n in ds.notes), ds.notes
     assert f"no usable image in {root / 'surprise'}: that class has no faces there" in ds.notes, ds.notes
 

@@ -404,3 +404,33 @@ def test_a_damaged_stretch_costs_its_frames_not_the_rest_of_the_video(tmp_path):
                                            str(info.value)).groups())
     assert lost == last - first + 1 and 0 < first and last < 299
     assert got == [i for i in expected if not first <= i <= last]  # every frame outside the damage, numbered as before
+
+
+def test_animated_gif_and_png_are_videos_and_other_multi_frame_images_are_noted_photos(tmp_path):
+    """An animated GIF or PNG is analysed as a video: every frame, at the time its own duration gives it. FFmpeg
+    decodes neither an animated WebP nor a TIFF's later pages: those stay photos, named in the discovery's notes.
+    One frame, or bytes no decoder takes, is a photo as before (decoding it says what is wrong)."""
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]
+    frames = [np.full((24, 32, 3), c, np.uint8) for c in colours]
+    durations = [100, 200, 50, 300]
+    for name in ("walk.gif", "walk.png", "walk.webp", "pages.tif"):
+        synthetic.save_animation(tmp_path / name, frames, durations)
+    synthetic.save_animation(tmp_path / "still.gif", frames[:1], durations[:1])
+    _img(tmp_path / "still.png")
+    (tmp_path / "broken.gif").write_bytes(b"GIF89a")
+    found = discover([tmp_path])
+    media = {Path(s.name).name: s.media for s in found.sources}
+    assert media == {"broken.gif": "image", "pages.tif": "image", "still.gif": "image", "still.png": "image",
+                     "walk.gif": "video", "walk.png": "video", "walk.webp": "image"}
+    assert [Path(n).name for n in found.first_frame_only] == ["pages.tif", "walk.webp"]
+    for name in ("walk.gif", "walk.png"):
+        source = next(s for s in found.sources if s.name.endswith(name))
+        decoded = list(iter_frames(source))
+        assert [f.index for f in decoded] == [0, 1, 2, 3], name
+        means = [tuple(np.rint(f.rgb.reshape(-1, 3).mean(axis=0)).astype(int)) for f in decoded]
+        assert all(np.abs(np.subtract(m, c)).max() <= 3 for m, c in zip(means, colours)), (name, means)
+        if name == "walk.gif":  # the GIF's own durations (APNG's reach OpenCV as its header rate only)
+            assert [f.time_s for f in decoded] == pytest.approx([0.0, 0.1, 0.3, 0.35])
+        assert list(iter_frames(source, every=2)) and [f.index for f in iter_frames(source, every=2)] == [0, 2]
+    with pytest.raises(InputError, match="broken.gif: corrupt or truncated image|broken.gif: not a readable image"):
+        read_image(next(s for s in found.sources if s.name.endswith("broken.gif")))
