@@ -98,6 +98,9 @@ def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
     suffix = path.suffix.lower()
     if kind != "image" or suffix not in ANIMATED_AS_VIDEO | FIRST_FRAME_ONLY:
         return kind, False
+    frames = _png_frames(path) if suffix == ".png" else None
+    if frames is not None:  # an archive of PNG photos: a few bytes read each, a third of the time PIL takes to open
+        return ("video" if frames > 1 else "image"), False
     from PIL import Image
 
     from .threads import warnings_ignored
@@ -110,6 +113,31 @@ def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
     if not several:
         return kind, False
     return ("video", False) if suffix in ANIMATED_AS_VIDEO else ("image", True)
+
+
+def _png_frames(path: Path) -> int | None:
+    """The frames a PNG's animation control chunk announces (1 without one); None where the file does not start as
+    a PNG or cannot be read, for PIL to look at."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            for _ in range(256):  # acTL comes before the first image data, after a few metadata chunks
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, chunk = struct.unpack(">I4s", head)
+                if chunk == b"acTL":
+                    body = f.read(4)
+                    return struct.unpack(">I", body)[0] if len(body) == 4 else None
+                if chunk == b"IDAT":
+                    return 1
+                f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
+    except OSError:
+        return None
+    return None
 
 
 def discover(paths, *, skip_dirs=()) -> Discovery:

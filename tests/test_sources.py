@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -418,18 +419,19 @@ def test_animated_gif_and_png_are_videos_and_other_multi_frame_images_are_noted_
     synthetic.save_animation(tmp_path / "still.gif", frames[:1], durations[:1])
     _img(tmp_path / "still.png")
     (tmp_path / "broken.gif").write_bytes(b"GIF89a")
+    shutil.copy(tmp_path / "walk.gif", tmp_path / "gif named.png")  # its bytes decide, not its suffix
     found = discover([tmp_path])
     media = {Path(s.name).name: s.media for s in found.sources}
-    assert media == {"broken.gif": "image", "pages.tif": "image", "still.gif": "image", "still.png": "image",
-                     "walk.gif": "video", "walk.png": "video", "walk.webp": "image"}
+    assert media == {"broken.gif": "image", "gif named.png": "video", "pages.tif": "image", "still.gif": "image",
+                     "still.png": "image", "walk.gif": "video", "walk.png": "video", "walk.webp": "image"}
     assert [Path(n).name for n in found.first_frame_only] == ["pages.tif", "walk.webp"]
-    for name in ("walk.gif", "walk.png"):
+    for name in ("walk.gif", "walk.png", "gif named.png"):
         source = next(s for s in found.sources if s.name.endswith(name))
         decoded = list(iter_frames(source))
         assert [f.index for f in decoded] == [0, 1, 2, 3], name
         means = [tuple(np.rint(f.rgb.reshape(-1, 3).mean(axis=0)).astype(int)) for f in decoded]
         assert all(np.abs(np.subtract(m, c)).max() <= 3 for m, c in zip(means, colours)), (name, means)
-        if name == "walk.gif":  # the GIF's own durations (APNG's reach OpenCV as its header rate only)
+        if name != "walk.png":  # the GIF's own durations (APNG's reach OpenCV as its header rate only)
             assert [f.time_s for f in decoded] == pytest.approx([0.0, 0.1, 0.3, 0.35])
         assert list(iter_frames(source, every=2)) and [f.index for f in iter_frames(source, every=2)] == [0, 2]
     with pytest.raises(InputError, match="broken.gif: corrupt or truncated image|broken.gif: not a readable image"):
