@@ -190,7 +190,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     of distributed runs (:mod:`fer_batch.engine_ray`). Arguments as :func:`analyze_source`'s (a missing path raises
     at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
     """
-    from .sources import not_a_regular_file, frames_kind, media_kind
+    from .sources import frames_kind, media_kind, not_a_regular_file
 
     config = config or AnalyzeConfig()
     if isinstance(path, Source):

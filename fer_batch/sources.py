@@ -24,11 +24,12 @@ from .errors import InputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-#: Images that may hold several frames. An animated GIF or PNG is analysed as a video, every frame at its own time
-#: (FFmpeg decodes both, as it decodes videos, and so do the annotated copy and the report's thumbnails); FFmpeg
-#: decodes neither an animated WebP nor a TIFF's later pages, so those are analysed as photos, their first frame.
-ANIMATED_AS_VIDEO = frozenset({".gif", ".png"})
-FIRST_FRAME_ONLY = frozenset({".webp", ".tif", ".tiff"})
+#: Image suffixes whose files may hold several frames. An animated GIF or PNG (by its bytes) is analysed as a video,
+#: every frame at its own time: FFmpeg decodes both, as it decodes videos, and so do the annotated copy and the
+#: report's thumbnails. FFmpeg decodes neither an animated WebP nor a TIFF's later pages: those are analysed as
+#: photos, their first frame.
+MULTI_FRAME_SUFFIXES = frozenset({".gif", ".png", ".webp", ".tif", ".tiff"})
+ANIMATED_AS_VIDEO = frozenset({"GIF", "PNG"})  # PIL's names of the formats
 
 
 #: The kinds of media a source can be.
@@ -96,7 +97,7 @@ def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
     Opens the GIF, PNG, WebP and TIFF files to count their frames (a look at the header, or at the start of a
     GIF's second frame); a file that cannot be opened stays a photo, whose decoding then says what is wrong."""
     suffix = path.suffix.lower()
-    if kind != "image" or suffix not in ANIMATED_AS_VIDEO | FIRST_FRAME_ONLY:
+    if kind != "image" or suffix not in MULTI_FRAME_SUFFIXES:
         return kind, False
     frames = _png_frames(path) if suffix == ".png" else None
     if frames is not None:  # an archive of PNG photos: a few bytes read each, a third of the time PIL takes to open
@@ -107,12 +108,12 @@ def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
 
     try:
         with warnings_ignored(), Image.open(path) as im:
-            several = bool(getattr(im, "is_animated", False))
+            several, format_ = bool(getattr(im, "is_animated", False)), im.format
     except Exception:  # PIL raises many kinds for a damaged file (as read_image expects)
         return kind, False
     if not several:
         return kind, False
-    return ("video", False) if suffix in ANIMATED_AS_VIDEO else ("image", True)
+    return ("video", False) if format_ in ANIMATED_AS_VIDEO else ("image", True)
 
 
 def _png_frames(path: Path) -> int | None:

@@ -420,11 +420,13 @@ def test_animated_gif_and_png_are_videos_and_other_multi_frame_images_are_noted_
     _img(tmp_path / "still.png")
     (tmp_path / "broken.gif").write_bytes(b"GIF89a")
     shutil.copy(tmp_path / "walk.gif", tmp_path / "gif named.png")  # its bytes decide, not its suffix
+    shutil.copy(tmp_path / "walk.webp", tmp_path / "webp named.gif")  # one FFmpeg cannot decode: a photo
     found = discover([tmp_path])
     media = {Path(s.name).name: s.media for s in found.sources}
     assert media == {"broken.gif": "image", "gif named.png": "video", "pages.tif": "image", "still.gif": "image",
-                     "still.png": "image", "walk.gif": "video", "walk.png": "video", "walk.webp": "image"}
-    assert [Path(n).name for n in found.first_frame_only] == ["pages.tif", "walk.webp"]
+                     "still.png": "image", "walk.gif": "video", "walk.png": "video", "walk.webp": "image",
+                     "webp named.gif": "image"}
+    assert [Path(n).name for n in found.first_frame_only] == ["pages.tif", "walk.webp", "webp named.gif"]
     for name in ("walk.gif", "walk.png", "gif named.png"):
         source = next(s for s in found.sources if s.name.endswith(name))
         decoded = list(iter_frames(source))
