@@ -26,9 +26,9 @@ from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path, PurePath
 
-from .errors import Interrupted
+from .errors import InputError, Interrupted
 from .records import FaceRecord
-from .sources import mark_output_dir, media_error
+from .sources import NO_TIMESTAMP_FPS, Source, animation_frames, is_animation, mark_output_dir, media_error
 
 log = logging.getLogger("fer_batch")
 
@@ -137,6 +137,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
 
     from .overlay import bgr_colours, draw_faces, draw_legend
 
+    if is_animation(Source(Path(src), str(src), "video")):
+        return _annotate_animation(Path(src), dst, records, note=note, stop=stop)
     colours = bgr_colours()
     groups = _by_frame(records)
     upcoming = next(groups, None)
@@ -201,6 +203,60 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     facts["frames"] = index + 1
             for p in vout.encode(None):
                 out.mux(p)
+    os.replace(tmp, dst)
+    return facts
+
+
+def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None, stop) -> dict:
+    """:func:`annotate_video` for an animated image (GIF, PNG, WebP, a TIFF's pages): its frames as the analysis
+    decoded them (PIL), each shown from its own time (pages without times 1/30 s apart), into an MP4."""
+    import av
+    import numpy as np
+
+    from .overlay import bgr_colours, draw_faces, draw_legend
+
+    colours = bgr_colours()
+    groups = _by_frame(records)
+    upcoming = next(groups, None)
+    current: list[FaceRecord] = []
+    tmp = dst.with_name(f".{dst.name}.part")
+    facts = {"frames": 0, "audio": "none"}
+    tb = Fraction(1, 1000)  # the durations of GIF and WebP frames are whole milliseconds
+    with av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+        vout = None
+        last_pts = -1
+        for index, t, pixels in animation_frames(Source(src, str(src), "video")):
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped while annotating {src}; continue with --resume")
+            img = np.ascontiguousarray(pixels()[:, :, ::-1])
+            if vout is None:  # sized by the first frame (a TIFF's later pages may differ: fitted to it)
+                h, w = img.shape[:2]
+                size = (w + w % 2, h + h % 2)
+                vout = out.add_stream("libx264", rate=int(NO_TIMESTAMP_FPS))
+                vout.pix_fmt = "yuv420p"
+                vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
+                vout.codec_context.time_base = tb
+                vout.width, vout.height = size
+                facts["size"] = (w, h)
+            while upcoming is not None and upcoming[0] <= index:
+                current = upcoming[1]
+                upcoming = next(groups, None)
+            draw_faces(img, current, colours)
+            if note:
+                draw_legend(img, note)
+            if (img.shape[1], img.shape[0]) != size:
+                img = _fit(img, size)
+            new = av.VideoFrame.from_ndarray(img, format="bgr24")
+            # A frame of no duration still needs a time of its own in the MP4.
+            new.pts = last_pts = max(round((t if t is not None else index / NO_TIMESTAMP_FPS) * 1000), last_pts + 1)
+            new.time_base = tb
+            for p in vout.encode(new):
+                out.mux(p)
+            facts["frames"] = index + 1
+        if vout is None:
+            raise InputError(str(src), "no frame could be decoded")
+        for p in vout.encode(None):
+            out.mux(p)
     os.replace(tmp, dst)
     return facts
 

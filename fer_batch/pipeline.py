@@ -201,7 +201,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     if kind is None:
         return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])
     if not_a_regular_file(file) is None:  # never open a named pipe to count its frames: it would wait for a writer
-        kind = frames_kind(file, kind)[0]
+        kind = frames_kind(file, kind)
     return _stream_source(Source(file, str(file), kind), config, classifier, detector)
 
 

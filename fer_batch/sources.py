@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +24,11 @@ from .errors import InputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-#: Image suffixes whose files may hold several frames. An animated GIF or PNG (by its bytes) is analysed as a video,
-#: every frame at its own time: FFmpeg decodes both, as it decodes videos, and so do the annotated copy and the
-#: report's thumbnails. FFmpeg decodes neither an animated WebP nor a TIFF's later pages: those are analysed as
-#: photos, their first frame.
+#: Image suffixes whose files may hold several frames (animated GIF, PNG and WebP, a TIFF's pages). Such a file is
+#: analysed as a video, every frame at its own time; PIL decodes its frames (:func:`animation_frames`), for the
+#: analysis, the report's thumbnails and the annotated copy alike, as FFmpeg decodes neither an animated WebP nor a
+#: TIFF's later pages.
 MULTI_FRAME_SUFFIXES = frozenset({".gif", ".png", ".webp", ".tif", ".tiff"})
-ANIMATED_AS_VIDEO = frozenset({"GIF", "PNG"})  # PIL's names of the formats
 
 
 #: The kinds of media a source can be.
@@ -64,8 +63,6 @@ class Discovery:
     skipped: int = 0  # files inside directories that are not media by their suffix
     duplicates: int = 0  # media files reached a second time (a symlink, overlapping inputs): analysed once
     duplicate_dirs: int = 0  # folders reached a second time within one input (a symlink to one met before): walked once
-    # names of images with several frames (animated WebP, multi-page TIFF) analysed as photos: their first frame only
-    first_frame_only: list[str] = field(default_factory=list)
 
 
 #: Written into the folders a run fills (``--annotate``, ``--charts``): a later walk, of any run, does not go into a
@@ -91,29 +88,87 @@ def media_kind(path: Path) -> str | None:
     return None
 
 
-def frames_kind(path: Path, kind: str) -> tuple[str, bool]:
-    """(media, whether only the first of its frames is analysed) for a regular file whose suffix says ``kind``.
+def frames_kind(path: Path, kind: str) -> str:
+    """The media of a regular file whose suffix says ``kind``: "video" for an image file with several frames.
 
     Opens the GIF, PNG, WebP and TIFF files to count their frames (a look at the header, or at the start of a
     GIF's second frame); a file that cannot be opened stays a photo, whose decoding then says what is wrong."""
     suffix = path.suffix.lower()
     if kind != "image" or suffix not in MULTI_FRAME_SUFFIXES:
-        return kind, False
+        return kind
     frames = _png_frames(path) if suffix == ".png" else None
     if frames is not None:  # an archive of PNG photos: a few bytes read each, a third of the time PIL takes to open
-        return ("video" if frames > 1 else "image"), False
+        return "video" if frames > 1 else "image"
     from PIL import Image
 
     from .threads import warnings_ignored
 
     try:
         with warnings_ignored(), Image.open(path) as im:
-            several, format_ = bool(getattr(im, "is_animated", False)), im.format
+            several = bool(getattr(im, "is_animated", False))
     except Exception:  # PIL raises many kinds for a damaged file (as read_image expects)
-        return kind, False
-    if not several:
-        return kind, False
-    return ("video", False) if format_ in ANIMATED_AS_VIDEO else ("image", True)
+        return kind
+    return "video" if several else kind
+
+
+def is_animation(source: Source) -> bool:
+    """Whether a video source is an image file with several frames, decoded by PIL (:func:`animation_frames`)."""
+    return source.media == "video" and source.path.suffix.lower() in MULTI_FRAME_SUFFIXES
+
+
+def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[tuple[int, float | None, Callable]]:
+    """(index, seconds from the start, a call that gives its RGB pixels) for each frame of an animated image.
+
+    A frame's time is the sum of the durations of the frames before it; pages without durations (a TIFF's) have
+    None, counted as index / 30 s where a time is needed, as for a video without timestamps; a GIF frame of under
+    20 ms, or without a duration, is shown for 100 ms, as browsers and FFmpeg play it. Frames are turned upright by
+    the file's EXIF orientation, as a photo is. Pixels are converted only when asked for, before the next frame is
+    taken: a frame left out by the sampling costs its decoding alone (each may be drawn over the one before, so
+    none is skipped).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .threads import warnings_ignored
+
+    _check_nonempty(source)
+    try:
+        with warnings_ignored():
+            im = Image.open(source.path)
+    except UnidentifiedImageError:
+        raise InputError(source.name, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise InputError(source.name, f"frames are {w}x{h}, above the {max_pixels / 1e6:.0f}-megapixel limit")
+        turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
+        t = 0.0
+        index = 0
+        while True:
+            try:
+                if index:
+                    im.seek(index)
+                im.load()
+            except EOFError:
+                return
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise InputError(source.name, f"frame {index} could not be decoded ({exc}); the frames before it were "
+                                              "analysed and their rows kept") from None
+            duration = im.info.get("duration")
+            known = isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0
+            if im.format == "GIF" and not (known and duration >= 20):
+                duration, known = 100, True
+            if index == 0:  # the file is timed or not as its first frame is (a later frame without one lasts 0)
+                timed = known
+
+            def pixels():
+                return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+
+            yield index, (t if timed else None), pixels
+            if timed and known:
+                t += duration / 1000.0
+            index += 1
 
 
 def _png_frames(path: Path) -> int | None:
@@ -172,9 +227,7 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
         if odd is not None:  # a decoder would wait on a named pipe for ever, or read a device without end
             found.rejected.append((name, f"not a regular file ({odd})"))
             return
-        kind, first_only = frames_kind(path, kind)
-        if first_only:
-            found.first_frame_only.append(name)
+        kind = frames_kind(path, kind)
         found.sources.append(Source(path=path, name=name, media=kind))
 
     def again(name: str) -> None:
@@ -378,6 +431,14 @@ def probe_video(source: Source) -> dict:
     """Header facts of a video (frame count, fps, size); hints only, used for progress bars."""
     import cv2
 
+    if is_animation(source):
+        from PIL import Image
+
+        from .threads import warnings_ignored
+
+        with warnings_ignored(), Image.open(source.path) as im:
+            return {"frames": int(getattr(im, "n_frames", 1)), "width": im.size[0], "height": im.size[1]}
+
     cap = open_video(source.path)  # as it will be decoded: the same backend, and OpenCV's open warnings held back
     try:
         if not cap.isOpened():
@@ -400,7 +461,27 @@ def iter_frames(source: Source, every: int = 1, fps: float | None = None,
         return
     if source.media != "video":
         raise media_error("Source media", source.media)
+    if is_animation(source):
+        yield from _iter_animation(source, every, fps, max_pixels, bgr=bgr)
+        return
     yield from _iter_video(source, every, fps, max_pixels, bgr=bgr)
+
+
+def _iter_animation(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
+                    bgr: bool = False) -> Iterator[Frame]:
+    """The frames of an animated image that ``every`` / ``sample_fps`` choose, as :func:`_iter_video` chooses them."""
+    next_sample_t = 0.0
+    for index, t, pixels in animation_frames(source, max_pixels):
+        if sample_fps is not None:
+            t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
+            if t_eff + 1e-6 < next_sample_t:
+                continue
+            next_sample_t = _next_sample(next_sample_t, t_eff, sample_fps)
+        elif index % every:
+            continue
+        rgb = pixels()
+        yield Frame(index=index, time_s=t, rgb=None, bgr=np.ascontiguousarray(rgb[:, :, ::-1])) if bgr else \
+            Frame(index=index, time_s=t, rgb=rgb)
 
 
 def open_video(path: Path):

@@ -57,7 +57,23 @@ def _video_frames(path: Path, frames: list[int]):
     """(index, BGR pixels) of the wanted frames of a video, in order."""
     import cv2
 
-    from .sources import open_video
+    from .sources import Source, animation_frames, is_animation, open_video
+
+    source = Source(Path(path), str(path), "video")
+    if is_animation(source):  # decoded as the analysis decoded it: by PIL, frame after frame
+        from .errors import InputError
+
+        wanted = set(frames)
+        try:
+            for index, _, pixels in animation_frames(source):
+                if index in wanted:
+                    yield index, np.ascontiguousarray(pixels()[:, :, ::-1])
+                    wanted.discard(index)
+                    if not wanted:
+                        return
+        except InputError:  # a frame that cannot be decoded: its faces and those after it go without thumbnails
+            return
+        return
 
     cap = open_video(path)  # as the analysis opened it: a phone video's frames upright, where its boxes are
     try:

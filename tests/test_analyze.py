@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -177,12 +178,13 @@ def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no
     assert "already exists" in capsys.readouterr().err
 
 
-def test_an_animated_gif_is_analysed_frame_by_frame_and_annotated_as_a_video(tmp_path, capsys, classifier):
-    """A face walking across a GIF: a row per frame at the GIF's own times, the box following the face, an annotated
-    MP4 copy of every frame; an animated WebP beside it is a photo, and a note says its later frames were left."""
+def test_animated_images_are_analysed_frame_by_frame_and_annotated_as_videos(tmp_path, capsys, classifier):
+    """A face walking across an animated GIF and WebP: a row per frame at the animation's own times, the box
+    following the face, an annotated MP4 copy of every frame at those times, report thumbnails from the frame."""
     import av
 
     import synthetic_media as synthetic
+    from fer_batch.thumbs import face_thumbnails
 
     photo = synthetic.photo_faces(1, (240, 300)).rgb
     frames = []
@@ -192,27 +194,32 @@ def test_an_animated_gif_is_analysed_frame_by_frame_and_annotated_as_a_video(tmp
         frames.append(canvas)
     media = tmp_path / "media"
     media.mkdir()
-    synthetic.save_animation(media / "walk.gif", frames, [100, 100, 200, 100])
-    synthetic.save_animation(media / "walk.webp", frames, [100, 100, 200, 100])
+    for name in ("walk.gif", "walk.webp"):
+        synthetic.save_animation(media / name, frames, [100, 100, 200, 100])
     out = tmp_path / "r.csv"
-    code = main(["analyze", str(media), "--out", str(out), "--annotate", str(tmp_path / "ann"), "--quiet"])
+    code = main(["analyze", str(media), "--out", str(out), "--annotate", str(tmp_path / "ann"), "--report",
+                 str(tmp_path / "r.html"), "--quiet"])
     err = capsys.readouterr().err
     assert code == EXIT_OK, err
-    assert f"note: 1 image with several frames (animated WebP, multi-page TIFF) analysed as photos, their first " \
-           f"frame only: {media / 'walk.webp'}" in err
     timeline = read_timeline(out)
-    gif = timeline[timeline["source"] == str(media / "walk.gif")]
-    assert gif["media"].tolist() == ["video"] * 4 and gif["frame"].tolist() == [0, 1, 2, 3]
-    assert gif["time_s"].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.4])
-    assert gif["face_id"].tolist() == [0] * 4
-    np.testing.assert_allclose(np.diff(gif["x"].astype(float)), 60, atol=8)
-    webp = timeline[timeline["source"] == str(media / "walk.webp")]
-    assert webp["media"].tolist() == ["image"] and webp["face_id"].tolist() == [0]
-    copy = tmp_path / "ann" / str(media / "walk.gif.mp4").lstrip("/")
-    with av.open(str(copy)) as container:
-        times = [frame.time for frame in container.decode(video=0)]
-    assert times == pytest.approx([0.0, 0.1, 0.2, 0.4])
-    records, done = analyze_source(media / "walk.gif", classifier=classifier)  # the library's one-file call too
+    for name in ("walk.gif", "walk.webp"):
+        rows = timeline[timeline["source"] == str(media / name)]
+        assert rows["media"].tolist() == ["video"] * 4 and rows["frame"].tolist() == [0, 1, 2, 3], name
+        assert rows["time_s"].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.4])
+        assert rows["face_id"].tolist() == [0] * 4
+        np.testing.assert_allclose(np.diff(rows["x"].astype(float)), 60, atol=8)
+        copy = tmp_path / "ann" / str(media / f"{name}.mp4").lstrip("/")
+        with av.open(str(copy)) as container:
+            times = [frame.time for frame in container.decode(video=0)]
+        assert times == pytest.approx([0.0, 0.1, 0.2, 0.4]), name
+        last = rows.iloc[3]
+        box = (int(last.x), int(last.y), int(last.w), int(last.h))
+        thumbs = face_thumbnails(media / name, "video", {0: (3, box, "neutral")}, {"neutral": (128, 128, 128)})
+        crop = cv2.imdecode(np.frombuffer(thumbs[0][0], np.uint8), cv2.IMREAD_COLOR)
+        assert crop.std() > 20  # the face, not the flat grey the frame is beside it
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('alt="face #0, its most confident crop"') == 2  # one face in each animation, both shown
+    records, done = analyze_source(media / "walk.webp", classifier=classifier)  # the library's one-file call too
     assert done.media == "video" and [r.time_s for r in records] == pytest.approx([0.0, 0.1, 0.2, 0.4])
 
 

@@ -407,10 +407,10 @@ def test_a_damaged_stretch_costs_its_frames_not_the_rest_of_the_video(tmp_path):
     assert got == [i for i in expected if not first <= i <= last]  # every frame outside the damage, numbered as before
 
 
-def test_animated_gif_and_png_are_videos_and_other_multi_frame_images_are_noted_photos(tmp_path):
-    """An animated GIF or PNG is analysed as a video: every frame, at the time its own duration gives it. FFmpeg
-    decodes neither an animated WebP nor a TIFF's later pages: those stay photos, named in the discovery's notes.
-    One frame, or bytes no decoder takes, is a photo as before (decoding it says what is wrong)."""
+def test_every_multi_frame_image_is_a_video_decoded_frame_by_frame_at_its_own_times(tmp_path):
+    """An animated GIF, PNG or WebP, or a TIFF of several pages, is analysed as a video: every frame, at the time the
+    durations before it add up to (a TIFF's pages have none). One frame, or bytes no decoder takes, is a photo as
+    before (decoding it says what is wrong); the bytes decide, not the suffix."""
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]
     frames = [np.full((24, 32, 3), c, np.uint8) for c in colours]
     durations = [100, 200, 50, 300]
@@ -419,22 +419,49 @@ def test_animated_gif_and_png_are_videos_and_other_multi_frame_images_are_noted_
     synthetic.save_animation(tmp_path / "still.gif", frames[:1], durations[:1])
     _img(tmp_path / "still.png")
     (tmp_path / "broken.gif").write_bytes(b"GIF89a")
-    shutil.copy(tmp_path / "walk.gif", tmp_path / "gif named.png")  # its bytes decide, not its suffix
-    shutil.copy(tmp_path / "walk.webp", tmp_path / "webp named.gif")  # one FFmpeg cannot decode: a photo
+    shutil.copy(tmp_path / "walk.gif", tmp_path / "gif named.png")
+    shutil.copy(tmp_path / "walk.webp", tmp_path / "webp named.gif")
     found = discover([tmp_path])
     media = {Path(s.name).name: s.media for s in found.sources}
-    assert media == {"broken.gif": "image", "gif named.png": "video", "pages.tif": "image", "still.gif": "image",
-                     "still.png": "image", "walk.gif": "video", "walk.png": "video", "walk.webp": "image",
-                     "webp named.gif": "image"}
-    assert [Path(n).name for n in found.first_frame_only] == ["pages.tif", "walk.webp", "webp named.gif"]
-    for name in ("walk.gif", "walk.png", "gif named.png"):
-        source = next(s for s in found.sources if s.name.endswith(name))
+    assert media == {"broken.gif": "image", "gif named.png": "video", "pages.tif": "video", "still.gif": "image",
+                     "still.png": "image", "walk.gif": "video", "walk.png": "video", "walk.webp": "video",
+                     "webp named.gif": "video"}
+    for source in found.sources:
+        if source.media != "video":
+            continue
         decoded = list(iter_frames(source))
+        name = Path(source.name).name
         assert [f.index for f in decoded] == [0, 1, 2, 3], name
         means = [tuple(np.rint(f.rgb.reshape(-1, 3).mean(axis=0)).astype(int)) for f in decoded]
         assert all(np.abs(np.subtract(m, c)).max() <= 3 for m, c in zip(means, colours)), (name, means)
-        if name != "walk.png":  # the GIF's own durations (APNG's reach OpenCV as its header rate only)
-            assert [f.time_s for f in decoded] == pytest.approx([0.0, 0.1, 0.3, 0.35])
-        assert list(iter_frames(source, every=2)) and [f.index for f in iter_frames(source, every=2)] == [0, 2]
+        times = [f.time_s for f in decoded]
+        assert times == ([None] * 4 if name == "pages.tif" else pytest.approx([0.0, 0.1, 0.3, 0.35])), name
+        assert [f.index for f in iter_frames(source, every=2)] == [0, 2]
+        # --fps 5: the first frame at or after every 0.2 s of the animation's own time (0, 0.3; a TIFF's pages count
+        # 1/30 s each)
+        assert [f.index for f in iter_frames(source, fps=5)] == ([0] if name == "pages.tif" else [0, 2]), name
+        picked = list(iter_frames(source, every=3, bgr=True))
+        assert [f.index for f in picked] == [0, 3] and picked[1].rgb is None
+        np.testing.assert_allclose(picked[1].bgr.reshape(-1, 3).mean(axis=0), colours[3][::-1], atol=3)
     with pytest.raises(InputError, match="broken.gif: corrupt or truncated image|broken.gif: not a readable image"):
         read_image(next(s for s in found.sources if s.name.endswith("broken.gif")))
+
+
+def test_a_gif_frame_of_no_duration_is_shown_for_a_tenth_of_a_second(tmp_path):
+    frames = [np.full((8, 8, 3), c, np.uint8) for c in (0, 90, 180)]
+    path = synthetic.save_animation(tmp_path / "fast.gif", frames, [0, 10, 40])
+    source = discover([path]).sources[0]
+    assert [f.time_s for f in iter_frames(source)] == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_an_animation_cut_short_keeps_its_frames_and_names_the_one_that_failed(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8) for i in range(4)]
+    whole = synthetic.save_animation(tmp_path / "whole.gif", frames, [100] * 4).read_bytes()
+    (tmp_path / "cut.gif").write_bytes(whole[:int(len(whole) * 0.6)])
+    source = Source(tmp_path / "cut.gif", "cut.gif", "video")
+    got = []
+    with pytest.raises(InputError, match=r"cut.gif: frame \d could not be decoded .*; the frames before it were "
+                                         "analysed and their rows kept"):
+        for frame in iter_frames(source):
+            got.append(frame.index)
+    assert got and got == list(range(len(got)))

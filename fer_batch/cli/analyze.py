@@ -269,12 +269,6 @@ def run(args: argparse.Namespace) -> int:
     if found.duplicate_dirs:
         print(f"note: {count(found.duplicate_dirs, 'folder')} reached a second time (through a symlink) not walked "
               "again: their files are analysed once, under the names first met", file=sys.stderr)
-    if found.first_frame_only:
-        names = ", ".join(shown_name(n) for n in found.first_frame_only[:3])
-        more = f" and {len(found.first_frame_only) - 3} more" if len(found.first_frame_only) > 3 else ""
-        print(f"note: {count(len(found.first_frame_only), 'image')} with several frames (animated WebP, multi-page "
-              f"TIFF) analysed as photos, their first frame only: {names}{more}; convert them to a video or GIF to "
-              "analyse every frame", file=sys.stderr)
     if not found.sources and not found.rejected:
         print(f"note: no image or video file among the inputs ({count(found.skipped, 'other file')} ignored); "
               f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}",
