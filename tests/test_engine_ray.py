@@ -446,6 +446,27 @@ def test_a_file_name_that_is_not_utf8_runs_on_ray_as_locally(ray_local, tmp_path
 
 
 @pytest.mark.ray
+def test_an_animated_image_runs_on_ray_as_locally(ray_local, tmp_path, synthetic_photos):
+    """An animated WebP is a video decoded by Pillow in the worker: frame by frame at its own times, as locally."""
+    from PIL import Image
+
+    folder = tmp_path / "anim"
+    folder.mkdir()
+    with Image.open(synthetic_photos["one_face"][0]) as im:
+        face = np.asarray(im.convert("RGB").resize((200, 250)))
+    frames = [np.pad(face, ((0, 0), (40 * i, 120 - 40 * i), (0, 0)), constant_values=110) for i in range(3)]
+    synthetic.save_animation(folder / "walk.webp", frames, [100, 250, 100])
+    ray_out, local_out = tmp_path / "ray.csv", tmp_path / "local.csv"
+    report = _run(folder, ray_out)
+    assert report.ok and report.succeeded == 1, report.errors
+    run_batch(RunConfig(paths=(str(folder),), out=local_out, analyze=AnalyzeConfig(batch_size=32)))
+    assert_same_timeline(ray_out, local_out)
+    rows = read_timeline(ray_out)
+    assert rows["media"].tolist() == ["video"] * 3 and rows["time_s"].tolist() == pytest.approx([0.0, 0.1, 0.35])
+    assert rows["face_id"].tolist() == [0, 0, 0]
+
+
+@pytest.mark.ray
 def test_chunks_of_a_group_video_end_between_frames(ray_local, tmp_path):
     """Six faces a frame, chunks of one row: each chunk still holds one whole frame (a chunk of the one-face video
     could not split a frame, whatever the rule), no frame comes in two chunks, and the Ray run's output is the local
