@@ -1,9 +1,9 @@
 """Finding media files and turning each into a stream of RGB frames.
 
 Directories are walked recursively in sorted order, hidden entries skipped and symlink loops survived. Images give
-one frame; videos (and animated GIF and PNG files) give the frames chosen by ``every``/``fps``, counted as they
-decode (header frame counts and frame rates are hints, not facts). Skipped video frames are grabbed without colour
-conversion.
+one frame; videos (and image files of several frames: animated GIF, PNG, WebP, TIFF pages) give the frames chosen
+by ``every``/``fps``, counted as they decode (header frame counts and frame rates are hints, not facts). Skipped
+video frames are grabbed without colour conversion.
 """
 
 from __future__ import annotations
