@@ -209,7 +209,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
 
 def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None, stop) -> dict:
     """:func:`annotate_video` for an animated image (GIF, PNG, WebP, a TIFF's pages): its frames as the analysis
-    decoded them (PIL), each shown from its own time (pages without times 1/30 s apart), into an MP4."""
+    decoded them (PIL), each shown from its own time for its own duration (pages without times 1/30 s apart), into
+    an MP4. A frame that cannot be decoded ends the copy there, as it ended the analysis."""
     import av
     import numpy as np
 
@@ -224,11 +225,20 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
     tb = Fraction(1, 1000)  # the durations of GIF and WebP frames are whole milliseconds
     with av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as out:
         vout = None
-        last_pts = -1
-        for index, t, pixels in animation_frames(Source(src, str(src), "video")):
+        last_pts, end = -1, None
+        frames = animation_frames(Source(src, str(src), "video"))
+        while True:
+            try:
+                index, t, lasts, pixels = next(frames)
+                img = np.ascontiguousarray(pixels()[:, :, ::-1])
+            except StopIteration:
+                break
+            except InputError:
+                if vout is None:
+                    raise
+                break  # the analysis stopped at the same frame: the copy holds the frames it analysed
             if stop is not None and stop.is_set():
                 raise Interrupted(f"stopped while annotating {src}; continue with --resume")
-            img = np.ascontiguousarray(pixels()[:, :, ::-1])
             if vout is None:  # sized by the first frame (a TIFF's later pages may differ: fitted to it)
                 h, w = img.shape[:2]
                 size = (w + w % 2, h + h % 2)
@@ -253,8 +263,16 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
             for p in vout.encode(new):
                 out.mux(p)
             facts["frames"] = index + 1
+            end = (new.pts + round(lasts * 1000), img) if lasts else None
         if vout is None:
             raise InputError(str(src), "no frame could be decoded")
+        if end is not None and end[0] > last_pts:
+            # MP4 keeps no duration for its last frame (players show it for one frame interval): the last frame again
+            # at the animation's end holds it as long as the animation does (a GIF's last frame is often its longest).
+            held = av.VideoFrame.from_ndarray(end[1], format="bgr24")
+            held.pts, held.time_base = end[0], tb
+            for p in vout.encode(held):
+                out.mux(p)
         for p in vout.encode(None):
             out.mux(p)
     os.replace(tmp, dst)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -116,15 +117,25 @@ def is_animation(source: Source) -> bool:
     return source.media == "video" and source.path.suffix.lower() in MULTI_FRAME_SUFFIXES
 
 
-def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[tuple[int, float | None, Callable]]:
-    """(index, seconds from the start, a call that gives its RGB pixels) for each frame of an animated image.
+class AnimationFrame(NamedTuple):
+    """One frame of an animated image (:func:`animation_frames`)."""
+
+    index: int
+    time_s: float | None  # seconds from the start; None for pages without durations (a TIFF's)
+    duration_s: float | None  # how long it is shown; None where the file has no durations
+    pixels: Callable[[], np.ndarray]  # its RGB pixels, to be asked for before the next frame is taken
+
+
+def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[AnimationFrame]:
+    """Every frame of an animated image, in order.
 
     A frame's time is the sum of the durations of the frames before it; pages without durations (a TIFF's) have
     None, counted as index / 30 s where a time is needed, as for a video without timestamps; a GIF frame of under
-    20 ms, or without a duration, is shown for 100 ms, as browsers and FFmpeg play it. Frames are turned upright by
-    the file's EXIF orientation, as a photo is. Pixels are converted only when asked for, before the next frame is
-    taken: a frame left out by the sampling costs its decoding alone (each may be drawn over the one before, so
-    none is skipped).
+    20 ms, or without a duration, is shown for 100 ms, as browsers and FFmpeg play it. An APNG's default image,
+    which players do not show when they animate, is left out. Frames are turned upright by the file's EXIF
+    orientation, as a photo is. Pixels are converted only when asked for: a frame left out by the sampling costs its
+    decoding alone (each may be drawn over the one before, so none is skipped). A frame that cannot be decoded, or
+    is over ``max_pixels``, raises :class:`InputError` after the frames before it.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -136,38 +147,44 @@ def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[
             im = Image.open(source.path)
     except UnidentifiedImageError:
         raise InputError(source.name, "not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds (DecompressionBombError among them)
         raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
     with im:
-        w, h = im.size
-        if w * h > max_pixels:
-            raise InputError(source.name, f"frames are {w}x{h}, above the {max_pixels / 1e6:.0f}-megapixel limit")
+        first = 1 if getattr(im, "default_image", False) else 0
         turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
         t = 0.0
+        timed = None
         index = 0
         while True:
             try:
-                if index:
-                    im.seek(index)
+                if index + first:
+                    im.seek(index + first)
                 im.load()
             except EOFError:
                 return
-            except (OSError, ValueError, SyntaxError) as exc:
+            except Exception as exc:  # noqa: BLE001 - as above: OSError, ValueError, struct.error, a bomb
                 raise InputError(source.name, f"frame {index} could not be decoded ({exc}); the frames before it were "
                                               "analysed and their rows kept") from None
+            w, h = im.size  # each frame's own: a TIFF's later page may be larger than its first
+            if w * h > max_pixels:
+                raise InputError(source.name, f"frame {index} is {w}x{h}, above the {max_pixels / 1e6:.0f}-megapixel "
+                                              "limit; the frames before it were analysed and their rows kept")
             duration = im.info.get("duration")
             known = isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0
             if im.format == "GIF" and not (known and duration >= 20):
                 duration, known = 100, True
-            if index == 0:  # the file is timed or not as its first frame is (a later frame without one lasts 0)
+            if timed is None:  # the file is timed or not as its first frame is (a later frame without one lasts 0)
                 timed = known
+            lasts = duration / 1000.0 if timed and known else (0.0 if timed else None)
 
-            def pixels():
-                return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+            def pixels(index=index):
+                try:
+                    return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+                except Exception as exc:  # noqa: BLE001 - a mode Pillow decodes but cannot convert
+                    raise InputError(source.name, f"frame {index} could not be converted ({exc})") from None
 
-            yield index, (t if timed else None), pixels
-            if timed and known:
-                t += duration / 1000.0
+            yield AnimationFrame(index, t if timed else None, lasts, pixels)
+            t += lasts or 0.0
             index += 1
 
 
@@ -436,8 +453,11 @@ def probe_video(source: Source) -> dict:
 
         from .threads import warnings_ignored
 
-        with warnings_ignored(), Image.open(source.path) as im:
-            return {"frames": int(getattr(im, "n_frames", 1)), "width": im.size[0], "height": im.size[1]}
+        with warnings_ignored():
+            im = Image.open(source.path)
+        with im:  # a GIF's count reads the whole file: not under the lock other workers' photo opens wait on
+            frames = int(getattr(im, "n_frames", 1)) - (1 if getattr(im, "default_image", False) else 0)
+            return {"frames": frames, "width": im.size[0], "height": im.size[1]}
 
     cap = open_video(source.path)  # as it will be decoded: the same backend, and OpenCV's open warnings held back
     try:
@@ -471,7 +491,7 @@ def _iter_animation(source: Source, every: int, sample_fps: float | None, max_pi
                     bgr: bool = False) -> Iterator[Frame]:
     """The frames of an animated image that ``every`` / ``sample_fps`` choose, as :func:`_iter_video` chooses them."""
     next_sample_t = 0.0
-    for index, t, pixels in animation_frames(source, max_pixels):
+    for index, t, _, pixels in animation_frames(source, max_pixels):
         if sample_fps is not None:
             t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
             if t_eff + 1e-6 < next_sample_t:

@@ -65,7 +65,7 @@ def _video_frames(path: Path, frames: list[int]):
 
         wanted = set(frames)
         try:
-            for index, _, pixels in animation_frames(source):
+            for index, _, _, pixels in animation_frames(source):
                 if index in wanted:
                     yield index, np.ascontiguousarray(pixels()[:, :, ::-1])
                     wanted.discard(index)

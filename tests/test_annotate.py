@@ -136,6 +136,34 @@ def test_annotated_photos_keep_format_size_and_exif_orientation(tmp_path, multi_
     assert len(list(config.annotate.rglob("*.jpg"))) == 3
 
 
+def test_an_animation_cut_short_is_annotated_up_to_where_its_analysis_stopped(tmp_path):
+    """The analysis keeps the rows of the frames before the damage: the annotated copy holds those frames too (it
+    had failed whole), and a long last frame is held for its own duration."""
+    import av
+
+    import synthetic_media as synthetic
+    from fer_batch.annotate import annotate_video
+    from fer_batch.errors import InputError
+    from fer_batch.sources import Source, iter_frames
+
+    frames = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8) for i in range(4)]
+    whole = synthetic.save_animation(tmp_path / "whole.gif", frames, [100, 100, 100, 1000])
+    facts = annotate_video(whole, tmp_path / "whole.mp4", [])
+    with av.open(str(tmp_path / "whole.mp4")) as container:
+        assert [f.time for f in container.decode(video=0)] == pytest.approx([0.0, 0.1, 0.2, 0.3, 1.3])
+    assert facts["frames"] == 4
+    data = whole.read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[:int(len(data) * 0.6)])
+    analysed = []
+    with pytest.raises(InputError, match="could not be decoded"):
+        for frame in iter_frames(Source(tmp_path / "cut.gif", "cut.gif", "video")):
+            analysed.append(frame.index)
+    facts = annotate_video(tmp_path / "cut.gif", tmp_path / "cut.mp4", [])
+    assert facts["frames"] == len(analysed) >= 1
+    with av.open(str(tmp_path / "cut.mp4")) as container:
+        assert len(list(container.decode(video=0))) == len(analysed) + 1  # the last one held for its 100 ms
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_a_photo_without_faces_comes_back_pixel_for_pixel_under_every_exif_orientation(tmp_path, orientation):
     """The copy is drawn upright and turned back: each of the eight orientations must undo its own turn exactly (a

@@ -465,3 +465,28 @@ def test_an_animation_cut_short_keeps_its_frames_and_names_the_one_that_failed(t
         for frame in iter_frames(source):
             got.append(frame.index)
     assert got and got == list(range(len(got)))
+
+
+def test_an_apngs_default_image_is_not_a_frame_and_later_frames_are_timed(tmp_path):
+    """Players animating an APNG never show its default image (a poster for viewers without APNG): left out, and
+    the frames after it keep their durations."""
+    frames = [Image.new("RGB", (16, 12), c) for c in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
+    # Pillow gives the durations to the animation's frames in order (the default image has none)
+    frames[0].save(tmp_path / "poster.png", save_all=True, append_images=frames[1:], default_image=True,
+                   duration=[500, 250, 100])
+    source = discover([tmp_path / "poster.png"]).sources[0]
+    decoded = list(iter_frames(source))
+    assert source.media == "video" and [f.time_s for f in decoded] == pytest.approx([0.0, 0.5])
+    assert [tuple(f.rgb[0, 0]) for f in decoded] == [(0, 250, 0), (0, 0, 250)]
+
+
+def test_a_later_page_over_the_pixel_limit_is_refused_after_the_pages_before_it(tmp_path):
+    pages = [Image.new("RGB", (10, 10), "red"), Image.new("RGB", (400, 400), "blue")]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    source = discover([tmp_path / "pages.tif"]).sources[0]
+    got = []
+    with pytest.raises(InputError, match=r"pages.tif: frame 1 is 400x400, above the 0-megapixel limit; the frames "
+                                         "before it were analysed"):
+        for frame in iter_frames(source, max_pixels=1000):
+            got.append(frame.index)
+    assert got == [0]
