@@ -135,14 +135,9 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
     import av
     import numpy as np
 
-    from .overlay import bgr_colours, draw_faces, draw_legend
-
     if is_animation(Source(Path(src), str(src), "video")):
         return _annotate_animation(Path(src), dst, records, note=note, stop=stop)
-    colours = bgr_colours()
-    groups = _by_frame(records)
-    upcoming = next(groups, None)
-    current: list[FaceRecord] = []
+    drawn = _Drawing(records, note)
     tmp = dst.with_name(f".{dst.name}.part")
     facts = {"frames": 0, "audio": "none"}
     turns = display_turns(src)
@@ -151,17 +146,12 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
         vin.thread_type = "AUTO"
         rate = vin.average_rate or vin.guessed_rate or Fraction(30)
         with av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as out:
-            vout = out.add_stream("libx264", rate=rate)
-            vout.pix_fmt = "yuv420p"
-            vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
             tb = vin.time_base or Fraction(1, 90000)
-            vout.codec_context.time_base = tb
-            # Sized before the first packet (an audio one may come first and open the file); yuv420p needs even.
+            # Sized before the first packet (an audio one may come first and open the file).
             w, h = vin.codec_context.width, vin.codec_context.height
             if turns % 2:  # drawn and written upright, as the analysis saw it: the copy needs no rotation tag
                 w, h = h, w
-            size = (w + w % 2, h + h % 2)
-            vout.width, vout.height = size
+            vout, size = _h264_stream(out, rate, tb, (w, h))
             facts["size"] = (w, h)
             ain = aout = None
             if inp.streams.audio:
@@ -187,14 +177,7 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     img = frame.to_ndarray(format="bgr24")
                     if turns:
                         img = np.ascontiguousarray(np.rot90(img, turns))
-                    while upcoming is not None and upcoming[0] <= index:
-                        current = upcoming[1]
-                        upcoming = next(groups, None)
-                    draw_faces(img, current, colours)
-                    if note:
-                        draw_legend(img, note)
-                    if (img.shape[1], img.shape[0]) != size:
-                        img = _fit(img, size)
+                    img = drawn(img, index, size)
                     new = av.VideoFrame.from_ndarray(img, format="bgr24")
                     new.pts = frame.pts if frame.pts is not None else int(index / rate / tb)
                     new.time_base = tb
@@ -214,12 +197,7 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
     import av
     import numpy as np
 
-    from .overlay import bgr_colours, draw_faces, draw_legend
-
-    colours = bgr_colours()
-    groups = _by_frame(records)
-    upcoming = next(groups, None)
-    current: list[FaceRecord] = []
+    drawn = _Drawing(records, note)
     tmp = dst.with_name(f".{dst.name}.part")
     facts = {"frames": 0, "audio": "none"}
     tb = Fraction(1, 1000)  # the durations of GIF and WebP frames are whole milliseconds
@@ -240,22 +218,9 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
             if stop is not None and stop.is_set():
                 raise Interrupted(f"stopped while annotating {src}; continue with --resume")
             if vout is None:  # sized by the first frame (a TIFF's later pages may differ: fitted to it)
-                h, w = img.shape[:2]
-                size = (w + w % 2, h + h % 2)
-                vout = out.add_stream("libx264", rate=int(NO_TIMESTAMP_FPS))
-                vout.pix_fmt = "yuv420p"
-                vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
-                vout.codec_context.time_base = tb
-                vout.width, vout.height = size
-                facts["size"] = (w, h)
-            while upcoming is not None and upcoming[0] <= index:
-                current = upcoming[1]
-                upcoming = next(groups, None)
-            draw_faces(img, current, colours)
-            if note:
-                draw_legend(img, note)
-            if (img.shape[1], img.shape[0]) != size:
-                img = _fit(img, size)
+                facts["size"] = (img.shape[1], img.shape[0])
+                vout, size = _h264_stream(out, int(NO_TIMESTAMP_FPS), tb, facts["size"])
+            img = drawn(img, index, size)
             new = av.VideoFrame.from_ndarray(img, format="bgr24")
             # A frame of no duration still needs a time of its own in the MP4.
             new.pts = last_pts = max(round((t if t is not None else index / NO_TIMESTAMP_FPS) * 1000), last_pts + 1)
@@ -277,6 +242,42 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
             out.mux(p)
     os.replace(tmp, dst)
     return facts
+
+
+class _Drawing:
+    """Draws each frame's faces (the last result held over frames that were not analysed) and the legend's note,
+    and fits the frame to the copy's size."""
+
+    def __init__(self, records: Iterable[FaceRecord], note: str | None):
+        from .overlay import bgr_colours
+
+        self.colours, self.note = bgr_colours(), note
+        self.groups = _by_frame(records)
+        self.upcoming = next(self.groups, None)
+        self.current: list[FaceRecord] = []
+
+    def __call__(self, img, index: int, size: tuple[int, int]):
+        from .overlay import draw_faces, draw_legend
+
+        while self.upcoming is not None and self.upcoming[0] <= index:
+            self.current = self.upcoming[1]
+            self.upcoming = next(self.groups, None)
+        draw_faces(img, self.current, self.colours)
+        if self.note:
+            draw_legend(img, self.note)
+        return _fit(img, size) if (img.shape[1], img.shape[0]) != size else img
+
+
+def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int]):
+    """The copy's H.264 stream and its size: ``frame_size`` made even, as yuv420p needs."""
+    w, h = frame_size
+    size = (w + w % 2, h + h % 2)
+    vout = out.add_stream("libx264", rate=rate)
+    vout.pix_fmt = "yuv420p"
+    vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
+    vout.codec_context.time_base = time_base
+    vout.width, vout.height = size
+    return vout, size
 
 
 def display_turns(path: Path) -> int:

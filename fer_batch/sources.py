@@ -490,14 +490,9 @@ def iter_frames(source: Source, every: int = 1, fps: float | None = None,
 def _iter_animation(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
                     bgr: bool = False) -> Iterator[Frame]:
     """The frames of an animated image that ``every`` / ``sample_fps`` choose, as :func:`_iter_video` chooses them."""
-    next_sample_t = 0.0
+    wanted = _Sampling(every, sample_fps)
     for index, t, _, pixels in animation_frames(source, max_pixels):
-        if sample_fps is not None:
-            t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
-            if t_eff + 1e-6 < next_sample_t:
-                continue
-            next_sample_t = _next_sample(next_sample_t, t_eff, sample_fps)
-        elif index % every:
+        if not wanted(index, t):
             continue
         rgb = pixels()
         yield Frame(index=index, time_s=t, rgb=None, bgr=np.ascontiguousarray(rgb[:, :, ::-1])) if bgr else \
@@ -575,7 +570,7 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
         fps_ok = _valid_fps(header_fps)
         clock = _VideoClock(header_fps if fps_ok else None)
         index = -1
-        next_sample_t = 0.0
+        wanted = _Sampling(every, sample_fps)
         gaps: list[tuple[int, int]] = []  # (first frame, frames) that could not be decoded, with good frames after
         while True:
             if not cap.grab():
@@ -591,13 +586,7 @@ def _iter_video(source: Source, every: int, sample_fps: float | None, max_pixels
                 index += failed  # the frames after the gap keep their own numbers
             index += 1
             t = clock.time(index, cap.get(cv2.CAP_PROP_POS_MSEC))
-            if sample_fps is not None:
-                # Without a usable timestamp, fall back to the frame index at 30 fps (documented in README).
-                t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
-                if t_eff + 1e-6 < next_sample_t:
-                    continue
-                next_sample_t = _next_sample(next_sample_t, t_eff, sample_fps)
-            elif index % every:
+            if not wanted(index, t):
                 continue
             ok, pixels = cap.retrieve()
             if not ok or pixels is None:
@@ -639,6 +628,24 @@ def _gaps_text(gaps: list[tuple[int, int]], lead: str = "") -> str:
     spans = ", ".join(f"{first:,}-{first + n - 1:,}" if n > 1 else f"{first:,}" for first, n in gaps[:5])
     more = f" and {len(gaps) - 5} more stretches" if len(gaps) > 5 else ""
     return f"{lead}{count(sum(n for _, n in gaps), 'frame')} could not be decoded ({spans}{more})"
+
+
+class _Sampling:
+    """Which decoded frames are analysed: with ``fps``, the first at or after each 1 / ``fps`` seconds of the
+    frames' own times (frame index / 30 s where a frame has none, as README documents); else every ``every``-th."""
+
+    def __init__(self, every: int, fps: float | None):
+        self.every, self.fps = every, fps
+        self.next_t = 0.0
+
+    def __call__(self, index: int, t: float | None) -> bool:
+        if self.fps is None:
+            return index % self.every == 0
+        t_eff = t if t is not None else index / NO_TIMESTAMP_FPS
+        if t_eff + 1e-6 < self.next_t:
+            return False
+        self.next_t = _next_sample(self.next_t, t_eff, self.fps)
+        return True
 
 
 def _next_sample(next_t: float, t: float, fps: float) -> float:
