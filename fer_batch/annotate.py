@@ -249,22 +249,21 @@ class _Drawing:
     and fits the frame to the copy's size."""
 
     def __init__(self, records: Iterable[FaceRecord], note: str | None):
-        from .overlay import bgr_colours
+        from .overlay import bgr_colours, draw_faces, draw_legend
 
         self.colours, self.note = bgr_colours(), note
+        self.draw_faces, self.draw_legend = draw_faces, draw_legend  # imported once, not once a frame
         self.groups = _by_frame(records)
         self.upcoming = next(self.groups, None)
         self.current: list[FaceRecord] = []
 
     def __call__(self, img, index: int, size: tuple[int, int]):
-        from .overlay import draw_faces, draw_legend
-
         while self.upcoming is not None and self.upcoming[0] <= index:
             self.current = self.upcoming[1]
             self.upcoming = next(self.groups, None)
-        draw_faces(img, self.current, self.colours)
+        self.draw_faces(img, self.current, self.colours)
         if self.note:
-            draw_legend(img, self.note)
+            self.draw_legend(img, self.note)
         return _fit(img, size) if (img.shape[1], img.shape[0]) != size else img
 
 

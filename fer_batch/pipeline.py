@@ -190,7 +190,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     of distributed runs (:mod:`fer_batch.engine_ray`). Arguments as :func:`analyze_source`'s (a missing path raises
     at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
     """
-    from .sources import frames_kind, media_kind, not_a_regular_file
+    from .sources import frames_kind, media_kind
 
     config = config or AnalyzeConfig()
     if isinstance(path, Source):
@@ -200,9 +200,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     kind = media_kind(file)
     if kind is None:
         return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])
-    if not_a_regular_file(file) is None:  # never open a named pipe to count its frames: it would wait for a writer
-        kind = frames_kind(file, kind)
-    return _stream_source(Source(file, str(file), kind), config, classifier, detector)
+    return _stream_source(Source(file, str(file), frames_kind(file, kind)), config, classifier, detector)
 
 
 def _stream_source(source: Source, config: AnalyzeConfig, classifier, detector) -> Iterator[Event]:

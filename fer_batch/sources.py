@@ -90,12 +90,13 @@ def media_kind(path: Path) -> str | None:
 
 
 def frames_kind(path: Path, kind: str) -> str:
-    """The media of a regular file whose suffix says ``kind``: "video" for an image file with several frames.
+    """The media of a file whose suffix says ``kind``: "video" for an image file with several frames.
 
     Opens the GIF, PNG, WebP and TIFF files to count their frames (a look at the header, or at the start of a
-    GIF's second frame); a file that cannot be opened stays a photo, whose decoding then says what is wrong."""
+    GIF's second frame); a file that cannot be opened, or is not a regular file (a named pipe would wait for a
+    writer), stays a photo, whose decoding then says what is wrong."""
     suffix = path.suffix.lower()
-    if kind != "image" or suffix not in MULTI_FRAME_SUFFIXES:
+    if kind != "image" or suffix not in MULTI_FRAME_SUFFIXES or not_a_regular_file(path) is not None:
         return kind
     frames = _png_frames(path) if suffix == ".png" else None
     if frames is not None:  # an archive of PNG photos: a few bytes read each, a third of the time PIL takes to open

@@ -351,6 +351,23 @@ def test_a_named_pipe_is_rejected_not_read(tmp_path):
     assert not named.sources and named.rejected[0][1] == "not a regular file (a named pipe)"
 
 
+def test_counting_frames_never_opens_a_named_pipe(tmp_path):
+    """A FIFO named like a GIF would block the frame count for ever (waiting for a writer): it stays a photo,
+    whose reading then names it, whoever asks (the walk rejects it before; the one-file library call does not)."""
+    import threading
+
+    from fer_batch.sources import frames_kind
+
+    os.mkfifo(tmp_path / "pipe.gif")
+    answer = []
+    counting = threading.Thread(target=lambda: answer.append(frames_kind(tmp_path / "pipe.gif", "image")), daemon=True)
+    counting.start()
+    counting.join(timeout=10)
+    assert answer == ["image"]
+    if counting.is_alive():  # release the blocked open so the thread ends
+        os.close(os.open(tmp_path / "pipe.gif", os.O_WRONLY | os.O_NONBLOCK))
+
+
 def test_a_dark_16_bit_photo_stays_dark(tmp_path):
     """16-bit values are mapped from 0..65535 even when all of them are small: a nearly black 16-bit PNG (values up
     to 255 of 65535) is not read as a bright 8-bit one."""
