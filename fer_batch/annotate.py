@@ -303,30 +303,41 @@ def _fit(img, size: tuple[int, int]):
 
 #: The transpose that undoes a turn: the flips, the half turn and the two diagonal mirrors undo themselves.
 _UNDO_TURN = {"ROTATE_90": "ROTATE_270", "ROTATE_270": "ROTATE_90"}
+#: The tags of a TIFF's directory that its annotated copy keeps: what describes the picture (document and page
+#: names, description, camera, resolution, software, date, artist, XMP, copyright, the EXIF and GPS directories).
+#: The others say how the source's pixels are stored (size, bits and samples per pixel, colour map, strips): written
+#: over the RGB copy's own, they made the copy of a grey, palette, RGBA or CMYK TIFF a file no reader opens.
+_TIFF_KEPT_TAGS = frozenset({269, 270, 271, 272, 274, 282, 283, 285, 296, 305, 306, 315, 316, 700, 33432, 34665,
+                             34853})
 
 
 def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     """Copy ``src`` to ``dst`` in its own format with ``records`` drawn. The faces are drawn upright (boxes are in
     the EXIF-rotated frame), then the pixels are turned back, so the copy has the source's stored size and EXIF
-    orientation and shows the same way in every viewer."""
+    orientation and shows the same way in every viewer; a TIFF's copy is stored upright, without the tag (Pillow
+    turns a TIFF as it decodes it)."""
     import numpy as np
     from PIL import Image
 
     from .overlay import draw_faces
-    from .sources import EXIF_ORIENTATION, exif_turn, to_rgb
+    from .sources import to_rgb, upright
     from .threads import warnings_ignored
 
     with warnings_ignored():  # PIL's complaints about odd EXIF, as when the analysis read the photo
         im = Image.open(src)
-        exif = im.getexif()
+        im.getexif()
     with im:
         fmt = im.format
         # A profile describes the source's own colour space: a grey or CMYK one would be wrong on the RGB copy.
         icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA", "P", "PA") else None
-        # Turned as the analysis turned it (a malformed orientation, text or several numbers, is no turn there
-        # either), so the boxes land where the faces were found.
-        turn = exif_turn(exif.get(EXIF_ORIENTATION, 1))
-        rgb = to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+        # Turned as the analysis turned it, so the boxes land where the faces were found. A TIFF comes out of its
+        # decoding upright and without its orientation tag: its copy is stored upright, with no tag to turn it.
+        turned, turn = upright(im)
+        exif = im.getexif()
+        rgb = to_rgb(turned)
+    if fmt == "TIFF":
+        for tag in [tag for tag in exif if tag not in _TIFF_KEPT_TAGS]:
+            del exif[tag]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     draw_faces(bgr, list(records))
     out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))

@@ -152,7 +152,6 @@ def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[
         raise InputError(source.name, f"corrupt or truncated image ({exc})") from None
     with im:
         first = 1 if getattr(im, "default_image", False) else 0
-        turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
         t = 0.0
         timed = None
         index = 0
@@ -180,7 +179,7 @@ def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[
 
             def pixels(index=index):
                 try:
-                    return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+                    return to_rgb(upright(im)[0])  # a TIFF's page by its own orientation (see upright)
                 except Exception as exc:  # noqa: BLE001 - a mode Pillow decodes but cannot convert
                     raise InputError(source.name, f"frame {index} could not be converted ({exc})") from None
 
@@ -357,12 +356,12 @@ def read_image(source: Source, max_pixels: int = 100_000_000) -> np.ndarray:
                 if w * h > max_pixels:
                     raise InputError(source.name, f"image is {w}x{h} ({w * h / 1e6:.0f} megapixels), above the "
                                                   f"{max_pixels / 1e6:.0f}-megapixel limit")
-                turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
+                im.getexif()  # parsed (and kept) here, where its warnings are held back
             except BaseException:
                 im.close()
                 raise
         with im:
-            return to_rgb(im if turn is None else im.transpose(getattr(Image.Transpose, turn)))
+            return to_rgb(upright(im)[0])
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -379,6 +378,19 @@ EXIF_ORIENTATION = 0x0112  # the EXIF tag
 #: EXIF orientation -> the ``PIL.Image.Transpose`` that shows the photo upright (as ``ImageOps.exif_transpose``).
 _EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
                7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def upright(im) -> tuple:
+    """``im`` decoded and turned upright by its EXIF orientation, and the ``PIL.Image.Transpose`` name of the turn
+    (None for none).
+
+    Decoded first, the orientation read after: Pillow turns a TIFF (each page by its own tag) while decoding it and
+    drops the tag, so a turn taken from the tag before decoding would turn the TIFF a second time."""
+    from PIL import Image
+
+    im.load()
+    turn = exif_turn(im.getexif().get(EXIF_ORIENTATION, 1))
+    return (im if turn is None else im.transpose(getattr(Image.Transpose, turn))), turn
 
 
 def exif_turn(orientation) -> str | None:

@@ -182,6 +182,48 @@ def test_a_photo_without_faces_comes_back_pixel_for_pixel_under_every_exif_orien
         np.testing.assert_array_equal(np.asarray(b.convert("RGB")), pixels)
 
 
+@pytest.mark.parametrize("mode", ["I;16", "L", "P", "RGBA", "CMYK", "RGB"])
+def test_a_tiffs_copy_opens_with_the_pixels_analysed_and_keeps_its_descriptive_tags(tmp_path, mode):
+    """The copy is RGB: the source's layout tags (bits and samples per pixel, colour map) had been written over
+    the copy's, and no reader opened the copy of a grey, palette, RGBA or CMYK TIFF."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.sources import Source, read_image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    made = {"I;16": lambda: Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257),
+            "RGBA": lambda: Image.fromarray(np.dstack([rgb, rgb[:, :, :1]]))}
+    source = made[mode]() if mode in made else Image.fromarray(rgb).convert(mode)
+    assert source.mode == mode
+    source.save(tmp_path / "a.tif", tiffinfo={271: "Acme", 315: "A. Photographer"})
+    annotate_photo(tmp_path / "a.tif", tmp_path / "b.tif", [])
+    with Image.open(tmp_path / "b.tif") as b:
+        assert b.mode == "RGB" and b.getexif().get(271) == "Acme" and b.getexif().get(315) == "A. Photographer"
+        copy = np.asarray(b.convert("RGB"))
+    np.testing.assert_array_equal(copy, read_image(Source(tmp_path / "a.tif", "a.tif", "image")))
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 7])
+def test_a_turned_tiff_is_copied_upright_where_its_faces_were_found(tmp_path, orientation):
+    """Pillow turns a TIFF while decoding it and drops its orientation tag: the copy is stored upright, untagged, and
+    shows as the analysis saw the photo (it had been turned twice, the boxes drawn on a picture upside down)."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.sources import Source, read_image
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.tif", tiffinfo={0x0112: orientation})
+    annotate_photo(tmp_path / "a.tif", tmp_path / "b.tif", [])
+    with Image.open(tmp_path / "b.tif") as b:
+        assert b.getexif().get(0x0112) is None
+        copy = np.asarray(b.convert("RGB"))
+    analysed = read_image(Source(tmp_path / "a.tif", "a.tif", "image"))
+    np.testing.assert_array_equal(copy, analysed)
+    assert analysed.shape == ((5, 7, 3) if orientation < 5 else (7, 5, 3))
+
+
 @pytest.mark.parametrize("entry", [
     b"\x01\x12\x00\x02\x00\x00\x00\x04" + b"6\x00\x00\x00",  # the orientation as 4 ASCII bytes, "6"
     b"\x01\x12\x00\x03\x00\x00\x00\x02" + b"\x00\x06\x00\x08",  # as two SHORTs, (6, 8)

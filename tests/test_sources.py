@@ -301,8 +301,16 @@ def test_every_video_suffix_is_found_in_a_folder_and_decoded(tmp_path, suffix, f
     assert [f.index for f in iter_frames(found.sources[0])] == [0, 1, 2, 3, 4]
 
 
+#: Each EXIF orientation's upright view of the stored pixels (rows, columns, channels), independently of Pillow.
+UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_every_exif_orientation_is_turned_upright_as_pillow_does(tmp_path, orientation):
+def test_every_exif_orientation_is_turned_upright_as_pillow_does(tmp_path, orientation, suffix):
+    """Once: Pillow turns a TIFF by its orientation while decoding it, and a TIFF had been turned a second time."""
     from PIL import Image, ImageOps
 
     from fer_batch.sources import Source, read_image
@@ -311,8 +319,9 @@ def test_every_exif_orientation_is_turned_upright_as_pillow_does(tmp_path, orien
     image = Image.fromarray(pixels)
     exif = image.getexif()
     exif[0x0112] = orientation
-    path = tmp_path / "turned.png"
+    path = tmp_path / f"turned{suffix}"
     image.save(path, exif=exif)
+    np.testing.assert_array_equal(read_image(Source(path, str(path), "image")), UPRIGHT[orientation](pixels))
     with Image.open(path) as im:
         expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     got = read_image(Source(path, str(path), "image"))
@@ -495,6 +504,21 @@ def test_an_apngs_default_image_is_not_a_frame_and_later_frames_are_timed(tmp_pa
     decoded = list(iter_frames(source))
     assert source.media == "video" and [f.time_s for f in decoded] == pytest.approx([0.0, 0.5])
     assert [tuple(f.rgb[0, 0]) for f in decoded] == [(0, 250, 0), (0, 0, 250)]
+
+
+def test_each_page_of_a_tiff_is_turned_by_its_own_orientation(tmp_path):
+    """A TIFF's pages each carry their own tags: a scan of a landscape page then a portrait one."""
+    from PIL import TiffImagePlugin
+
+    pages = [np.random.default_rng(i).integers(0, 256, (6, 10, 3), np.uint8) for i in range(3)]
+    with TiffImagePlugin.AppendingTiffWriter(tmp_path / "pages.tif", True) as tiff:
+        for page, orientation in zip(pages, (3, 6, 1)):
+            Image.fromarray(page).save(tiff, format="TIFF", tiffinfo={0x0112: orientation})
+            tiff.newFrame()
+    decoded = list(iter_frames(discover([tmp_path / "pages.tif"]).sources[0]))
+    assert [f.rgb.shape for f in decoded] == [(6, 10, 3), (10, 6, 3), (6, 10, 3)]
+    for frame, page, orientation in zip(decoded, pages, (3, 6, 1)):
+        np.testing.assert_array_equal(frame.rgb, UPRIGHT[orientation](page))
 
 
 def test_a_later_page_over_the_pixel_limit_is_refused_after_the_pages_before_it(tmp_path):
