@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
                    help="drop faces detected with a score below S (default 0.5); --detector auto keeps none below "
                         "0.5 by its own rules, so there S can only raise the bar")
     p.add_argument("--detect-size", type=int, default=640, metavar="PX",
-                   help="longer side frames are reduced to for detection only (default 640)")
+                   help="frames are halved for detection until their longer side is at most PX (default 640)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="files decoded and detected in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
