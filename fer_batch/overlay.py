@@ -140,7 +140,7 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
 
     px, py = min(spots, key=covered)
     _shade(img, px, py, px + panel_w, py + panel_h)
-    top = int(np.argmax(rec.probs))
+    top = EMOTIONS.index(rec.emotion)  # as the label and the CSV name it
     for i, e in enumerate(EMOTIONS):
         ry = py + pad + i * row
         ink = (255, 255, 255) if i == top else (200, 200, 200)

@@ -13,6 +13,8 @@ COLUMNS: tuple[str, ...] = (
     *EMOTIONS, "emotion", "confidence",
 )
 ERROR_COLUMNS: tuple[str, ...] = ("source", "error")
+#: Decimal places of the probabilities in the timeline CSV.
+PROB_PLACES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +39,13 @@ class FaceRecord:
 
     @property
     def emotion(self) -> str | None:
+        """The top class of the probabilities as the CSV stores them: a near-tie (closer than the CSV's places)
+        goes to the first of the two, here, in the CSV's column and in the summary, report and copies that read
+        the probabilities back alike."""
         if self.probs is None:
             return None
-        return EMOTIONS[max(range(len(self.probs)), key=self.probs.__getitem__)]
+        stored = [round(p, PROB_PLACES) for p in self.probs]
+        return EMOTIONS[max(range(len(stored)), key=stored.__getitem__)]
 
     @property
     def confidence(self) -> float | None:
@@ -48,8 +54,8 @@ class FaceRecord:
     def to_row(self) -> list:
         """Values in :data:`COLUMNS` order; None for empty cells."""
         t = None if self.time_s is None or not math.isfinite(self.time_s) else round(self.time_s, 4)
-        probs = [round(p, 6) for p in self.probs] if self.probs is not None else [None] * len(EMOTIONS)
-        conf = None if self.probs is None else round(self.confidence, 6)
+        probs = [round(p, PROB_PLACES) for p in self.probs] if self.probs is not None else [None] * len(EMOTIONS)
+        conf = None if self.probs is None else round(self.confidence, PROB_PLACES)
         score = None if self.det_score is None else round(self.det_score, 4)
         return [self.source, self.media, self.frame, t, self.face_id, self.x, self.y, self.w, self.h, score,
                 *probs, self.emotion, conf]

@@ -110,16 +110,18 @@ def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
     ``smooth``, each face's probabilities averaged over that many seconds first, as the PNG charts do."""
     c = _colours()
     width, band, gap, left, bottom = 1000, 46, 8, 56, 22
-    from .summary import face_times, smooth_probabilities
+    from .summary import face_times, frame_span, has_times, smooth_probabilities
 
-    t_end = max(float(face_times(rows).max()), 1e-3)
+    timed = has_times(rows)
+    span = frame_span(rows, timed)
+    t_end = float(face_times(rows, timed).max()) + span  # the last analysed frame stands for the time after it
     height = len(face_ids) * (band + gap) + bottom
     out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-label="emotion timeline">']
     xs = lambda t: left + (width - left - 8) * t / t_end  # noqa: E731
     for i, fid in enumerate(face_ids):
         g = rows[rows["face_id"] == fid].sort_values("frame")
-        t = face_times(g)
+        t = face_times(g, timed)
         probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
         if smooth:
             probs = smooth_probabilities(t, probs, smooth)
@@ -127,7 +129,7 @@ def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
         out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 8}" height="{band}" fill="#f1f1f1"/>'
                    f'<text x="0" y="{y0 + band / 2 + 5}" font-size="13">#{fid}</text>')
         dt = np.diff(t)
-        step = np.median(dt) if len(dt) else 1.0
+        step = np.median(dt) if len(dt) else span
         breaks = np.flatnonzero(dt > 3 * step) + 1
         for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
             seg_t, seg_p = _binned(seg_t, seg_p)
@@ -173,7 +175,7 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
     dominant = EMOTIONS[int(probs.mean(axis=0).argmax())]
     frames = g["frame"].nunique()
     if media == "video" and g["time_s"].notna().any():
-        seen = (f"seen {g['time_s'].min():.2f}-{g['time_s'].max():.2f} s ({frames} analysed frames, "
+        seen = (f"seen {g['time_s'].min():.2f}-{g['time_s'].max():.2f} s ({count(frames, 'analysed frame')}, "
                 f"~{frames * step:.1f} s)")
     else:
         seen = count(frames, "frame")
@@ -196,7 +198,7 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
                     thumbnails_left: int, thumbnail_faces: int) -> tuple[str, int]:
     """The source's HTML section and how many faces got thumbnails (at most ``thumbnails_left`` of the report's
     ``thumbnail_faces``)."""
-    from .summary import MIN_TRACK_FRAMES, shown_faces, step_s
+    from .summary import least_frames, shown_faces, step_s
 
     media = rows["media"].iloc[0]
     faces = rows.dropna(subset=["face_id"])
@@ -222,7 +224,7 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
                     f'{count(more, "more tracked face")} not (the summary CSV lists every face).</p>')
     if fragments:
         body.append(f'<p class="muted">{count(fragments, "short fragment")} (face ids seen in '
-                    f'fewer than {MIN_TRACK_FRAMES} analysed frames) left out.</p>')
+                    f'fewer than {least_frames(rows)} analysed frames) left out.</p>')
     if media == "video" and face_ids:
         if smooth:
             body.append(f'<p class="muted">probabilities smoothed over {smooth:g} s</p>')

@@ -36,11 +36,16 @@ def _tracked(rows):
     how many it was seen in ("nunique"), in order of first appearance; and how many fragments were left out."""
     faces = rows.dropna(subset=["face_id"])
     seen = faces.groupby("face_id", sort=False)["frame"].agg(["min", "nunique"]).sort_values("min", kind="stable")
+    tracked = seen[seen["nunique"] >= least_frames(rows)]
+    return tracked, len(seen) - len(tracked)
+
+
+def least_frames(rows) -> int:
+    """The analysed frames a face id of one source must be seen in to be tracked: :data:`MIN_TRACK_FRAMES`, or
+    half of the source's analysed frames where that is fewer, and 1 in a photo."""
     # A photo has one frame: all its faces count. A sparsely sampled clip (--fps 0.5 over a few seconds) has too few
     # analysed frames for the rule: a face in half of them or more is someone on screen, not a flicker.
-    least = 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
-    tracked = seen[seen["nunique"] >= least]
-    return tracked, len(seen) - len(tracked)
+    return 1 if rows["media"].iloc[0] == "image" else min(MIN_TRACK_FRAMES, -(-rows["frame"].nunique() // 2))
 
 
 def tracked_faces(rows) -> tuple[list[int], int]:
@@ -117,17 +122,19 @@ def summarize(timeline, smooth: float | None = None):
     for source, frame_rows in as_timeline(timeline).by_source():
         media = frame_rows["media"].iloc[0]
         base = {"source": source, "media": media, "frames_analysed": frame_rows["frame"].nunique()}
-        faces = frame_rows.dropna(subset=["face_id"])
+        # In time order: smoothing looks up neighbours by time (a library caller's table may come in any order).
+        faces = frame_rows.dropna(subset=["face_id"]).sort_values("frame", kind="stable")
         if faces.empty:
             rows.append({**base, "face_id": None, "frames_with_face": 0, "dominant_emotion": None})
             continue
         step = step_s(frame_rows) if media == "video" else 0.0
+        timed = has_times(frame_rows)
         pooled, pooled_smoothed = [], []
         for face_id, g in faces.groupby("face_id", sort=True):
             probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
             sm = None
             if smooth is not None:
-                sm = smooth_probabilities(face_times(g), probs, smooth) if media == "video" else probs
+                sm = smooth_probabilities(face_times(g, timed), probs, smooth) if media == "video" else probs
                 pooled_smoothed.append(sm)
             pooled.append(probs)
             rows.append({**base, "face_id": int(face_id), **_stats(g, probs, media, step, sm)})
@@ -140,15 +147,33 @@ def summarize(timeline, smooth: float | None = None):
     return df
 
 
-def face_times(g) -> np.ndarray:
+def has_times(rows) -> bool:
+    """Whether every row of a video has a usable timestamp; else all its rows are timed by frame number
+    (:func:`face_times`)."""
+    return bool(np.all(np.isfinite(rows["time_s"].to_numpy(dtype=np.float64))))
+
+
+def face_times(g, timed: bool | None = None) -> np.ndarray:
     """Seconds of a video's rows: their timestamps, or frame / NO_TIMESTAMP_FPS for a video without usable ones
-    (the convention --fps sampling counts by), so that smoothing over seconds means the same in both."""
+    (the convention --fps sampling counts by), so that smoothing over seconds means the same in both.
+
+    ``timed``: :func:`has_times` of the whole video, for rows that are part of it. One time base a video: a video
+    whose first frames have no timestamps (as some streams start) counts all its rows by frame number, so that a
+    face seen only later is not drawn, or smoothed, on another scale than the axis and the faces beside it."""
     from .sources import NO_TIMESTAMP_FPS
 
-    t = g["time_s"].to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(t)):
-        t = g["frame"].to_numpy(dtype=np.float64) / NO_TIMESTAMP_FPS
-    return t
+    if timed is None:
+        timed = has_times(g)
+    if timed:
+        return g["time_s"].to_numpy(dtype=np.float64)
+    return g["frame"].to_numpy(dtype=np.float64) / NO_TIMESTAMP_FPS
+
+
+def frame_span(rows, timed: bool) -> float:
+    """Seconds an analysed frame of a video stands for on a time axis (the median step between its analysed
+    frames; 1 s for a video analysed in one frame): the width of a face seen in one frame only."""
+    t = np.unique(face_times(rows, timed))
+    return float(np.median(np.diff(t))) if len(t) > 1 else 1.0
 
 
 def save_summary(df, summary_path: str | Path) -> None:
