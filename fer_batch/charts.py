@@ -28,7 +28,7 @@ def _figure(**kwargs):
 def chart_name(source: str, used: set[str]) -> str:
     """A file-system-safe, unique PNG name derived from the source path."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.strip("/")).strip("._") or "source"
-    stem = stem[-120:]
+    stem = stem[-120:].lstrip("._") or "source"  # the cut may start at a dot: not a hidden file
     name = f"{stem}.png"
     if name in used:
         name = f"{stem}-{hashlib.sha1(source.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}.png"

@@ -328,3 +328,17 @@ def test_the_summary_of_a_table_in_any_row_order_is_the_same():
     rows = _timeline(recs)
     shuffled = rows.iloc[[0, 2, 1, 3, 5, 4, 6, 8, 7, 9]]
     pd.testing.assert_frame_equal(summarize(shuffled, smooth=0.5), summarize(rows, smooth=0.5))
+
+
+@pytest.mark.parametrize("smooth", [float("nan"), -1.0, 0.0, float("inf")])
+def test_summarize_refuses_a_smoothing_window_that_is_not_a_positive_number_of_seconds(smooth):
+    recs = [FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(5)]
+    with pytest.raises(UsageError, match=r"smooth must be a positive number of seconds, got (nan|-1.0|0.0|inf)"):
+        summarize(_timeline(recs), smooth=smooth)
+
+
+def test_a_long_chart_name_cut_at_a_dot_is_not_a_hidden_file():
+    from fer_batch.charts import chart_name
+
+    name = chart_name("clips/" + "x" * 50 + "." + "y" * 115 + ".mp4", set())
+    assert name == "y" * 115 + ".mp4.png"
