@@ -116,6 +116,71 @@ def test_a_damaged_gzip_is_a_dataset_error_naming_the_file(tmp_path):
         load_csv(gz, holdout=False)
 
 
+def test_a_stray_quote_is_reported_with_the_lines_it_took(tmp_path):
+    """A quote opening a field swallowed every line up to the next quote into one row: those rows vanished
+    unreported, line numbers after it were off, and in a file of FER-2013's size the whole file was refused
+    ("field larger than field limit") without a line number."""
+    x, y = make_faces(1)
+    rows = [f"{label},{pixels_text(face)},Training" for face, label in zip(x, y)]
+    rows[2] = rows[2].replace(",", ',"', 1)  # line 4: a quote opening the pixels, closed by none
+    rows[5] = rows[5].replace(",", ',"', 1)  # line 7: another, which closes the first
+    rows[6] = "9," + rows[6].split(",", 1)[1]  # line 8: a label out of range
+    path = tmp_path / "quoted.csv"
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    ds = load_csv(path)
+    assert ds.problems == [f'{path}:4-7: a quote (") joins these lines into one row; skipped, with the rows on them',
+                           f"{path}:8: label 9 outside 0-6"]
+    assert len(ds["train"]) == len(rows) - 5
+    clean = [f"{label},{pixels_text(face)},Training" for face, label in zip(x, y)]
+    many = clean[:3] + [clean[3].replace(",", ',"', 1)] + clean[4:] * 30  # line 5 opens a quote nothing closes
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(many) + "\n")
+    ds = load_csv(path)
+    assert len(ds.problems) == 1 and ds.problems[0].startswith(f"{path}:5: field larger than field limit")
+    assert ds.problems[0].endswith('a quote (") opened in this row is never closed; this row and the rest of the '
+                                   "file were not read") and len(ds["train"]) == 3
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_an_archive_is_told_to_be_extracted(tmp_path, kind):
+    """Kaggle ships FER-2013 as fer2013.tar.gz: "expected a header ..., got '././@paxheader'" said nothing useful."""
+    import tarfile
+    import zipfile
+
+    x, y = make_faces(1)
+    plain = write_csv(tmp_path / "fer2013.csv", x, y)
+    if kind == "zip":
+        archive = tmp_path / "fer2013.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.write(plain, "fer2013.csv")
+    else:
+        archive = tmp_path / "fer2013.tar.gz"
+        with tarfile.open(archive, "w:gz") as t:
+            t.add(plain, "fer2013/fer2013.csv")
+    with pytest.raises(DatasetError, match=f"{archive}: this is a {kind} archive, not a CSV: extract fer2013.csv"):
+        load_csv(archive)
+
+
+def test_a_csv_through_a_pipe_is_read_whole(tmp_path):
+    """--data <(zcat fer2013.csv.gz): the gzip sniff read the pipe's first bytes, then opened it again without them."""
+    import os
+    import subprocess
+
+    x, y = make_faces(1)
+    plain = write_csv(tmp_path / "f.csv", x, y)
+    for name in ("f.csv", "f.csv.gz"):
+        if name.endswith(".gz"):
+            (tmp_path / name).write_bytes(gzip.compress(plain.read_bytes()))
+        read_end, write_end = os.pipe()
+        cat = subprocess.Popen(["cat", tmp_path / name], stdout=write_end)
+        os.close(write_end)
+        try:
+            ds = load_csv(f"/dev/fd/{read_end}", holdout=False)
+        finally:
+            os.close(read_end)
+            cat.wait()
+        np.testing.assert_array_equal(ds["all"].y, y)
+
+
 def test_gzip_and_bom_and_spaced_header(tmp_path):
     x, y = make_faces(1)
     plain = write_csv(tmp_path / "plain.csv", x, y)

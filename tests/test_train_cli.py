@@ -195,6 +195,9 @@ def test_usage_and_model_errors_fail_before_any_work(data, tmp_path):
     rc, _, stderr = run_cli(["train", *common, "--teacher", "wise"])
     assert rc == EXIT_MODEL and "fast, accurate" in stderr
     assert not (tmp_path / "r").exists()
+    # evaluate's seed as train's: -1 had gone through to NumPy's generator, a traceback and exit 70 after Keras
+    rc, _, stderr = run_cli(["evaluate", "--data", data["csv"], "--seed", "-1"])
+    assert rc == EXIT_USAGE and "--seed must lie in [0, 2**32), got -1" in stderr
 
 
 def test_a_finished_run_is_not_overwritten_without_asking(trained, data):

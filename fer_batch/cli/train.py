@@ -241,6 +241,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.seed < 2**32:  # as train refuses it (NumPy's generators take no other), before Keras loads
+        raise UsageError(f"--seed must lie in [0, 2**32), got {args.seed}")
     if not Path(args.data).exists():  # as train does: seconds before Keras loads, not after
         raise DatasetError(f"--data {args.data!r}: no such file or directory")
     check_faces(args.faces, args.data)

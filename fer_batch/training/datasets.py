@@ -128,12 +128,30 @@ def _no_usable(source, problems: list[str], what: str) -> DatasetError:
     return DatasetError(f"{source}: no usable {what} ({len(problems)} skipped){shown}{more}")
 
 
+#: Leading bytes of archives a FER-2013 CSV is downloaded in (Kaggle's fer2013.tar.gz; a .zip), to say so.
+_ARCHIVES = ((0, b"PK\x03\x04", "a zip archive"), (257, b"ustar", "a tar archive"))
+
+
 def _open_text(path: Path):
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+    """The CSV as text, gunzipped where it is gzip; one stream, sniffed and then read (a pipe cannot be reopened)."""
+    raw = open(path, "rb")
+    try:
+        buffered = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
+        head = buffered.peek(512)[:512]
+        if head[:2] == b"\x1f\x8b":
+            inner = gzip.GzipFile(fileobj=buffered)
+            head = inner.peek(512)[:512]
+            binary = inner
+        else:
+            binary = buffered
+        for offset, magic, kind in _ARCHIVES:
+            if head[offset:offset + len(magic)] == magic:
+                raise DatasetError(f"{path}: this is {kind}, not a CSV: extract fer2013.csv from it and give that "
+                                   "(or its .csv.gz)")
+        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    except BaseException:
+        raw.close()
+        raise
 
 
 def parse_pixels(text: str) -> np.ndarray:
@@ -197,7 +215,20 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
                 )
             i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
             i_usage = header.index("usage") if "usage" in header else None
-            for line_no, row in enumerate(reader, start=2):
+            while True:
+                line_no = reader.line_num + 1  # where the next row starts (a row is one line in this layout)
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # a quote never closed: the rest of the file read as one field
+                    problems.append(f"{path}:{line_no}: {exc}: a quote (\") opened in this row is never closed; "
+                                    "this row and the rest of the file were not read")
+                    break
+                if reader.line_num > line_no:  # a quote took the lines up to the next one into this row
+                    problems.append(f"{path}:{line_no}-{reader.line_num}: a quote (\") joins these lines into one "
+                                    "row; skipped, with the rows on them")
+                    continue
                 if not row or all(not c.strip() for c in row):
                     continue
                 try:
