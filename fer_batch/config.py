@@ -168,10 +168,17 @@ class RunConfig:
                              "for: add --summary, --charts or --report (the timeline keeps every frame's own result)")
         self._check_distinct_outputs()
         for option, folder in (("--charts", self.charts), ("--annotate", self.annotate)):
-            given = [p for p in self.paths if folder is not None and Path(p).is_dir() and _same_path(Path(p), folder)]
+            if folder is None:
+                continue
+            given = [p for p in self.paths if Path(p).is_dir() and _same_path(Path(p), folder)]
             if given:  # its files would sit among the inputs, where the next run would analyse them
                 raise UsageError(f"{option} {str(folder)!r} is the input folder {given[0]!r} itself; give a folder of "
                                  "its own (one inside the input folder is fine: runs do not walk into it)")
+            inside = [p for p in self.paths if _inside(Path(p), folder)]
+            if inside:  # marked as an output folder, it and the inputs in it would be skipped by every later walk
+                raise UsageError(f"{option} {str(folder)!r} holds the input {inside[0]!r}: a folder fer-batch writes "
+                                 "is marked as its output, and later runs skip it with everything in it; give a "
+                                 "folder of its own (one inside the input folder is fine)")
 
     def _check_distinct_outputs(self) -> None:
         """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the
@@ -226,6 +233,11 @@ def check_faces(faces: str, data: str | Path | None = None) -> None:
 
 def _same_path(a: Path, b: Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies below ``folder`` (resolved: ``.``, ``..`` and links count as what they lead to)."""
+    return Path(folder).resolve() in Path(path).resolve().parents
 
 
 def _check_parent(option: str, path: Path, hint: str = "") -> None:

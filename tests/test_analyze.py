@@ -451,7 +451,12 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
         assert main(["analyze", str(tree), "--out", str(tmp_path / "x.csv"), option, str(tree), "--quiet"]) \
             == EXIT_USAGE
         assert f"{option} {str(tree)!r} is the input folder {str(tree)!r} itself" in capsys.readouterr().err
-    assert not (tmp_path / "x.csv").exists()
+        # A folder above the inputs, marked as an output, would hide them from every later walk through it.
+        assert main(["analyze", str(tree / "a.jpg"), "--out", str(tmp_path / "x.csv"), option, str(tmp_path),
+                     "--quiet"]) == EXIT_USAGE
+        assert (f"{option} {str(tmp_path)!r} holds the input {str(tree / 'a.jpg')!r}: a folder fer-batch writes is "
+                "marked as its output" in capsys.readouterr().err)
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / ".fer-batch-output").exists()
 
 
 def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face_photo):

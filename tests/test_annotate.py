@@ -362,7 +362,13 @@ def test_annotate_over_the_inputs_is_refused_before_any_work(tmp_path, one_face_
     code = main(["analyze", "photos", "--out", str(tmp_path / "r.csv"), "--annotate", "."])
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "--annotate '.' would write an annotated copy over the input" in err and "portrait.jpg" in err
+    assert "--annotate '.' holds the input 'photos': a folder fer-batch writes is marked as its output" in err
+    # Below the configuration's check, the copies' own: none may land on an input (the names as annotate gives them).
+    from fer_batch.annotate import check_not_over_inputs
+    from fer_batch.sources import discover
+
+    with pytest.raises(UsageError, match=r"--annotate '\.' would write an annotated copy over the input .*portrait"):
+        check_not_over_inputs(Path("."), discover(["photos"]).sources)
     monkeypatch.chdir(inputs)
     assert main(["analyze", ".", "--out", str(tmp_path / "r.csv"), "--annotate", "."]) == EXIT_USAGE
     assert "--annotate '.' is the input folder '.' itself" in capsys.readouterr().err
