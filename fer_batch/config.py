@@ -82,7 +82,7 @@ class AnalyzeConfig:
         if self.every < 1:
             raise UsageError(f"--every must be a whole number >= 1, got {self.every!r}")
         if self.fps is not None:
-            if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+            if not (_is_number(self.fps) and math.isfinite(self.fps) and self.fps > 0):
                 raise UsageError(f"--fps must be a positive number of frames per second, got {self.fps!r}")
             if self.every != 1:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
@@ -102,6 +102,15 @@ class AnalyzeConfig:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.queue_frames < 1:
             raise UsageError(f"queue_frames must be at least 1, got {self.queue_frames}")
+        if self.max_pixels < 1:  # 0 refused every photo, each failing on "above the 0-megapixel limit"
+            raise UsageError(f"max_pixels must be at least 1, got {self.max_pixels}")
+
+
+def _is_number(value) -> bool:
+    """A real number as a notebook may give one (NumPy's included), and not a bool (True is no frame rate)."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,8 @@ class RunConfig:
             if Path(self.report).is_dir():
                 raise UsageError(f"--report {str(self.report)!r} is a directory; give an .html file path")
             _check_parent("--report", self.report)
-        if self.smooth is not None and not (math.isfinite(self.smooth) and self.smooth > 0):
+        if self.smooth is not None and not (_is_number(self.smooth) and math.isfinite(self.smooth)
+                                            and self.smooth > 0):
             raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
         if self.smooth is not None and not (self.summary or self.charts or self.report):
             raise UsageError(f"--smooth {self.smooth:g} smooths the summary, charts and report, and none was asked "

@@ -15,6 +15,7 @@ import pytest
 
 from fer_batch.cli import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from fer_batch.classify import load_model
+from fer_batch.config import AnalyzeConfig, RunConfig
 from fer_batch.errors import ModelError, UsageError
 from fer_batch.labels import EMOTIONS
 from fer_batch.pipeline import analyze, analyze_source
@@ -139,6 +140,19 @@ def test_a_batch_size_the_classifier_given_would_override_is_refused(one_face_ph
         analyze([one_face_photo], every=True)
     with pytest.raises(UsageError, match=r"min_face \(--min-face\) must be a whole number, got None"):
         analyze([one_face_photo], min_face=None)
+    # fps=True had been taken for 1 frame a second; max_pixels=0 failed every photo on its size, one by one
+    with pytest.raises(UsageError, match=r"--fps must be a positive number of frames per second, got True"):
+        analyze([one_face_photo], fps=True)
+    with pytest.raises(UsageError, match=r"max_pixels must be at least 1, got 0"):
+        analyze([one_face_photo], max_pixels=0)
+    assert AnalyzeConfig(fps=np.float32(2)).fps == 2  # NumPy's numbers are numbers
+
+
+@pytest.mark.parametrize("smooth", ["2", True])
+def test_a_smoothing_window_of_another_type_is_a_usage_error(tmp_path, one_face_photo, smooth):
+    """A string had raised a bare TypeError from the comparison; True had been taken for 1 s."""
+    with pytest.raises(UsageError, match=f"--smooth must be a positive number of seconds, got {smooth!r}"):
+        RunConfig(paths=[one_face_photo], out=tmp_path / "r.csv", summary=tmp_path / "s.csv", smooth=smooth)
 
 
 def test_cli_batch_with_bad_files(tmp_path, one_face_photo, multi_face_photo, no_face_photo, face_video,

@@ -195,6 +195,13 @@ def test_usage_and_model_errors_fail_before_any_work(data, tmp_path):
     rc, _, stderr = run_cli(["train", *common, "--teacher", "wise"])
     assert rc == EXIT_MODEL and "fast, accurate" in stderr
     assert not (tmp_path / "r").exists()
+    # Distillation options without a teacher, or copies for a teacher mode that makes none, changed nothing
+    rc, _, stderr = run_cli(["train", *common, "--temperature", "2", "--distill-weight", "0.9"])
+    assert rc == EXIT_USAGE and ("--temperature and --distill-weight shape distillation from a teacher, and no "
+                                 "--teacher was given") in stderr
+    rc, _, stderr = run_cli(["train", *common, "--teacher", "fast", "--teacher-views", "8"])
+    assert rc == EXIT_USAGE and "--teacher-views 8 counts the cached copies of --teacher-mode views; the teacher " \
+                                "mode is 'online'" in stderr
     # evaluate's seed as train's: -1 had gone through to NumPy's generator, a traceback and exit 70 after Keras
     rc, _, stderr = run_cli(["evaluate", "--data", data["csv"], "--seed", "-1"])
     assert rc == EXIT_USAGE and "--seed must lie in [0, 2**32), got -1" in stderr

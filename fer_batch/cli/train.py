@@ -199,6 +199,16 @@ def run_train(args: argparse.Namespace) -> int:
     from ..errors import DatasetError, UsageError
 
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
+    # Options that would change nothing are refused, as --teacher-mode cached without a teacher is: a user who gives
+    # them believes they shape the run.
+    idle = [option for option, dest in (("--temperature", "temperature"), ("--distill-weight", "distill_weight"))
+            if getattr(args, dest) is not None and not config.teacher]
+    if idle:
+        raise UsageError(f"{' and '.join(idle)} {'shape' if len(idle) > 1 else 'shapes'} distillation from a "
+                         "teacher, and no --teacher was given")
+    if args.teacher_views is not None and config.teacher_mode != "views":
+        raise UsageError(f"--teacher-views {args.teacher_views} counts the cached copies of --teacher-mode views; "
+                         f"the teacher mode is {config.teacher_mode!r}")
     if config.arch not in ARCH_HELP:  # the names of training.architectures (a test keeps them equal), without Keras
         raise UsageError(f"--arch {config.arch!r} is not an architecture; choose one of {', '.join(ARCH_HELP)}")
     if not Path(config.data).exists():
