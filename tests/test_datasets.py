@@ -290,6 +290,23 @@ def test_files_left_out_and_classes_without_faces_are_noted(tmp_path):
     assert f"no usable image in {root / 'surprise'}: that class has no faces there" in ds.notes, ds.notes
 
 
+def test_images_outside_the_class_folders_are_noted(tmp_path):
+    """A val split laid out flat (val/*.png, no class folders) vanished from the dataset without a word."""
+    x, y = make_faces(1)
+    root = tmp_path / "t"
+    write_folder(root / "train", x, y)
+    (root / "val").mkdir()
+    for i in range(5):
+        Image.fromarray(x[i]).save(root / "val" / f"v{i}.png")
+    Image.fromarray(x[0]).save(root / "train" / "stray.png")
+    (root / "train" / "labels.txt").write_text("not an image: not counted")
+    ds = load_folder(root)
+    assert set(ds.splits) == {"train"}
+    assert any(n.startswith(f"6 image(s) outside the class folders left out ({root / 'train' / 'stray.png'}, "
+                            f"{root / 'val' / 'v0.png'}, {root / 'val' / 'v1.png'} and 3 more)") for n in ds.notes), \
+        ds.notes
+
+
 def test_other_sizes_and_colour_images_are_converted(tmp_path):
     x, _ = make_faces(1, seed=5)
     face = x[2]

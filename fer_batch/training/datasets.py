@@ -352,6 +352,7 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     splits: dict[str, Split] = {}
     other: collections.Counter = collections.Counter()  # files left out for their suffix
     empty: list[Path] = []  # class folders that gave no face
+    loose: list[Path] = []  # images beside the class folders, in no class: no label
     sizes: list[tuple[int, int]] = []  # of the images read as-is, for the note on whole photos
     if faces == "detect":
         from .photo_faces import PhotoFaceCropper
@@ -362,6 +363,8 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     with reading as cropper:
         for split, split_dir in layout.items():
             xs, ys = [], []
+            loose += sorted(p for p in split_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_SUFFIXES)
             for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 label = label_for_name(class_dir.name)
                 if label is None:
@@ -397,6 +400,10 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                      f"are read from {', '.join(sorted(IMAGE_SUFFIXES))}")
     if empty:
         notes.append(f"no usable image in {', '.join(str(p) for p in empty)}: that class has no faces there")
+    if loose:  # a split laid out flat would otherwise vanish without a word
+        shown = ", ".join(str(p) for p in loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
+        notes.append(f"{len(loose)} image(s) outside the class folders left out ({shown}): an image's label is the "
+                     "name of the folder it is in (ROOT/<split>/<emotion>/ or ROOT/<emotion>/)")
     if cropper is not None and cropper.multi_face:
         shown = ", ".join(str(p) for p in cropper.multi_face[:5])
         more = f" and {len(cropper.multi_face) - 5} more" if len(cropper.multi_face) > 5 else ""
