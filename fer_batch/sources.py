@@ -278,8 +278,16 @@ def not_a_regular_file(path: Path) -> str | None:
     return "not a file"
 
 
+#: Folders deeper than this below a given folder are not walked, but named as an error: a tree that deep (or a
+#: chain of folder links) is a mistake, and Python's recursion limit ended the whole run at about 990.
+MAX_WALK_DEPTH = 200
+
+
 def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset(), again=None,
           ancestors: tuple = ()) -> None:
+    if len(ancestors) > MAX_WALK_DEPTH:
+        reject((name, f"more than {MAX_WALK_DEPTH} folders below the folder given: not walked"))
+        return
     try:
         st = directory.stat()
     except OSError as exc:  # a path too long, a stale network handle: an error row, not a subtree silently gone

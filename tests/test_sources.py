@@ -531,3 +531,23 @@ def test_a_later_page_over_the_pixel_limit_is_refused_after_the_pages_before_it(
         for frame in iter_frames(source, max_pixels=1000):
             got.append(frame.index)
     assert got == [0]
+
+
+def test_a_tree_deeper_than_the_walk_goes_is_named_not_a_crash(tmp_path):
+    """1,200 nested folders ended the run with a RecursionError before any file was analysed (300 here: the
+    limit is what is tested)."""
+    from fer_batch.sources import MAX_WALK_DEPTH
+
+    deep = tmp_path / "t"
+    folder = deep
+    folder.mkdir()
+    for _ in range(MAX_WALK_DEPTH + 100):
+        folder = folder / "d"
+        folder.mkdir()
+    _img(deep / "d" / "d" / "shallow.jpg")
+    _img(folder / "deep.jpg")
+    found = discover([deep])
+    assert [Path(s.name).name for s in found.sources] == ["shallow.jpg"]
+    (name, reason), = found.rejected
+    assert name == os.path.join(str(deep), *["d"] * (MAX_WALK_DEPTH + 1))
+    assert reason == f"more than {MAX_WALK_DEPTH} folders below the folder given: not walked"
