@@ -143,7 +143,8 @@ def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
                 out.append(f'<polygon fill="{c[e]}" points="{" ".join(top + low)}"/>')
     y = height - bottom
     for tv in _ticks(t_end):
-        out.append(f'<text x="{xs(tv):.0f}" y="{y + 16}" font-size="11" text-anchor="middle" fill="#555">'
+        anchor = "end" if xs(tv) > width - 24 else "middle"  # the band's end: a centred label would be cut off
+        out.append(f'<text x="{xs(tv):.0f}" y="{y + 16}" font-size="11" text-anchor="{anchor}" fill="#555">'
                    f'{tv:g} s</text>')
     out.append("</svg>")
     return "".join(out)
