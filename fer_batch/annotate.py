@@ -292,13 +292,19 @@ def display_turns(path: Path) -> int:
 
 def _fit(img, size: tuple[int, int]):
     """The frame at the output's size: an odd side padded by one repeated pixel; a frame whose size changed
-    mid-stream (the header's size is the output's) scaled to it."""
+    mid-stream (the header's size is the output's), or a TIFF page of another shape than the first, scaled to fit
+    inside it, its shape kept, on black (stretched, a portrait page among landscape ones squashed its faces)."""
     import cv2
 
     w, h = size
-    if 0 <= w - img.shape[1] <= 1 and 0 <= h - img.shape[0] <= 1:
-        return cv2.copyMakeBorder(img, 0, h - img.shape[0], 0, w - img.shape[1], cv2.BORDER_REPLICATE)
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    ih, iw = img.shape[:2]
+    if 0 <= w - iw <= 1 and 0 <= h - ih <= 1:
+        return cv2.copyMakeBorder(img, 0, h - ih, 0, w - iw, cv2.BORDER_REPLICATE)
+    scale = min(w / iw, h / ih)
+    nw, nh = min(w, max(1, round(iw * scale))), min(h, max(1, round(ih * scale)))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return cv2.copyMakeBorder(small, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
 #: The transpose that undoes a turn: the flips, the half turn and the two diagonal mirrors undo themselves.

@@ -569,3 +569,23 @@ def test_a_copy_that_cannot_be_written_exits_5_and_is_counted_on_the_last_line(t
     assert f"annotate: {one_face_photo}: IsADirectoryError: Is a directory: {str(dst)!r}" in err
     assert ".part" not in err and "Errno" not in err
     assert err.strip().splitlines()[-1].endswith("; 1 row written; 1 annotated copy not written")
+
+
+def test_a_page_of_another_shape_is_fitted_inside_the_copy_not_stretched(tmp_path):
+    """A portrait page after a landscape one: scaled to fit the copy's frame (sized by the first page) with its shape
+    kept, on black; it had been stretched to the landscape frame, squashing its faces."""
+    import av
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_video
+
+    landscape = Image.new("RGB", (80, 40), (200, 40, 40))
+    portrait = Image.new("RGB", (40, 80), (40, 40, 200))
+    landscape.save(tmp_path / "pages.tif", save_all=True, append_images=[portrait])
+    annotate_video(tmp_path / "pages.tif", tmp_path / "pages.mp4", [])
+    with av.open(str(tmp_path / "pages.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    assert frames[0].shape == frames[1].shape == (40, 80, 3)
+    page = frames[1]  # 20 px wide at 40 high: columns 30-49, black either side
+    assert page[:, :26].max() < 40 and page[:, 54:].max() < 40
+    assert np.abs(page[4:36, 33:47].mean(axis=(0, 1)) - (40, 40, 200)).max() < 25
