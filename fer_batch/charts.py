@@ -6,8 +6,6 @@ import hashlib
 import re
 from pathlib import Path
 
-import numpy as np
-
 from .labels import EMOTIONS
 from .wording import count, shortened, shown_name
 
@@ -46,32 +44,20 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
     """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
     appearance; at most :data:`~fer_batch.summary.MAX_FACES_SHOWN`, those seen longest); fragments seen in fewer
     analysed frames and the faces beyond that many are counted in the title instead."""
-    from .summary import face_times, frame_span, has_times, least_frames, shown_faces, smooth_probabilities
+    from .summary import face_stretches, least_frames, shown_faces, time_axis
 
     faces = rows.dropna(subset=["face_id"])
     face_ids, fragments, more = shown_faces(rows)
     n = max(len(face_ids), 1)
     fig = _figure(figsize=(10, (2.4 if n <= 4 else 1.3) * n + 0.8), layout="constrained")
     axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
-    timed = has_times(rows)
-    span = frame_span(rows, timed)
-    t_end = float(face_times(rows, timed).max()) + span  # the last analysed frame stands for the time after it
+    timed, span, t_end = time_axis(rows)
     if not face_ids:
         axes[0].text(0.5, 0.5, "no face tracked" if fragments else "no face found", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, fid in zip(axes, face_ids):
         g = faces[faces["face_id"] == fid].sort_values("frame")
-        t = face_times(g, timed)
-        probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
-        if smooth:
-            probs = smooth_probabilities(t, probs, smooth)
-        # Gaps where the face is out of view stay empty instead of being bridged by a straight line.
-        dt = np.diff(t)
-        step = np.median(dt) if len(dt) else span
-        breaks = np.flatnonzero(dt > 3 * step) + 1
-        for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
-            if len(seg_t) == 1:  # seen in one analysed frame: a column as wide as the time that frame stands for
-                seg_t, seg_p = np.array([seg_t[0], seg_t[0] + step]), np.vstack([seg_p, seg_p])
+        for seg_t, seg_p in face_stretches(g, timed, span, smooth):
             ax.stackplot(seg_t, seg_p.T, colors=[COLORS[e] for e in EMOTIONS], alpha=0.9, linewidth=0)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"face {int(fid)}\nprobability")

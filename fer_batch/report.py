@@ -110,32 +110,20 @@ def timeline_svg(rows, face_ids: list[int], smooth: float | None = None) -> str:
     ``smooth``, each face's probabilities averaged over that many seconds first, as the PNG charts do."""
     c = _colours()
     width, band, gap, left, bottom = 1000, 46, 8, 56, 22
-    from .summary import face_times, frame_span, has_times, smooth_probabilities
+    from .summary import face_stretches, time_axis
 
-    timed = has_times(rows)
-    span = frame_span(rows, timed)
-    t_end = float(face_times(rows, timed).max()) + span  # the last analysed frame stands for the time after it
+    timed, span, t_end = time_axis(rows)
     height = len(face_ids) * (band + gap) + bottom
     out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-label="emotion timeline">']
     xs = lambda t: left + (width - left - 8) * t / t_end  # noqa: E731
     for i, fid in enumerate(face_ids):
         g = rows[rows["face_id"] == fid].sort_values("frame")
-        t = face_times(g, timed)
-        probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
-        if smooth:
-            probs = smooth_probabilities(t, probs, smooth)
         y0 = i * (band + gap)
         out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 8}" height="{band}" fill="#f1f1f1"/>'
                    f'<text x="0" y="{y0 + band / 2 + 5}" font-size="13">#{fid}</text>')
-        dt = np.diff(t)
-        step = np.median(dt) if len(dt) else span
-        breaks = np.flatnonzero(dt > 3 * step) + 1
-        for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
-            seg_t, seg_p = _binned(seg_t, seg_p)
-            if len(seg_t) == 1:  # one point: a thin column
-                seg_t = np.array([seg_t[0], seg_t[0] + step])
-                seg_p = np.vstack([seg_p, seg_p])
+        for seg_t, seg_p in face_stretches(g, timed, span, smooth):
+            seg_t, seg_p = _binned(seg_t, seg_p)  # a stretch of two points or more keeps two or more
             cum = np.hstack([np.zeros((len(seg_p), 1)), np.cumsum(seg_p, axis=1)])
             for k, e in enumerate(EMOTIONS):
                 top = [f"{xs(x):.1f},{y0 + band * (1 - v):.1f}" for x, v in zip(seg_t, cum[:, k + 1])]

@@ -171,11 +171,34 @@ def face_times(g, timed: bool | None = None) -> np.ndarray:
     return g["frame"].to_numpy(dtype=np.float64) / NO_TIMESTAMP_FPS
 
 
-def frame_span(rows, timed: bool) -> float:
-    """Seconds an analysed frame of a video stands for on a time axis (the median step between its analysed
-    frames; 1 s for a video analysed in one frame): the width of a face seen in one frame only."""
+def time_axis(rows) -> tuple[bool, float, float]:
+    """(timed, span, end) of one video's time axis, as its chart and the report draw it: whether its rows have
+    timestamps (:func:`has_times`), the seconds an analysed frame stands for (the median step between analysed
+    frames; 1 s for a video analysed in one frame), and the axis's end, the last analysed frame's time plus its
+    span (it stands for the time after it)."""
+    timed = has_times(rows)
     t = np.unique(face_times(rows, timed))
-    return float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    span = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    return timed, span, float(t.max()) + span
+
+
+def face_stretches(g, timed: bool, span: float, smooth: float | None = None):
+    """(times, probabilities) of each stretch of one face's rows (``g``, in frame order) on screen, as charts and
+    the report draw them: split where the face is out of view for over three of its usual steps, so a gap stays
+    empty instead of being bridged; a face seen in one analysed frame is a column as wide as the time that frame
+    stands for (its own step, or the video's ``span``). With ``smooth``, its probabilities are averaged over that
+    many seconds first."""
+    t = face_times(g, timed)
+    probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
+    if smooth:
+        probs = smooth_probabilities(t, probs, smooth)
+    dt = np.diff(t)
+    step = np.median(dt) if len(dt) else span
+    breaks = np.flatnonzero(dt > 3 * step) + 1
+    for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
+        if len(seg_t) == 1:
+            seg_t, seg_p = np.array([seg_t[0], seg_t[0] + step]), np.vstack([seg_p, seg_p])
+        yield seg_t, seg_p
 
 
 def save_summary(df, summary_path: str | Path) -> None:
