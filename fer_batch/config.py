@@ -106,6 +106,13 @@ class AnalyzeConfig:
             raise UsageError(f"max_pixels must be at least 1, got {self.max_pixels}")
 
 
+def check_smoothing(seconds, name: str) -> None:
+    """Refuse (:class:`UsageError`, naming ``name``) a smoothing window that is not a positive number of seconds:
+    a string failed in a comparison, True counted as 1 s, NaN made every smoothed mean NaN with "angry" on top."""
+    if not (_is_number(seconds) and math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"{name} must be a positive number of seconds, got {seconds!r}")
+
+
 def _is_number(value) -> bool:
     """A real number as a notebook may give one (NumPy's included), and not a bool (True is no frame rate)."""
     import numbers
@@ -170,9 +177,8 @@ class RunConfig:
             if Path(self.report).is_dir():
                 raise UsageError(f"--report {str(self.report)!r} is a directory; give an .html file path")
             _check_parent("--report", self.report)
-        if self.smooth is not None and not (_is_number(self.smooth) and math.isfinite(self.smooth)
-                                            and self.smooth > 0):
-            raise UsageError(f"--smooth must be a positive number of seconds, got {self.smooth!r}")
+        if self.smooth is not None:
+            check_smoothing(self.smooth, "--smooth")
         if self.smooth is not None and not (self.summary or self.charts or self.report):
             raise UsageError(f"--smooth {self.smooth:g} smooths the summary, charts and report, and none was asked "
                              "for: add --summary, --charts or --report (the timeline keeps every frame's own result)")

@@ -118,8 +118,10 @@ def summarize(timeline, smooth: float | None = None):
     :class:`~fer_batch.timeline.Timeline`."""
     import pandas as pd
 
-    if smooth is not None and not (np.isfinite(smooth) and smooth > 0):  # NaN: every smoothed mean NaN, "angry" top
-        raise UsageError(f"smooth must be a positive number of seconds, got {smooth!r}")
+    if smooth is not None:
+        from .config import check_smoothing
+
+        check_smoothing(smooth, "smooth")
     rows = []
     for source, frame_rows in as_timeline(timeline).by_source():
         media = frame_rows["media"].iloc[0]
