@@ -42,10 +42,7 @@ class FaceRecord:
         """The top class of the probabilities as the CSV stores them: a near-tie (closer than the CSV's places)
         goes to the first of the two, here, in the CSV's column and in the summary, report and copies that read
         the probabilities back alike."""
-        if self.probs is None:
-            return None
-        stored = [round(p, PROB_PLACES) for p in self.probs]
-        return EMOTIONS[max(range(len(stored)), key=stored.__getitem__)]
+        return None if self.probs is None else _top([round(p, PROB_PLACES) for p in self.probs])
 
     @property
     def confidence(self) -> float | None:
@@ -54,11 +51,11 @@ class FaceRecord:
     def to_row(self) -> list:
         """Values in :data:`COLUMNS` order; None for empty cells."""
         t = None if self.time_s is None or not math.isfinite(self.time_s) else round(self.time_s, 4)
-        probs = [round(p, PROB_PLACES) for p in self.probs] if self.probs is not None else [None] * len(EMOTIONS)
+        stored = None if self.probs is None else [round(p, PROB_PLACES) for p in self.probs]
         conf = None if self.probs is None else round(self.confidence, PROB_PLACES)
         score = None if self.det_score is None else round(self.det_score, 4)
         return [self.source, self.media, self.frame, t, self.face_id, self.x, self.y, self.w, self.h, score,
-                *probs, self.emotion, conf]
+                *(stored or [None] * len(EMOTIONS)), None if stored is None else _top(stored), conf]
 
     @classmethod
     def from_row(cls, row: list[str]) -> "FaceRecord":
@@ -71,6 +68,11 @@ class FaceRecord:
         return cls(source=row[0], media=row[1], frame=int(row[2]), time_s=num(row[3]), face_id=num(row[4], int),
                    x=num(row[5], int), y=num(row[6], int), w=num(row[7], int), h=num(row[8], int),
                    det_score=num(row[9]), probs=tuple(float(v) for v in row[10:10 + n]) if face else None)
+
+
+def _top(stored: list[float]) -> str:
+    """The emotion of the highest stored probability; the first of a tie."""
+    return EMOTIONS[max(range(len(stored)), key=stored.__getitem__)]
 
 
 @dataclass(frozen=True, slots=True)
