@@ -122,6 +122,12 @@ def describe_splits(dataset: Dataset) -> str:
     return "faces: " + "; ".join(parts)
 
 
+def _some(paths: list, most: int) -> str:
+    """The first ``most`` of ``paths``, and how many more: "a.png, b.png and 4 more"."""
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(str(p) for p in paths[:most]) + more
+
+
 def _no_usable(source, problems: list[str], what: str) -> DatasetError:
     shown = "".join(f"\n  {p}" for p in problems[:5])
     more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
@@ -134,16 +140,12 @@ _ARCHIVES = ((0, b"PK\x03\x04", "a zip archive"), (257, b"ustar", "a tar archive
 
 def _open_text(path: Path):
     """The CSV as text, gunzipped where it is gzip; one stream, sniffed and then read (a pipe cannot be reopened)."""
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # buffered: its first bytes can be looked at without being taken from a pipe
     try:
-        buffered = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
-        head = buffered.peek(512)[:512]
+        binary, head = raw, raw.peek(512)[:512]
         if head[:2] == b"\x1f\x8b":
-            inner = gzip.GzipFile(fileobj=buffered)
-            head = inner.peek(512)[:512]
-            binary = inner
-        else:
-            binary = buffered
+            binary = gzip.GzipFile(fileobj=raw)
+            head = binary.peek(512)[:512]
         for offset, magic, kind in _ARCHIVES:
             if head[offset:offset + len(magic)] == magic:
                 raise DatasetError(f"{path}: this is {kind}, not a CSV: extract fer2013.csv from it and give that "
@@ -363,9 +365,9 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     with reading as cropper:
         for split, split_dir in layout.items():
             xs, ys = [], []
-            loose += sorted(p for p in split_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                            and p.suffix.lower() in IMAGE_SUFFIXES)
-            for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            entries = sorted(p for p in split_dir.iterdir() if not p.name.startswith("."))
+            loose += [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            for class_dir in (p for p in entries if p.is_dir()):
                 label = label_for_name(class_dir.name)
                 if label is None:
                     raise DatasetError(
@@ -401,14 +403,11 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
     if empty:
         notes.append(f"no usable image in {', '.join(str(p) for p in empty)}: that class has no faces there")
     if loose:  # a split laid out flat would otherwise vanish without a word
-        shown = ", ".join(str(p) for p in loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
-        notes.append(f"{len(loose)} image(s) outside the class folders left out ({shown}): an image's label is the "
-                     "name of the folder it is in (ROOT/<split>/<emotion>/ or ROOT/<emotion>/)")
+        notes.append(f"{len(loose)} image(s) outside the class folders left out ({_some(loose, 3)}): an image's "
+                     "label is the name of the folder it is in (ROOT/<split>/<emotion>/ or ROOT/<emotion>/)")
     if cropper is not None and cropper.multi_face:
-        shown = ", ".join(str(p) for p in cropper.multi_face[:5])
-        more = f" and {len(cropper.multi_face) - 5} more" if len(cropper.multi_face) > 5 else ""
         notes.append(f"{len(cropper.multi_face)} image(s) showed several faces; the largest face of each was used, "
-                     f"which may not be the labelled person's: {shown}{more}")
+                     f"which may not be the labelled person's: {_some(cropper.multi_face, 5)}")
     if cropper is None and (largest := _looks_like_photos(sizes)) is not None:
         notes.append(f"images up to {largest[0]}x{largest[1]} pixels, many not square or larger than {_PHOTO_SIDE} "
                      "px, were resized whole to 48x48; if they are photos rather than face crops, pass --faces "
