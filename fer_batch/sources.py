@@ -127,12 +127,17 @@ class AnimationFrame(NamedTuple):
     pixels: Callable[[], np.ndarray]  # its RGB pixels, to be asked for before the next frame is taken
 
 
+# Formats whose frames are played for 100 ms where they give 10 ms or less, or no duration, as Firefox and Chromium
+# play them (and FFmpeg a GIF): a 0 ms frame would otherwise share its time with the next one
+_TIMED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+
+
 def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[AnimationFrame]:
     """Every frame of an animated image, in order.
 
     A frame's time is the sum of the durations of the frames before it; pages without durations (a TIFF's) have
-    None, counted as index / 30 s where a time is needed, as for a video without timestamps; a GIF frame of under
-    20 ms, or without a duration, is shown for 100 ms, as browsers and FFmpeg play it. An APNG's default image,
+    None, counted as index / 30 s where a time is needed, as for a video without timestamps; a GIF, APNG or WebP
+    frame of 10 ms or less, or without a duration, is shown for 100 ms, as browsers play it. An APNG's default image,
     which players do not show when they animate, is left out. Frames are turned upright by the file's EXIF
     orientation, as a photo is. Pixels are converted only when asked for: a frame left out by the sampling costs its
     decoding alone (each may be drawn over the one before, so none is skipped). A frame that cannot be decoded, or
@@ -171,7 +176,7 @@ def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[
                                               "limit; the frames before it were analysed and their rows kept")
             duration = im.info.get("duration")
             known = isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0
-            if im.format == "GIF" and not (known and duration >= 20):
+            if im.format in _TIMED_FORMATS and not (known and duration > 10):
                 duration, known = 100, True
             if timed is None:  # the file is timed or not as its first frame is (a later frame without one lasts 0)
                 timed = known
@@ -189,14 +194,16 @@ def animation_frames(source: Source, max_pixels: int = 100_000_000) -> Iterator[
 
 
 def _png_frames(path: Path) -> int | None:
-    """The frames a PNG's animation control chunk announces (1 without one); None where the file does not start as
-    a PNG or cannot be read, for PIL to look at."""
+    """The frames of a PNG as PIL counts them (1 without an animation control chunk; the animation's frames, and its
+    default image where that is not the first of them); None where the file does not start as a PNG or cannot be
+    read, for PIL to look at."""
     import struct
 
     try:
         with open(path, "rb") as f:
             if f.read(8) != b"\x89PNG\r\n\x1a\n":
                 return None
+            frames = None
             for _ in range(256):  # acTL comes before the first image data, after a few metadata chunks
                 head = f.read(8)
                 if len(head) < 8:
@@ -204,9 +211,15 @@ def _png_frames(path: Path) -> int | None:
                 length, chunk = struct.unpack(">I4s", head)
                 if chunk == b"acTL":
                     body = f.read(4)
-                    return struct.unpack(">I", body)[0] if len(body) == 4 else None
-                if chunk == b"IDAT":
-                    return 1
+                    if len(body) < 4:
+                        return None
+                    frames = struct.unpack(">I", body)[0]
+                    f.seek(length, os.SEEK_CUR)  # the rest of the chunk and its CRC
+                    continue
+                if chunk == b"fcTL" and frames is not None:  # the default image is the animation's first frame
+                    return frames
+                if chunk == b"IDAT":  # a still PNG, or an animation whose default image is a poster players skip
+                    return 1 if frames is None else frames + 1
                 f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
     except OSError:
         return None

@@ -473,11 +473,13 @@ def test_every_multi_frame_image_is_a_video_decoded_frame_by_frame_at_its_own_ti
         read_image(next(s for s in found.sources if s.name.endswith("broken.gif")))
 
 
-def test_a_gif_frame_of_no_duration_is_shown_for_a_tenth_of_a_second(tmp_path):
-    frames = [np.full((8, 8, 3), c, np.uint8) for c in (0, 90, 180)]
-    path = synthetic.save_animation(tmp_path / "fast.gif", frames, [0, 10, 40])
+@pytest.mark.parametrize("name", ["fast.gif", "fast.png", "fast.webp"])
+def test_a_frame_of_10_ms_or_less_is_shown_for_a_tenth_of_a_second(tmp_path, name):
+    """As browsers play them: a 0 ms frame does not share its time with the next one."""
+    frames = [np.full((8, 8, 3), c, np.uint8) for c in (0, 90, 180, 240)]
+    path = synthetic.save_animation(tmp_path / name, frames, [0, 10, 40, 20])
     source = discover([path]).sources[0]
-    assert [f.time_s for f in iter_frames(source)] == pytest.approx([0.0, 0.1, 0.2])
+    assert [f.time_s for f in iter_frames(source)] == pytest.approx([0.0, 0.1, 0.2, 0.24])
 
 
 def test_an_animation_cut_short_keeps_its_frames_and_names_the_one_that_failed(tmp_path):
@@ -504,6 +506,19 @@ def test_an_apngs_default_image_is_not_a_frame_and_later_frames_are_timed(tmp_pa
     decoded = list(iter_frames(source))
     assert source.media == "video" and [f.time_s for f in decoded] == pytest.approx([0.0, 0.5])
     assert [tuple(f.rgb[0, 0]) for f in decoded] == [(0, 250, 0), (0, 0, 250)]
+
+
+def test_an_apng_of_one_frame_after_its_poster_is_that_frame_not_the_poster(tmp_path):
+    """A player shows the animation's one frame; a viewer without APNG the poster. The fast look at the chunks and
+    PIL count the same frames (one too few made the file a photo of its poster)."""
+    poster, frame = Image.new("RGB", (16, 12), (250, 0, 0)), Image.new("RGB", (16, 12), (0, 250, 0))
+    poster.save(tmp_path / "one.png", save_all=True, append_images=[frame], default_image=True, duration=[300])
+    with Image.open(tmp_path / "one.png") as im:
+        assert im.n_frames == 2 and im.default_image
+    source = discover([tmp_path / "one.png"]).sources[0]
+    decoded = list(iter_frames(source))
+    assert source.media == "video" and [(f.index, f.time_s) for f in decoded] == [(0, 0.0)]
+    assert tuple(decoded[0].rgb[0, 0]) == (0, 250, 0)
 
 
 def test_each_page_of_a_tiff_is_turned_by_its_own_orientation(tmp_path):
