@@ -23,6 +23,9 @@ def _figure(**kwargs):
     return fig
 
 
+DISTRIBUTION_PNG = "emotion_distribution.png"
+
+
 def chart_name(source: str, used: set[str]) -> str:
     """A file-system-safe, unique PNG name derived from the source path."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.strip("/")).strip("._") or "source"
@@ -32,6 +35,13 @@ def chart_name(source: str, used: set[str]) -> str:
         name = f"{stem}-{hashlib.sha1(source.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}.png"
     used.add(name)
     return name
+
+
+def chart_names(sources) -> dict[str, str]:
+    """:func:`chart_name` of each source, given in sorted order: two sources whose names clean up alike get the same
+    PNGs whichever of them a run (with --workers, say) wrote first."""
+    used = {DISTRIBUTION_PNG}
+    return {source: chart_name(source, used) for source in sorted(set(sources))}
 
 
 def plot_video_timeline(source: str, rows, path: Path, smooth: float | None = None) -> Path:
@@ -114,12 +124,13 @@ def write_charts(timeline, directory: str | Path, smooth: float | None = None, b
     timeline = as_timeline(timeline)
     directory = Path(directory)
     mark_output_dir(directory)
-    written, used = [], {"emotion_distribution.png"}
+    names = chart_names(source for source, media in timeline.media() if media == "video")
+    written = []
     for source, rows in timeline.by_source():
         if between is not None:
             between()
         if rows["media"].iloc[0] != "video":
             continue
-        written.append(plot_video_timeline(source, rows, directory / chart_name(source, used), smooth=smooth))
-    written.append(plot_distribution(timeline.totals(), directory / "emotion_distribution.png"))
+        written.append(plot_video_timeline(source, rows, directory / names[source], smooth=smooth))
+    written.append(plot_distribution(timeline.totals(), directory / DISTRIBUTION_PNG))
     return written

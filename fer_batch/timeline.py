@@ -85,6 +85,11 @@ class Timeline:
             yield source, rows
         self._totals = totals
 
+    def media(self) -> Iterator[tuple[str, str]]:
+        """(source, its media), in the timeline's order: a pass over those two columns alone."""
+        for source, rows in self._groups(("source", "media")):
+            yield source, rows["media"].iat[0]
+
     def totals(self) -> Totals:
         """:class:`Totals` of the whole timeline (counted by the first whole pass, or by one over the three columns
         it needs)."""

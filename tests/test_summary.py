@@ -342,3 +342,19 @@ def test_a_long_chart_name_cut_at_a_dot_is_not_a_hidden_file():
 
     name = chart_name("clips/" + "x" * 50 + "." + "y" * 115 + ".mp4", set())
     assert name == "y" * 115 + ".mp4.png"
+
+
+def test_sources_whose_names_clean_up_alike_get_the_same_charts_in_either_order(tmp_path):
+    """'a b.mp4' and 'a_b.mp4' both clean up to 'a_b.mp4.png': the one sorted first gets that name, the other a
+    hashed one, whichever a run (with --workers, say) wrote first."""
+    from fer_batch.charts import write_charts
+
+    emotion = {"a b.mp4": 3, "a_b.mp4": 4}  # charts that differ
+    pngs = []
+    for order in (["a b.mp4", "a_b.mp4"], ["a_b.mp4", "a b.mp4"]):
+        recs = [FaceRecord(name, "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(emotion[name]))
+                for name in order for i in range(5)]
+        written = write_charts(_timeline(recs), tmp_path / str(len(pngs)))
+        pngs.append({p.name: p.read_bytes() for p in written})
+    first, second = pngs
+    assert "a_b.mp4.png" in first and len(first) == 3 and first == second
