@@ -659,7 +659,7 @@ def test_thirty_minute_video_is_analysed_in_bounded_memory(tmp_path, monkeypatch
             super().__init__(*a, **k)
             items.born(self)
 
-    monkeypatch.setattr(sources, "Frame", CountedFrame)
+    monkeypatch.setattr(sources.video, "Frame", CountedFrame)  # where a video's frames are made
     monkeypatch.setattr(stages, "FrameItem", CountedItem)
     rss = []
     done = threading.Event()

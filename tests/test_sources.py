@@ -15,7 +15,8 @@ from PIL import Image
 
 import synthetic_media as synthetic
 from fer_batch.errors import InputError, UsageError
-from fer_batch.sources import Source, _VideoClock, discover, iter_frames, read_image
+from fer_batch.sources import Source, discover, iter_frames, read_image
+from fer_batch.sources.video import _VideoClock
 
 
 def _img(path, size=(32, 24), mode="RGB", color=(10, 200, 30)):
@@ -267,7 +268,7 @@ def test_fps_sampling_steps_over_a_far_jump_in_one_go():
     """The next sampling time after t, stepping by 1/fps: the same as stepping one interval at a time for ordinary
     gaps; for a timestamp that jumps 10^7 s ahead (10^8 steps of the old loop) and one past float resolution (where
     the old loop never ended), the first sampling time after it, in a bounded number of steps."""
-    from fer_batch.sources import _next_sample
+    from fer_batch.sources.video import _next_sample
 
     def stepped(next_t, t, fps):
         while next_t <= t + 1e-6:
@@ -333,14 +334,15 @@ def test_photos_decode_outside_the_warnings_lock(tmp_path, monkeypatch):
     """Only opening (header, EXIF) holds the process-wide warnings lock: workers decode their photos in parallel."""
     from PIL import Image
 
-    from fer_batch import sources, threads
+    from fer_batch import threads
+    from fer_batch.sources import images
 
     path = tmp_path / "p.jpg"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path)
     held = []
-    to_rgb = sources.to_rgb
-    monkeypatch.setattr(sources, "to_rgb", lambda im: held.append(threads._WARNINGS_LOCK.locked()) or to_rgb(im))
-    assert sources.read_image(sources.Source(path, str(path), "image")).shape == (20, 20, 3)
+    to_rgb = images.to_rgb
+    monkeypatch.setattr(images, "to_rgb", lambda im: held.append(threads._WARNINGS_LOCK.locked()) or to_rgb(im))
+    assert images.read_image(Source(path, str(path), "image")).shape == (20, 20, 3)
     assert held == [False]
 
 
