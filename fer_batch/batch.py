@@ -196,12 +196,14 @@ def plan_run(config: RunConfig) -> Plan:
     """Walk the inputs and, for ``resume``, read (only read) the journal and check the options match, so that
     everything that needs no model is settled before TensorFlow is imported: a named file that is not media or a
     finished run is reported in well under a second. :class:`~fer_batch.errors.UsageError` as :func:`run_batch`."""
-    from .sinks import check_unlocked, read_journal
+    from .sinks import check_resumable, check_unlocked, read_journal
 
     check_unlocked(config.out)  # another run writing this --out is refused before any model loads
     committed: dict[str, dict] = {}
     if config.resume and config.out.exists():
-        committed = {entry["source"]: entry for entry in read_journal(config.out, _settings(config))[1:]
+        entries = read_journal(config.out, _settings(config))
+        check_resumable(config.out, config.errors_path, entries)
+        committed = {entry["source"]: entry for entry in entries[1:]
                      if not (config.retry_failed and entry.get("error"))}
     return Plan(_discover(config), committed)
 
@@ -301,6 +303,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         if progress:
             progress.source_done(done)
 
+    finished = False
     try:  # from here on, whatever is raised, the writer is closed below
         if config.annotate is not None:
             from .annotate import AnnotateSink
@@ -360,6 +363,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
                     progress.source_start(event)
         if engine is not None and stop is not None and stop.is_set():  # the engine ended early because of it
             raise interrupted()
+        finished = True
     except Interrupted as exc:
         exc.report = report  # what was committed before the stop, for the CLI's last line
         raise
@@ -367,7 +371,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         exc.report = report
         raise
     finally:
-        writer.close()  # drops the rows of a source cut off mid-way, so the timeline holds report.rows rows
+        # Drops the rows of a source cut off mid-way, so the timeline holds report.rows rows. Locked still after a
+        # whole run: another run must not rewrite the timeline that the summary, charts and report read.
+        writer.close(keep_lock=finished)
         report.rows = writer.rows_committed
         if annotator is not None:
             report.annotate_failures = annotator.failures
@@ -375,12 +381,15 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         if progress:
             progress.close()
 
-    if config.summary or config.charts or config.report:
-        try:
-            _write_after_run(config, report, paths, progress, stop)
-        except (OutputError, Interrupted) as exc:
-            exc.report = report
-            raise
+    try:
+        if config.summary or config.charts or config.report:
+            try:
+                _write_after_run(config, report, paths, progress, stop)
+            except (OutputError, Interrupted) as exc:
+                exc.report = report
+                raise
+    finally:
+        writer.release()
     return report
 
 

@@ -77,6 +77,31 @@ def read_journal(out: Path, settings: dict) -> list[dict]:
     return entries
 
 
+def _header_bytes(columns) -> int:
+    """Bytes of a CSV's header line as the run writes it (CRLF)."""
+    return len((",".join(columns) + "\r\n").encode("utf-8"))
+
+
+def check_resumable(out: Path, errors_path: Path, entries: list[dict]) -> None:
+    """:class:`UsageError` where the files of the run (``entries``: :func:`read_journal`'s) cannot be resumed as
+    they are: the timeline gone, or either file shorter than the journal says was written (truncating to the
+    journal's size would pad a file cut short since, a copy stopped early, with NUL bytes, and the sources whose rows
+    were cut would pass for done). An errors file that held its header only may be gone: it is made again. Reads
+    only, so that a run is refused before any model loads."""
+    last = entries[-1]
+    for path, key in ((out, "out_size"), (errors_path, "errors_size")):
+        if not path.exists():
+            if path == errors_path and last[key] <= _header_bytes(ERROR_COLUMNS):
+                continue
+            raise UsageError(f"--resume: {path} is missing (it held {last[key]:,} bytes); put it back, or start "
+                             "again with --overwrite")
+        size, committed = path.stat().st_size, last[key]
+        if size < committed:
+            raise UsageError(f"--resume: {path} holds {size:,} bytes, fewer than the {committed:,} its journal "
+                             "says were written: it was cut short or replaced since that run, so the rows of "
+                             "the files it had done are not all there; start again with --overwrite")
+
+
 #: Settings that follow from the model file and its card.
 FROM_MODEL = ("model_sha256", "model_bytes", "tflite_quantization", "flip_margin")
 #: Settings that change with an option, so are not named beside it.
@@ -84,13 +109,20 @@ FOLLOW = {"model": FROM_MODEL, "detector": ("auto_detector",), "runtime": ("tfli
 
 
 def _comparable(settings: dict) -> dict:
-    """``settings`` with each input folder's one trailing slash dropped: ``clips/`` (as tab completion types it) and
-    ``clips`` name the same files, under the same names."""
+    """``settings`` as far as they change the rows: each input folder's one trailing slash dropped (``clips/``, as
+    tab completion types it, and ``clips`` name the same files, under the same names), and with ``--detector auto``
+    a ``--min-score`` below the bar auto keeps anyway counted as that bar (it changes nothing, as the run says)."""
+    from .detect_auto import AGREE
+
+    settings = dict(settings)
     paths = settings.get("paths")
-    if not isinstance(paths, list):
-        return settings
-    return {**settings, "paths": [p[:-1] if len(p) > 1 and p.endswith(os.sep) and not p.endswith(os.sep * 2)
-                                  else p for p in paths]}
+    if isinstance(paths, list):
+        settings["paths"] = [p[:-1] if len(p) > 1 and p.endswith(os.sep) and not p.endswith(os.sep * 2) else p
+                             for p in paths]
+    score = settings.get("min_score")
+    if settings.get("detector") == "auto" and isinstance(score, (int, float)) and score < AGREE:
+        settings["min_score"] = AGREE
+    return settings
 
 
 def _differences(previous: dict, now: dict) -> str:
@@ -316,6 +348,7 @@ class RunWriter:
         self._uncommitted_rows: dict[str, int] = {}
         self.rows_committed = 0  # rows of the sources this writer committed: what the timeline gained
         self._committed_size = 0  # the timeline's size at the last commit
+        self._errors_size = 0  # the errors file's
         self.retried: list[str] = []  # failed sources taken out of the output for --retry-failed
         self.out.parent.mkdir(parents=True, exist_ok=True)
         finish_retry(self.out, self.errors_path)  # one that a kill cut short, before anything reads the files
@@ -340,23 +373,19 @@ class RunWriter:
                                 "out_size": self.out.stat().st_size,
                                 "errors_size": self.errors_path.stat().st_size}) + "\n")
             _fsync(j)
-        self._committed_size = self.out.stat().st_size
+        self._committed_size, self._errors_size = self.out.stat().st_size, self.errors_path.stat().st_size
+        # a journal rewrite that a kill cut short (see _reopen): not this run's
+        self.journal_path.with_name(f"{self.journal_path.name}.part").unlink(missing_ok=True)
         if self.staging.exists():
             shutil.rmtree(self.staging)
 
     def _reopen(self, settings: dict, retry: frozenset) -> None:
         entries = read_journal(self.out, settings)
-        for path in (self.out, self.errors_path):
-            if not path.exists():
-                raise UsageError(f"--resume: {path} is missing; use --overwrite")
-        # Truncating to the journal's size would pad a file cut short since (a copy stopped early, an editor) with
-        # NUL bytes, and the sources whose rows were cut would pass for done.
-        for path, key in ((self.out, "out_size"), (self.errors_path, "errors_size")):
-            size, committed = path.stat().st_size, entries[-1][key]
-            if size < committed:
-                raise UsageError(f"--resume: {path} holds {size:,} bytes, fewer than the {committed:,} its journal "
-                                 "says were written: it was cut short or replaced since that run, so the rows of "
-                                 "the files it had done are not all there; start again with --overwrite")
+        check_resumable(self.out, self.errors_path, entries)
+        if not self.errors_path.exists():  # it held its header only (check_resumable)
+            with _open_csv(self.errors_path, "w") as f:
+                csv.writer(f).writerow(ERROR_COLUMNS)
+                _fsync(f)
         self.retried = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
         if self.retried:
             entries = drop_failed(self.out, self.errors_path, entries, set(self.retried))
@@ -369,7 +398,7 @@ class RunWriter:
             with open(path, "r+b") as f:
                 f.truncate(size)
                 _fsync(f)
-        self._committed_size = last["out_size"]
+        self._committed_size, self._errors_size = last["out_size"], last["errors_size"]
         # Rewrite the journal without any torn tail so later appends stay parseable: beside it, then over it (a
         # kill in between leaves the old journal, whose torn tail the next read drops again).
         part = self.journal_path.with_name(f"{self.journal_path.name}.part")
@@ -452,21 +481,23 @@ class RunWriter:
         self._journal(done)
 
     def _journal(self, done: SourceDone) -> None:
+        """A source is committed once its journal line is on disk, and only then counted: a failure before that
+        leaves its rows and error row past the committed sizes, for :meth:`close` (or ``--resume``) to drop."""
         _fsync(self._out)
         start, out_size = self._committed_size, self._out.tell()
-        self._committed_size = out_size
-        self.rows_committed += self._uncommitted_rows.pop(done.source, 0)
         with _open_csv(self.errors_path, "a") as err:
             if done.error:
                 csv.writer(err).writerow([done.source, done.error])
             _fsync(err)
             errors_size = err.tell()
         entry = {**asdict(done), "out_size": out_size, "errors_size": errors_size}
-        self.ranges[done.source] = (start, out_size)
-        self._fresh.append(done.source)
         with open(self.journal_path, "a", encoding="utf-8", errors="surrogateescape") as j:
             j.write(json.dumps(entry) + "\n")
             _fsync(j)
+        self._committed_size, self._errors_size = out_size, errors_size
+        self.rows_committed += self._uncommitted_rows.pop(done.source, 0)
+        self.ranges[done.source] = (start, out_size)
+        self._fresh.append(done.source)
         self.committed[done.source] = entry
 
     def committed_since(self) -> list[str]:
@@ -486,19 +517,26 @@ class RunWriter:
             for row in csv.reader(lines):
                 yield FaceRecord.from_row(row)
 
-    def close(self) -> None:
-        """Close every file. The rows of sources that never ended are dropped, from the timeline (truncated back to
-        the last commit) and from staging: the timeline then holds whole sources only, ``rows`` of them this run.
-        (A killed run cannot do this; its torn rows stay past the journalled size until ``--resume`` drops them.)"""
+    def release(self) -> None:
+        """Let another run write ``out`` (after ``close(keep_lock=True)``). Releasing twice does nothing."""
+        self._lock.close()
+
+    def close(self, *, keep_lock: bool = False) -> None:
+        """Close every file, and release the lock unless ``keep_lock`` (a run keeps it while it makes the summary,
+        charts and report from the finished timeline: another run must not rewrite it under them). The rows of
+        sources that never ended are dropped, from the timeline and the errors file (truncated back to the last
+        commit) and from staging: the timeline then holds whole sources only, ``rows`` of them this run. (A killed
+        run cannot do this; its torn rows stay past the journalled size until ``--resume`` drops them.)"""
         try:
             self._out.close()  # flushes: on a full disk that fails, and what it held is dropped with the rest below
         except OSError:
             pass
-        try:
-            if self.out.stat().st_size != self._committed_size:
-                os.truncate(self.out, self._committed_size)
-        except OSError:
-            pass  # the folder went away: --resume drops a torn tail by the journal anyway
+        for path, size in ((self.out, self._committed_size), (self.errors_path, self._errors_size)):
+            try:
+                if path.stat().st_size > size:
+                    os.truncate(path, size)
+            except OSError:
+                pass  # the folder went away: --resume drops a torn tail by the journal anyway
         for path, f, _ in self._staged.values():
             try:
                 f.close()
@@ -506,4 +544,5 @@ class RunWriter:
                 pass
         self._staged.clear()
         shutil.rmtree(self.staging, ignore_errors=True)
-        self._lock.close()
+        if not keep_lock:
+            self.release()

@@ -415,3 +415,21 @@ def test_a_resume_over_a_timeline_cut_short_since_is_refused_and_pads_nothing(tm
     err = capsys.readouterr().err
     assert f"--resume: {out} holds {len(cut):,} bytes, fewer than the" in err and "--overwrite" in err
     assert out.read_bytes() == cut
+
+
+def test_sigterm_while_the_model_loads_ends_as_ctrl_c_does(tmp_path, one_face_photo):
+    """A scheduler's SIGTERM during the seconds the model loads ended the run with the kernel's 143 and no word;
+    README promises 130 for SIGTERM as for Ctrl-C."""
+    proc = subprocess.Popen(cli_command() + ["analyze", str(one_face_photo), "--out", str(tmp_path / "r.csv")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("loading model"), first
+        os.kill(proc.pid, signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == EXIT_INTERRUPTED, first + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupted" in rest or "stopped before finishing" in rest, rest

@@ -184,3 +184,110 @@ def test_a_refused_resume_names_each_option_with_both_values():
     newer = before | {"auto_detector": {"tile": 256}}
     assert _differences(before, newer) == ("the earlier run differs: this version of fer-batch runs differently "
                                            "from the one that wrote it (auto_detector)")
+
+
+def test_the_lock_is_held_until_the_summary_charts_and_report_are_written(tmp_path):
+    """A second run writing the same --out while the first made its summary from the timeline had rewritten it under
+    it: the first run's report then showed the second run's files."""
+    from fer_batch.batch import run_batch
+    from fer_batch.config import RunConfig
+    from fer_batch.sinks import take_lock
+
+    note = tmp_path / "note.txt"  # a named non-media file: the run needs no model
+    note.write_text("hi\n")
+    out = tmp_path / "run" / "out.csv"
+    refused = []
+
+    class Writing:
+        def writing(self, option):
+            with pytest.raises(UsageError, match="is being written by another fer-batch run") as info:
+                take_lock(out)
+            refused.append((option, str(info.value)))
+
+    config = RunConfig(paths=(str(note),), out=out, summary=tmp_path / "run" / "summary.csv",
+                       report=tmp_path / "run" / "report.html")
+    report = run_batch(config, progress=Writing())
+    assert [option for option, _ in refused] == ["--summary", "--report"] and report.failed == 1
+    take_lock(out).close()  # released at the end
+
+
+def test_a_commit_whose_journal_line_fails_is_not_counted_and_its_rows_are_dropped(tmp_path):
+    """The counters moved before the journal line was on disk: a full disk there left rows and an error row of an
+    uncommitted file in the outputs, counted in the run's last line."""
+    from fer_batch.errors import OutputError
+    from fer_batch.sinks import journal_path
+
+    w = _writer(tmp_path)
+    w.write(_records("a.mp4", 3))
+    w.commit(SourceDone("a.mp4", "video", 3, 3))
+    sizes = (tmp_path / "out.csv").stat().st_size, (tmp_path / "out.errors.csv").stat().st_size
+    journal = journal_path(tmp_path / "out.csv")
+    kept = journal.read_bytes()
+    journal.unlink()
+    journal.mkdir()  # appending to it fails as a full disk would
+    w.write(_records("b.mp4", 2))
+    with pytest.raises(OutputError):
+        w.commit(SourceDone("b.mp4", "video", 2, 2, error="cut short"))
+    assert w.rows_committed == 3 and "b.mp4" not in w.committed
+    w.close()
+    assert ((tmp_path / "out.csv").stat().st_size, (tmp_path / "out.errors.csv").stat().st_size) == sizes
+    journal.rmdir()
+    journal.write_bytes(kept)
+    w = _writer(tmp_path, resume=True)
+    assert set(w.committed) == {"a.mp4"}
+    w.close()
+
+
+def test_an_errors_file_of_its_header_only_may_be_gone_on_resume_one_with_errors_may_not(tmp_path):
+    w = _writer(tmp_path)
+    w.write(_records("a.mp4", 3))
+    w.commit(SourceDone("a.mp4", "video", 3, 3))
+    w.close()
+    errors = tmp_path / "out.errors.csv"
+    errors.unlink()
+    w = _writer(tmp_path, resume=True)
+    assert set(w.committed) == {"a.mp4"} and errors.read_bytes() == b"source,error\r\n"
+    w.commit(SourceDone("bad.jpg", "image", 0, 0, error="empty file (0 bytes)"))
+    w.close()
+    held = errors.stat().st_size
+    errors.unlink()
+    with pytest.raises(UsageError, match=f"--resume: {errors} is missing \\(it held {held} bytes\\); put it back"):
+        _writer(tmp_path, resume=True)
+
+
+def test_a_resume_whose_errors_file_is_gone_is_refused_when_planned_before_any_model_loads(tmp_path):
+    from fer_batch.batch import plan_run, run_batch
+    from fer_batch.config import RunConfig
+
+    note = tmp_path / "note.txt"  # a named non-media file: an error row, and no model needed
+    note.write_text("hi\n")
+    out = tmp_path / "out.csv"
+    run_batch(RunConfig(paths=(str(note),), out=out))
+    errors = tmp_path / "out.errors.csv"
+    errors.unlink()
+    with pytest.raises(UsageError, match=f"--resume: {errors} is missing"):
+        plan_run(RunConfig(paths=(str(note),), out=out, resume=True))
+
+
+def test_an_overwrite_removes_a_journal_rewrite_a_kill_left(tmp_path):
+    from fer_batch.sinks import journal_path
+
+    part = journal_path(tmp_path / "out.csv").with_name(".out.csv.journal.part")
+    part.write_text('{"version": 1}\n')
+    _writer(tmp_path).close()
+    assert not part.exists()
+
+
+@pytest.mark.parametrize(("score", "accepted"), [(0.3, True), (0.5, True), (0.6, False)])
+def test_a_min_score_below_the_bar_of_auto_changes_nothing_on_resume(tmp_path, score, accepted):
+    """The run says --min-score 0.3 changes nothing with --detector auto: a resume with it was refused all the
+    same."""
+    _writer(tmp_path, settings={"detector": "auto", "min_score": 0.5}).close()
+    if accepted:
+        _writer(tmp_path, resume=True, settings={"detector": "auto", "min_score": score}).close()
+    else:
+        with pytest.raises(UsageError, match=r"--min-score was 0.5 \(the default\), now 0.6"):
+            _writer(tmp_path, resume=True, settings={"detector": "auto", "min_score": score})
+    _writer(tmp_path, settings={"detector": "short", "min_score": 0.5}).close()
+    with pytest.raises(UsageError, match=r"--min-score was 0.5 \(the default\), now 0.3"):
+        _writer(tmp_path, resume=True, settings={"detector": "short", "min_score": 0.3})

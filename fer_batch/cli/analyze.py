@@ -191,6 +191,24 @@ def _progress(quiet: bool):
     return _TqdmProgress() if sys.stderr.isatty() else _LineProgress()
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a scheduler's, ``timeout``'s) before the run starts (while the model loads, say) ends it as Ctrl-C
+    does there: "interrupted", exit 130, as README says of both, instead of the kernel's 143 without a word."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _stop_on_sigint(stop: threading.Event) -> dict:
     """Make Ctrl-C (and SIGTERM, which job schedulers and ``timeout`` send) set ``stop`` instead of raising wherever
     the main thread happens to be. One CI run under load finished as if never interrupted: a KeyboardInterrupt
@@ -241,6 +259,11 @@ def _note_ineffective_min_score(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with _sigterm_as_ctrl_c():  # until the run's own handler takes over (_stop_on_sigint)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..config import AnalyzeConfig, RunConfig
 
     config = RunConfig(
