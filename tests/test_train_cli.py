@@ -510,15 +510,26 @@ def test_init_from_an_int8_quantized_model_dequantizes_its_kernels(tmp_path):
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
 
 
-def test_init_from_another_architecture_is_a_usage_error(data, tmp_path):
-    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "x", "--checkpoint-dir",
-                             tmp_path / "c", "--init", "fast", "--epochs", "1", *QUICK])
-    assert rc == EXIT_USAGE
-    # The packaged fast's network, whatever it is, is named after its --arch (vgg-small -> vgg_small).
+def test_init_from_another_architecture_is_a_usage_error_before_an_overwrite_deletes_anything(data, tmp_path):
+    """The mismatch was found after the data was read and after --overwrite had deleted the earlier run's record;
+    the message named the network's Keras name (vgg_small) where --arch takes vgg-small."""
     from importlib.resources import files
 
-    arch = json.loads(files("fer_batch.models").joinpath("fast.json").read_text())["arch"].replace("-", "_")
-    assert f"--init 'fast': its network ({arch}," in stderr and "does not match --arch tiny" in stderr
+    earlier = tmp_path / "x"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text("{}")
+    (earlier / "model.keras").write_bytes(b"an earlier run's")
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", earlier, "--checkpoint-dir", tmp_path / "c",
+                             "--init", "fast", "--epochs", "1", "--overwrite", *QUICK])
+    assert rc == EXIT_USAGE
+    arch = json.loads(files("fer_batch.models").joinpath("fast.json").read_text())["arch"]
+    assert (f"--init 'fast': its network ({arch.replace('-', '_')}," in stderr
+            and "does not match --arch tiny (" in stderr and f"; pass --arch {arch}, which builds it" in stderr)
+    assert sorted(p.name for p in earlier.iterdir()) == ["metrics.json", "model.keras"]
+    assert "faces: " not in stderr  # refused before the data was read (it says how many faces each split has)
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", tmp_path / "y", "--checkpoint-dir",
+                             tmp_path / "c", "--init", "accurate", "--arch", arch, "--epochs", "1", *QUICK])
+    assert rc == EXIT_USAGE and "it is an ensemble of 2 networks, and --init starts one network" in stderr
 
 
 def test_recipe_paper_and_overrides():

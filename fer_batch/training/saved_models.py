@@ -8,21 +8,46 @@ from ..errors import UsageError
 
 def load_initial_weights(net, path, given: str) -> None:
     """Copy a saved model's weights into ``net``; a TTA-wrapped file gives those of the network inside it, and a
-    Keras-quantized one (the packaged ``accurate``) its float equivalent (:mod:`fer_batch.dequantize`)."""
+    Keras-quantized one (the packaged ``accurate``'s members) its float equivalent (:mod:`fer_batch.dequantize`)."""
+    net.set_weights(_fitting_weights(_shapes(net), net.name, path, given))
+
+
+def initial_weights(arch: str, path, given: str) -> list:
+    """The weights of the ``--init`` model at ``path`` for a network of ``arch``, read before any data is (and
+    before an ``--overwrite`` deletes the run it replaces): :class:`UsageError` where they do not fit, naming the
+    --arch that builds them, or saying that the file is an ensemble."""
+    from .architectures import build_model
+
+    return _fitting_weights(_shapes(build_model(arch)), arch, path, given)
+
+
+def _shapes(net) -> list[tuple]:
+    return [tuple(w.shape) for w in net.weights]
+
+
+def _fitting_weights(ours: list[tuple], arch: str, path, given: str) -> list:
+    import keras
+
     from ..classify import load_keras_model
     from ..dequantize import dequantized, is_quantized
+    from .architectures import ARCHITECTURES, build_model
 
     source = tta_inner(load_keras_model(path, option="--init"))
     if is_quantized(source):
         source = dequantized(source)
-    ours = [tuple(w.shape) for w in net.weights]
-    theirs = [tuple(w.shape) for w in source.weights]
-    if ours != theirs:
-        raise UsageError(
-            f"--init {given!r}: its network ({source.name}, {len(theirs)} weight tensors) does not match --arch "
-            f"{net.name} ({len(ours)}); pass the --arch it was trained with"
-        )
-    net.set_weights(source.get_weights())
+    theirs = _shapes(source)
+    if ours == theirs:
+        return source.get_weights()
+    members = [layer for layer in source.layers if isinstance(layer, keras.Model)]
+    if len(members) > 1:
+        hint = (f"it is an ensemble of {len(members)} networks, and --init starts one network: give a single "
+                "network's .keras file (as `fer-batch train` writes it) or the packaged fast")
+    else:
+        fits = [name for name in ARCHITECTURES if _shapes(build_model(name)) == theirs]
+        hint = (f"pass --arch {fits[0]}, which builds it" if fits else
+                f"no --arch builds it (choose one of {', '.join(ARCHITECTURES)})")
+    raise UsageError(f"--init {given!r}: its network ({source.name}, {len(theirs)} weight tensors) does not match "
+                     f"--arch {arch} ({len(ours)}); {hint}")
 
 
 def inference_copy(net):

@@ -41,7 +41,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
                               start_or_resume)
 
     # Every setting that can be refused is refused before the data is read or anything is written.
-    init_path, teacher_path = _check_before_work(config)
+    init_weights, teacher_path = _check_before_work(config)
     # Only a resume reads (and repairs) the checkpoint: a fresh run deletes it, damaged or not.
     restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup") if config.resume else None
     if config.resume and restored_epoch is not None:
@@ -57,7 +57,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
         check_same_data(config, dataset)
     resuming = start_or_resume(config, restored_epoch)
     with _dtype_policy(config.precision):
-        net, wall = _fit(config, init_path, teacher_path, dataset, train_split, val_split, resuming, verbose,
+        net, wall = _fit(config, init_weights, teacher_path, dataset, train_split, val_split, resuming, verbose,
                          callbacks)
     # Outside the policy: the saved copy and its TTA wrapper are built as float32 whatever the run trained in.
     return _save_and_report(config, net, dataset, wall)
@@ -76,7 +76,7 @@ def _dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
-def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val_split, resuming: bool, verbose,
+def _fit(config: TrainConfig, init_weights, teacher_path, dataset, train_split, val_split, resuming: bool, verbose,
          callbacks):
     """Build and fit the network under the run's dtype policy: (the trained network, the fit's wall seconds)."""
     import keras
@@ -85,13 +85,12 @@ def _fit(config: TrainConfig, init_path, teacher_path, dataset, train_split, val
     from .batches import Batches, epoch_seed, make_augmenter
     from .checkpoints import checkpoint_callbacks, record_settled_epochs, write_run_record
     from .distillation import cached_teacher, compile_trainer
-    from .saved_models import load_initial_weights
     from .schedules import make_optimizer, make_schedule, time_budget
 
     keras.utils.set_random_seed(config.seed)
     net = build_model(config.arch)
-    if init_path is not None:
-        load_initial_weights(net, init_path, config.init)
+    if init_weights is not None:
+        net.set_weights(init_weights)
     augmenter = make_augmenter(config.augment, config.augment_engine, config.seed)
     soft, views = {}, {}
     if config.teacher and config.teacher_mode in ("cached", "views"):
@@ -139,9 +138,11 @@ def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
 
 
 def _check_before_work(config: TrainConfig):
-    """The --init and --teacher model paths, after refusing an unknown --arch or model and unwritable outputs."""
+    """The --init weights and the --teacher model path, after refusing an unknown --arch or model, an --init that
+    does not fit --arch, and unwritable outputs."""
     from ..classify import check_keras_file, resolve_model
     from .architectures import ARCHITECTURES, build_model
+    from .saved_models import initial_weights
 
     if config.arch not in ARCHITECTURES:
         build_model(config.arch)  # raises UsageError listing the valid names, before any slow work
@@ -153,7 +154,7 @@ def _check_before_work(config: TrainConfig):
             check_keras_file(path, option)
     # Outputs that cannot be written fail now, not after the data is read or an epoch is trained.
     config.check_outputs()
-    return init_path, teacher_path
+    return (initial_weights(config.arch, init_path, config.init) if init_path is not None else None), teacher_path
 
 
 def _read_data(config: TrainConfig, detector_factory):
