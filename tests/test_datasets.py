@@ -48,14 +48,16 @@ def test_malformed_rows_are_skipped_and_reported_with_line_numbers(tmp_path):
         f"6,{good},PublicTest",                        # 11 ok
         f"Happiness,{good},PublicTest",                # 12 ok: a name or alias, as class folders take them
         f"hapy,{good},PublicTest",                     # 13 neither
+        f"4.0,{good},PublicTest",                      # 14 ok: a label column that went through floats
+        f"2.5,{good},PublicTest",                      # 15 not a whole number
     ]
     path = tmp_path / "messy.csv"
     path.write_text("\n".join(rows) + "\n")
     ds = load_csv(path)
-    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1, "val": 2}
-    assert ds["val"].y.tolist() == [6, 3]
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1, "val": 3}
+    assert ds["val"].y.tolist() == [6, 3, 4]
     problems = "\n".join(ds.problems)
-    assert len(ds.problems) == 8, problems
+    assert len(ds.problems) == 9, problems
     expected = {
         3: "expected 2304 pixel values, got 2000",
         4: "non-numeric pixel value",
@@ -67,6 +69,7 @@ def test_malformed_rows_are_skipped_and_reported_with_line_numbers(tmp_path):
         9: "0..255",
         13: "label 'hapy' is neither 0-6 nor an emotion name (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, "
             "6 neutral) (did you mean 'happy'?)",
+        15: "label '2.5' is not a whole number (0-6)",
     }
     for problem, (line, message) in zip(ds.problems, expected.items()):
         assert problem.startswith(f"{path}:{line}: "), problem

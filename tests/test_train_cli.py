@@ -572,6 +572,8 @@ def test_training_rows_only_trains_without_validation(tmp_path):
     rc, _, stderr = run_cli(["train", "--data", path, "--out", out, "--checkpoint-dir", tmp_path / "c",
                              "--epochs", "1", *QUICK])
     assert rc == EXIT_OK, stderr
+    assert (f"note: {path} gives no validation faces (no val/ folder, nor Usage=PublicTest rows): the run trains "
+            "without measuring itself") in stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["splits"] == {} and len(metrics["history"]["loss"]) == 1
     assert "val_loss" not in metrics["history"]  # CSVLogger's "NA" placeholders are not numbers
@@ -581,6 +583,20 @@ def test_training_rows_only_trains_without_validation(tmp_path):
     assert rc == EXIT_USAGE and "--split train" in stderr
     rc, stdout, _ = run_cli(["evaluate", "--model", out / "model.keras", "--data", path, "--split", "train"])
     assert rc == EXIT_OK and "(n=21)" in stdout
+
+
+def test_a_holdout_too_small_to_hold_a_face_is_said_and_not_evaluated_as_0_percent(tmp_path):
+    """Two faces a class: the 80/20 holdout rounds to none of each. Training went on without a word (and printed
+    "val 0 (; none of angry, ...)"); evaluate --split val scored 0.0000 over n=0 and exited 0."""
+    x, y = make_faces(2, seed=3)
+    folder = write_folder(tmp_path / "faces", x, y)
+    out = tmp_path / "run"
+    rc, _, stderr = run_cli(["train", "--data", folder, "--out", out, "--checkpoint-dir", tmp_path / "c",
+                             "--epochs", "1", *QUICK])
+    assert rc == EXIT_OK, stderr
+    assert "; val 0\n" in stderr and "the seeded 80/20 holdout takes a fifth of each class, rounded" in stderr
+    rc, stdout, stderr = run_cli(["evaluate", "--model", out / "model.keras", "--data", folder, "--split", "val"])
+    assert rc == EXIT_DATASET and f"--split val: {folder} has no faces in its val split" in stderr, stdout
 
 
 def test_history_rows_of_an_unfinished_epoch_are_dropped_on_resume(tmp_path):

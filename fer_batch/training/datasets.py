@@ -118,6 +118,9 @@ def describe_splits(dataset: Dataset) -> str:
         counts = split.counts()
         have = ", ".join(f"{e} {n:,}" for e, n in zip(EMOTIONS, counts) if n)
         none = [e for e, n in zip(EMOTIONS, counts) if not n]
+        if not len(split):
+            parts.append(f"{name} 0")
+            continue
         parts.append(f"{name} {len(split):,} ({have}{'; none of ' + ', '.join(none) if none else ''})")
     return "faces: " + "; ".join(parts)
 
@@ -276,12 +279,21 @@ def _csv_label(text: str) -> int:
     try:
         return int(text)
     except ValueError:
+        pass
+    try:  # "3.0": a label column that went through floats (pandas writes an int column with a gap that way)
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and number.is_integer():
+        return int(number)
+    if number is None:
         label = label_for_name(text)
         if label is None:
             names = ", ".join(f"{i} {e}" for i, e in enumerate(EMOTIONS))
             raise ValueError(f"label {text[:20]!r} is neither 0-{NUM_CLASSES - 1} nor an emotion name ({names})"
                              f"{_closest(text)}") from None
         return label
+    raise ValueError(f"label {text[:20]!r} is not a whole number (0-{NUM_CLASSES - 1})")
 
 
 def read_face_image(path: str | Path) -> np.ndarray:

@@ -114,6 +114,12 @@ def select_splits(dataset, requested=None, *, seed: int = 0, val_fraction: float
             present = "no splits (use --split all, or val/train for the seeded 80/20 holdout)" if unsplit \
                 else f"the splits {', '.join(sorted(have))}"
             raise UsageError(f"--split {name}: {dataset.source} has no {name} split; it has {present}")
+        if name in result and not len(result[name]):  # an accuracy of 0 over no faces would read as a measurement
+            from ..errors import DatasetError
+
+            why = (" (the seeded 80/20 holdout takes a fifth of each class, rounded: none of a class of 1 or 2 "
+                   "faces)" if unsplit and name == "val" else "")
+            raise DatasetError(f"--split {name}: {dataset.source} has no faces in its {name} split{why}")
     return result
 
 

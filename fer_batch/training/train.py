@@ -173,7 +173,18 @@ def _read_data(config: TrainConfig, detector_factory):
             "a CSV needs Usage=Training rows or no Usage column, a folder a train/ folder or no split folders"
         )
     val_split = dataset.get("val")
-    return dataset, train_split, val_split if val_split is not None and len(val_split) else None
+    if val_split is None or not len(val_split):
+        print(f"note: {config.data} gives no validation faces ({_no_val_reason(dataset)}): the run trains without "
+              "measuring itself, and its metrics.json has no val split", file=sys.stderr)
+        val_split = None
+    return dataset, train_split, val_split
+
+
+def _no_val_reason(dataset) -> str:
+    if dataset.split_method.startswith("stratified"):
+        return ("the seeded 80/20 holdout takes a fifth of each class, rounded: none of a class of 1 or 2 faces; "
+                "give more faces, or a val/ folder")
+    return "no val/ folder, nor Usage=PublicTest rows" if "val" not in dataset.splits else "its val split is empty"
 
 
 def _validation_data(val_split, soft_val):
