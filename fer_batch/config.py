@@ -299,6 +299,24 @@ def check_output_dir(option: str, path: str | Path, hint: str = "") -> None:
         _check_parent(option, path, hint)
 
 
+def check_outside_data(option: str, path: str | Path, data: str | Path) -> None:
+    """:class:`UsageError` when ``path`` (an output folder) lies inside the image folder ``data``: the next read of
+    the data would take it for an unknown class folder, or, inside a class folder, its PNGs for faces."""
+    if Path(data).is_dir() and (_inside(Path(path), Path(data)) or Path(path).resolve() == Path(data).resolve()):
+        raise UsageError(f"{option} {str(path)!r} lies inside --data {str(data)!r}: its files would be read as faces "
+                         "(or as a class folder) by the next run on that data; give a folder outside it")
+
+
+def check_not_a_training_run(option: str, path: str | Path) -> None:
+    """:class:`UsageError` when the folder ``path`` holds a training run (``config.json``): an evaluation written
+    there would replace the run's own ``metrics.json`` and confusion matrices, and `fer-batch models` would then
+    show another dataset's score as the run's."""
+    if (Path(path) / "config.json").is_file():
+        raise UsageError(f"{option} {str(path)!r} holds a training run ({Path(path) / 'config.json'}): its "
+                         "metrics.json and confusion matrices would be replaced by this evaluation's; give another "
+                         "folder")
+
+
 def _check_writable_file(option: str, path: Path, *, overwrite: bool,
                          hint: str = "pass --overwrite to replace it") -> None:
     """A .csv output path: not a directory, under a directory, and not replaced unless ``overwrite``."""

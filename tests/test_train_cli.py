@@ -251,6 +251,26 @@ def test_outputs_that_cannot_be_written_are_usage_errors(trained, data):
     assert rc == EXIT_USAGE and "cannot write in '/proc'" in stderr
 
 
+def test_outputs_inside_the_data_or_over_a_training_run_are_refused(trained, data, tmp_path):
+    """A run's --out inside its image folder was read back as a class folder ("unknown emotion folder 'run1'") or,
+    inside a class folder, its PNGs as faces; evaluate --out into a training run replaced that run's metrics.json."""
+    x, y = make_faces(2, seed=4)
+    folder = write_folder(tmp_path / "faces", x, y)
+    for option, extra in (("--out", []), ("--checkpoint-dir", ["--out", tmp_path / "run"])):
+        inside = folder / "happy" / "run"
+        rc, _, stderr = run_cli(["train", "--data", folder, *extra, option, inside, *QUICK])
+        assert rc == EXIT_USAGE and f"{option} '{inside}' lies inside --data '{folder}'" in stderr, stderr
+    assert sorted(p.name for p in (folder / "happy").iterdir()) == ["0003.png", "0010.png"]
+    before = (trained["out"] / "metrics.json").read_bytes()
+    rc, _, stderr = run_cli(["evaluate", "--model", trained["out"] / "model.keras", "--data", data["csv"],
+                             "--out", trained["out"]])
+    assert rc == EXIT_USAGE and f"--out '{trained['out']}' holds a training run" in stderr
+    assert (trained["out"] / "metrics.json").read_bytes() == before
+    rc, _, stderr = run_cli(["evaluate", "--model", trained["out"] / "model.keras", "--data", folder,
+                             "--out", folder / "eval"])
+    assert rc == EXIT_USAGE and "lies inside --data" in stderr
+
+
 class _InterruptAfterFirstEpoch:
     """A Keras callback that stops the run as Ctrl-C would, once epoch 1 is checkpointed."""
 

@@ -257,9 +257,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise DatasetError(f"--data {args.data!r}: no such file or directory")
     check_faces(args.faces, args.data)
     if args.out:
-        from ..config import check_output_dir
+        from ..config import check_not_a_training_run, check_output_dir, check_outside_data
 
         check_output_dir("--out", args.out)
+        check_not_a_training_run("--out", args.out)
+        check_outside_data("--out", args.out, args.data)
     path = resolve_model(args.model)  # a wrong name lists the packaged ones (exit 3) before the data is read
     check_keras_file(path)
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory

@@ -139,9 +139,12 @@ def evaluate(model, data, out: str | Path | None = None, splits=None, *, seed: i
     if isinstance(splits, str):
         splits = [splits]
     if out is not None:
-        from ..config import check_output_dir
+        from ..config import check_not_a_training_run, check_output_dir, check_outside_data
 
         check_output_dir("--out", out)  # before the data is read and the model run, not after
+        check_not_a_training_run("--out", out)
+        if not isinstance(data, Dataset):
+            check_outside_data("--out", out, data)
     model_name, margin = getattr(model, "name", None), None
     if isinstance(model, (str, Path)):
         from ..classify import flip_margin, load_keras_model, resolve_model

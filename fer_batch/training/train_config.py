@@ -157,12 +157,14 @@ class TrainConfig:
 
     def check_outputs(self) -> None:
         """:class:`UsageError` unless ``out`` and the checkpoint folder can be written (cheap: no data is read)."""
-        from ..config import check_output_dir
+        from ..config import check_output_dir, check_outside_data
 
         check_output_dir("--out", self.out)
         hint = "" if self.checkpoint_dir else (
             " (the default checkpoint folder, under $XDG_CACHE_HOME or ~/.cache; choose another with --checkpoint-dir)")
         check_output_dir("--checkpoint-dir", self.resolved_checkpoint_dir(), hint)
+        check_outside_data("--out", self.out, self.data)
+        check_outside_data("--checkpoint-dir", self.resolved_checkpoint_dir(), self.data)
 
     def resolved_checkpoint_dir(self) -> Path:
         if self.checkpoint_dir:
