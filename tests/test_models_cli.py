@@ -98,6 +98,12 @@ def test_a_runs_model_shows_what_the_run_measured_and_on_which_faces(tmp_path):
         code, _, out, _ = probe_cli("models", str(run / "model.keras"))
         assert code == EXIT_OK and "network     tiny, 1 epoch, test-time views none" in out, out
         assert f"validation  50.00% on 12 faces (without test-time views 50.00%): {said}" in out, out
+    # a run on train/ and test/ folders only measured its test split: shown as such, not "nothing measured"
+    (run / "metrics.json").write_text(json.dumps({"arch": "tiny", "epochs": 1, "tta": "flip",
+                                                  "splits": {"test": val, "test_no_tta": {"accuracy": 0.25}}}))
+    code, _, out, _ = probe_cli("models", str(run / "model.keras"))
+    assert code == EXIT_OK and ("test        50.00% on 12 faces (without test-time views 25.00%): the data's test "
+                                "split") in out, out
 
 
 def test_a_wrong_name_is_exit_3_and_lists_the_packaged_models(tmp_path):

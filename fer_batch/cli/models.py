@@ -156,18 +156,22 @@ def _run_lines(path: Path) -> list[str]:
     metrics_path = path.parent / "metrics.json"
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        val = metrics["splits"]["val"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ["no card beside this file, and no training run's metrics.json with a validation split: nothing "
-                "measured to show"]
-    plain = metrics["splits"].get("val_no_tta", val)
+        splits = metrics["splits"]
+        # A run on data with a test split but no validation one (train/ and test/ folders) measured the test split.
+        name = next(n for n in ("val", "test") if n in splits)
+        measured = splits[name]
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return ["no card beside this file, and no training run's metrics.json with a validation or test split: "
+                "nothing measured to show"]
+    plain = splits.get(f"{name}_no_tta", measured)
     epochs = metrics.get("epochs", "?")
+    faces = _validation_rows(path.parent) if name == "val" else "the data's test split"
     return [f"no card; measured by the training run ({metrics_path}):",
             f"network     {metrics.get('arch', '?')}, {count(epochs, 'epoch')}, test-time views "
             f"{metrics.get('tta', 'none')}",
-            f"validation  {_percent(val.get('accuracy'))} on {val.get('n', '?')} faces (without test-time views "
-            f"{_percent(plain.get('accuracy'))}): {_validation_rows(path.parent)}",
-            *_table("per class", val.get("per_class"))]
+            f"{'validation' if name == 'val' else 'test':<11} {_percent(measured.get('accuracy'))} on "
+            f"{measured.get('n', '?')} faces (without test-time views {_percent(plain.get('accuracy'))}): {faces}",
+            *_table("per class", measured.get("per_class"))]
 
 
 def _validation_rows(run: Path) -> str:

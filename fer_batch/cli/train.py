@@ -51,8 +51,8 @@ last completed epoch with the same optimizer state and learning-rate schedule. C
 too, but the cosine schedule is then recomputed for the new length from the step reached.
 
 exit codes: 0 trained; 2 usage error (bad option, or OUT holds a run: use --resume or --overwrite); 3 the --teacher
-model cannot be loaded; 4 the dataset is unusable (missing, no usable rows, unknown class folder); 130 interrupted
-(rerun with --resume)."""
+or --init model cannot be found or loaded (an --init that --arch does not build is 2); 4 the dataset is unusable
+(missing, no usable rows, unknown class folder); 130 interrupted (rerun with --resume)."""
 
 FACES_HELP = ("image folders: as-is resizes each image whole to 48x48 (face crops, e.g. FER-2013 as PNGs; the "
               "default); detect finds the face in each photo with MediaPipe and cuts it as `analyze` does (photos "
