@@ -127,8 +127,9 @@ def _comparable(settings: dict) -> dict:
 
 def _differences(previous: dict, now: dict) -> str:
     """What differs between the earlier run's settings and this one's, as a user would say it."""
-    previous, now = _comparable(previous), _comparable(now)
-    changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
+    # Compared as they act, shown as typed (`clips/` stays `clips/`).
+    same_previous, same_now = _comparable(previous), _comparable(now)
+    changed = sorted(k for k in set(previous) | set(now) if same_previous.get(k) != same_now.get(k))
     following = {k for option, keys in FOLLOW.items() if option in changed for k in keys}
     changed = [k for k in changed if k not in following]
     said = [f"{OPTION_NAMES[k]} was {_shown(k, previous.get(k))}, now {_shown(k, now.get(k))}"

@@ -291,3 +291,11 @@ def test_a_min_score_below_the_bar_of_auto_changes_nothing_on_resume(tmp_path, s
     _writer(tmp_path, settings={"detector": "short", "min_score": 0.5}).close()
     with pytest.raises(UsageError, match=r"--min-score was 0.5 \(the default\), now 0.3"):
         _writer(tmp_path, resume=True, settings={"detector": "short", "min_score": 0.3})
+
+
+def test_a_refused_resume_shows_the_paths_as_typed():
+    """Compared without a folder's trailing slash (the same files), shown with it, as the user typed them."""
+    from fer_batch.sinks import _differences
+
+    said = _differences({"paths": ["clips/"], "every": 1}, {"paths": ["clips/", "more/"], "every": 1})
+    assert said == "the earlier run differs: PATH was clips/, now clips/ more/"
