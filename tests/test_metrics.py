@@ -100,3 +100,17 @@ def test_format_report_marks_classes_without_labelled_faces():
     happy = next(line for line in lines if line.startswith("happy"))
     assert happy.split() == ["happy", "1.000", "0.500", "0.667", "2"]
     assert lines[-1].startswith("no labelled faces of angry, disgust, fear, surprise here")
+
+
+def test_the_confusion_png_marks_a_class_without_faces_as_the_table_does(tmp_path):
+    """Its row read 0.00 in every cell, a recall of 0 to the eye; it says '-' and is grey."""
+    from PIL import Image
+
+    from fer_batch.training.plots import confusion_cells, plot_confusion
+
+    cm = confusion_matrix([3, 3, 4, 6], [3, 2, 4, 6])
+    norm, texts = confusion_cells(cm)
+    assert texts[0] == ["-"] * 7 and np.isnan(norm[0]).all()
+    assert texts[3][3] == "0.50\n1" and texts[3][2] == "0.50\n1" and texts[3][0] == "0.00\n0"
+    png = np.asarray(Image.open(plot_confusion(cm, tmp_path / "c.png")).convert("RGB"))
+    assert (np.abs(png.astype(int) - (0xE6, 0xE6, 0xE6)).sum(axis=2) < 6).sum() > 1000  # the grey rows

@@ -19,14 +19,26 @@ def _figure(**kwargs):
     return fig
 
 
-def plot_confusion(cm, path: str | Path, title: str = "Confusion matrix") -> Path:
-    """Row-normalised confusion matrix with counts, saved as PNG."""
+def confusion_cells(cm) -> tuple[np.ndarray, list[list[str]]]:
+    """Each cell's share of its true class (NaN in the row of a class with no faces) and its text: the share and
+    the count, or "-" in such a row (as the terminal table writes it: 0.00 would read as a recall of 0)."""
     cm = np.asarray(cm, dtype=np.float64)
     rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    norm = np.divide(cm, rows, out=np.full_like(cm, np.nan), where=rows > 0)
+    texts = [[f"{share:.2f}\n{int(n)}" if np.isfinite(share) else "-" for share, n in zip(r, c)]
+             for r, c in zip(norm, cm)]
+    return norm, texts
+
+
+def plot_confusion(cm, path: str | Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalised confusion matrix with counts, saved as PNG; the row of a class with no faces is grey."""
+    import matplotlib
+
+    norm, texts = confusion_cells(cm)
     fig = _figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#e6e6e6")
+    im = ax.imshow(np.ma.masked_invalid(norm), cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
     ax.set_xlabel("predicted")
@@ -34,7 +46,7 @@ def plot_confusion(cm, path: str | Path, title: str = "Confusion matrix") -> Pat
     ax.set_title(title)
     for i in range(len(EMOTIONS)):
         for j in range(len(EMOTIONS)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, shrink=0.8, label="share of true class")
     path = Path(path)
