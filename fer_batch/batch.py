@@ -240,8 +240,11 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     :func:`~fer_batch.pipeline.iter_events`'s arguments plus ``stop``, and yields the same events in source order.
     ``plan`` (from :func:`plan_run` with the same ``config``) spares walking the inputs a second time.
     """
+    from .classify import DEFAULT_MODEL, check_classifier
     from .sinks import RunWriter
 
+    # The journal and the report record config's model: a classifier of another would mix two networks' rows.
+    check_classifier(classifier, config.analyze.model or DEFAULT_MODEL, config.analyze.runtime, "run_batch()")
     progress = _as_progress(progress)
     report = RunReport()
     found = plan.found if plan is not None else _discover(config)

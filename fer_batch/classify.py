@@ -167,8 +167,13 @@ class Classifier:
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 256, runtime: str = "auto",
                  threads: int | None = None):
-        if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        from .config import MAX_BATCH, check_count
+
+        # Checked here: a bad value reached the TFLite interpreter, whose failure read as a damaged cache entry
+        # (deleted, and the model run in Keras instead).
+        batch_size = check_count("batch_size (--batch-size)", batch_size, MAX_BATCH)
+        if threads is not None:
+            threads = check_count("threads", threads)
         if runtime not in RUNTIMES:
             raise UsageError(f"--runtime {runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
         self.batch_size = batch_size
@@ -398,6 +403,22 @@ def tflite_quantization(path: Path) -> str | None:
                      "'dynamic-int8'")
 
 
+def check_classifier(classifier, model: str | Path | None, runtime: str, where: str) -> None:
+    """:class:`UsageError` where a loaded ``classifier`` runs another network than ``model`` names (None: not
+    asked) or another runtime than an explicit ``runtime``: the options would be recorded (a run's journal and
+    report) or believed while another network made the rows. A caller's own object without ``path`` is trusted."""
+    path = getattr(classifier, "path", None)
+    if path is None:
+        return
+    if model is not None and Path(path).resolve() != resolve_model(model).resolve():
+        raise UsageError(f"{where}: the classifier given runs {path}, but the model asked for is {model!r} "
+                         f"({resolve_model(model)}); load the classifier from that model, or ask for its own")
+    runs = getattr(classifier, "runtime", None)
+    if runtime != "auto" and runs is not None and runs != runtime:
+        raise UsageError(f"{where}: the classifier given runs in {runs}, but runtime {runtime!r} was asked for; "
+                         f"load it with runtime={runtime!r}, or leave runtime out")
+
+
 def _gpu_visible() -> bool:
     import tensorflow as tf
 
@@ -445,7 +466,12 @@ def _as_crops(crops):
     if low < 0 or high > 255:
         raise UsageError(f"crops: pixel values must lie in 0-255, got {low:g} to {high:g} (faces normalised to "
                          "-1..1 or standardised? pass the uint8 pixels: the model scales them itself)")
-    if 0 < high <= 1 and arr.dtype.kind == "f":
-        raise UsageError(f"crops: pixel values look scaled to 0-1 (the largest is {high:g}); pass 0-255 (multiply "
-                         "by 255, or the uint8 pixels): the model scales them itself")
+    if arr.dtype.kind == "f":  # face by face: one 0-1 face in a batch of 0-255 ones is as wrong
+        highest = arr.reshape(len(arr), -1).max(axis=1)
+        scaled = np.flatnonzero((highest > 0) & (highest <= 1))
+        if len(scaled):
+            which = "" if len(arr) == 1 else f"face {scaled[0]} of {len(arr)}: "
+            raise UsageError(f"crops: {which}pixel values look scaled to 0-1 (the largest is "
+                             f"{highest[scaled[0]]:g}); pass 0-255 (multiply by 255, or the uint8 pixels): the model "
+                             "scales them itself")
     return arr

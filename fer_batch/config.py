@@ -72,18 +72,23 @@ class AnalyzeConfig:
 
     def __post_init__(self):
         # Types first: a string or None from a notebook must be this error, not a TypeError from a comparison.
+        # NumPy's integers and floats (a notebook's np.int64(5)) are taken, as Python's from here on.
         for name in ("every", "batch_size", "min_face", "workers", "max_pixels", "queue_frames", "detect_max_side"):
             value = getattr(self, name)
-            if not (value is None and name == "detect_max_side") and (
-                    isinstance(value, bool) or not isinstance(value, int)):
+            if value is None and name == "detect_max_side":
+                continue
+            if not _is_whole(value):
                 raise UsageError(f"{_both_names(name)} must be a whole number, got {value!r}")
-        if isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float)):
+            object.__setattr__(self, name, int(value))
+        if not _is_number(self.min_score):
             raise UsageError(f"{_both_names('min_score')} must be a number, got {self.min_score!r}")
+        object.__setattr__(self, "min_score", float(self.min_score))
         if self.every < 1:
             raise UsageError(f"--every must be a whole number >= 1, got {self.every!r}")
         if self.fps is not None:
             if not (_is_number(self.fps) and math.isfinite(self.fps) and self.fps > 0):
                 raise UsageError(f"--fps must be a positive number of frames per second, got {self.fps!r}")
+            object.__setattr__(self, "fps", float(self.fps))
             if self.every != 1:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
         if self.runtime not in RUNTIMES:
@@ -111,6 +116,21 @@ def check_smoothing(seconds, name: str) -> None:
     a string failed in a comparison, True counted as 1 s, NaN made every smoothed mean NaN with "angry" on top."""
     if not (_is_number(seconds) and math.isfinite(seconds) and seconds > 0):
         raise UsageError(f"{name} must be a positive number of seconds, got {seconds!r}")
+
+
+def _is_whole(value) -> bool:
+    """A whole number as a notebook may give one (NumPy's included), and not a bool."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_count(name: str, value, most: int | None = None) -> int:
+    """``value`` as an int when it is a whole number from 1 to ``most``; else :class:`UsageError` naming ``name``."""
+    if not _is_whole(value) or value < 1 or (most is not None and value > most):
+        limit = f"from 1 to {most:,}" if most is not None else "of at least 1"
+        raise UsageError(f"{name} must be a whole number {limit}, got {value!r}")
+    return int(value)
 
 
 def _is_number(value) -> bool:

@@ -146,6 +146,31 @@ def test_a_batch_size_the_classifier_given_would_override_is_refused(one_face_ph
     with pytest.raises(UsageError, match=r"max_pixels must be at least 1, got 0"):
         analyze([one_face_photo], max_pixels=0)
     assert AnalyzeConfig(fps=np.float32(2)).fps == 2  # NumPy's numbers are numbers
+    # np.int64(5) had been refused as "must be a whole number, got 5"; taken, as Python's numbers
+    config = AnalyzeConfig(every=np.int64(5), batch_size=np.int32(32), min_score=np.float32(0.75))
+    assert (config.every, config.batch_size, config.min_score) == (5, 32, 0.75)
+    assert type(config.every) is int and type(config.min_score) is float
+
+
+def test_a_model_or_runtime_the_classifier_given_does_not_run_is_refused(one_face_photo, classifier, tmp_path):
+    """analyze(model="accurate", classifier=fast) ran fast without a word; run_batch recorded its config's model
+    in the journal and report while the classifier's made the rows (a resume then mixed two networks)."""
+    from fer_batch.batch import run_batch
+    from fer_batch.config import RunConfig
+
+    assert classifier.path.name == "fast.keras"
+    with pytest.raises(UsageError, match=r"analyze\(\): the classifier given runs .*fast.keras, but the model asked "
+                                         r"for is 'accurate'"):
+        analyze([one_face_photo], classifier=classifier, model="accurate")
+    other = "keras" if classifier.runtime == "tflite" else "tflite"
+    with pytest.raises(UsageError, match=rf"analyze\(\): the classifier given runs in {classifier.runtime}, but "
+                                         rf"runtime '{other}' was asked for"):
+        analyze([one_face_photo], classifier=classifier, runtime=other)
+    config = RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", analyze=AnalyzeConfig(model="accurate"))
+    with pytest.raises(UsageError, match=r"run_batch\(\): the classifier given runs .*fast.keras"):
+        run_batch(config, classifier=classifier)
+    assert not (tmp_path / "r.csv").exists()
+    assert len(list(analyze([one_face_photo], classifier=classifier, model="fast"))) == 1  # the same network
 
 
 @pytest.mark.parametrize("smooth", ["2", True])

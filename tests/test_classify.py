@@ -72,6 +72,9 @@ def test_one_face_and_gray_batches_are_taken_and_the_wrong_inputs_refused_by_wha
     np.testing.assert_allclose(classifier.predict(faces.astype(np.float32)), batch, atol=1e-6)
     refused = {
         "pixel values look scaled to 0-1": faces.astype(np.float32) / 255,
+        # one 0-1 face among 0-255 ones had passed: the batch's largest value was looked at, not each face's
+        "face 1 of 3: pixel values look scaled to 0-1": faces.astype(np.float32) / np.array([1, 255, 1])[:, None,
+                                                                                                       None, None],
         "must lie in 0-255, got -1 to": faces.astype(np.float32) / 127.5 - 1,
         "must lie in 0-255, got 0 to 1020": faces.astype(np.int64) * 4,
         "contain NaN": np.full((1, 48, 48, 1), np.nan, np.float32),
@@ -167,6 +170,19 @@ def test_bad_runtime_is_a_usage_error():
 def test_bad_batch_size_is_a_usage_error():
     with pytest.raises(UsageError, match="--batch-size"):
         Classifier("fast", batch_size=0)
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("threads", -1, "threads must be a whole number of at least 1, got -1"),
+    ("threads", 2.5, "threads must be a whole number of at least 1, got 2.5"),
+    ("batch_size", 10**9, r"batch_size \(--batch-size\) must be a whole number from 1 to 65,536, got 1000000000"),
+    ("batch_size", "32", r"batch_size \(--batch-size\) must be a whole number from 1 to 65,536, got '32'"),
+])
+def test_bad_threads_or_batch_size_are_refused_before_the_cached_conversion_is_touched(option, value, said):
+    """threads=-1 reached the TFLite interpreter, whose failure was taken for a damaged cache entry: the cached
+    conversion was deleted and the model run in Keras instead."""
+    with pytest.raises(UsageError, match=said):
+        Classifier("fast", **{option: value})
 
 
 def test_a_keras_quantized_model_runs_in_keras_under_auto(tmp_path):
