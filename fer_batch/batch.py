@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RunConfig
-from .errors import Interrupted, OutputError
+from .errors import Interrupted, OutputError, UsageError
 from .pipeline import SourceStart, iter_events
 from .records import FaceRecord, SourceDone
 from .sources import Discovery, Source, discover
@@ -243,6 +243,9 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
     from .classify import DEFAULT_MODEL, check_classifier
     from .sinks import RunWriter
 
+    if not isinstance(config, RunConfig):
+        raise UsageError(f"run_batch() takes a RunConfig, got {type(config).__name__}; e.g. "
+                         "RunConfig(paths=('clips/',), out='results.csv', analyze=AnalyzeConfig(every=5))")
     # The journal and the report record config's model: a classifier of another would mix two networks' rows.
     check_classifier(classifier, config.analyze.model or DEFAULT_MODEL, config.analyze.runtime, "run_batch()")
     progress = _as_progress(progress)

@@ -158,6 +158,11 @@ class RunConfig:
     retry_failed: bool = False
 
     def __post_init__(self):
+        for name in ("overwrite", "resume", "retry_failed"):  # overwrite="no" is truthy: it replaced the file
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"RunConfig({name}=...) takes True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.out, (str, os.PathLike)):
+            raise UsageError(f"RunConfig(out=...) takes the timeline's .csv path, got {self.out!r}")
         if self.retry_failed and not self.resume:
             raise UsageError("--retry-failed analyses again the files an earlier run failed on: it needs --resume "
                              "(and the --out of that run)")

@@ -135,6 +135,11 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
         config = analyze_config(**options)
     elif options:
         raise FerBatchError("give either config or keyword options to analyze(), not both")
+    elif not isinstance(config, AnalyzeConfig):
+        raise FerBatchError(f"analyze(config=...) takes an AnalyzeConfig, got {type(config).__name__}; e.g. "
+                            "config=AnalyzeConfig(every=5), or the options as keywords: analyze(paths, every=5)")
+    if errors is not None and not hasattr(errors, "append"):  # else an AttributeError at the first failed file
+        raise FerBatchError(f"analyze(errors=...) takes a list to append failures to, got {type(errors).__name__}")
     # Checked now, not at the first next(): a missing path is the CLI's usage error, before any model loads.
     found = existing_paths(paths)
     _check_model(config, classifier, batch_size_given="batch_size" in options)
@@ -194,6 +199,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     of distributed runs (:mod:`fer_batch.engine_ray`). Arguments as :func:`analyze_source`'s (a missing path raises
     at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
     """
+    from .errors import UsageError
     from .sources import frames_kind, media_kind
 
     config = config or AnalyzeConfig()
@@ -201,6 +207,9 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
         return _stream_source(path, config, classifier, detector)
     (name,) = existing_paths(path)
     file = Path(name)
+    if file.is_dir():
+        raise UsageError(f"{name!r} is a folder; analyze_source and stream_source take one file (analyze() and "
+                         "run_batch walk folders)")
     kind = media_kind(file)
     if kind is None:
         return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])

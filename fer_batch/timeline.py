@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, UsageError
 from .labels import EMOTIONS
 
 #: Rows parsed at a time when a timeline is streamed (about 5 MB of DataFrame).
@@ -101,15 +101,29 @@ class Timeline:
         return self._totals
 
 
+#: The columns that the summary, charts and report read from a caller's DataFrame.
+READ_COLUMNS = ("source", "media", "frame", "time_s", "face_id", "emotion", *EMOTIONS)
+
+
 def as_timeline(timeline) -> Timeline:
-    """A :class:`Timeline` from what the library's callers pass: a Timeline, a DataFrame, or a CSV path."""
+    """A :class:`Timeline` from what the library's callers pass: a Timeline, a DataFrame, or a CSV path;
+    :class:`~fer_batch.errors.UsageError` for anything else, a missing file or a DataFrame without the columns."""
+    import os
+
     if isinstance(timeline, Timeline):
         return timeline
-    if isinstance(timeline, (str, Path)):
+    if isinstance(timeline, (str, os.PathLike)):
+        if not Path(timeline).is_file():
+            raise UsageError(f"timeline {str(timeline)!r}: no such file")
         return Timeline.from_csv(timeline)
-    if hasattr(timeline, "groupby"):
+    if hasattr(timeline, "groupby") and hasattr(timeline, "columns"):
+        missing = [c for c in READ_COLUMNS if c not in timeline.columns]
+        if missing:  # else a KeyError from deep in pandas
+            raise UsageError(f"timeline: the DataFrame lacks the column(s) {', '.join(missing)}; make it with "
+                             "pd.DataFrame([r.to_row() for r in records], columns=fer_batch.records.COLUMNS), or "
+                             "read a run's CSV with read_timeline(path)")
         return Timeline.from_frame(timeline)
-    raise TypeError(f"timeline: expected a Timeline, a DataFrame or a CSV path, not {type(timeline).__name__}")
+    raise UsageError(f"timeline: expected a Timeline, a DataFrame or a CSV path, not {type(timeline).__name__}")
 
 
 def _stream(path: Path, chunk_rows: int, columns=None) -> Iterator[tuple[str, object]]:

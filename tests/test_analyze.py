@@ -518,3 +518,29 @@ def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face
     assert main(["analyze", str(docs), "--out", str(tmp_path / "d.csv"), "--quiet"]) == EXIT_OK
     assert "note: no image or video file among the inputs (2 other files ignored); images: .bmp, .gif, .jpeg" in \
         capsys.readouterr().err
+
+
+def test_arguments_of_the_wrong_kind_are_refused_at_the_call_by_name(one_face_photo, tmp_path):
+    """overwrite="no" is truthy and replaced the file; errors=() failed at the first failed file, mid-run; a dict
+    for config, or an AnalyzeConfig for run_batch, failed with an AttributeError; a folder given to analyze_source
+    came back as "not a supported image or video file"."""
+    from fer_batch.batch import run_batch
+    from fer_batch.config import RunConfig
+    from fer_batch.errors import FerBatchError
+    from fer_batch.pipeline import analyze_source
+
+    kept = tmp_path / "keep.csv"
+    kept.write_text("mine\n")
+    with pytest.raises(UsageError, match=r"RunConfig\(overwrite=...\) takes True or False, got 'no'"):
+        RunConfig(paths=(str(one_face_photo),), out=kept, overwrite="no")
+    assert kept.read_text() == "mine\n"
+    with pytest.raises(UsageError, match=r"RunConfig\(out=...\) takes the timeline's .csv path, got None"):
+        RunConfig(paths=(str(one_face_photo),), out=None)
+    with pytest.raises(FerBatchError, match=r"analyze\(errors=...\) takes a list to append failures to, got tuple"):
+        analyze([one_face_photo], errors=())
+    with pytest.raises(FerBatchError, match=r"analyze\(config=...\) takes an AnalyzeConfig, got dict"):
+        analyze([one_face_photo], config={"every": 5})
+    with pytest.raises(UsageError, match=r"run_batch\(\) takes a RunConfig, got AnalyzeConfig"):
+        run_batch(AnalyzeConfig())
+    with pytest.raises(UsageError, match=f"'{tmp_path}' is a folder; analyze_source and stream_source take one file"):
+        analyze_source(tmp_path)

@@ -358,3 +358,18 @@ def test_sources_whose_names_clean_up_alike_get_the_same_charts_in_either_order(
         pngs.append({p.name: p.read_bytes() for p in written})
     first, second = pngs
     assert "a_b.mp4.png" in first and len(first) == 3 and first == second
+
+
+def test_what_summarize_cannot_read_is_a_usage_error_that_says_how(tmp_path):
+    """A plain TypeError, a KeyError from deep in pandas ('emotion', for a frame built from asdict) and pandas's
+    FileNotFoundError: every error the library raises on purpose is a FerBatchError."""
+    import dataclasses
+
+    recs = [FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(3)]
+    with pytest.raises(UsageError, match="timeline: expected a Timeline, a DataFrame or a CSV path, not NoneType"):
+        summarize(None)
+    with pytest.raises(UsageError, match=r"the DataFrame lacks the column\(s\) emotion, angry, .*r.to_row\(\)"):
+        summarize(pd.DataFrame(dataclasses.asdict(r) for r in recs))
+    with pytest.raises(UsageError, match=f"timeline '{tmp_path / 'nope.csv'}': no such file"):
+        summarize(tmp_path / "nope.csv")
+    assert len(summarize(_timeline(recs))) == 2  # the face and the whole file
