@@ -71,7 +71,8 @@ def opencv_threads(n: int = OPENCV_THREADS) -> Iterator[None]:
     process-wide, and a library must leave it as it found it).
 
     Blocks may overlap (runs in several threads, or interleaved generators): the setting from before the first one
-    is given back when the last one ends, whatever order they end in.
+    is given back when the last one ends, whatever order they end in. The setting holds for the whole block, a
+    paused ``analyze()`` generator's included; a caller who sets another meanwhile keeps theirs.
     """
     import cv2
 
@@ -86,7 +87,7 @@ def opencv_threads(n: int = OPENCV_THREADS) -> Iterator[None]:
     finally:
         with _opencv_lock:
             _opencv_users -= 1
-            if _opencv_users == 0:
+            if _opencv_users == 0 and cv2.getNumThreads() == n:  # else the caller chose one since: theirs stays
                 cv2.setNumThreads(_opencv_before)
 
 

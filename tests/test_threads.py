@@ -136,6 +136,23 @@ def test_overlapping_runs_give_opencv_back_its_setting_in_any_order():
         cv2.setNumThreads(before)
 
 
+def test_a_setting_the_caller_chose_during_a_run_is_kept_when_it_ends():
+    """A caller who sets OpenCV's threads while an analyze() generator is paused keeps that setting: the run's end
+    had put back the one from before it."""
+    import cv2
+
+    from fer_batch.threads import opencv_threads
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        with opencv_threads():
+            cv2.setNumThreads(3)
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 @needs_proc
 def test_native_stderr_to_a_path_that_cannot_be_opened_leaks_no_descriptor(tmp_path):
     from fer_batch.native import native_stderr
