@@ -224,8 +224,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         for fid in face_ids[:thumbnails_left]:
             g = faces[faces["face_id"] == fid]
             best = g.loc[g["confidence"].idxmax()]
+            t = float(best["time_s"])
             wanted[fid] = (int(best["frame"]), (int(best["x"]), int(best["y"]), int(best["w"]), int(best["h"])),
-                           best["emotion"])
+                           best["emotion"], t if np.isfinite(t) else None)
         try:
             from .thumbs import face_thumbnails
 

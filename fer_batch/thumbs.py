@@ -53,8 +53,8 @@ def _in_frame(bgr: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int
     return _jpeg(small)
 
 
-def _video_frames(path: Path, frames: list[int]):
-    """(index, BGR pixels) of the wanted frames of a video, in order."""
+def _video_frames(path: Path, frames: dict[int, float | None]):
+    """(index, BGR pixels) of the wanted frames of a video (index -> its time in the timeline, or None), in order."""
     import cv2
 
     from .sources import Source, animation_frames, is_animation, open_video
@@ -77,11 +77,21 @@ def _video_frames(path: Path, frames: list[int]):
 
     cap = open_video(path)  # as the analysis opened it: a phone video's frames upright, where its boxes are
     try:
-        pos = 0
-        for target in sorted(set(frames)):
-            if target - pos > SEEK_AFTER:
+        pos, seek = 0, True
+        for target in sorted(frames):
+            if seek and target - pos > SEEK_AFTER:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, target)
-                pos = target
+                ok, img = cap.read()
+                if ok and _at(cap.get(cv2.CAP_PROP_POS_MSEC), frames[target]):
+                    pos = target + 1
+                    yield target, img
+                    continue
+                # OpenCV seeks to a frame number through its time at the average rate: another frame in a video
+                # of variable rate (or one whose times the run repaired). Decoded from the start instead, with no
+                # more seeks in this video.
+                seek = False
+                cap.release()
+                cap, pos = open_video(path), 0
             while pos < target and cap.grab():
                 pos += 1
             ok, img = cap.read()
@@ -93,24 +103,30 @@ def _video_frames(path: Path, frames: list[int]):
         cap.release()
 
 
-def face_thumbnails(path: Path, media: str, wanted: dict[int, tuple[int, tuple[int, int, int, int], str]],
-                    colours: dict[str, tuple[int, int, int]]) -> dict[int, tuple[bytes, bytes]]:
-    """For each face id in ``wanted`` (id -> (frame, box, emotion)): (crop JPEG, whole-frame JPEG with its box in
-    the emotion's colour). Faces whose frame cannot be decoded are left out."""
+def _at(msec: float, time_s: float | None) -> bool:
+    """Whether a frame decoded at ``msec`` is the timeline's frame at ``time_s`` (stored to 0.1 ms)."""
+    return time_s is not None and np.isfinite(time_s) and abs(msec / 1000.0 - time_s) < 1e-3
+
+
+def face_thumbnails(path: Path, media: str, wanted: dict[int, tuple], colours: dict[str, tuple[int, int, int]],
+                    ) -> dict[int, tuple[bytes, bytes]]:
+    """For each face id in ``wanted`` (id -> (frame, box, emotion), or (frame, box, emotion, time_s): a video's
+    frame far ahead is then sought and checked by its time, else decoded up to): (crop JPEG, whole-frame JPEG with
+    its box in the emotion's colour). Faces whose frame cannot be decoded are left out."""
     if media == "image":
         from .sources import Source, read_image
 
         rgb = read_image(Source(Path(path), str(path), "image"))
         pixels = {0: np.ascontiguousarray(rgb[:, :, ::-1])}.items()
     elif media == "video":
-        pixels = _video_frames(Path(path), [frame for frame, _, _ in wanted.values()])
+        pixels = _video_frames(Path(path), {face[0]: (face[3] if len(face) > 3 else None) for face in wanted.values()})
     else:
         from .sources import media_error
 
         raise media_error("media", media)
     out = {}
     for index, bgr in pixels:
-        for fid, (frame, box, emotion) in wanted.items():
+        for fid, (frame, box, emotion, *_) in wanted.items():
             if frame == index:
                 out[fid] = (_crop(bgr, box), _in_frame(bgr, box, colours[emotion]))
     return out

@@ -171,6 +171,45 @@ def test_thumbnails_of_a_video_stored_sideways_show_it_upright(tmp_path, face_vi
         assert np.abs(a - b).mean() < 12  # the same pixels, to the codec's noise
 
 
+def test_a_thumbnail_far_into_a_video_of_variable_rate_is_of_its_own_frame(tmp_path):
+    """OpenCV seeks to a frame number through its time at the average rate: in a video of 40 ms then 10 ms frames,
+    the thumbnail of frame 350 came from frame 343 (an empty crop, a box beside the face). A seek is checked by the
+    frame's time in the timeline, and the video decoded up to the frame where it misses."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+    import numpy as np
+
+    from fer_batch.sources import Source, iter_frames
+    from fer_batch.thumbs import face_thumbnails
+
+    def level(i):  # each frame a flat grey of its own, five levels from its neighbours
+        return 20 + (i * 5) % 200
+
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(420):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level(i), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 40 if i < 300 else 10
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    times = {f.index: f.time_s for f in iter_frames(Source(path, "vfr.mp4", "video"), bgr=True)}
+    box, colours = (16, 12, 32, 24), {"happy": (0, 200, 255)}
+    for target in (350, 410):
+        for wanted in ((target, box, "happy", times[target]), (target, box, "happy")):  # with and without a time
+            crop = face_thumbnails(path, "video", {1: wanted}, colours)[1][0]
+            grey = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_GRAYSCALE).mean()
+            assert abs(grey - level(target)) < 2.5, (target, len(wanted), grey, level(target))
+
+
 def test_smooth_smooths_the_reports_timelines_as_the_charts(report_run):
     """--smooth: a video's bands are drawn from the smoothed probabilities (what its PNG chart shows), and say so."""
     from fer_batch.report import build_report, timeline_svg
