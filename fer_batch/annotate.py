@@ -164,13 +164,22 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     facts["audio"] = f"not copied ({name}: MP4 cannot hold it without re-encoding)"
             streams = [vin] + ([ain] if ain is not None else [])
             index = -1
+            last_pts, step = None, max(1, round(1 / (rate * tb)))
             for packet in inp.demux(streams):
                 if packet.stream is ain:
                     if packet.dts is not None:
                         packet.stream = aout
                         out.mux(packet)
                     continue
-                for frame in packet.decode():
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    # A damaged stretch: the analysis stepped over it a frame at a time, counting the frames lost;
+                    # the copy goes on after it, a packet counted as the frame it held, so that its frames keep
+                    # their numbers and their rows.
+                    index += 1
+                    continue
+                for frame in decoded:
                     if stop is not None and stop.is_set():
                         raise Interrupted(f"stopped while annotating {src}; continue with --resume")
                     index += 1
@@ -179,8 +188,13 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                         img = np.ascontiguousarray(np.rot90(img, turns))
                     img = drawn(img, index, size)
                     new = av.VideoFrame.from_ndarray(img, format="bgr24")
-                    new.pts = frame.pts if frame.pts is not None else int(index / rate / tb)
-                    new.time_base = tb
+                    # Frames come in display order, but their pts need not (H.264 with B-frames in an AVI, two
+                    # joined streams): the encoder refuses a pts that does not grow, so such a frame follows the
+                    # last one by a frame interval.
+                    pts = frame.pts if frame.pts is not None else int(index / rate / tb)
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + step
+                    new.pts, new.time_base, last_pts = pts, tb, pts
                     for p in vout.encode(new):
                         out.mux(p)
                     facts["frames"] = index + 1

@@ -589,3 +589,53 @@ def test_a_page_of_another_shape_is_fitted_inside_the_copy_not_stretched(tmp_pat
     page = frames[1]  # 20 px wide at 40 high: columns 30-49, black either side
     assert page[:, :26].max() < 40 and page[:, 54:].max() < 40
     assert np.abs(page[4:36, 33:47].mean(axis=(0, 1)) - (40, 40, 200)).max() < 25
+
+
+def test_frames_whose_timestamps_do_not_grow_are_copied_in_order(tmp_path):
+    """H.264 with B-frames in an AVI decodes with pts 1, 4, 3, 5, 2, ...: the encoder refused the copy ("Invalid
+    argument", exit 5, and again at every --resume)."""
+    import synthetic_media as synthetic
+
+    from fer_batch.annotate import annotate_video
+
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    src = tmp_path / "bframes.avi"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=20)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(src)) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+    assert any(b <= a for a, b in zip(pts, pts[1:])), pts  # the input is as described
+    facts = annotate_video(src, tmp_path / "copy.mp4", [])
+    with av.open(str(tmp_path / "copy.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert facts["frames"] == len(frames) == 30
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+    greys = [int(f.to_ndarray(format="gray").mean()) for f in frames]
+    assert all(abs(g - 8 * i) <= 6 for i, g in enumerate(greys)), greys  # in display order
+
+
+def test_a_video_with_a_damaged_stretch_is_copied_around_it(tmp_path, face_video, classifier):
+    """The analysis steps over a damaged stretch and keeps the rows around it; the copy had failed whole at the
+    first bad packet (InvalidDataError), and --resume could never draw it."""
+    import synthetic_media as synthetic
+
+    (tmp_path / "in").mkdir()
+    synthetic.write_damaged_copy(face_video.path, tmp_path / "in" / "damaged.mp4", 0.4, 0.5)
+    config = RunConfig(paths=(str(tmp_path / "in"),), out=tmp_path / "r.csv", annotate=tmp_path / "ann")
+    report = run_batch(config, classifier=classifier)
+    assert report.annotate_failures == [] and [e.error for e in report.errors] != []  # its gap is an error row
+    (copy,) = report.outputs["annotate"]
+    with av.open(str(copy)) as c:
+        written = len(list(c.decode(video=0)))
+    analysed = read_timeline(tmp_path / "r.csv")["frame"].nunique()
+    assert 0.5 * face_video.frames < written < face_video.frames and abs(written - analysed) <= 2, (written,
+                                                                                                   analysed)
