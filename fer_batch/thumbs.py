@@ -13,6 +13,7 @@ import numpy as np
 
 CROP_PX = 96  # the crop's side in the report (FER-2013's 48 px, upscaled so the expression can be seen)
 FRAME_H = 96  # the whole frame's height in the report
+FRAME_W_MAX = 3 * FRAME_H  # and its widest: a 6000x400 panorama had made a card 1,440 px wide
 SEEK_AFTER = 250  # frames: a wanted frame further ahead is reached by seeking rather than decoding every frame
 QUALITY = 72  # with these sizes a face's two thumbnails weigh ~8 kB: 1,000 sources make a report of tens of MB
 
@@ -43,11 +44,16 @@ def _crop(bgr: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
 
 
 def _in_frame(bgr: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> bytes:
+    """The frame at the report's height with the face's box; a frame wider than :data:`FRAME_W_MAX` there (a
+    panorama) is cut to a window that wide around the face, so that a card stays inside the page."""
     import cv2
 
     k = FRAME_H / bgr.shape[0]
     small = cv2.resize(bgr, (max(int(round(bgr.shape[1] * k)), 1), FRAME_H), interpolation=cv2.INTER_AREA)
     x, y, w, h = (int(round(v * k)) for v in box)
+    if small.shape[1] > FRAME_W_MAX:
+        left = min(max(x + w // 2 - FRAME_W_MAX // 2, 0), small.shape[1] - FRAME_W_MAX)
+        small, x = np.ascontiguousarray(small[:, left:left + FRAME_W_MAX]), x - left
     cv2.rectangle(small, (x - 1, y - 1), (x + w + 1, y + h + 1), (255, 255, 255), 4)  # a light rim: visible on
     cv2.rectangle(small, (x, y), (x + w, y + h), colour, 2)  # any background, in the emotion's colour
     return _jpeg(small)

@@ -210,6 +210,26 @@ def test_a_thumbnail_far_into_a_video_of_variable_rate_is_of_its_own_frame(tmp_p
             assert abs(grey - level(target)) < 2.5, (target, len(wanted), grey, level(target))
 
 
+@pytest.mark.parametrize("face_x", [40, 3000, 5900])
+def test_a_panoramas_frame_thumbnail_is_cut_around_its_face_to_fit_the_card(tmp_path, face_x):
+    """A 6000x400 photo's frame thumbnail was 1,440 px wide: a scrollbar, the card's figures off screen."""
+    import cv2
+    import numpy as np
+
+    from fer_batch.thumbs import FRAME_H, FRAME_W_MAX, face_thumbnails
+
+    wide = np.full((400, 6000, 3), 40, np.uint8)
+    wide[150:250, face_x:face_x + 100] = 230  # the "face": a bright square where its box is
+    cv2.imwrite(str(tmp_path / "pano.png"), wide)
+    colour = (0, 0, 255)
+    frame = face_thumbnails(tmp_path / "pano.png", "image", {0: (0, (face_x, 150, 100, 100), "happy")},
+                            {"happy": colour})[0][1]
+    small = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    assert small.shape[:2] == (FRAME_H, FRAME_W_MAX)
+    bright = np.flatnonzero((small[:, :, 1] > 150).any(axis=0))  # the square's columns (green: not the red box)
+    assert len(bright) >= 22  # the whole square (100 px at 96/400) is in the window
+
+
 def test_smooth_smooths_the_reports_timelines_as_the_charts(report_run):
     """--smooth: a video's bands are drawn from the smoothed probabilities (what its PNG chart shows), and say so."""
     from fer_batch.report import build_report, timeline_svg
