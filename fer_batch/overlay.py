@@ -77,14 +77,15 @@ def draw_faces(img: np.ndarray, records: list[FaceRecord], colours: dict | None 
         (tw, th), base = cv2.getTextSize(label, FONT, scale, thick)
         pad = max(2, th // 4)
         band = th + 2 * pad + base
-        if y0 - line // 2 - band >= 0:  # above the box; else below it; else inside its top edge
-            ly1 = y0 - line // 2
-        elif y1 + line // 2 + band <= h:
-            ly1 = y1 + line // 2 + band
-        else:
-            ly1 = max(y0, 0) + band
-        ly0 = ly1 - band
         lx0 = min(max(x0 - line // 2, 0), max(w - tw - 2 * pad, 0))
+        # Above the box, else below it, else inside its top (or bottom) edge: the first of those in the frame that
+        # covers no label drawn before (in a crowd, side by side faces' labels would cover each other's), else the
+        # one that covers least of them.
+        ends = [end for end in (y0 - line // 2, y1 + line // 2 + band) if end - band >= 0 and end <= h]
+        ends += [min(max(y0, 0) + band, h), max(min(y1, h), band)]
+        ly1 = min(ends, key=lambda end: sum(_overlap((lx0, end - band, lx0 + tw + 2 * pad, end), other)
+                                            for other in labels))  # min keeps the first of equals
+        ly0 = ly1 - band
         cv2.rectangle(img, (lx0, ly0), (lx0 + tw + 2 * pad, ly1), colour, -1)
         cv2.putText(img, label, (lx0 + pad, ly1 - pad - base), FONT, scale, _ink_on(colour), thick, cv2.LINE_AA)
         labels.append((lx0, ly0, lx0 + tw + 2 * pad, ly1))

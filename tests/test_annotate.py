@@ -553,6 +553,24 @@ def test_no_probability_panel_covers_a_label(boxes):
         assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 450  # inside the frame
 
 
+def test_labels_of_faces_side_by_side_do_not_cover_each_other():
+    """A row of faces closer than their labels are wide: every label above its box covered its neighbour's (in a
+    crowd '#0 neutral 0.62' was hidden under #2's); they alternate above and below, each still by its box."""
+    from fer_batch.overlay import _overlap, draw_faces
+    from fer_batch.records import FaceRecord
+
+    img = np.full((360, 640, 3), 128, np.uint8)
+    probs = (0.05, 0.02, 0.03, 0.1, 0.1, 0.1, 0.6)
+    boxes = [(40 + 75 * i, 150, 60, 60) for i in range(7)]
+    records = [FaceRecord("g.jpg", "image", 0, None, 10 + i, x, y, w, h, 0.9, probs)
+               for i, (x, y, w, h) in enumerate(boxes)]
+    labels = [label for _, label, _ in draw_faces(img, records)]
+    assert all(_overlap(a, b) == 0 for i, a in enumerate(labels) for b in labels[i + 1:]), labels
+    for (x, y, w, h), (_, ly0, _, ly1) in zip(boxes, labels):
+        assert ly1 <= y or ly0 >= y + h  # just above or just below its box
+        assert y - 40 < ly0 and ly1 < y + h + 40
+
+
 def test_a_copy_that_cannot_be_written_exits_5_and_is_counted_on_the_last_line(tmp_path, one_face_photo, capsys):
     """An annotated copy is an output: one that cannot be written (here a folder stands where it goes; a full disk
     does the same) ends the run with exit 5 and a count on the last line, not 0 with every file "succeeded"."""
