@@ -150,14 +150,12 @@ def _check_model(config: AnalyzeConfig, classifier, batch_size_given: bool) -> N
     """A wrong model name fails at the call, as a missing path does; so do a ``model`` or ``runtime`` that the
     classifier given does not run, and a ``batch_size`` that it would override (its network runs its own batch:
     records would come a batch of 256 faces at a time)."""
-    from .classify import resolve_model
+    from .classify import check_classifier, resolve_model
     from .errors import UsageError
 
     if classifier is None:
         resolve_model(config.model)
         return
-    from .classify import check_classifier
-
     check_classifier(classifier, config.model, config.runtime, "analyze()")
     runs = getattr(classifier, "batch_size", None)
     if batch_size_given and runs is not None and runs != config.batch_size:

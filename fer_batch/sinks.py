@@ -339,6 +339,7 @@ class RunWriter:
     def _open(self, errors_path: Path, resume: bool, settings: dict, retry: frozenset) -> None:
         self.errors_path = Path(errors_path)
         self.journal_path = journal_path(self.out)
+        self._journal_part = self.journal_path.with_name(f"{self.journal_path.name}.part")  # _reopen's rewrite
         self.staging = self.out.with_name(f".{self.out.name}.parts")
         self.committed: dict[str, dict] = {}
         self.ranges: dict[str, tuple[int, int]] = {}  # committed source -> byte range of its rows in the timeline
@@ -375,8 +376,7 @@ class RunWriter:
                                 "errors_size": self.errors_path.stat().st_size}) + "\n")
             _fsync(j)
         self._committed_size, self._errors_size = self.out.stat().st_size, self.errors_path.stat().st_size
-        # a journal rewrite that a kill cut short (see _reopen): not this run's
-        self.journal_path.with_name(f"{self.journal_path.name}.part").unlink(missing_ok=True)
+        self._journal_part.unlink(missing_ok=True)  # a rewrite that a kill cut short (see _reopen): not this run's
         if self.staging.exists():
             shutil.rmtree(self.staging)
 
@@ -402,12 +402,11 @@ class RunWriter:
         self._committed_size, self._errors_size = last["out_size"], last["errors_size"]
         # Rewrite the journal without any torn tail so later appends stay parseable: beside it, then over it (a
         # kill in between leaves the old journal, whose torn tail the next read drops again).
-        part = self.journal_path.with_name(f"{self.journal_path.name}.part")
-        with open(part, "w", encoding="utf-8", errors="surrogateescape") as j:
+        with open(self._journal_part, "w", encoding="utf-8", errors="surrogateescape") as j:
             for entry in entries:
                 j.write(json.dumps(entry) + "\n")
             _fsync(j)
-        os.replace(part, self.journal_path)
+        os.replace(self._journal_part, self.journal_path)
         if self.staging.exists():
             shutil.rmtree(self.staging)
 

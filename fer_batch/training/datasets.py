@@ -115,12 +115,12 @@ def describe_splits(dataset: Dataset) -> str:
     """One line of faces per split and class: what a run is about to learn from (a class with none is named)."""
     parts = []
     for name, split in dataset.splits.items():
-        counts = split.counts()
-        have = ", ".join(f"{e} {n:,}" for e, n in zip(EMOTIONS, counts) if n)
-        none = [e for e, n in zip(EMOTIONS, counts) if not n]
         if not len(split):
             parts.append(f"{name} 0")
             continue
+        counts = split.counts()
+        have = ", ".join(f"{e} {n:,}" for e, n in zip(EMOTIONS, counts) if n)
+        none = [e for e, n in zip(EMOTIONS, counts) if not n]
         parts.append(f"{name} {len(split):,} ({have}{'; none of ' + ', '.join(none) if none else ''})")
     return "faces: " + "; ".join(parts)
 
@@ -283,17 +283,15 @@ def _csv_label(text: str) -> int:
     try:  # "3.0": a label column that went through floats (pandas writes an int column with a gap that way)
         number = float(text)
     except ValueError:
-        number = None
-    if number is not None and number.is_integer():
-        return int(number)
-    if number is None:
         label = label_for_name(text)
         if label is None:
             names = ", ".join(f"{i} {e}" for i, e in enumerate(EMOTIONS))
             raise ValueError(f"label {text[:20]!r} is neither 0-{NUM_CLASSES - 1} nor an emotion name ({names})"
                              f"{_closest(text)}") from None
         return label
-    raise ValueError(f"label {text[:20]!r} is not a whole number (0-{NUM_CLASSES - 1})")
+    if not number.is_integer():
+        raise ValueError(f"label {text[:20]!r} is not a whole number (0-{NUM_CLASSES - 1})")
+    return int(number)
 
 
 def read_face_image(path: str | Path) -> np.ndarray:
@@ -462,6 +460,11 @@ def _face_of(image: Path, cropper) -> tuple[np.ndarray | None, tuple[int, int] |
     except Exception as exc:  # PIL raises many types for bad files; report and go on
         return None, None, f"unreadable image ({type(exc).__name__}: {exc})"
     return face, size, None
+
+
+#: Why a seeded holdout (:func:`stratified_split`) can hold no faces.
+HOLDOUT_TOO_SMALL = ("the seeded 80/20 holdout takes a fifth of each class, rounded: none of a class of 1 or 2 "
+                     "faces")
 
 
 def stratified_split(data: Split, *, val_fraction: float, seed: int) -> tuple[Split, Split]:

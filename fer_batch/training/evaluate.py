@@ -83,7 +83,7 @@ def select_splits(dataset, requested=None, *, seed: int = 0, val_fraction: float
     holdout and remainder that ``fer-batch train`` makes with the same ``seed`` and ``val_fraction``.
     """
     from ..errors import UsageError
-    from .datasets import Split, stratified_split
+    from .datasets import HOLDOUT_TOO_SMALL, Split, stratified_split
 
     have = dataset.splits
     unsplit = set(have) == {"all"}
@@ -117,8 +117,7 @@ def select_splits(dataset, requested=None, *, seed: int = 0, val_fraction: float
         if name in result and not len(result[name]):  # an accuracy of 0 over no faces would read as a measurement
             from ..errors import DatasetError
 
-            why = (" (the seeded 80/20 holdout takes a fifth of each class, rounded: none of a class of 1 or 2 "
-                   "faces)" if unsplit and name == "val" else "")
+            why = f" ({HOLDOUT_TOO_SMALL})" if unsplit and name == "val" else ""
             raise DatasetError(f"--split {name}: {dataset.source} has no faces in its {name} split{why}")
     return result
 

@@ -181,9 +181,10 @@ def _read_data(config: TrainConfig, detector_factory):
 
 
 def _no_val_reason(dataset) -> str:
+    from .datasets import HOLDOUT_TOO_SMALL
+
     if dataset.split_method.startswith("stratified"):
-        return ("the seeded 80/20 holdout takes a fifth of each class, rounded: none of a class of 1 or 2 faces; "
-                "give more faces, or a val/ folder")
+        return f"{HOLDOUT_TOO_SMALL}; give more faces, or a val/ folder"
     return "no val/ folder, nor Usage=PublicTest rows" if "val" not in dataset.splits else "its val split is empty"
 
 
