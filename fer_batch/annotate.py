@@ -28,7 +28,8 @@ from pathlib import Path, PurePath
 
 from .errors import InputError, Interrupted
 from .records import FaceRecord
-from .sources import NO_TIMESTAMP_FPS, Source, animation_frames, is_animation, mark_output_dir, media_error
+from .sources import (NO_TIMESTAMP_FPS, Source, animation_frames, display_turns, is_animation, mark_output_dir,
+                      media_error)
 
 log = logging.getLogger("fer_batch")
 
@@ -291,17 +292,6 @@ def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int]):
     vout.codec_context.time_base = time_base
     vout.width, vout.height = size
     return vout, size
-
-
-def display_turns(path: Path) -> int:
-    """Quarter turns counter-clockwise that show ``path``'s frames upright (its display-rotation tag; 0 without one),
-    as OpenCV applies them when the analysis decodes the video (``sources.open_video``)."""
-    import av
-
-    with av.open(str(path)) as inp:
-        for frame in inp.decode(video=0):
-            return round((frame.rotation or 0) / 90) % 4
-    return 0
 
 
 def _fit(img, size: tuple[int, int]):

@@ -198,7 +198,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     at the call); a file that is not media gives its SourceDone alone, as in :func:`iter_events`.
     """
     from .errors import UsageError
-    from .sources import frames_kind, media_kind
+    from .sources import frames_kind, media_kind, not_media_reason
 
     config = config or AnalyzeConfig()
     if isinstance(path, Source):
@@ -210,7 +210,7 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
                          "run_batch walk folders)")
     kind = media_kind(file)
     if kind is None:
-        return iter([SourceDone(str(file), "", 0, 0, error="not a supported image or video file")])
+        return iter([SourceDone(str(file), "", 0, 0, error=not_media_reason(file))])
     return _stream_source(Source(file, str(file), frames_kind(file, kind)), config, classifier, detector)
 
 

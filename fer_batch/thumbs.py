@@ -63,17 +63,23 @@ def _video_frames(path: Path, frames: dict[int, float | None]):
     """(index, BGR pixels) of the wanted frames of a video (index -> its time in the timeline, or None), in order."""
     import cv2
 
-    from .sources import Source, animation_frames, is_animation, open_video
+    from .errors import InputError
+    from .sources import Source, animation_frames, is_animation, iter_frames, open_video, size_changes
 
     source = Source(Path(path), str(path), "video")
     if is_animation(source):  # decoded as the analysis decoded it: by PIL, frame after frame
-        from .errors import InputError
-
+        decoded = ((index, lambda pixels=pixels: np.ascontiguousarray(pixels()[:, :, ::-1]))
+                 for index, _, _, pixels in animation_frames(source))
+    elif size_changes(path):  # OpenCV cannot follow the change: decoded as the analysis decoded it, by PyAV
+        decoded = ((frame.index, lambda bgr=frame.bgr: bgr) for frame in iter_frames(source, bgr=True))
+    else:
+        decoded = None
+    if decoded is not None:
         wanted = set(frames)
         try:
-            for index, _, _, pixels in animation_frames(source):
+            for index, pixels in decoded:
                 if index in wanted:
-                    yield index, np.ascontiguousarray(pixels()[:, :, ::-1])
+                    yield index, pixels()
                     wanted.discard(index)
                     if not wanted:
                         return

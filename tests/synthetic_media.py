@@ -1133,6 +1133,26 @@ def probe_faces(folder: str | os.PathLike, *, jittered: int = 200, seed: int = 0
     return np.stack(crops)
 
 
+def write_joined_sizes(path: str | os.PathLike, sizes: Sequence[tuple[int, int]], *, frames: int = 20,
+                       fps: float = 20.0, seed: int = 0, script: str | Script = "tour") -> list[FaceScene]:
+    """An MPEG-TS video whose frame size changes mid-stream: one H.264 face video per size in ``sizes``, ``frames``
+    frames each, their bytes joined end to end (as recordings of an adaptive stream are, or ``cat a.ts b.ts``).
+    Returns the scenes, in order: frame ``k * frames + i`` of the file is frame ``i`` of scene ``k``. Raises
+    RuntimeError without PyAV's H.264 encoder."""
+    if not h264_available():
+        raise RuntimeError("write_joined_sizes needs PyAV with libx264")
+    path = Path(path)
+    scenes, data = [], b""
+    for k, size in enumerate(sizes):
+        part = path.with_name(f".{path.stem}.part{k}.ts")
+        scenes.append(write_face_video(part, frames=frames, fps=fps, size=size, codec="h264", seed=seed,
+                                       script=script).scene)
+        data += part.read_bytes()
+        part.unlink()
+    path.write_bytes(data)
+    return scenes
+
+
 def write_rotated_copy(src: str | os.PathLike, dst: str | os.PathLike, turns: int) -> Path:
     """Re-encode ``src`` (H.264 through PyAV) stored turned ``turns`` quarter turns clockwise, with the display-rotation
     tag that shows it upright again, as a phone held sideways records; ``turns=0`` is a plain re-encode, the control.

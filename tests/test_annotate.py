@@ -437,6 +437,34 @@ def test_a_video_stored_sideways_is_analysed_and_annotated_upright(tmp_path, fac
     assert (frames[0].width, frames[0].height) == face_video.size and frames[0].rotation == 0
 
 
+def test_a_video_whose_frame_size_changes_gets_boxes_copies_and_thumbnails_of_its_own_frames(tmp_path, classifier):
+    """Recordings of two sizes joined into one stream: the faces of the larger part are found where they are in
+    it (OpenCV's decoder had returned the last small frame again, so every box after the change was that frame's),
+    the copy has every frame, and a report thumbnail after the change is cut from its own frame."""
+    import synthetic_media as synthetic
+    from fer_batch.thumbs import _video_frames
+
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    path = tmp_path / "joined.ts"
+    scenes = synthetic.write_joined_sizes(path, ((320, 240), (640, 480)), frames=20, fps=20, script="still")
+    config, report = _run(tmp_path, [path], classifier)
+    assert report.ok and not report.annotate_failures, (report.errors, report.annotate_failures)
+    faces = read_timeline(config.out).dropna(subset=["face_id"])
+    for k, scene in enumerate(scenes):
+        part = faces[(faces["frame"] >= 20 * k) & (faces["frame"] < 20 * (k + 1))]
+        assert len(part) >= 18, k
+        for r in part.itertuples():
+            x0, y0, x1, y1 = scene.face_states(int(r.frame) - 20 * k)[0].box
+            ix = max(0.0, min(x1, r.x + r.w) - max(x0, r.x)) * max(0.0, min(y1, r.y + r.h) - max(y0, r.y))
+            iou = ix / ((x1 - x0) * (y1 - y0) + r.w * r.h - ix)
+            assert iou > 0.4, (r.frame, (r.x, r.y, r.w, r.h), (x0, y0, x1, y1))
+    assert len(_frames(config.annotate / annotated_name(str(tmp_path / "in" / path.name), "video"))) == 40
+    (index, bgr), = _video_frames(tmp_path / "in" / path.name, {27: None})
+    assert index == 27 and bgr.shape == (480, 640, 3)
+    assert np.abs(bgr[:, :, ::-1].astype(int) - scenes[1].render(7)).mean() < 9
+
+
 def test_a_colour_profile_is_kept_only_where_it_describes_the_copys_pixels(tmp_path, one_face_photo, classifier):
     """An RGB photo's ICC profile goes with its annotated copy; a grey photo's does not (the copy is RGB)."""
     from PIL import Image, ImageCms

@@ -15,7 +15,7 @@ from PIL import Image
 
 import synthetic_media as synthetic
 from fer_batch.errors import InputError, UsageError
-from fer_batch.sources import Source, discover, iter_frames, read_image
+from fer_batch.sources import Source, discover, iter_frames, read_image, size_changes
 from fer_batch.sources.video import _VideoClock
 
 
@@ -302,6 +302,32 @@ def test_every_video_suffix_is_found_in_a_folder_and_decoded(tmp_path, suffix, f
     assert [f.index for f in iter_frames(found.sources[0])] == [0, 1, 2, 3, 4]
 
 
+def test_transport_streams_are_videos_and_a_typescript_file_is_not(tmp_path):
+    """MPEG transport streams (HLS and broadcast recordings as .ts, AVCHD camcorders' .mts/.m2ts with 192-byte
+    packets) are found and decoded; a TypeScript source, which shares the .ts suffix, is counted as ignored inside a
+    folder and, named explicitly, refused with what its bytes are not."""
+    av = pytest.importorskip("av")
+    for name, options in (("hls.ts", {}), ("cam.MTS", {}), ("cam.m2ts", {"mpegts_m2ts_mode": "1"})):
+        with av.open(str(tmp_path / name), "w", format="mpegts", options=options) as c:
+            stream = c.add_stream("mpeg2video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for level in range(0, 250, 10):  # a few frames more than five: FFmpeg probes a stream's first packets
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8),
+                                                                       format="rgb24")):
+                    c.mux(packet)
+            for packet in stream.encode():
+                c.mux(packet)
+    code = tmp_path / "app.ts"
+    code.write_text("export const greet = (name: string): string => `hello ${name}`;\n")
+    found = discover([tmp_path])
+    assert sorted(s.name for s in found.sources) == sorted(str(tmp_path / n) for n in ("hls.ts", "cam.MTS", "cam.m2ts"))
+    assert found.skipped == 1
+    for source in found.sources:
+        assert source.media == "video" and [f.index for f in iter_frames(source)] == list(range(25)), source.name
+    assert discover([code]).rejected == [(str(code), "not a video: its suffix is '.ts' but its bytes are not an MPEG "
+                                                     "transport stream")]
+
+
 #: Each EXIF orientation's upright view of the stored pixels (rows, columns, channels), independently of Pillow.
 UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
@@ -433,6 +459,31 @@ def test_a_damaged_stretch_costs_its_frames_not_the_rest_of_the_video(tmp_path):
                                            str(info.value)).groups())
     assert lost == last - first + 1 and 0 < first and last < 299
     assert got == [i for i in expected if not first <= i <= last]  # every frame outside the damage, numbered as before
+
+
+@pytest.mark.parametrize("sizes", [((160, 120), (320, 240)), ((320, 240), (160, 120))])
+def test_a_video_whose_frame_size_changes_is_decoded_at_each_size(tmp_path, sizes):
+    """Two recordings of different sizes joined into one stream. OpenCV's decoder cannot follow the change (it
+    returned the last small frame again for every larger one, and the smaller ones' planes read with the larger
+    strides): every frame now comes at its own size with its own pixels, numbered and timed on from the first."""
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    path = tmp_path / "joined.ts"
+    scenes = synthetic.write_joined_sizes(path, sizes, frames=20, fps=20)
+    single = tmp_path / "single.ts"
+    synthetic.write_joined_sizes(single, sizes[:1], frames=20, fps=20)
+    assert size_changes(path) and not size_changes(single)
+    frames = list(iter_frames(Source(path, "joined.ts", "video")))
+    assert [f.index for f in frames] == list(range(40))
+    times = [f.time_s for f in frames]
+    assert times == sorted(times) and times[-1] > times[0]
+    for f in frames:
+        scene, i = scenes[f.index // 20], f.index % 20
+        assert f.rgb.shape == (scene.size[1], scene.size[0], 3), f.index
+        own = np.abs(f.rgb.astype(int) - scene.render(i)).mean()
+        other = np.abs(f.rgb.astype(int) - scene.render((i + 10) % 20)).mean()
+        assert own < 9 and own < other / 2, (f.index, own, other)  # its own frame, to the codec's noise
+    assert [f.index for f in iter_frames(Source(path, "joined.ts", "video"), every=7)] == list(range(0, 40, 7))
 
 
 def test_every_multi_frame_image_is_a_video_decoded_frame_by_frame_at_its_own_times(tmp_path):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import as_paths
-from .media import IMAGE_SUFFIXES, MULTI_FRAME_SUFFIXES, VIDEO_SUFFIXES, Source
+from .media import IMAGE_SUFFIXES, MULTI_FRAME_SUFFIXES, SNIFFED_VIDEO_SUFFIXES, VIDEO_SUFFIXES, Source
 
 @dataclass
 class Discovery:
@@ -42,9 +42,32 @@ def media_kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"
+    if suffix in SNIFFED_VIDEO_SUFFIXES:
+        # A named pipe is not read here (it would wait for a writer): as a video, it is reported as what it is.
+        return "video" if not_a_regular_file(path) is not None or _is_transport_stream(path) else None
     if suffix in VIDEO_SUFFIXES:
         return "video"
     return None
+
+
+def not_media_reason(path: Path) -> str:
+    """Why a file that :func:`media_kind` does not take is not analysed, for its error row."""
+    if path.suffix.lower() in SNIFFED_VIDEO_SUFFIXES:
+        return f"not a video: its suffix is {path.suffix!r} but its bytes are not an MPEG transport stream"
+    return f"not a supported image or video file (suffix {path.suffix or 'none'!r})"
+
+
+def _is_transport_stream(path: Path) -> bool:
+    """Whether ``path`` starts as an MPEG transport stream: the sync byte 0x47 at the start of its first three
+    188-byte packets (or 192-byte ones, which carry a 4-byte timestamp first, as Blu-ray and AVCHD write them). An
+    unreadable file is taken for one, so that reading it says what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3 * 192)
+    except OSError:
+        return True
+    return any(len(head) >= lead + 2 * size + 1 and all(head[lead + k * size] == 0x47 for k in range(3))
+               for size, lead in ((188, 0), (192, 4)))
 
 
 def frames_kind(path: Path, kind: str) -> str:
@@ -122,7 +145,7 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
         kind = media_kind(path)
         if kind is None:
             if explicit:
-                found.rejected.append((name, f"not a supported image or video file (suffix {path.suffix or 'none'!r})"))
+                found.rejected.append((name, not_media_reason(path)))
             else:
                 found.skipped += 1
             return

@@ -11,7 +11,11 @@ import numpy as np
 from ..errors import InputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".mts",
+                            ".m2ts", ".ts"})
+#: Suffixes that other kinds of files share: such a file is a video only where its bytes say so (``.ts``: an MPEG
+#: transport stream, as HLS recordings and broadcast captures are stored, or a TypeScript source).
+SNIFFED_VIDEO_SUFFIXES = frozenset({".ts"})
 
 
 #: Image suffixes whose files may hold several frames (animated GIF, PNG and WebP, a TIFF's pages). Such a file is

@@ -108,9 +108,14 @@ def _utf8_name(path: Path) -> Iterator[str]:
 
 def iter_video(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
                 bgr: bool = False) -> Iterator[Frame]:
+    """The frames of a video that ``every`` / ``sample_fps`` choose, decoded by OpenCV, or by PyAV where the frame
+    size changes mid-stream (:func:`size_changes`)."""
     import cv2
 
     check_readable(source)
+    if size_changes(source.path):
+        yield from _iter_pyav(source, every, sample_fps, max_pixels, bgr=bgr)
+        return
     cap = open_video(source.path)
     try:
         if not cap.isOpened():
@@ -149,19 +154,121 @@ def iter_video(source: Source, every: int, sample_fps: float | None, max_pixels:
             pixels = None  # while suspended, hold no frame: the consumer decides how long it lives
             yield frame
             frame = None
-        decoded = index + 1
-        if decoded == 0:
-            raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")
-        short = _short_of_header(decoded, header_frames, header_fps if fps_ok else None, clock.reached())
-        if short is not None:
-            raise InputError(source.name, f"video ended after {decoded} of the {header_frames} frames its header "
-                                          f"announces (truncated or corrupt){short}; rows up to there were kept"
-                                          f"{_gaps_text(gaps, '; earlier, ')}")
-        if gaps:
-            raise InputError(source.name, f"{_gaps_text(gaps)}; the frames around them were analysed and their rows "
-                                          "kept")
+        _check_end(source, index + 1, header_frames, header_fps if fps_ok else None, clock, gaps)
     finally:
         cap.release()
+
+
+def _check_end(source: Source, decoded: int, header_frames: int, fps: float | None, clock: _VideoClock,
+               gaps: list[tuple[int, int]]) -> None:
+    """Once a video is decoded: an error for a video without frames, one that stopped short of its header, or one
+    with damaged stretches (the rows of the frames that did decode are kept)."""
+    if decoded == 0:
+        raise InputError(source.name, "no frame could be decoded (corrupt, truncated or not a video)")
+    short = _short_of_header(decoded, header_frames, fps, clock.reached())
+    if short is not None:
+        raise InputError(source.name, f"video ended after {decoded} of the {header_frames} frames its header "
+                                      f"announces (truncated or corrupt){short}; rows up to there were kept"
+                                      f"{_gaps_text(gaps, '; earlier, ')}")
+    if gaps:
+        raise InputError(source.name, f"{_gaps_text(gaps)}; the frames around them were analysed and their rows "
+                                      "kept")
+
+
+def size_changes(path: Path) -> bool:
+    """Whether the frame size of the video at ``path`` changes mid-stream (joined recordings, adaptive streams).
+
+    OpenCV cannot follow such a change: after it, its FFmpeg backend keeps converting at the first size and returns
+    either the last frame of that size again or the new frames' planes read with the old strides, and says so only
+    on stderr. Sizes change at keyframes, so only those are decoded here (PyAV), a few percent of decoding the
+    whole file at most. False where PyAV cannot read the file: OpenCV then decodes it, or reports it, as before.
+    """
+    import av
+
+    sizes = set()
+    try:
+        with av.open(str(path)) as inp:
+            if not inp.streams.video:
+                return False
+            stream = inp.streams.video[0]
+            stream.codec_context.skip_frame = "NONKEY"
+            for packet in inp.demux(stream):
+                try:
+                    for frame in packet.decode():
+                        sizes.add((frame.width, frame.height))
+                except av.error.InvalidDataError:
+                    continue
+                if len(sizes) > 1:
+                    return True
+    except (av.error.FFmpegError, OSError, UnicodeError):
+        return False
+    return False
+
+
+def display_turns(path: Path) -> int:
+    """Quarter turns counter-clockwise that show ``path``'s frames upright (its display-rotation tag; 0 without one),
+    as OpenCV applies them (``open_video`` sets CAP_PROP_ORIENTATION_AUTO)."""
+    import av
+
+    with av.open(str(path)) as inp:
+        for frame in inp.decode(video=0):
+            return round((frame.rotation or 0) / 90) % 4
+    return 0
+
+
+def _iter_pyav(source: Source, every: int, sample_fps: float | None, max_pixels: int, *,
+               bgr: bool) -> Iterator[Frame]:
+    """:func:`iter_video` through PyAV, for a video whose frame size changes: each frame at its own size, upright,
+    with the same numbering, clock, sampling and damage reports as OpenCV's path (a packet that fails to decode
+    counts as the frame it held, as in ``annotate_video``, so that copies and thumbnails find the same frames)."""
+    import av
+    import numpy as np
+
+    try:
+        turns = display_turns(source.path)
+        inp = av.open(str(source.path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(source.name, f"cannot open as a video ({exc})") from None
+    with inp:
+        stream = inp.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or 0.0)
+        fps_ok = _valid_fps(rate)
+        clock = _VideoClock(rate if fps_ok else None)
+        start = stream.start_time or 0
+        wanted = Sampling(every, sample_fps)
+        gaps: list[tuple[int, int]] = []
+        index = -1
+        for packet in inp.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                index += 1
+                if gaps and sum(gaps[-1]) == index:
+                    gaps[-1] = (gaps[-1][0], gaps[-1][1] + 1)
+                else:
+                    gaps.append((index, 1))
+                continue
+            for picture in decoded:
+                index += 1
+                msec = None if picture.pts is None else float((picture.pts - start) * stream.time_base * 1000)
+                t = clock.time(index, msec)
+                if not wanted(index, t):
+                    continue
+                if picture.width * picture.height > max_pixels:
+                    raise InputError(source.name, f"video frames are {picture.width}x{picture.height}, above the "
+                                                  f"{max_pixels / 1e6:.0f}-megapixel limit")
+                pixels = picture.to_ndarray(format="bgr24" if bgr else "rgb24")
+                if turns:
+                    pixels = np.ascontiguousarray(np.rot90(pixels, turns))
+                frame = Frame(index=index, time_s=t, rgb=None, bgr=pixels) if bgr else \
+                    Frame(index=index, time_s=t, rgb=pixels)
+                pixels = picture = None
+                yield frame
+                frame = None
+        while gaps and sum(gaps[-1]) == index + 1:  # damage at the very end is where the video ended
+            index -= gaps.pop()[1]
+        _check_end(source, index + 1, stream.frames or 0, rate if fps_ok else None, clock, gaps)
 
 
 #: Consecutive frames that fail to decode after which a video is taken to have ended (where its header announces
