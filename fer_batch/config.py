@@ -93,8 +93,7 @@ class AnalyzeConfig:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
         if self.runtime not in RUNTIMES:
             raise UsageError(f"--runtime {self.runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise UsageError(f"--batch-size must lie between 1 and {MAX_BATCH:,}, got {self.batch_size:,}")
+        check_count("--batch-size", self.batch_size, MAX_BATCH)  # as Classifier checks it
         if self.detector not in DETECTORS:
             raise UsageError(f"--detector {self.detector!r} is not allowed; choose one of {', '.join(DETECTORS)}")
         if self.min_face < 0:
