@@ -271,14 +271,17 @@ class _Drawing:
         self.groups = _by_frame(records)
         self.upcoming = next(self.groups, None)
         self.current: list[FaceRecord] = []
+        self.corner: str | None = None  # the legend's, kept while it covers no face
 
     def __call__(self, img, index: int, size: tuple[int, int]):
         while self.upcoming is not None and self.upcoming[0] <= index:
             self.current = self.upcoming[1]
             self.upcoming = next(self.groups, None)
-        self.draw_faces(img, self.current, self.colours)
+        placed = self.draw_faces(img, self.current, self.colours)
         if self.note:
-            self.draw_legend(img, self.note)
+            avoid = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in self.current if r.has_face]
+            avoid += [rect for _, label, panel in placed for rect in (label, panel)]
+            self.corner = self.draw_legend(img, self.note, avoid, self.corner)
         return _fit(img, size) if (img.shape[1], img.shape[0]) != size else img
 
 

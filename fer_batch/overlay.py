@@ -154,9 +154,16 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
     return px, py, px + panel_w, py + panel_h
 
 
-def draw_legend(img: np.ndarray, text: str) -> None:
-    """A line of explanation in the frame's bottom-left corner, on a shaded band; on a narrow frame it breaks at
-    its "; " into two lines rather than shrinking below the readable size."""
+#: Where the legend may go, in the order it is tried: the bottom-left corner unless that covers a face.
+LEGEND_CORNERS = ("bottom-left", "top-left", "bottom-right", "top-right")
+
+
+def draw_legend(img: np.ndarray, text: str, avoid=(), prefer: str | None = None) -> str:
+    """A line of explanation in a corner of the frame, on a shaded band; on a narrow frame it breaks at its "; "
+    into two lines rather than shrinking below the readable size. The corner is ``prefer`` (the last frame's, so
+    that the legend does not jump about) while it covers none of the rectangles ``avoid`` (faces, their labels and
+    panels, as (x0, y0, x1, y1)), else the first of :data:`LEGEND_CORNERS` that covers none, else the one that
+    covers least. Returns the corner used."""
     import cv2
 
     scale = text_scale(img.shape) * 0.85
@@ -172,7 +179,18 @@ def draw_legend(img: np.ndarray, text: str) -> None:
     th, base = sizes[0][0][1], sizes[0][1]
     pad = max(3, th // 3)
     step = th + base + pad
-    top = h - len(lines) * step - pad
-    _shade(img, 0, top, max(s[0][0] for s in sizes) + 2 * pad, h, 0.55)
+    band_w, band_h = max(s[0][0] for s in sizes) + 2 * pad, len(lines) * step + pad
+
+    def band(corner: str) -> tuple[int, int, int, int]:
+        x0 = 0 if corner.endswith("left") else max(w - band_w, 0)
+        y0 = max(h - band_h, 0) if corner.startswith("bottom") else 0
+        return x0, y0, x0 + band_w, y0 + band_h
+
+    order = ([prefer] if prefer in LEGEND_CORNERS else []) + list(LEGEND_CORNERS)
+    corner = min(order, key=lambda c: sum(_overlap(band(c), r) for r in avoid))  # min keeps the first of equals
+    x0, top, x1, y1 = band(corner)
+    _shade(img, x0, top, x1, y1, 0.55)
     for i, t in enumerate(lines):
-        cv2.putText(img, t, (pad, top + (i + 1) * step - base), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(img, t, (x0 + pad, top + (i + 1) * step - base), FONT, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
+    return corner

@@ -106,11 +106,36 @@ def test_every_5_keeps_the_last_result_drawn_on_skipped_frames(tmp_path, face_vi
             assert band.mean() > 25, (r.frame, i)
             held += 1
     assert held
-    # The legend says why: its band in the bottom-left corner changes every frame, faces or not.
+    # The legend says why: its band in a corner (the bottom-left one unless a face is there) changes every frame.
     for i in range(face_video.frames):
-        corner = np.abs(out_frames[i] - src_frames[i])[-12:, :60]
-        assert corner.mean() > 20, i
+        diff = np.abs(out_frames[i] - src_frames[i])
+        corners = (diff[-12:, :60], diff[:12, :60], diff[-12:, -60:], diff[:12, -60:])
+        assert max(c.mean() for c in corners) > 20, i
     assert "last result stays drawn" in sampling_note(5, None)
+
+
+def test_the_sampling_legend_leaves_a_corner_with_a_face_and_stays_where_it_went():
+    """The --every/--fps legend sat in the bottom-left corner whatever was there, over the chin of a face low in the
+    frame: it now takes the first corner clear of faces, labels and panels, and keeps it while it stays clear."""
+    from fer_batch.annotate import _Drawing
+    from fer_batch.records import FaceRecord
+
+    def frame_with(x, y):
+        face = FaceRecord("v.mp4", "video", 0, 0.0, 0, x, y, 90, 90, 0.9, (0.05, 0.0, 0.0, 0.85, 0.05, 0.0, 0.05))
+        drawing = _Drawing([face], sampling_note(5, None))
+        img = np.full((360, 640, 3), 90, np.uint8)
+        drawing(img, 0, (640, 360))
+        return drawing, img
+
+    drawing, img = frame_with(300, 120)  # mid-frame: the legend keeps its corner
+    assert drawing.corner == "bottom-left" and (img[-10:, :40] != 90).any()
+    drawing, img = frame_with(20, 260)  # low on the left: the legend goes up
+    assert drawing.corner == "top-left"
+    assert (img[:10, :40] != 90).any() and (img[-10:, 200:420] == 90).all()  # no band along the bottom
+    moved = FaceRecord("v.mp4", "video", 1, 0.1, 0, 300, 120, 90, 90, 0.9, (0.05, 0.0, 0.0, 0.85, 0.05, 0.0, 0.05))
+    drawing.upcoming = (1, [moved])
+    drawing(np.full((360, 640, 3), 90, np.uint8), 1, (640, 360))
+    assert drawing.corner == "top-left"  # the face left the corner: the legend does not jump back
 
 
 def test_annotated_photos_keep_format_size_and_exif_orientation(tmp_path, multi_face_photo, exif_rotated_photo,
