@@ -246,7 +246,10 @@ def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[
     """
     pairs, marker = _retry_files(out, errors_path)
     (t_new, t_old), (e_new, e_old), (j_new, _) = pairs
-    kept = [entries[0]]
+    done = {e["source"] for e in entries[1:]}
+    # The header names the sources being retried until they are done again, for a resume after a kill (_reopen).
+    kept = [{**entries[0], "retrying": sorted({*(s for s in entries[0].get("retrying", ()) if s not in done),
+                                               *sources})}]
     try:
         with open(t_old, "rb") as src, open(t_new, "wb") as dst, open(e_old, "rb") as esrc, open(e_new, "wb") as edst:
             dst.write(src.read(entries[0]["out_size"]))
@@ -387,9 +390,14 @@ class RunWriter:
             with _open_csv(self.errors_path, "w") as f:
                 csv.writer(f).writerow(ERROR_COLUMNS)
                 _fsync(f)
-        self.retried = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
-        if self.retried:
-            entries = drop_failed(self.out, self.errors_path, entries, set(self.retried))
+        # Failures a --retry-failed run took out of the output and was killed before analysing again are still
+        # retries: its journal's header names them (drop_failed).
+        done = {e["source"] for e in entries[1:]}
+        pending = [s for s in entries[0].get("retrying", ()) if s not in done]
+        newly = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
+        if newly:
+            entries = drop_failed(self.out, self.errors_path, entries, set(newly))
+        self.retried = pending + newly
         last = entries[0]
         for entry in entries[1:]:
             self.committed[entry["source"]] = entry

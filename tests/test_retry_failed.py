@@ -135,6 +135,26 @@ def test_a_retry_cut_short_after_its_commit_point_is_finished_by_the_next_open(f
     assert list(w.committed) == [str(clips / n) for n in ("a_photo.jpg", "b_empty.jpg", "d_group.jpg")]
 
 
+def test_a_retry_killed_after_taking_the_failures_out_still_counts_them_as_retried(failed_run, face_video,
+                                                                                   one_face_photo, capsys):
+    """A --retry-failed run killed once the failures are out of the output, before analysing them again: the next
+    resume, with or without --retry-failed, analyses them, and its last line still says they were earlier failures
+    retried (it had counted them as new files)."""
+    clips, out = failed_run
+    settings = json.loads(journal_path(out).read_text().splitlines()[0])["settings"]
+    shutil.copy(one_face_photo, clips / "b_empty.jpg")
+    shutil.copy(face_video.path, clips / "c_cut.mp4")
+    w = RunWriter(out, out.with_name("r.errors.csv"), resume=True, settings=settings,
+                  retry=frozenset({str(clips / "b_empty.jpg"), str(clips / "c_cut.mp4")}))
+    w.close()  # the kill: nothing analysed again yet
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume")
+    assert code == EXIT_OK, err
+    counts = summary_counts(err)
+    assert (counts["succeeded"], counts["failed"], counts["retried"], counts["skipped"]) == (2, 0, 2, 2), err
+    code, err = _analyze(capsys, clips, "--out", out, "--every", "5", "--resume", "--retry-failed")
+    assert code == EXIT_OK and "retried" not in err and summary_counts(err)["skipped"] == 4, err
+
+
 def test_a_retry_cut_short_before_its_commit_point_leaves_the_old_output(failed_run, monkeypatch):
     import fer_batch.sinks as sinks
 
