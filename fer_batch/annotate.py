@@ -153,6 +153,10 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
             if turns % 2:  # drawn and written upright, as the analysis saw it: the copy needs no rotation tag
                 w, h = h, w
             vout, size = _h264_stream(out, rate, tb, (w, h))
+            # Non-square pixels (DVB, DVD and HDV recordings): the copy is shown at the source's shape, not squeezed.
+            sar = vin.codec_context.sample_aspect_ratio
+            if sar and sar > 0 and sar != 1:
+                vout.codec_context.sample_aspect_ratio = 1 / sar if turns % 2 else sar
             facts["size"] = (w, h)
             ain = aout = None
             if inp.streams.audio:
@@ -166,9 +170,13 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
             streams = [vin] + ([ain] if ain is not None else [])
             index = -1
             last_pts, step = None, max(1, round(1 / (rate * tb)))
+            # The copy's clock starts at 0, as the timeline's does (a live stream's segment starts hours in: its
+            # copy began with as long an empty edit).
+            start = vin.start_time or 0
+            audio = _AudioTimes(start * tb, ain.time_base) if ain is not None else None
             for packet in inp.demux(streams):
                 if packet.stream is ain:
-                    if packet.dts is not None:
+                    if audio.rebase(packet):
                         packet.stream = aout
                         out.mux(packet)
                     continue
@@ -192,7 +200,7 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     # Frames come in display order, but their pts need not (H.264 with B-frames in an AVI, two
                     # joined streams): the encoder refuses a pts that does not grow, so such a frame follows the
                     # last one by a frame interval.
-                    pts = frame.pts if frame.pts is not None else int(index / rate / tb)
+                    pts = max(frame.pts - start, 0) if frame.pts is not None else int(index / rate / tb)
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + step
                     new.pts, new.time_base, last_pts = pts, tb, pts
@@ -203,6 +211,32 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                 out.mux(p)
     os.replace(tmp, dst)
     return facts
+
+
+class _AudioTimes:
+    """Timestamps of the copied audio packets: from the video's start (``start_s``), and never going back. Where a
+    source's timestamps restart (recordings joined end to end) the audio goes on from where it was, as the video's
+    frames do (the MP4 muxer refused the copy: "non monotonically increasing dts"). A packet before the video's first
+    frame keeps its place before 0, as an AAC encoder's priming packet has it."""
+
+    def __init__(self, start_s: Fraction, time_base: Fraction):
+        self.shift = round(start_s / time_base)
+        self.offset = 0  # added since the first restart
+        self.last: int | None = None  # the dts of the last packet copied
+        self.end = 0  # where it ends
+
+    def rebase(self, packet) -> bool:
+        """Set ``packet``'s pts and dts on the copy's clock; False for a packet to leave out."""
+        if packet.dts is None:
+            return False
+        dts = packet.dts - self.shift + self.offset
+        if self.last is not None and dts <= self.last:  # went back: a restart
+            self.offset += self.end - dts
+            dts = self.end
+        pts = dts if packet.pts is None else packet.pts + (dts - packet.dts)
+        packet.dts, packet.pts = dts, pts
+        self.last, self.end = dts, dts + max(packet.duration or 0, 1)
+        return True
 
 
 def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, note: str | None, stop) -> dict:
@@ -374,11 +408,17 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
 
 def _failure(exc: Exception, dst: Path) -> str:
     """Why an annotated copy was not written, as its user can act on it: an OSError's words (FFmpeg's included) and
-    the copy's path, not the errno or the temporary file beside it that the copy is written to first."""
+    the file they are about (the copy, not the temporary file beside it that the copy is written to first), not the
+    errno. FFmpeg's words about data without a file (a packet of the source that does not decode) name none: the
+    copy's path had blamed the copy for the source."""
     words = getattr(exc, "strerror", None)  # OSError's and PyAV's FFmpegError's (which is no OSError)
-    if words:
-        return f"{type(exc).__name__}: {words}: {str(dst)!r}"
-    return f"{type(exc).__name__}: {exc}"
+    if not words:
+        return f"{type(exc).__name__}: {exc}"
+    name = getattr(exc, "filename", None)
+    if name is None and not isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {words}"
+    shown = str(dst) if name is None or str(name).endswith(".part") else str(name)
+    return f"{type(exc).__name__}: {words}: {shown!r}"
 
 
 class AnnotateSink:

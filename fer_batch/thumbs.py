@@ -65,6 +65,7 @@ def _video_frames(path: Path, frames: dict[int, float | None]):
 
     from .errors import InputError
     from .sources import Source, animation_frames, is_animation, iter_frames, open_video, size_changes
+    from .sources.video import MAX_UNDECODABLE_RUN
 
     source = Source(Path(path), str(path), "video")
     if is_animation(source):  # decoded as the analysis decoded it: by PIL, frame after frame
@@ -104,7 +105,13 @@ def _video_frames(path: Path, frames: dict[int, float | None]):
                 seek = False
                 cap.release()
                 cap, pos = open_video(path), 0
-            while pos < target and cap.grab():
+            # Counted as the analysis counts them: a frame that fails to decode (a damaged stretch) is a frame, so
+            # that the frames after it keep their numbers (they came one too early, or not at all, after a gap).
+            failed = 0
+            while pos < target:
+                failed = 0 if cap.grab() else failed + 1
+                if failed >= MAX_UNDECODABLE_RUN:
+                    return
                 pos += 1
             ok, img = cap.read()
             pos += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +349,71 @@ def test_audio_is_copied_and_frames_keep_their_timestamps(tmp_path):
 
     assert audio(dst) == audio(src)
     assert len(_frames(dst)) == 50
+
+
+def _ts_clip(path: Path, size=(160, 120), frames=20, fps=20, start_s: float = 0.0, sar=None) -> Path:
+    """An MPEG-TS clip of grey levels with an AAC tone, its timestamps from ``start_s``, pixels of aspect ``sar``."""
+    with av.open(str(path), "w", format="mpegts") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = *size, "yuv420p"
+        v.codec_context.time_base = Fraction(1, fps)
+        if sar is not None:
+            v.codec_context.sample_aspect_ratio = sar
+        a = c.add_stream("aac", rate=48000)
+        a.codec_context.time_base = Fraction(1, 48000)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 20 + i * 9, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(start_s * fps) + i, Fraction(1, fps)
+            for p in v.encode(frame):
+                c.mux(p)
+        for k in range(0, round(frames / fps * 48000), 1024):
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(k, k + 1024) / 48000)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, round(start_s * 48000) + k
+            for p in a.encode(frame):
+                c.mux(p)
+        for stream in (v, a):
+            for p in stream.encode(None):
+                c.mux(p)
+    return path
+
+
+def _times(path: Path, kind: str) -> list[float]:
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0] if kind == "video" else c.streams.audio[0]
+        return [float(p.pts * stream.time_base) for p in c.demux(stream) if p.pts is not None]
+
+
+def test_a_copy_starts_at_zero_keeps_its_audio_across_a_join_and_its_pixel_shape(tmp_path):
+    """Three awkward sources, each annotated (they were not, or wrongly): two recordings with audio joined end to
+    end, whose audio timestamps restart at the join (the MP4 muxer refused the copy); a live stream's segment whose
+    clock starts an hour in (the copy began with an hour of nothing, its clock not the timeline's); an anamorphic
+    recording (non-square pixels: the copy was shown squeezed)."""
+    from fer_batch.annotate import annotate_video
+
+    first, second = _ts_clip(tmp_path / "a.ts", frames=20), _ts_clip(tmp_path / "b.ts", frames=20)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    dst = tmp_path / "joined.mp4"
+    facts = annotate_video(joined, dst, [])
+    assert facts["audio"] == "copied (aac)" and facts["frames"] == 40
+    video, audio = _times(dst, "video"), _times(dst, "audio")
+    assert len(audio) >= 2 * len(_times(first, "audio")) - 2 and sorted(audio) == audio  # both halves, in order
+    assert abs(video[-1] - 39 / 20) < 0.06 and abs(max(audio) - max(video)) < 0.1  # in step with the pictures
+
+    late = _ts_clip(tmp_path / "late.ts", frames=20, start_s=3600.0)
+    dst = tmp_path / "late.mp4"
+    annotate_video(late, dst, [])
+    with av.open(str(dst)) as c:
+        assert float(c.duration / av.time_base) < 2.0  # not an hour and a second
+    video = _times(dst, "video")
+    assert min(video) < 0.2 and abs(min(_times(dst, "audio"))) < 0.2
+
+    wide = _ts_clip(tmp_path / "wide.ts", frames=5, sar=Fraction(4, 3))
+    dst = tmp_path / "wide.mp4"
+    annotate_video(wide, dst, [])
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.sample_aspect_ratio == Fraction(4, 3)
 
 
 def test_a_stop_abandons_the_annotation_without_leaving_a_part(tmp_path, face_video):

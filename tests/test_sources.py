@@ -486,6 +486,72 @@ def test_a_video_whose_frame_size_changes_is_decoded_at_each_size(tmp_path, size
     assert [f.index for f in iter_frames(Source(path, "joined.ts", "video"), every=7)] == list(range(0, 40, 7))
 
 
+def test_thumbnails_after_a_damaged_stretch_are_of_the_frames_the_analysis_numbered(tmp_path):
+    """The report's thumbnails decode a video again: a frame that fails to decode counts as a frame there too, as
+    in the analysis, so those after a damaged stretch are their own (they came one frame late per frame lost, or,
+    after an MPEG-4 gap, not at all)."""
+    from fer_batch.thumbs import _video_frames
+
+    clean = synthetic.write_face_video(tmp_path / "clean.mp4", frames=100, fps=20, size=(160, 120), seed=3)
+    damaged = synthetic.write_damaged_copy(clean.path, tmp_path / "damaged.mp4", 0.4, 0.5)
+    analysed = {}
+    with pytest.raises(InputError, match="could not be decoded"):
+        for f in iter_frames(Source(damaged, "damaged.mp4", "video"), bgr=True):
+            analysed[f.index] = f.bgr.astype(int)
+    assert len(analysed) < 100 and max(analysed) == 99  # frames were lost, and the end was reached
+    thumbs = dict(_video_frames(damaged, {i: None for i in analysed}))
+    assert sorted(thumbs) == sorted(analysed)
+    for i, img in thumbs.items():
+        assert np.array_equal(img, analysed[i]), i
+
+
+def test_a_damaged_first_packet_costs_its_frame_not_the_annotated_copy(tmp_path):
+    """The display-rotation tag is read from the first frame that decodes: a damaged first packet made reading it
+    fail, and with it the whole annotated copy (and the analysis of a video whose size changes)."""
+    av = pytest.importorskip("av")
+    from fer_batch.annotate import annotate_video
+    from fer_batch.sources import display_turns
+
+    clip = synthetic.write_face_video(tmp_path / "clip.mp4", frames=30, fps=20, size=(160, 120))  # MPEG-4 Part 2
+    data = bytearray(clip.path.read_bytes())
+    with av.open(str(clip.path)) as c:
+        first = next(p for p in c.demux(video=0) if p.size)
+    data[first.pos + 8:first.pos + first.size] = np.random.default_rng(1).integers(0, 256, first.size - 8,
+                                                                                    np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with av.open(str(damaged)) as c, pytest.raises(av.error.InvalidDataError):
+        next(c.decode(video=0))  # as the old code read the tag
+    assert display_turns(damaged) == 0
+    analysed = []
+    with pytest.raises(InputError, match=r"1 frame could not be decoded \(0\)"):
+        analysed.extend(f.index for f in iter_frames(Source(damaged, "damaged.mp4", "video")))
+    assert analysed == list(range(1, 30))
+    facts = annotate_video(damaged, tmp_path / "copy.mp4", [])
+    assert facts["frames"] == 30 and (tmp_path / "copy.mp4").exists()
+
+
+def test_a_transport_stream_cut_mid_packet_is_still_a_video(tmp_path):
+    """A capture begun mid-packet starts with a packet's tail: FFmpeg finds the next packet, and so does the sniff
+    (it had looked for the sync byte at the file's first byte only, and the file was ignored)."""
+    av = pytest.importorskip("av")
+    whole = tmp_path / "whole.bin"
+    with av.open(str(whole), "w", format="mpegts") as c:
+        stream = c.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for level in range(0, 250, 10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8),
+                                                                   format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    (tmp_path / "capture.ts").write_bytes(whole.read_bytes()[100:])
+    whole.unlink()
+    found = discover([tmp_path])
+    assert [s.name for s in found.sources] == [str(tmp_path / "capture.ts")] and found.skipped == 0
+    assert len(list(iter_frames(found.sources[0]))) >= 20
+
+
 def test_every_multi_frame_image_is_a_video_decoded_frame_by_frame_at_its_own_times(tmp_path):
     """An animated GIF, PNG or WebP, or a TIFF of several pages, is analysed as a video: every frame, at the time the
     durations before it add up to (a TIFF's pages have none). One frame, or bytes no decoder takes, is a photo as

@@ -58,16 +58,18 @@ def not_media_reason(path: Path) -> str:
 
 
 def _is_transport_stream(path: Path) -> bool:
-    """Whether ``path`` starts as an MPEG transport stream: the sync byte 0x47 at the start of its first three
-    188-byte packets (or 192-byte ones, which carry a 4-byte timestamp first, as Blu-ray and AVCHD write them). An
-    unreadable file is taken for one, so that reading it says what is wrong."""
+    """Whether ``path`` holds an MPEG transport stream: the sync byte 0x47 at the start of five packets in a row, of
+    188 bytes (or 192, which carry a 4-byte timestamp first, as Blu-ray and AVCHD write them), from anywhere in the
+    first packet (a capture cut mid-packet starts with its tail; FFmpeg finds the next packet). A text file would
+    need a "G" at five places exactly a packet apart. An unreadable file is taken for one, so that reading it says
+    what is wrong."""
     try:
         with open(path, "rb") as f:
-            head = f.read(3 * 192)
+            head = f.read(6 * 192)
     except OSError:
         return True
-    return any(len(head) >= lead + 2 * size + 1 and all(head[lead + k * size] == 0x47 for k in range(3))
-               for size, lead in ((188, 0), (192, 4)))
+    return any(all(head[start + k * size] == 0x47 for k in range(5))
+               for size in (188, 192) for start in range(min(size, len(head) - 4 * size)))
 
 
 def frames_kind(path: Path, kind: str) -> str:

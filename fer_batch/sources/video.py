@@ -211,8 +211,13 @@ def display_turns(path: Path) -> int:
     import av
 
     with av.open(str(path)) as inp:
-        for frame in inp.decode(video=0):
-            return round((frame.rotation or 0) / 90) % 4
+        for packet in inp.demux(video=0):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:  # a damaged first packet: the tag is on the frames after it
+                continue
+            for frame in frames:
+                return round((frame.rotation or 0) / 90) % 4
     return 0
 
 
