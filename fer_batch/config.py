@@ -219,6 +219,11 @@ class RunConfig:
                 raise UsageError(f"{option} {str(folder)!r} holds the input {inside[0]!r}: a folder fer-batch writes "
                                  "is marked as its output, and later runs skip it with everything in it; give a "
                                  "folder of its own (one inside the input folder is fine)")
+            media = _foreign_media(folder)
+            if media is not None:  # the same, for photos that are not among this run's inputs
+                raise UsageError(f"{option} {str(folder)!r} already holds photos or videos that fer-batch did not "
+                                 f"write ({media}): a folder it writes is marked as its output, and later runs skip "
+                                 "it with everything in it; give an empty or new folder")
 
     def _check_distinct_outputs(self) -> None:
         """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the
@@ -307,6 +312,30 @@ def _probe_dir(option: str, path: Path, directory: Path, hint: str = "") -> None
         probe.unlink()
     except OSError:
         pass  # written, so writable; a leftover empty probe file is harmless
+
+
+#: Entries of an existing output folder looked at for media before it is marked (:func:`_foreign_media`).
+FOREIGN_MEDIA_SCAN = 10_000
+
+
+def _foreign_media(folder: Path) -> str | None:
+    """The first image or video (as a run's walk would take it) in ``folder`` or below it, as a path inside it, where the folder exists
+    and is not yet marked as fer-batch's output; None otherwise. At most :data:`FOREIGN_MEDIA_SCAN` entries are
+    looked at: an output folder is rarely a large tree, and this runs before any work."""
+    from .sources import OUTPUT_MARKER, media_kind
+
+    if not folder.is_dir() or (folder / OUTPUT_MARKER).exists():
+        return None
+    seen = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not (Path(root) / d / OUTPUT_MARKER).exists())
+        for name in sorted(files):
+            if not name.startswith(".") and media_kind(Path(root, name)) is not None:
+                return os.path.relpath(os.path.join(root, name), folder)
+        seen += len(files) + len(dirs)
+        if seen > FOREIGN_MEDIA_SCAN:
+            return None
+    return None
 
 
 def check_output_dir(option: str, path: str | Path, hint: str = "") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -483,9 +484,27 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
     assert list((tree / "ann").rglob("*.jpg"))  # the copy is there, in the tree
     capsys.readouterr()
     assert main(["analyze", str(tree), "--out", str(out), "--resume", "--quiet"]) == EXIT_OK  # without --annotate
-    assert "0 succeeded, 0 failed, 1 skipped (already done); 0 rows written" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "0 succeeded, 0 failed, 1 skipped (already done); 0 rows written" in err
+    passed = (f"note: 2 folders holding an earlier run's charts or annotated copies (marked .fer-batch-output) not "
+              f"walked into: {tree / 'ann'}, {tree / 'charts'}; name one to analyse its files")
+    assert passed in err  # said, not silent
     assert main(["analyze", str(tree), "--out", str(tmp_path / "again.csv"), "--quiet"]) == EXIT_OK
     assert read_timeline(tmp_path / "again.csv")["source"].tolist() == [str(tree / "a.jpg")]
+    assert passed in capsys.readouterr().err
+    assert main(["analyze", str(tree / "ann"), "--out", str(tmp_path / "copies.csv"), "--quiet"]) == EXIT_OK
+    assert (f"note: {tree / 'ann'} holds an earlier run's charts or annotated copies (marked .fer-batch-output); its "
+            "files are analysed because it was named" in capsys.readouterr().err)
+    # An existing folder of the user's photos as --charts: once marked, every later walk would skip the photos.
+    photos = tmp_path / "photos" / "2020"
+    photos.mkdir(parents=True)
+    shutil.copy(one_face_photo, photos / "b.jpg")
+    (photos.parent / "notes.txt").write_text("x")
+    assert main(["analyze", str(tree / "a.jpg"), "--out", str(tmp_path / "y.csv"), "--charts",
+                 str(photos.parent), "--quiet"]) == EXIT_USAGE
+    assert (f"--charts {str(photos.parent)!r} already holds photos or videos that fer-batch did not write "
+            f"({os.path.join('2020', 'b.jpg')}): a folder it writes is marked" in capsys.readouterr().err)
+    assert not (photos.parent / ".fer-batch-output").exists() and not (tmp_path / "y.csv").exists()
     for option in ("--charts", "--annotate"):
         assert main(["analyze", str(tree), "--out", str(tmp_path / "x.csv"), option, str(tree), "--quiet"]) \
             == EXIT_USAGE

@@ -279,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
     _note_ineffective_min_score(args)
     from ..batch import plan_run
     from ..classify import DEFAULT_MODEL, resolve_model
-    from ..sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+    from ..sources import IMAGE_SUFFIXES, OUTPUT_MARKER, VIDEO_SUFFIXES
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
     plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
@@ -292,6 +292,13 @@ def _run(args: argparse.Namespace) -> int:
     if found.duplicate_dirs:
         print(f"note: {count(found.duplicate_dirs, 'folder')} reached a second time (through a symlink) not walked "
               "again: their files are analysed once, under the names first met", file=sys.stderr)
+    if found.output_dirs:
+        shown = ", ".join(found.output_dirs[:3]) + (", ..." if len(found.output_dirs) > 3 else "")
+        print(f"note: {count(len(found.output_dirs), 'folder')} holding an earlier run's charts or annotated copies "
+              f"(marked {OUTPUT_MARKER}) not walked into: {shown}; name one to analyse its files", file=sys.stderr)
+    for folder in found.named_output_dirs:
+        print(f"note: {folder} holds an earlier run's charts or annotated copies (marked {OUTPUT_MARKER}); its files "
+              "are analysed because it was named", file=sys.stderr)
     if not found.sources and not found.rejected:
         print(f"note: no image or video file among the inputs ({count(found.skipped, 'other file')} ignored); "
               f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}",

@@ -22,6 +22,10 @@ class Discovery:
     skipped: int = 0  # files inside directories that are not media by their suffix
     duplicates: int = 0  # media files reached a second time (a symlink, overlapping inputs): analysed once
     duplicate_dirs: int = 0  # folders reached a second time within one input (a symlink to one met before): walked once
+    # Folders met inside the inputs that hold an OUTPUT_MARKER (another run's --charts or --annotate): not walked
+    output_dirs: list[str] = field(default_factory=list)
+    # Folders given as inputs that hold one: walked, because they were named
+    named_output_dirs: list[str] = field(default_factory=list)
 
 
 #: Written into the folders a run fills (``--annotate``, ``--charts``): a later walk, of any run, does not go into a
@@ -169,7 +173,10 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            _walk(root, str(given), add, visited=set(), reject=found.rejected.append, skip=skip, again=again)
+            if (root / OUTPUT_MARKER).exists():
+                found.named_output_dirs.append(str(given))
+            _walk(root, str(given), add, visited=set(), reject=found.rejected.append, skip=skip, again=again,
+                  passed=found.output_dirs.append)
         else:
             add(root, str(given), explicit=True)
     return found
@@ -200,7 +207,7 @@ MAX_WALK_DEPTH = 200
 
 
 def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = frozenset(), again=None,
-          ancestors: tuple = ()) -> None:
+          ancestors: tuple = (), passed=None) -> None:
     if len(ancestors) > MAX_WALK_DEPTH:
         reject((name, f"more than {MAX_WALK_DEPTH} folders below the folder given: not walked"))
         return
@@ -230,8 +237,12 @@ def _walk(directory: Path, name: str, add, visited: set, reject, skip: set = fro
         except OSError:
             is_dir = False
         if is_dir:
-            if (skip and os.path.realpath(child) in skip) or os.path.exists(os.path.join(child, OUTPUT_MARKER)):
+            if skip and os.path.realpath(child) in skip:  # this run's own output folders
                 continue
-            _walk(child, child_name, add, visited, reject, skip, again, (*ancestors, key))
+            if os.path.exists(os.path.join(child, OUTPUT_MARKER)):  # another run's
+                if passed is not None:
+                    passed(child_name)
+                continue
+            _walk(child, child_name, add, visited, reject, skip, again, (*ancestors, key), passed)
         else:
             add(child, child_name, explicit=False)
