@@ -289,7 +289,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             report.few_faces.append((done.source, done.frames, with_face))
         writer.write(buffer)
         buffer.clear()
-        seconds = time.perf_counter() - started.pop(done.source, time.perf_counter())
+        seconds = time.time() - started.pop(done.source, time.time())
         log.debug("end %s: %d frames, %d faces, %.2f s%s", done.source, done.frames, done.faces, seconds,
                   f", error: {done.error}" if done.error else "")
         # Counted when committed, not when finished: with several workers a finished file can wait for the one
@@ -362,7 +362,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             elif isinstance(event, SourceDone):
                 finish(event)
             elif isinstance(event, SourceStart):
-                started[event.source] = time.perf_counter()
+                started[event.source] = event.at
                 hint = f", {event.frames} frames by its header" if event.media == "video" and event.frames else ""
                 log.debug("start %s (%s%s)", event.source, event.media, hint)
                 if progress:

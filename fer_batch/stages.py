@@ -7,8 +7,9 @@ and :func:`fer_batch.pipeline.analyze_source` in the caller's.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +29,9 @@ class SourceStart:
     source: str
     media: str
     frames: int = 0
+    #: When decoding began (wall clock, so that a Ray worker's time compares with the driver's): the event reaches
+    #: the run only when the batcher releases it, with the source's first batch of faces, often at its end.
+    at: float = field(default_factory=time.time, compare=False)
 
 
 @dataclass

@@ -517,6 +517,24 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / ".fer-batch-output").exists()
 
 
+def test_the_debug_log_times_each_file_from_the_start_of_its_decoding(tmp_path, face_video, one_face_photo,
+                                                                         classifier, caplog):
+    """A file's start event reaches the run only with its first batch of faces, which the batcher holds until a
+    batch is full: timed from there, a short video and every file after the first took "0.00 s"."""
+    import logging
+    import re
+
+    from fer_batch.batch import run_batch
+
+    for k in range(3):
+        shutil.copy(face_video.path, tmp_path / f"v{k}.mp4")
+    config = RunConfig(paths=tuple(str(tmp_path / f"v{k}.mp4") for k in range(3)), out=tmp_path / "r.csv")
+    with caplog.at_level(logging.DEBUG, logger="fer_batch"):
+        assert run_batch(config, classifier=classifier).ok
+    times = [float(t) for t in re.findall(r"end \S+v\d\.mp4: \d+ frames, \d+ faces, ([\d.]+) s", caplog.text)]
+    assert len(times) == 3 and min(times) > 0.05, caplog.text[-2000:]
+
+
 def test_duplicates_and_a_run_without_media_are_noted(tmp_path, capsys, one_face_photo):
     tree = tmp_path / "tree"
     (tree / "2019").mkdir(parents=True)
