@@ -382,6 +382,13 @@ def test_describe_splits_counts_faces_per_split_and_names_absent_classes(tmp_pat
     ds = load_folder(write_folder(tmp_path / "t", x[keep], y[keep]), holdout=False)
     assert describe_splits(ds) == ("faces: all 6 (happy 2, sad 2, neutral 2; none of angry, disgust, fear, "
                                    "surprise)")
+    # Splits as a run uses them, train first, whatever the order of the CSV's rows (FER-2013's copy here starts
+    # with a PublicTest row: the line began "faces: val ...").
+    x, y = make_faces(1)
+    usage = ["PrivateTest"] * 2 + ["PublicTest"] * 2 + ["Training"] * 3
+    ds = load_csv(write_csv(tmp_path / "f.csv", x, y, usage))
+    assert describe_splits(ds).startswith("faces: train 3 (") and describe_splits(ds).index("; val 2 (") \
+        < describe_splits(ds).index("; test 2 (")
 
 
 

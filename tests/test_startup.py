@@ -98,7 +98,8 @@ def test_a_named_non_media_file_fails_without_tensorflow(tmp_path):
     code, heavy, err = probe_cli("analyze", str(notes), "--out", str(out))
     assert code == EXIT_SOME_FAILED and heavy == []
     assert "loading model" not in err  # there is nothing to classify
-    assert f"error: {notes}: not a supported image or video file (suffix '.txt')" in err
+    assert f"error: {notes}: not a supported image or video file (suffix '.txt'); images: .bmp, " in err  # and what is
+    assert "; videos: .avi, " in err
     assert summary_counts(err) == {"succeeded": 0, "failed": 1, "retried": 0, "skipped": 0, "skipped_failed": 0,
                                    "ignored": 0, "rows": 0}
     assert read_errors(tmp_path / "r.errors.csv")["source"].tolist() == [str(notes)]

@@ -58,7 +58,8 @@ def not_media_reason(path: Path) -> str:
     """Why a file that :func:`media_kind` does not take is not analysed, for its error row."""
     if path.suffix.lower() in SNIFFED_VIDEO_SUFFIXES:
         return f"not a video: its suffix is {path.suffix!r} but its bytes are not an MPEG transport stream"
-    return f"not a supported image or video file (suffix {path.suffix or 'none'!r})"
+    return (f"not a supported image or video file (suffix {path.suffix or 'none'!r}); images: "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}")
 
 
 def _is_transport_stream(path: Path) -> bool:

@@ -114,7 +114,8 @@ def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
 def describe_splits(dataset: Dataset) -> str:
     """One line of faces per split and class: what a run is about to learn from (a class with none is named)."""
     parts = []
-    for name, split in dataset.splits.items():
+    order = {"train": 0, "val": 1, "test": 2}  # as a run uses them, whatever order the CSV's rows came in
+    for name, split in sorted(dataset.splits.items(), key=lambda item: order.get(item[0], 3)):
         if not len(split):
             parts.append(f"{name} 0")
             continue
