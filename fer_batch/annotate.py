@@ -166,7 +166,9 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                     ain, aout = a, out.add_stream_from_template(a)
                     facts["audio"] = f"copied ({name})"
                 else:
-                    facts["audio"] = f"not copied ({name}: MP4 cannot hold it without re-encoding)"
+                    # MP4 could hold some of them (MP2), but players do not commonly play them from one.
+                    facts["audio"] = f"not copied ({name}: not among the codecs MP4 players commonly play; not " \
+                                     "re-encoded)"
             streams = [vin] + ([ain] if ain is not None else [])
             index = -1
             last_pts, step = None, max(1, round(1 / (rate * tb)))

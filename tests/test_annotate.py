@@ -628,7 +628,7 @@ def test_the_cli_says_which_annotated_copy_left_its_audio_out(tmp_path, capsys):
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert f"annotate: {src}: audio not copied (pcm_s16le: MP4 cannot hold it without re-encoding)" in err
+    assert f"annotate: {src}: audio not copied (pcm_s16le: not among the codecs MP4 players commonly play; " in err
 
 
 def _odd_avi_with_pcm_audio(src):
