@@ -30,8 +30,9 @@ class SourceStart:
     media: str
     frames: int = 0
     #: When decoding began (wall clock, so that a Ray worker's time compares with the driver's): the event reaches
-    #: the run only when the batcher releases it, with the source's first batch of faces, often at its end.
-    at: float = field(default_factory=time.time, compare=False)
+    #: the run only when the batcher releases it, with the source's first batch of faces, often at its end. Not in
+    #: the repr: a Ray task retried after a kill must send the events it sent before (engine_ray digests their reprs).
+    at: float = field(default_factory=time.time, compare=False, repr=False)
 
 
 @dataclass
