@@ -93,7 +93,7 @@ class AnalyzeConfig:
                 raise UsageError("--every and --fps choose frames in two different ways; give only one of them")
         if self.runtime not in RUNTIMES:
             raise UsageError(f"--runtime {self.runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
-        check_count("--batch-size", self.batch_size, MAX_BATCH)  # as Classifier checks it
+        check_count(_both_names("batch_size"), self.batch_size, MAX_BATCH)  # as Classifier checks and words it
         if self.detector not in DETECTORS:
             raise UsageError(f"--detector {self.detector!r} is not allowed; choose one of {', '.join(DETECTORS)}")
         if self.min_face < 0:
@@ -221,9 +221,9 @@ class RunConfig:
                                  "folder of its own (one inside the input folder is fine)")
             media = _foreign_media(folder)
             if media is not None:  # the same, for photos that are not among this run's inputs
-                raise UsageError(f"{option} {str(folder)!r} already holds photos or videos that fer-batch did not "
-                                 f"write ({media}): a folder it writes is marked as its output, and later runs skip "
-                                 "it with everything in it; give an empty or new folder")
+                raise UsageError(f"{option} {str(folder)!r} already holds {media}: a folder fer-batch writes is "
+                                 "marked as its output, and later runs skip it with everything in it; give an empty "
+                                 "or new folder")
 
     def _check_distinct_outputs(self) -> None:
         """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the
@@ -319,22 +319,35 @@ FOREIGN_MEDIA_SCAN = 10_000
 
 
 def _foreign_media(folder: Path) -> str | None:
-    """The first image or video (as a run's walk would take it) in ``folder`` or below it, as a path inside it, where the folder exists
-    and is not yet marked as fer-batch's output; None otherwise. At most :data:`FOREIGN_MEDIA_SCAN` entries are
-    looked at: an output folder is rarely a large tree, and this runs before any work."""
+    """What in ``folder`` a later walk would no longer see once the folder is marked as fer-batch's output: its first
+    image or video, as a run's walk would find it (hidden names and marked output folders passed over, folder links
+    followed); None where the folder does not exist, is marked already, or holds no such file. A tree of more than
+    :data:`FOREIGN_MEDIA_SCAN` entries is not looked through (this runs before any work): it is named as such."""
     from .sources import OUTPUT_MARKER, media_kind
 
     if not folder.is_dir() or (folder / OUTPUT_MARKER).exists():
         return None
-    seen = 0
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not (Path(root) / d / OUTPUT_MARKER).exists())
-        for name in sorted(files):
-            if not name.startswith(".") and media_kind(Path(root, name)) is not None:
-                return os.path.relpath(os.path.join(root, name), folder)
-        seen += len(files) + len(dirs)
+    seen, visited, todo = 0, set(), [folder]
+    while todo:
+        here = todo.pop()
+        try:
+            key = (here.stat().st_dev, here.stat().st_ino)
+            entries = sorted(os.scandir(here), key=lambda e: e.name) if key not in visited else []
+        except OSError:
+            continue
+        visited.add(key)
+        seen += len(entries)
         if seen > FOREIGN_MEDIA_SCAN:
-            return None
+            return f"more than {FOREIGN_MEDIA_SCAN:,} files and folders (not looked through for photos or videos)"
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir():
+                if not (path / OUTPUT_MARKER).exists():
+                    todo.append(path)
+            elif media_kind(path) is not None:
+                return f"photos or videos that fer-batch did not write ({os.path.relpath(path, folder)})"
     return None
 
 

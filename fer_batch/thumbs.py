@@ -72,6 +72,7 @@ def _video_frames(path: Path, frames: dict[int, float | None]):
         decoded = ((index, lambda pixels=pixels: np.ascontiguousarray(pixels()[:, :, ::-1]))
                  for index, _, _, pixels in animation_frames(source))
     elif size_changes(path):  # OpenCV cannot follow the change: decoded as the analysis decoded it, by PyAV
+        # Every frame converted on the way (this path has no grab without conversion): a rare kind of video.
         decoded = ((frame.index, lambda bgr=frame.bgr: bgr) for frame in iter_frames(source, bgr=True))
     else:
         decoded = None

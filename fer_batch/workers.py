@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import AnalyzeConfig
 from .errors import InputError
@@ -107,10 +108,11 @@ def _pixel_bytes(item) -> int:
 
 @dataclass
 class _Begin:
-    """The reader starts a source."""
+    """The reader starts a source (``at``: when, for the --debug log's time of the source)."""
 
     source: Source
     hint: int
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -201,7 +203,7 @@ def worker(jobs: "queue.Queue[Source | None]", out: queue.Queue, config: Analyze
                 if isinstance(item, _Begin):
                     source, tracker, error, count, faces = item.source, new_tracker(item.source), None, 0, 0
                     reset_detector(detector)
-                    _put(out, SourceStart(source.name, source.media, item.hint), stop)
+                    _put(out, SourceStart(source.name, source.media, item.hint, at=item.at), stop)
                 elif isinstance(item, _Ended):
                     _put(out, SourceDone(source.name, source.media, frames=count, faces=faces,
                                          error=error or item.error), stop)

@@ -276,7 +276,8 @@ def test_cli_usage_errors_exit_before_work(tmp_path, capsys, one_face_photo):
         assert f"--min-score must lie in (0, 1], got {float(score)}" in capsys.readouterr().err
     for size in ("0", "1000000001"):  # a billion faces a batch had asked for 8 TiB: exit 70 with a MemoryError
         assert main(["analyze", str(one_face_photo), "--out", str(out), "--batch-size", size]) == EXIT_USAGE
-        assert f"--batch-size must be a whole number from 1 to 65,536, got {int(size)}" in capsys.readouterr().err
+        assert (f"batch_size (--batch-size) must be a whole number from 1 to 65,536, got {int(size)}"
+                in capsys.readouterr().err)
     assert main(["analyze", str(one_face_photo), "--out", str(out), "--model", "huge"]) == EXIT_MODEL
     assert "fast, accurate" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit) as info:
@@ -504,7 +505,7 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
     assert main(["analyze", str(tree / "a.jpg"), "--out", str(tmp_path / "y.csv"), "--charts",
                  str(photos.parent), "--quiet"]) == EXIT_USAGE
     assert (f"--charts {str(photos.parent)!r} already holds photos or videos that fer-batch did not write "
-            f"({os.path.join('2020', 'b.jpg')}): a folder it writes is marked" in capsys.readouterr().err)
+            f"({os.path.join('2020', 'b.jpg')}): a folder fer-batch writes is marked" in capsys.readouterr().err)
     assert not (photos.parent / ".fer-batch-output").exists() and not (tmp_path / "y.csv").exists()
     for option in ("--charts", "--annotate"):
         assert main(["analyze", str(tree), "--out", str(tmp_path / "x.csv"), option, str(tree), "--quiet"]) \
@@ -516,6 +517,30 @@ def test_output_folders_are_never_analysed_as_inputs(tmp_path, capsys, one_face_
         assert (f"{option} {str(tmp_path)!r} holds the input {str(tree / 'a.jpg')!r}: a folder fer-batch writes is "
                 "marked as its output" in capsys.readouterr().err)
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / ".fer-batch-output").exists()
+
+
+def test_an_output_folder_is_looked_through_for_media_as_a_walk_would(tmp_path, one_face_photo, monkeypatch):
+    """Before a folder is marked as an output, what a later walk would no longer see: photos in hidden folders do
+    not count (no walk sees them), photos behind a folder link do; a tree too large to look through is named as
+    such rather than passed as empty."""
+    import fer_batch.config as config
+
+    out = tmp_path / "out"
+    (out / ".cache").mkdir(parents=True)
+    shutil.copy(one_face_photo, out / ".cache" / "x.jpg")
+    (out / "notes.txt").write_text("x")
+    assert config._foreign_media(out) is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(one_face_photo, elsewhere / "y.jpg")
+    (out / "linked").symlink_to(elsewhere)
+    linked = os.path.join("linked", "y.jpg")
+    assert config._foreign_media(out) == f"photos or videos that fer-batch did not write ({linked})"
+    (out / "linked").unlink()
+    for k in range(30):
+        (out / f"n{k}.txt").write_text("x")
+    monkeypatch.setattr(config, "FOREIGN_MEDIA_SCAN", 20)
+    assert config._foreign_media(out) == "more than 20 files and folders (not looked through for photos or videos)"
 
 
 def test_the_debug_log_times_each_file_from_the_start_of_its_decoding(tmp_path, face_video, one_face_photo,

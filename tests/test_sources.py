@@ -307,7 +307,8 @@ def test_transport_streams_are_videos_and_a_typescript_file_is_not(tmp_path):
     packets) are found and decoded; a TypeScript source, which shares the .ts suffix, is counted as ignored inside a
     folder and, named explicitly, refused with what its bytes are not."""
     av = pytest.importorskip("av")
-    for name, options in (("hls.ts", {}), ("cam.MTS", {}), ("cam.m2ts", {"mpegts_m2ts_mode": "1"})):
+    for name, options in (("hls.ts", {}), ("cam.MTS", {}), ("cam.m2ts", {"mpegts_m2ts_mode": "1"}),
+                          ("bluray.ts", {"mpegts_m2ts_mode": "1"})):  # 192-byte packets behind a .ts: sniffed
         with av.open(str(tmp_path / name), "w", format="mpegts", options=options) as c:
             stream = c.add_stream("mpeg2video", rate=25)
             stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
@@ -320,7 +321,8 @@ def test_transport_streams_are_videos_and_a_typescript_file_is_not(tmp_path):
     code = tmp_path / "app.ts"
     code.write_text("export const greet = (name: string): string => `hello ${name}`;\n")
     found = discover([tmp_path])
-    assert sorted(s.name for s in found.sources) == sorted(str(tmp_path / n) for n in ("hls.ts", "cam.MTS", "cam.m2ts"))
+    assert sorted(s.name for s in found.sources) == sorted(str(tmp_path / n) for n in ("hls.ts", "cam.MTS", "cam.m2ts",
+                                                                                      "bluray.ts"))
     assert found.skipped == 1
     for source in found.sources:
         assert source.media == "video" and [f.index for f in iter_frames(source)] == list(range(25)), source.name
@@ -484,6 +486,41 @@ def test_a_video_whose_frame_size_changes_is_decoded_at_each_size(tmp_path, size
         other = np.abs(f.rgb.astype(int) - scene.render((i + 10) % 20)).mean()
         assert own < 9 and own < other / 2, (f.index, own, other)  # its own frame, to the codec's noise
     assert [f.index for f in iter_frames(Source(path, "joined.ts", "video"), every=7)] == list(range(0, 40, 7))
+
+
+@pytest.mark.parametrize("kind", ["h264", "turned", "damaged"])
+@pytest.mark.parametrize("every, fps", [(1, None), (3, None), (1, 7.0)])
+def test_the_pyav_path_gives_the_frames_opencvs_path_gives(tmp_path, kind, every, fps):
+    """Videos whose size changes are decoded by PyAV, the rest by OpenCV: on a video both can decode, the two give
+    the same frames (numbers, times, pixels, upright), for every sampling, damaged stretches included."""
+    from fer_batch.sources.video import _iter_pyav
+
+    if not synthetic.h264_available():
+        pytest.skip("needs PyAV's H.264 encoder")
+    clip = synthetic.write_face_video(tmp_path / "clip.mp4", frames=60, fps=20, size=(160, 120), codec="h264")
+    path = {"h264": lambda: clip.path,
+            "turned": lambda: synthetic.write_rotated_copy(clip.path, tmp_path / "turned.mp4", 1),
+            "damaged": lambda: synthetic.write_damaged_copy(
+                synthetic.write_face_video(tmp_path / "m.mp4", frames=60, fps=20, size=(160, 120)).path,
+                tmp_path / "damaged.mp4", 0.4, 0.5)}[kind]()
+    source = Source(path, path.name, "video")
+
+    def frames(decode):
+        got, error = [], None
+        try:
+            got.extend(decode())
+        except InputError as exc:
+            error = str(exc)
+        return got, error
+
+    (ours, our_error), (theirs, their_error) = (
+        frames(lambda: iter_frames(source, every=every, fps=fps, bgr=True)),
+        frames(lambda: _iter_pyav(source, every, fps, 10**8, bgr=True)))
+    assert our_error == their_error and (our_error is not None) == (kind == "damaged")
+    assert [f.index for f in ours] == [f.index for f in theirs] and len(ours) >= 60 // 3 // every
+    for a, b in zip(ours, theirs):
+        assert abs(a.time_s - b.time_s) < 1e-3 and a.bgr.shape == b.bgr.shape and b.bgr.flags.c_contiguous
+        assert np.abs(a.bgr.astype(int) - b.bgr).mean() < 1.0, a.index
 
 
 def test_thumbnails_after_a_damaged_stretch_are_of_the_frames_the_analysis_numbered(tmp_path):

@@ -279,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
     _note_ineffective_min_score(args)
     from ..batch import plan_run
     from ..classify import DEFAULT_MODEL, resolve_model
-    from ..sources import IMAGE_SUFFIXES, OUTPUT_MARKER, VIDEO_SUFFIXES
+    from ..sources import OUTPUT_MARKER, supported_suffixes
 
     resolve_model(config.analyze.model)  # a wrong model name fails now, before any work
     plan = plan_run(config)  # inputs, --resume's journal: settled before TensorFlow is imported
@@ -301,8 +301,7 @@ def _run(args: argparse.Namespace) -> int:
               "are analysed because it was named", file=sys.stderr)
     if not found.sources and not found.rejected:
         print(f"note: no image or video file among the inputs ({count(found.skipped, 'other file')} ignored); "
-              f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}",
-              file=sys.stderr)
+              f"{supported_suffixes()}", file=sys.stderr)
     from ._native import quiet_native_logs
 
     quiet_native_logs()

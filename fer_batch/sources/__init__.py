@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from .discovery import (MAX_WALK_DEPTH, OUTPUT_MARKER, Discovery, discover, frames_kind, mark_output_dir,
-                        media_kind, not_a_regular_file, not_media_reason)
+                        media_kind, not_a_regular_file, not_media_reason,
+                        supported_suffixes)
 from .images import (EXIF_ORIENTATION, AnimationFrame, animation_frames, exif_turn, is_animation, read_image,
                      sniff_container, to_rgb, upright)
 from .media import (IMAGE_SUFFIXES, MEDIA, MULTI_FRAME_SUFFIXES, NO_TIMESTAMP_FPS, VIDEO_SUFFIXES, Frame, Source,
@@ -24,7 +25,7 @@ __all__ = ["EXIF_ORIENTATION", "IMAGE_SUFFIXES", "MAX_WALK_DEPTH", "MEDIA", "MUL
            "OUTPUT_MARKER", "VIDEO_SUFFIXES", "AnimationFrame", "Discovery", "Frame", "Source", "animation_frames",
            "discover", "display_turns", "exif_turn", "frames_kind", "is_animation", "iter_frames", "mark_output_dir",
            "media_error", "media_kind", "not_a_regular_file", "not_media_reason", "open_video", "probe_video",
-           "read_image", "size_changes", "sniff_container", "to_rgb", "upright"]
+           "read_image", "size_changes", "supported_suffixes", "sniff_container", "to_rgb", "upright"]
 
 def iter_frames(source: Source, every: int = 1, fps: float | None = None,
                 max_pixels: int = 100_000_000, *, bgr: bool = False) -> Iterator[Frame]:

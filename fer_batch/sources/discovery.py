@@ -54,12 +54,16 @@ def media_kind(path: Path) -> str | None:
     return None
 
 
+def supported_suffixes() -> str:
+    """"images: .bmp, ...; videos: .avi, ...": what a walk takes, for the messages that say what is allowed."""
+    return f"images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}"
+
+
 def not_media_reason(path: Path) -> str:
     """Why a file that :func:`media_kind` does not take is not analysed, for its error row."""
     if path.suffix.lower() in SNIFFED_VIDEO_SUFFIXES:
         return f"not a video: its suffix is {path.suffix!r} but its bytes are not an MPEG transport stream"
-    return (f"not a supported image or video file (suffix {path.suffix or 'none'!r}); images: "
-            f"{', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}")
+    return f"not a supported image or video file (suffix {path.suffix or 'none'!r}); {supported_suffixes()}"
 
 
 def _is_transport_stream(path: Path) -> bool:
