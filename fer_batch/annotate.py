@@ -175,7 +175,8 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
             # The copy's clock starts at 0, as the timeline's does (a live stream's segment starts hours in: its
             # copy began with as long an empty edit).
             start = vin.start_time or 0
-            audio = _AudioTimes(start * tb, ain.time_base) if ain is not None else None
+            joins = _Joins(start * tb)
+            audio = _AudioTimes(joins, ain.time_base) if ain is not None else None
             for packet in inp.demux(streams):
                 if packet.stream is ain:
                     if audio.rebase(packet):
@@ -199,10 +200,13 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                         img = np.ascontiguousarray(np.rot90(img, turns))
                     img = drawn(img, index, size)
                     new = av.VideoFrame.from_ndarray(img, format="bgr24")
-                    # Frames come in display order, but their pts need not (H.264 with B-frames in an AVI, two
-                    # joined streams): the encoder refuses a pts that does not grow, so such a frame follows the
-                    # last one by a frame interval.
-                    pts = max(frame.pts - start, 0) if frame.pts is not None else int(index / rate / tb)
+                    # Frames come in display order, but their pts need not (H.264 with B-frames in an AVI): the
+                    # encoder refuses a pts that does not grow, so such a frame follows the last one by a frame
+                    # interval.
+                    if frame.pts is None:
+                        pts = int(index / rate / tb)
+                    else:
+                        pts = max(round(joins.place("video", frame.pts * tb, 1 / Fraction(rate)) / tb), 0)
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + step
                     new.pts, new.time_base, last_pts = pts, tb, pts
@@ -215,15 +219,44 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
     return facts
 
 
-class _AudioTimes:
-    """Timestamps of the copied audio packets: from the video's start (``start_s``), and never going back. Where a
-    source's timestamps restart (recordings joined end to end) the audio goes on from where it was, as the video's
-    frames do (the MP4 muxer refused the copy: "non monotonically increasing dts"). A packet before the video's first
-    frame keeps its place before 0, as an AAC encoder's priming packet has it."""
+class _Joins:
+    """The copy's clock, from the video's start (``start_s``, seconds), for the audio and the video alike. Where the
+    source's clock restarts (recordings joined end to end, ``cat a.ts b.ts``), the later part is moved to follow on
+    from the copy so far, its audio and its video by one offset, so that they stay in step as they were in that part
+    (the MP4 muxer had refused the restarted audio: "non monotonically increasing dts"). A jump back of more than
+    :attr:`RESTART_S` is a restart; a smaller one (frames stored out of order) is left to each stream's own repair."""
 
-    def __init__(self, start_s: Fraction, time_base: Fraction):
-        self.shift = round(start_s / time_base)
-        self.offset = 0  # added since the first restart
+    RESTART_S = Fraction(1, 2)
+
+    def __init__(self, start_s: Fraction):
+        self.start = start_s
+        self.offsets = [Fraction(0)]  # seconds added to each part's times
+        self.end = Fraction(0)  # where the copy so far ends
+        self.part: dict[str, int] = {}  # each stream's current part
+        self.last: dict[str, Fraction] = {}  # each stream's last time on the copy's clock
+
+    def place(self, stream: str, t: Fraction, duration: Fraction) -> Fraction:
+        """``t`` (seconds, on the source's clock) on the copy's."""
+        part = self.part.get(stream, 0)
+        placed = t - self.start + self.offsets[part]
+        last = self.last.get(stream)
+        if last is not None and placed < last - self.RESTART_S:
+            part = self.part[stream] = part + 1
+            if part == len(self.offsets):  # the first stream to reach this part says where it goes
+                self.offsets.append(self.end - (t - self.start))
+            placed = t - self.start + self.offsets[part]
+        self.last[stream] = placed
+        self.end = max(self.end, placed + duration)
+        return placed
+
+
+class _AudioTimes:
+    """Timestamps of the copied audio packets on the copy's clock (:class:`_Joins`), never going back (a packet that
+    would is placed right after the one before). A packet before the video's first frame keeps its place before 0,
+    as an AAC encoder's priming packet has it."""
+
+    def __init__(self, joins: _Joins, time_base: Fraction):
+        self.joins, self.time_base = joins, time_base
         self.last: int | None = None  # the dts of the last packet copied
         self.end = 0  # where it ends
 
@@ -231,9 +264,9 @@ class _AudioTimes:
         """Set ``packet``'s pts and dts on the copy's clock; False for a packet to leave out."""
         if packet.dts is None:
             return False
-        dts = packet.dts - self.shift + self.offset
-        if self.last is not None and dts <= self.last:  # went back: a restart
-            self.offset += self.end - dts
+        tb = self.time_base
+        dts = round(self.joins.place("audio", packet.dts * tb, (packet.duration or 0) * tb) / tb)
+        if self.last is not None and dts <= self.last:
             dts = self.end
         pts = dts if packet.pts is None else packet.pts + (dts - packet.dts)
         packet.dts, packet.pts = dts, pts

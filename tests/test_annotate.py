@@ -351,8 +351,10 @@ def test_audio_is_copied_and_frames_keep_their_timestamps(tmp_path):
     assert len(_frames(dst)) == 50
 
 
-def _ts_clip(path: Path, size=(160, 120), frames=20, fps=20, start_s: float = 0.0, sar=None) -> Path:
-    """An MPEG-TS clip of grey levels with an AAC tone, its timestamps from ``start_s``, pixels of aspect ``sar``."""
+def _ts_clip(path: Path, size=(160, 120), frames=20, fps=20, start_s: float = 0.0, sar=None,
+             audio_lead_s: float = 0.0) -> Path:
+    """An MPEG-TS clip of grey levels with an AAC tone, its timestamps from ``start_s`` (the sound from
+    ``audio_lead_s`` before), pixels of aspect ``sar``."""
     with av.open(str(path), "w", format="mpegts") as c:
         v = c.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = *size, "yuv420p"
@@ -369,7 +371,7 @@ def _ts_clip(path: Path, size=(160, 120), frames=20, fps=20, start_s: float = 0.
         for k in range(0, round(frames / fps * 48000), 1024):
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(k, k + 1024) / 48000)).astype(np.float32)[None]
             frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 48000, round(start_s * 48000) + k
+            frame.sample_rate, frame.pts = 48000, round((start_s - audio_lead_s) * 48000) + k
             for p in a.encode(frame):
                 c.mux(p)
         for stream in (v, a):
@@ -391,15 +393,20 @@ def test_a_copy_starts_at_zero_keeps_its_audio_across_a_join_and_its_pixel_shape
     recording (non-square pixels: the copy was shown squeezed)."""
     from fer_batch.annotate import annotate_video
 
-    first, second = _ts_clip(tmp_path / "a.ts", frames=20), _ts_clip(tmp_path / "b.ts", frames=20)
+    first = _ts_clip(tmp_path / "a.ts", frames=20, start_s=1.0)
+    second = _ts_clip(tmp_path / "b.ts", frames=20, start_s=1.0, audio_lead_s=0.4)  # its sound starts earlier
     joined = tmp_path / "joined.ts"
     joined.write_bytes(first.read_bytes() + second.read_bytes())
     dst = tmp_path / "joined.mp4"
     facts = annotate_video(joined, dst, [])
     assert facts["audio"] == "copied (aac)" and facts["frames"] == 40
-    video, audio = _times(dst, "video"), _times(dst, "audio")
-    assert len(audio) >= 2 * len(_times(first, "audio")) - 2 and sorted(audio) == audio  # both halves, in order
-    assert abs(video[-1] - 39 / 20) < 0.06 and abs(max(audio) - max(video)) < 0.1  # in step with the pictures
+    video, audio = sorted(_times(dst, "video")), _times(dst, "audio")
+    assert len(audio) == len(_times(first, "audio")) + len(_times(second, "audio")) and sorted(audio) == audio
+    # The second part follows on from the first, its sound first, its pictures the 0.4 s later they were (the sound
+    # had been moved to follow the first part's end, 0.4 s late for the rest of the copy).
+    lead = video[20] - audio[len(_times(first, "audio"))]
+    assert abs(lead - 0.4) < 0.05 and 1.0 <= audio[len(_times(first, "audio"))] < 1.1, (lead, video[19:21])
+    assert all(0.04 < b - a < 0.06 for a, b in zip(video[20:], video[21:]))  # its frames at their own rate
 
     late = _ts_clip(tmp_path / "late.ts", frames=20, start_s=3600.0)
     dst = tmp_path / "late.mp4"
