@@ -331,7 +331,8 @@ def _foreign_media(folder: Path) -> str | None:
     while todo:
         here = todo.pop()
         try:
-            key = (here.stat().st_dev, here.stat().st_ino)
+            st = here.stat()
+            key = (st.st_dev, st.st_ino)
             entries = sorted(os.scandir(here), key=lambda e: e.name) if key not in visited else []
         except OSError:
             continue

@@ -235,6 +235,13 @@ def _retry_files(out: Path, errors_path: Path) -> tuple[list[tuple[Path, Path]],
     return [_rewritten(p) for p in (out, errors_path, journal_path(out))], _commit_marker(out)
 
 
+def _pending_retries(entries: list[dict]) -> list[str]:
+    """The sources a --retry-failed run took out of the output (its journal's header names them) and that are not
+    done again yet."""
+    done = {e["source"] for e in entries[1:]}
+    return [s for s in entries[0].get("retrying", ()) if s not in done]
+
+
 def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[str]) -> list[dict]:
     """``--retry-failed``: the output without the failed ``sources`` (their rows, error rows and journal lines), so
     that the resumed run analyses them again; returns the journal's new entries.
@@ -246,10 +253,8 @@ def drop_failed(out: Path, errors_path: Path, entries: list[dict], sources: set[
     """
     pairs, marker = _retry_files(out, errors_path)
     (t_new, t_old), (e_new, e_old), (j_new, _) = pairs
-    done = {e["source"] for e in entries[1:]}
     # The header names the sources being retried until they are done again, for a resume after a kill (_reopen).
-    kept = [{**entries[0], "retrying": sorted({*(s for s in entries[0].get("retrying", ()) if s not in done),
-                                               *sources})}]
+    kept = [{**entries[0], "retrying": sorted({*_pending_retries(entries), *sources})}]
     try:
         with open(t_old, "rb") as src, open(t_new, "wb") as dst, open(e_old, "rb") as esrc, open(e_new, "wb") as edst:
             dst.write(src.read(entries[0]["out_size"]))
@@ -392,8 +397,7 @@ class RunWriter:
                 _fsync(f)
         # Failures a --retry-failed run took out of the output and was killed before analysing again are still
         # retries: its journal's header names them (drop_failed).
-        done = {e["source"] for e in entries[1:]}
-        pending = [s for s in entries[0].get("retrying", ()) if s not in done]
+        pending = _pending_retries(entries)
         newly = [e["source"] for e in entries[1:] if e.get("error") and e["source"] in retry]
         if newly:
             entries = drop_failed(self.out, self.errors_path, entries, set(newly))
