@@ -28,8 +28,8 @@ from pathlib import Path, PurePath
 
 from .errors import InputError, Interrupted
 from .records import FaceRecord
-from .sources import (NO_TIMESTAMP_FPS, Source, animation_frames, display_turns, is_animation, mark_output_dir,
-                      media_error)
+from .sources import (NO_TIMESTAMP_FPS, Source, animation_frames, decode_packet, display_turns, is_animation,
+                      mark_output_dir, media_error)
 
 log = logging.getLogger("fer_batch")
 
@@ -183,15 +183,14 @@ def annotate_video(src: Path, dst: Path, records: Iterable[FaceRecord], *, note:
                         packet.stream = aout
                         out.mux(packet)
                     continue
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
+                frames = decode_packet(packet)
+                if frames is None:
                     # A damaged stretch: the analysis stepped over it a frame at a time, counting the frames lost;
                     # the copy goes on after it, a packet counted as the frame it held, so that its frames keep
                     # their numbers and their rows.
                     index += 1
                     continue
-                for frame in decoded:
+                for frame in frames:
                     if stop is not None and stop.is_set():
                         raise Interrupted(f"stopped while annotating {src}; continue with --resume")
                     index += 1

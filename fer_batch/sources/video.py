@@ -218,16 +218,25 @@ def _size_changes(name: str, size: int, mtime_ns: int) -> bool:
                 if intra and t is not None and last is not None and last < t < last + 1.0:
                     continue  # within a second of the last one looked at (a clock that restarts is looked at)
                 last = t if t is not None else last
-                try:
-                    for frame in packet.decode():
-                        sizes.add((frame.width, frame.height))
-                except av.error.InvalidDataError:
-                    continue
+                for frame in decode_packet(packet) or ():
+                    sizes.add((frame.width, frame.height))
                 if len(sizes) > 1:
                     return True
     except (av.error.FFmpegError, OSError, UnicodeError):
         return False
     return False
+
+
+def decode_packet(packet) -> list | None:
+    """``packet``'s frames, or None where it fails to decode: a damaged frame, which the analysis on PyAV's path
+    (:func:`_iter_pyav`), the annotated copy and the thumbnails all count as the one frame it held, so that they
+    number the frames after it alike (whatever FFmpeg error the damage raises: invalid data, a missing reference)."""
+    import av
+
+    try:
+        return packet.decode()
+    except av.error.FFmpegError:
+        return None
 
 
 def display_turns(path: Path) -> int:
@@ -237,11 +246,8 @@ def display_turns(path: Path) -> int:
 
     with av.open(str(path)) as inp:
         for packet in inp.demux(video=0):
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:  # a damaged first packet: the tag is on the frames after it
-                continue
-            for frame in frames:
+            # A damaged first packet decodes to None: the tag is on the frames after it.
+            for frame in decode_packet(packet) or ():
                 return round((frame.rotation or 0) / 90) % 4
     return 0
 
@@ -277,18 +283,17 @@ def _iter_pyav(source: Source, every: int, sample_fps: float | None, max_pixels:
         gaps: list[tuple[int, int]] = []
         index = -1
         for packet in inp.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError:  # as a failed grab on OpenCV's path: a damaged frame
+            pictures = decode_packet(packet)
+            if pictures is None:  # as a failed grab on OpenCV's path: a damaged frame
                 index += 1
                 if gaps and sum(gaps[-1]) == index:
                     gaps[-1] = (gaps[-1][0], gaps[-1][1] + 1)
                 else:
                     gaps.append((index, 1))
                 continue
-            decoded.reverse()
-            while decoded:  # popped, so that no frame is held while the consumer has the one yielded
-                picture = decoded.pop()
+            pictures.reverse()
+            while pictures:  # popped, so that no frame is held while the consumer has the one yielded
+                picture = pictures.pop()
                 index += 1
                 msec = None if picture.pts is None else float((picture.pts - start) * stream.time_base * 1000)
                 t = clock.time(index, msec)
