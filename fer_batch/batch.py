@@ -96,6 +96,9 @@ class RunReport:
     #: Sources where little was found: (source, analysed frames, frames with a face), under FEW_FACES of them.
     few_faces: list[tuple[str, int, int]] = field(default_factory=list)
     hint: str = ""  # the option that may help where little was found
+    #: What ran the classifier in this process ("tflite, dynamic-int8"), where --runtime auto chose it; None with an
+    #: engine (its workers choose) or with nothing to classify.
+    runtime: str | None = None
 
     def few_faces_lines(self) -> list[str]:
         return [f"note: {source}: a face in {found} of {frames} analysed frames ({found / frames:.1%}); {self.hint}"
@@ -145,6 +148,15 @@ def _settings(config: RunConfig) -> dict:
             **_detector_settings(a.detector)}
 
 
+def _runtime_ran(classifier) -> str | None:
+    """"tflite, dynamic-int8", "keras": what runs ``classifier`` (None for a caller's object that does not say)."""
+    runtime = getattr(classifier, "runtime", None)
+    if not isinstance(runtime, str):
+        return None
+    quantization = getattr(classifier, "quantization", None) if runtime == "tflite" else None
+    return f"{runtime}, {quantization}" if quantization else runtime
+
+
 @functools.lru_cache(maxsize=8)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     from .tflite_cache import file_sha256
@@ -157,13 +169,14 @@ def _sha256(path: Path) -> str:
     return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
 
 
-def _report_settings(config: RunConfig) -> dict:
+def _report_settings(config: RunConfig, report: RunReport) -> dict:
     from .annotate import sampling_text
     from .classify import DEFAULT_MODEL
 
     a = config.analyze
+    runtime = f"{report.runtime} (chosen by auto)" if report.runtime and a.runtime == "auto" else a.runtime
     return {"inputs": list(config.paths), "timeline": str(config.out), "analysed": sampling_text(a.every, a.fps),
-            "model": a.model or DEFAULT_MODEL, "runtime": a.runtime, "detector": a.detector,
+            "model": a.model or DEFAULT_MODEL, "runtime": runtime, "detector": a.detector,
             "min face": f"{a.min_face} px" if a.min_face else None, "min score": a.min_score,
             "detect size": a.detect_max_side, "workers": a.workers,
             "smoothing": f"{config.smooth:g} s" if config.smooth else None,
@@ -340,6 +353,13 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
         # Committed sources are a prefix of the run with one worker (without --retry-failed, which takes some out);
         # their faces fix where the next face sits in its network batch (see batcher.Batcher).
         faces_before = sum(entry.get("faces", 0) for entry in writer.committed.values())
+        if classifier is None and engine is None and any(s.name not in committed for s in found.sources):
+            from .classify import Classifier
+
+            # Loaded here rather than by iter_events, so that the report can say what `--runtime auto` chose.
+            classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
+                                    runtime=config.analyze.runtime)
+        report.runtime = _runtime_ran(classifier)
         events = iter_events if engine is None else functools.partial(engine.events, stop=stop)
         for event in events(config=config.analyze, sources=found.sources, skip=committed,
                             classifier=classifier, detector_factory=detector_factory, faces_before=faces_before):
@@ -445,7 +465,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
                         f"{count(len(failures), 'failure')}, {count(totals.rows, 'row')} · this run (--resume): "
                         f"{line}")
             report.outputs["report"] = write_report(config.report, timeline, failures,
-                                                    settings=_report_settings(config), line=line, paths=paths,
+                                                    settings=_report_settings(config, report), line=line, paths=paths,
                                                     smooth=config.smooth, between=lambda: check("--report"))
 
 

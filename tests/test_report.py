@@ -145,6 +145,23 @@ def test_cli_writes_annotated_copies_and_the_report(tmp_path, one_face_photo, ca
     assert rep.exists() and len(list(ann.rglob("*.jpg"))) == 1
 
 
+def test_the_report_says_what_runtime_auto_chose(tmp_path, one_face_photo):
+    """A report records what ran the network, not only the option: `auto` is one runtime on one machine and another
+    where TensorFlow sees a GPU, and the probabilities differ between them."""
+    from fer_batch.classify import Classifier
+
+    config = RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", report=tmp_path / "r.html")
+    run_batch(config)  # the classifier loaded by the run itself
+    ran = Classifier()
+    expected = ran.runtime + (f", {ran.quantization}" if ran.runtime == "tflite" and ran.quantization else "")
+    text = config.report.read_text(encoding="utf-8")
+    assert f"<tr><th>runtime</th><td>{html.escape(expected)} (chosen by auto)</td></tr>" in text
+    config = RunConfig(paths=(str(one_face_photo),), out=tmp_path / "k.csv", report=tmp_path / "k.html",
+                       analyze=AnalyzeConfig(runtime="keras"))
+    run_batch(config)
+    assert "<tr><th>runtime</th><td>keras</td></tr>" in config.report.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("turns", [1, 3])
 def test_thumbnails_of_a_video_stored_sideways_show_it_upright(tmp_path, face_video, turns):
     """The report's thumbnails come from the frames the boxes were measured in: a phone video's upright frames,
