@@ -54,7 +54,7 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
     """Emotion probabilities over time, one panel per face id tracked for a meaningful time (in order of first
     appearance; at most :data:`~fer_batch.summary.MAX_FACES_SHOWN`, those seen longest); fragments seen in fewer
     analysed frames and the faces beyond that many are counted in the title instead."""
-    from .summary import face_stretches, least_frames, shown_faces, time_axis
+    from .summary import face_stretches, least_frames, shown_faces, time_axis, untimed_note
 
     faces = rows.dropna(subset=["face_id"])
     face_ids, fragments, more = shown_faces(rows)
@@ -74,7 +74,7 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
         ax.grid(alpha=0.2)
     for ax in axes:  # the video's length, also when no face was tracked in it
         ax.set_xlim(0, t_end)
-    axes[-1].set_xlabel("time (s)" if timed else "time (s), counted as frame / 30: the video has no timestamps")
+    axes[-1].set_xlabel("time (s)" if timed else f"time (s), {untimed_note()}")
     from matplotlib.patches import Patch
 
     handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]

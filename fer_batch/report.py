@@ -31,7 +31,8 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#2
 main{max-width:1180px;margin:0 auto;padding:16px 24px;background:#fff}
 h1{font-size:22px;margin:4px 0 8px}h2{font-size:18px;margin:20px 0 8px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:4px 0;max-width:100%}td,th{padding:2px 10px 2px 0;text-align:left;
-vertical-align:top;overflow-wrap:anywhere}th{color:#555;font-weight:600}
+vertical-align:top;overflow-wrap:anywhere}th{color:#555;font-weight:600;white-space:nowrap}
+table.fail{table-layout:fixed;width:100%}table.fail th:first-child{width:45%}
 .line{font-weight:600}.muted{color:#666}.legend span{display:inline-block;margin-right:12px;white-space:nowrap}
 .sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px;border-radius:2px}
 details.page>summary{font-weight:600;font-size:15px;margin:8px 0;cursor:pointer}
@@ -164,8 +165,11 @@ def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step
     dominant = EMOTIONS[int(probs.mean(axis=0).argmax())]
     frames = g["frame"].nunique()
     if media == "video" and g["time_s"].notna().any():
-        seen = (f"seen {g['time_s'].min():.2f}-{g['time_s'].max():.2f} s ({count(frames, 'analysed frame')}, "
-                f"~{frames * step:.1f} s)")
+        first, last = g["time_s"].min(), g["time_s"].max()
+        when = f"seen at {first:.2f} s" if first == last else f"seen {first:.2f}-{last:.2f} s"
+        # As the summary's seconds_seen, which a video analysed in one frame leaves empty (no interval to count).
+        seconds = f", ~{frames * step:.1f} s" if step > 0 else ""
+        seen = f"{when} ({count(frames, 'analysed frame')}{seconds})"
     else:
         seen = count(frames, "frame")
     imgs = ""
@@ -187,7 +191,7 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
                     thumbnails_left: int, thumbnail_faces: int) -> tuple[str, int]:
     """The source's HTML section and how many faces got thumbnails (at most ``thumbnails_left`` of the report's
     ``thumbnail_faces``)."""
-    from .summary import least_frames, shown_faces, step_s
+    from .summary import has_times, least_frames, shown_faces, step_s, untimed_note
 
     media = rows["media"].iloc[0]
     faces = rows.dropna(subset=["face_id"])
@@ -196,8 +200,9 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
     if faces.empty:
         headline = "no face found"
     else:
-        pooled = faces[list(EMOTIONS)].to_numpy(dtype=np.float64)
-        mostly = EMOTIONS[int(pooled.mean(axis=0).argmax())]
+        # The emotion that came first most often, as the bar under the headline shows the shares of (the highest
+        # mean probability can be another: 47% of a crowd's detections happy, 53% neutral).
+        mostly = EMOTIONS[int(_share_of(faces[list(EMOTIONS)].to_numpy(dtype=np.float64)).argmax())]
         if face_ids:
             headline = f"{count(len(face_ids) + more, 'face')}, mostly {mostly}"
         else:  # only fragments: not "0 faces" above a bar of detections
@@ -215,6 +220,8 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         body.append(f'<p class="muted">{count(fragments, "short fragment")} (face ids seen in '
                     f'fewer than {least_frames(rows)} analysed frames) left out.</p>')
     if media == "video" and face_ids:
+        if not has_times(rows):  # as the PNG chart's axis says it
+            body.append(f'<p class="muted">time {_e(untimed_note())}</p>')
         if smooth:
             body.append(f'<p class="muted">probabilities smoothed over {smooth:g} s</p>')
         body.append(timeline_svg(rows, face_ids, smooth))

@@ -84,8 +84,9 @@ def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray |
     if media == "video":
         t = g["time_s"].to_numpy(dtype=np.float64)
         if np.isfinite(t).any():
+            # A video analysed in one frame has no interval between analysed frames: its seconds are unknown, not 0.
             row.update(first_s=round(float(np.nanmin(t)), 4), last_s=round(float(np.nanmax(t)), 4),
-                       seconds_seen=round(frames * step, 4))
+                       seconds_seen=round(frames * step, 4) if step > 0 else None)
     row.update({f"mean_{e}": round(float(mean[i]), 6) for i, e in enumerate(EMOTIONS)})
     row.update({f"share_{e}": round(float(share[i]), 6) for i, e in enumerate(EMOTIONS)})
     if smoothed is not None:
@@ -157,6 +158,13 @@ def has_times(rows) -> bool:
     return bool(np.all(np.isfinite(rows["time_s"].to_numpy(dtype=np.float64))))
 
 
+def untimed_note() -> str:
+    """What the time axis of a video without timestamps counts, as its chart and the report say it."""
+    from .sources import NO_TIMESTAMP_FPS
+
+    return f"counted as frame / {NO_TIMESTAMP_FPS:g}: the video has no timestamps"
+
+
 def face_times(g, timed: bool | None = None) -> np.ndarray:
     """Seconds of a video's rows: their timestamps, or frame / NO_TIMESTAMP_FPS for a video without usable ones
     (the convention --fps sampling counts by), so that smoothing over seconds means the same in both.
@@ -187,9 +195,9 @@ def time_axis(rows) -> tuple[bool, float, float]:
 def face_stretches(g, timed: bool, span: float, smooth: float | None = None):
     """(times, probabilities) of each stretch of one face's rows (``g``, in frame order) on screen, as charts and
     the report draw them: split where the face is out of view for over three of its usual steps, so a gap stays
-    empty instead of being bridged; a face seen in one analysed frame is a column as wide as the time that frame
-    stands for (its own step, or the video's ``span``). With ``smooth``, its probabilities are averaged over that
-    many seconds first."""
+    empty instead of being bridged; each stretch runs on to the end of the time its last frame stands for (the face's
+    own step, or the video's ``span`` for a face seen in one analysed frame). With ``smooth``, its probabilities are
+    averaged over that many seconds first."""
     t = face_times(g, timed)
     probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
     if smooth:
@@ -198,9 +206,9 @@ def face_stretches(g, timed: bool, span: float, smooth: float | None = None):
     step = np.median(dt) if len(dt) else span
     breaks = np.flatnonzero(dt > 3 * step) + 1
     for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
-        if len(seg_t) == 1:
-            seg_t, seg_p = np.array([seg_t[0], seg_t[0] + step]), np.vstack([seg_p, seg_p])
-        yield seg_t, seg_p
+        # Each analysed frame stands for the step after it, as seconds_seen counts it: a stretch ends a step after
+        # its last frame (a face in every frame fills its band; one analysed frame is a column a step wide).
+        yield np.append(seg_t, seg_t[-1] + step), np.vstack([seg_p, seg_p[-1:]])
 
 
 def save_summary(df, summary_path: str | Path) -> None:

@@ -74,7 +74,7 @@ class Timeline:
 
     @classmethod
     def from_frame(cls, df) -> Timeline:
-        return cls(lambda columns: iter(df.groupby("source", sort=False)))
+        return cls(lambda columns: _grouped(df))
 
     def by_source(self) -> Iterator[tuple[str, object]]:
         """(source, its rows as a DataFrame), in the timeline's order; each call reads the timeline again. A pass
@@ -99,6 +99,19 @@ class Timeline:
                 totals.add(rows)
             self._totals = totals
         return self._totals
+
+
+def _grouped(df) -> Iterator[tuple[str, object]]:
+    """(source, its rows) of a DataFrame, in order of first appearance, sources told apart as Python tells strings
+    apart: pandas hashes names that hold undecodable bytes (lone surrogates, as the timeline is read) alike, and its
+    ``groupby("source")`` merged "caf\\udce9 1.jpg" into "caf\\udce9 2.jpg"."""
+    import numpy as np
+
+    codes: dict[str, int] = {}
+    keys = np.fromiter((codes.setdefault(s, len(codes)) for s in df["source"]), dtype=np.int64, count=len(df))
+    names = list(codes)
+    for code, rows in df.groupby(keys, sort=False):
+        yield names[code], rows
 
 
 #: The columns that the summary, charts and report read from a caller's DataFrame.

@@ -134,6 +134,39 @@ def test_report_renders_in_chromium_without_sideways_scrolling(report_run, tmp_p
     assert colours is None or len(colours) > 100  # a page with charts and photos, not a blank or error page
 
 
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is absent (Debian: apt-get install chromium; "
+                                                "CI's .ci/run installs it)")
+def test_settings_labels_stay_on_one_line_beside_long_inputs_and_failures(tmp_path):
+    """35 inputs named on the command line and a failure with a 180-character path: the settings' labels were
+    broken a letter or three a line ("tim/elin/e") and the failure's reason squeezed to a word a line."""
+    from fer_batch.report import build_report
+    from fer_batch.timeline import read_timeline
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("source,media,frame,time_s,face_id,x,y,w,h,confidence,emotion," + ",".join(EMOTIONS) + "\n")
+    inputs = [f"many/p{i:02d}.jpg" for i in range(35)]
+    long_path = "fail/" + "x" * 120 + "/" + "y" * 60 + ".jpg"
+    page = build_report(read_timeline(empty), [(long_path, "not a readable image (unknown or corrupt format)")],
+                        settings={"inputs": inputs, "timeline": "../r10/results.csv", "analysed": "every 15th frame",
+                                  "runtime": "tflite (chosen by auto)", "detect size": 640},
+                        line="sources: 35 succeeded, 1 failed", paths={})
+    probe = tmp_path / "probe.html"
+    # Lines of a cell's text: a Range over it has one client rect per line box.
+    probe.write_text(page.replace("</body>", (
+        "<script>addEventListener('load',()=>{const lines=c=>{const r=document.createRange();r.selectNodeContents(c);"
+        "return r.getClientRects().length};const b=document.body.dataset;"
+        "b.thlines=[...document.querySelectorAll('th')].map(lines).join(' ');"
+        "const f=document.querySelector('table.fail');b.reason=Math.round(100*f.rows[1].cells[1].offsetWidth/"
+        "f.offsetWidth);b.width=document.documentElement.scrollWidth})</script></body>")), encoding="utf-8")
+    res = subprocess.run([_chromium(), *CHROMIUM_FLAGS, "--window-size=1280,2000", "--virtual-time-budget=5000",
+                          f"--user-data-dir={tmp_path / 'p'}", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    found = re.search(r'data-thlines="([\d ]+)" data-reason="(\d+)" data-width="(\d+)"', res.stdout)
+    assert found, res.stderr[-2000:]
+    assert set(found.group(1).split()) == {"1"}, found.group(1)  # every label on one line
+    assert int(found.group(2)) >= 40 and int(found.group(3)) <= 1280
+
+
 def test_cli_writes_annotated_copies_and_the_report(tmp_path, one_face_photo, capsys):
     from fer_batch.cli import EXIT_OK, main
 

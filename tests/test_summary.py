@@ -269,10 +269,10 @@ def test_a_video_whose_first_frames_have_no_timestamps_is_drawn_on_one_time_base
     recs += [FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(3, 100)]
     rows = _timeline(recs)
     ax = timeline_figure("v.mp4", rows).axes[0]
-    assert ax.get_xlim() == pytest.approx((0, 100 / 30)) and _drawn_x(ax) == pytest.approx((3 / 30, 99 / 30))
+    # drawn from its first frame to the end of its last (a frame stands for 1/30 s here)
+    assert ax.get_xlim() == pytest.approx((0, 100 / 30)) and _drawn_x(ax) == pytest.approx((3 / 30, 100 / 30))
     xs = _polygon_xs(timeline_svg(rows, [0]))
-    assert xs.min() == pytest.approx(56 + 936 * 3 / 100, abs=0.1) and xs.max() == pytest.approx(56 + 936 * 99 / 100,
-                                                                                               abs=0.1)
+    assert xs.min() == pytest.approx(56 + 936 * 3 / 100, abs=0.1) and xs.max() == pytest.approx(56 + 936, abs=0.1)
 
 
 def test_a_face_seen_in_one_analysed_frame_is_a_column_as_wide_as_the_frame_stands_for():
@@ -373,3 +373,66 @@ def test_what_summarize_cannot_read_is_a_usage_error_that_says_how(tmp_path):
     with pytest.raises(UsageError, match=f"timeline '{tmp_path / 'nope.csv'}': no such file"):
         summarize(tmp_path / "nope.csv")
     assert len(summarize(_timeline(recs))) == 2  # the face and the whole file
+
+
+def test_a_face_in_every_analysed_frame_fills_its_band_to_the_end_of_the_video():
+    """A 1-s clip sampled at 5 fps with a face in every sample: its band stopped at 0.8 s of a 0-1 s axis, while the
+    card and the summary said it was seen ~1.0 s."""
+    from fer_batch.charts import timeline_figure
+    from fer_batch.report import build_report, timeline_svg
+
+    rows = _timeline([FaceRecord("v.mp4", "video", 6 * i, i / 5, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(5)])
+    ax = timeline_figure("v.mp4", rows).axes[0]
+    assert ax.get_xlim() == pytest.approx((0, 1.0)) and _drawn_x(ax) == pytest.approx((0.0, 1.0))
+    xs = _polygon_xs(timeline_svg(rows, [0]))
+    assert (xs.min(), xs.max()) == pytest.approx((56, 56 + 936), abs=0.1)
+    assert summarize(rows).iloc[0].seconds_seen == pytest.approx(1.0)
+    assert "(5 analysed frames, ~1.0 s)" in build_report(rows, [], settings={}, line="", paths={})
+
+
+def test_a_video_analysed_in_one_frame_has_no_seconds_seen_rather_than_zero():
+    from fer_batch.report import build_report
+
+    rows = _timeline([FaceRecord("one.mp4", "video", 0, 0.0, 0, 0, 0, 5, 5, 0.9, _p(3))])
+    s = summarize(rows)
+    assert len(s) == 2 and s.seconds_seen.isna().all() and (s.first_s == 0.0).all()
+    page = build_report(rows, [], settings={}, line="", paths={})
+    assert "seen at 0.00 s (1 analysed frame)" in page and "~0.0 s" not in page
+
+
+def test_a_sources_headline_names_the_emotion_its_bar_shows_most_of():
+    """Six detections happy by a little (0.40 against neutral 0.35), four neutral by a lot (0.9): neutral has the
+    highest mean probability, happy came first in most detections, and the bar under the headline shows those
+    shares: the headline said "mostly neutral" above a bar of 60% happy."""
+    from fer_batch.report import build_report
+
+    weak_happy = tuple(0.4 if e == "happy" else 0.35 if e == "neutral" else 0.05 for e in EMOTIONS)
+    recs = [FaceRecord("v.mp4", "video", i, i / 5, 0, 0, 0, 10, 10, 0.9, weak_happy) for i in range(6)]
+    recs += [FaceRecord("v.mp4", "video", i, i / 5, 1, 50, 0, 10, 10, 0.9, _p(6, 0.9)) for i in range(4)]
+    rows = _timeline(recs).sort_values("frame", kind="stable")
+    assert EMOTIONS[int(rows[list(EMOTIONS)].to_numpy().mean(axis=0).argmax())] == "neutral"
+    page = build_report(rows, [], settings={}, line="", paths={})
+    assert "2 faces, mostly happy</span>" in page
+    assert "top emotion of 10 face detections: happy 60%, neutral 40%" in page
+
+
+def test_the_report_says_how_a_video_without_timestamps_is_timed():
+    from fer_batch.report import build_report
+    from fer_batch.summary import untimed_note
+
+    rows = _timeline([FaceRecord("pages.tif", "video", i, None, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(6)])
+    page = build_report(rows, [], settings={}, line="", paths={})
+    assert untimed_note() == "counted as frame / 30: the video has no timestamps"
+    assert f"time {untimed_note()}" in page
+    timed = _timeline([FaceRecord("v.mp4", "video", i, i / 30, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(6)])
+    assert "no timestamps" not in build_report(timed, [], settings={}, line="", paths={})
+
+
+def test_sources_whose_names_hold_undecodable_bytes_stay_apart():
+    """pandas hashes strings with lone surrogates (how an undecodable byte of a file name is read back) alike:
+    grouped by it, "caf\\udce9 1.jpg" was merged into "caf\\udce9 2.jpg" and its summary row lost."""
+    a, b = "caf\udce9 1.jpg", "caf\udce9 2.jpg"
+    rows = _timeline([FaceRecord(a, "image", 0, None, 0, 0, 0, 5, 5, 0.9, _p(3)),
+                      FaceRecord(b, "image", 0, None, 0, 0, 0, 5, 5, 0.9, _p(4))])
+    s = summarize(rows)
+    assert list(s.source) == [a, b] and list(s.dominant_emotion) == ["happy", "sad"]
