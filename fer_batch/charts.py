@@ -79,7 +79,8 @@ def timeline_figure(source: str, rows, smooth: float | None = None):
 
     handles = [Patch(color=COLORS[e], label=e) for e in EMOTIONS]
     fig.legend(handles=handles, loc="outside lower center", ncols=7, frameon=False)
-    title = shortened(shown_name(source), 89)
+    # About what a 10-inch figure holds at 10 pt; the start kept too, which tells two long names in folders apart.
+    title = shortened(shown_name(source), 110, head=36)
     title += f" (smoothed over {smooth:g} s)" if smooth else ""
     if more:
         title += f"\nthe {len(face_ids)} faces seen longest; {count(more, 'more tracked face')} not shown"

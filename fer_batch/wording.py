@@ -26,6 +26,10 @@ def shown_name(name: str) -> str:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def shortened(name: str, width: int) -> str:
-    """``name`` in at most ``width`` characters: a long one keeps its end (the file's own name) after "…"."""
-    return name if len(name) <= width else "…" + name[len(name) - width + 1:]
+def shortened(name: str, width: int, head: int = 0) -> str:
+    """``name`` in at most ``width`` characters: a long one keeps its end (the file's own name) after "…", and its
+    first ``head`` characters before it (where the folder tells two long names apart)."""
+    if len(name) <= width:
+        return name
+    head = min(head, width - 2)
+    return name[:head] + "…" + name[len(name) - (width - head - 1):]

@@ -783,3 +783,15 @@ def test_a_video_with_a_damaged_stretch_is_copied_around_it(tmp_path, face_video
     analysed = read_timeline(tmp_path / "r.csv")["frame"].nunique()
     assert 0.5 * face_video.frames < written < face_video.frames and abs(written - analysed) <= 2, (written,
                                                                                                    analysed)
+
+
+def test_the_cli_names_no_annotate_folder_where_every_file_failed(tmp_path, capsys):
+    """The last lines named the --annotate folder although no copy was made and the folder was never created."""
+    from fer_batch.cli import EXIT_SOME_FAILED, main
+
+    (tmp_path / "broken.jpg").write_bytes(b"")
+    ann = tmp_path / "ann"
+    assert main(["analyze", str(tmp_path / "broken.jpg"), "--out", str(tmp_path / "r.csv"), "--annotate", str(ann),
+                 "--quiet"]) == EXIT_SOME_FAILED
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "annotate:" not in err and not ann.exists()

@@ -337,6 +337,19 @@ def test_summarize_refuses_a_smoothing_window_that_is_not_a_positive_number_of_s
         summarize(_timeline(recs), smooth=smooth)
 
 
+def test_long_names_in_two_folders_get_chart_titles_that_tell_them_apart():
+    """Titles kept the last 88 characters: two long names in different folders got the same title."""
+    from fer_batch.charts import timeline_figure
+
+    long = "interview_with_the_second_group_of_participants_recorded_in_the_afternoon_session_camera_b_take_3.mp4"
+    titles = []
+    for folder in ("site-north", "site-south"):
+        recs = [FaceRecord(f"{folder}/{long}", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(5)]
+        titles.append(timeline_figure(f"{folder}/{long}", _timeline(recs)).get_suptitle())
+    assert titles[0] != titles[1] and all(t.startswith("site-") and t.endswith("take_3.mp4") for t in titles)
+    assert all(len(t) <= 110 for t in titles)
+
+
 def test_a_long_chart_name_cut_at_a_dot_is_not_a_hidden_file():
     from fer_batch.charts import chart_name
 

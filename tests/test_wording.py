@@ -15,3 +15,11 @@ def test_shortened_keeps_a_long_names_end_within_the_width():
     assert shortened(name, 40) == "…" + name[-39:] and len(shortened(name, 40)) == 40
     assert shortened(name, len(name)) == name
     assert shortened(name, len(name) - 1) == "…" + name[2:]
+
+
+def test_shortened_can_keep_a_long_names_start_too():
+    name = "archive-2026/interviews/" + "session-" * 20 + "clip.mp4"
+    cut = shortened(name, 60, head=20)
+    assert len(cut) == 60 and cut.startswith(name[:20] + "…") and cut.endswith("clip.mp4")
+    assert cut == name[:20] + "…" + name[-39:]
+    assert shortened("short.mp4", 60, head=20) == "short.mp4"

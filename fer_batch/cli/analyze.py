@@ -345,6 +345,8 @@ def _run(args: argparse.Namespace) -> int:
         if key in report.outputs:
             value = report.outputs[key]
             shown = getattr(config, key) if key in ("charts", "annotate") else value
+            if not Path(shown).exists():  # --annotate where every file failed: no copy, no folder
+                continue
             print(f"{key + ':':<9} {shown}", file=sys.stderr)
     for line in report.few_faces_lines():
         print(line, file=sys.stderr)
