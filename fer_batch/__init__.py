@@ -22,6 +22,7 @@ One module a concern, in the order ``fer-batch analyze`` meets them:
 ``records``       the rows a run produces and the timeline's columns; ``sinks``: the CSV writers and journal
 ``timeline``      the timeline CSV read back, whole or one source at a time (what the outputs below stream)
 ``summary``       per-face summaries; ``charts``: timelines; ``annotate``, ``overlay``: annotated copies
+``output_files``  which charts and copies a timeline's runs wrote, so that one starting it again removes the stale
 ``report``        the HTML report (``thumbs``: its face thumbnails)
 ``threads``       thread counts per native library (``native``: their C++ log lines kept off the terminal)
 ``user_cache``    the per-user cache folder; ``wording``: counted nouns ("1 frame", "2,000 frames") for every screen

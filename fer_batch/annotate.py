@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path, PurePath
 
 from .errors import InputError, Interrupted
+from .output_files import record, remove_earlier
 from .records import FaceRecord
 from .sources import (NO_TIMESTAMP_FPS, Source, animation_frames, decode_packet, display_turns, is_animation,
                       mark_output_dir, media_error)
@@ -464,8 +465,9 @@ class AnnotateSink:
     """
 
     def __init__(self, directory: Path, *, every: int = 1, fps: float | None = None, stop=None,
-                 sources: Iterable[tuple[str, str]] = ()):
+                 sources: Iterable[tuple[str, str]] = (), timeline: Path | None = None):
         self.directory = Path(directory)
+        self.timeline = timeline  # the timeline whose copies these are (output_files), if any
         self.stop = stop
         self.note = sampling_note(every, fps)
         self.written: list[Path] = []
@@ -512,4 +514,11 @@ class AnnotateSink:
             dst.with_name(f".{dst.name}.part").unlink(missing_ok=True)
             return None
         self.written.append(dst)
+        if self.timeline is not None:
+            record(self.directory, self.timeline, "annotate", [dst])
         return dst
+
+    def remove_earlier(self) -> list[Path]:
+        """Delete the copies that an earlier run of this sink's timeline wrote (a run starting it again: this one
+        draws its own); returns them."""
+        return remove_earlier(self.directory, self.timeline, "annotate") if self.timeline is not None else []

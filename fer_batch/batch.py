@@ -99,6 +99,9 @@ class RunReport:
     #: What ran the classifier in this process ("tflite, dynamic-int8"), where --runtime auto chose it; None with an
     #: engine (its workers choose) or with nothing to classify.
     runtime: str | None = None
+    #: Charts and annotated copies that an earlier run of the same timeline wrote and this one replaced or did not
+    #: make (sources gone from the inputs, or failed now): removed (:mod:`~fer_batch.output_files`).
+    removed: list[Path] = field(default_factory=list)
 
     def few_faces_lines(self) -> list[str]:
         return [f"note: {source}: a face in {found} of {frames} analysed frames ({found / frames:.1%}); {self.hint}"
@@ -328,8 +331,10 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             from .annotate import AnnotateSink
 
             annotator = AnnotateSink(config.annotate, every=config.analyze.every, fps=config.analyze.fps, stop=stop,
-                                     sources=[(s.name, s.media) for s in found.sources])
+                                     sources=[(s.name, s.media) for s in found.sources], timeline=config.out)
             report.outputs["annotate"] = annotator.written
+            if not config.resume:  # the timeline starts again: so do its copies
+                report.removed += annotator.remove_earlier()
         if progress:
             progress.start(len(found.sources) + len(found.rejected), report.skipped)
         if annotator is not None and config.resume:
@@ -425,6 +430,7 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
     between the sources of the charts and the report) with :class:`Interrupted`: the timeline is complete. Each
     output reads the timeline one source at a time (:class:`~fer_batch.timeline.Timeline`): an archive's timeline
     may be larger than memory."""
+    from .output_files import record, remove_earlier
     from .summary import save_summary, summarize
     from .timeline import Timeline
 
@@ -450,8 +456,10 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
 
         starting("--charts")
         with _writing("--charts", config.charts):
-            report.outputs["charts"] = write_charts(timeline, config.charts, smooth=config.smooth,
-                                                    between=lambda: check("--charts"))
+            written = write_charts(timeline, config.charts, smooth=config.smooth, between=lambda: check("--charts"))
+            report.outputs["charts"] = written
+            record(config.charts, config.out, "charts", written)
+            report.removed += remove_earlier(config.charts, config.out, "charts", keep=written)
     if config.report:
         from .report import write_report
 

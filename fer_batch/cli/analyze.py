@@ -348,6 +348,11 @@ def _run(args: argparse.Namespace) -> int:
             if not Path(shown).exists():  # --annotate where every file failed: no copy, no folder
                 continue
             print(f"{key + ':':<9} {shown}", file=sys.stderr)
+    gone = [p for p in report.removed if not p.exists()]  # not those this run wrote again
+    if gone:
+        print(f"note: removed {count(len(gone), 'chart or annotated copy', plural='charts or annotated copies')} "
+              f"that an earlier run of {config.out} had written for files without results now "
+              f"({shortened(str(gone[0]), 80)}{', ...' if len(gone) > 1 else ''})", file=sys.stderr)
     for line in report.few_faces_lines():
         print(line, file=sys.stderr)
     print(f"fer-batch: {report.line()}", file=sys.stderr)  # the last line of every run (README)
