@@ -11,6 +11,11 @@ class UsageError(FerBatchError, ValueError):
     """An option or argument has a value that is not allowed."""
 
 
+class TrainingDiverged(UsageError):
+    """A training's loss stopped being a finite number: its weights are lost to overflow, usually from too high a
+    learning rate (an option value, hence a usage error)."""
+
+
 class InputError(FerBatchError):
     """A media file or dataset cannot be read or is not what it claims to be."""
 

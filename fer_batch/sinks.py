@@ -167,10 +167,11 @@ def lock_path(out: Path) -> Path:
     return Path(out).with_name(f".{Path(out).name}.lock")
 
 
-def take_lock(out: Path):
+def take_lock(out: Path, option: str = "--out"):
     """The open lock file of ``out``, locked (``flock``) for this process: two runs writing one timeline would
-    interleave their rows and journals. The kernel drops the lock when the process ends, however it ends, so a killed
-    run never leaves it held. :class:`UsageError` naming the other run's process when it is taken."""
+    interleave their rows and journals (two trainings one run folder, their histories and checkpoints). The kernel
+    drops the lock when the process ends, however it ends, so a killed run never leaves it held. :class:`UsageError`
+    naming ``option`` and the other run's process when it is taken."""
     import fcntl
 
     path = lock_path(out)
@@ -182,12 +183,12 @@ def take_lock(out: Path):
         f.seek(0)
         holder = f.read().strip() or "?"
         f.close()
-        raise UsageError(f"--out {str(out)!r} is being written by another fer-batch run (process {holder}); wait for "
-                         "it to end, or give another --out") from None
+        raise UsageError(f"{option} {str(out)!r} is being written by another fer-batch run (process {holder}); wait "
+                         f"for it to end, or give another {option}") from None
     except OSError as exc:  # ENOLCK and the like: a network filesystem without locks
         f.close()
-        raise UsageError(f"--out {str(out)!r}: its lock file {str(path)!r} cannot be locked ({exc.strerror or exc}), "
-                         "as on a network filesystem without locks; give an --out on a local disk") from None
+        raise UsageError(f"{option} {str(out)!r}: its lock file {str(path)!r} cannot be locked ({exc.strerror or exc}),"
+                         f" as on a network filesystem without locks; give an {option} on a local disk") from None
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")

@@ -840,3 +840,91 @@ def test_models_shows_a_trained_run_from_its_metrics(trained):
     assert "): the CSV's PublicTest rows (its Usage column)" in stdout, stdout  # the data has a Usage column
     for emotion, row in val["per_class"].items():
         assert f"  {emotion:<10}{row['precision']:>10.3f}{row['recall']:>8.3f}" in stdout
+
+
+def test_a_second_training_into_the_same_run_is_refused_while_the_first_runs(data, tmp_path):
+    """A --resume started in a second terminal while the first still trained wrote its epochs into the same history
+    (twice each); an --overwrite with another --arch crashed on the first's checkpoint."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from fer_batch.sinks import lock_path
+
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    # The first run: a process that holds the run's lock as a training does (take_lock, the same call).
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fer_batch.sinks import take_lock; "
+                               "lock = take_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt,
+                                 "--epochs", "1", *QUICK])
+        assert rc == EXIT_USAGE and f"--out '{out}' is being written by another fer-batch run (process " \
+            f"{holder.pid})" in stderr, stderr
+        assert time.perf_counter() - started < 5 and not out.exists()  # said before Keras or the data
+    finally:
+        holder.kill()
+        holder.wait()
+    # The checkpoint folder too: two runs into other --out folders but one --checkpoint-dir.
+    from fer_batch.errors import UsageError
+    from fer_batch.sinks import take_lock
+    from fer_batch.training.train import TrainConfig, train
+
+    lock = take_lock(ckpt, "--checkpoint-dir")
+    try:
+        config = TrainConfig.paper(data=str(data["csv"]), out=str(tmp_path / "other"), checkpoint_dir=str(ckpt),
+                                   arch="tiny", batch_size=4, learning_rate=0.01, epochs=1)
+        with pytest.raises(UsageError, match="--checkpoint-dir .* is being written by another fer-batch run"):
+            train(config, verbose=0)
+    finally:
+        lock.close()
+    assert lock_path(out).exists()  # beside the run folder, as analyze's beside its timeline
+
+
+def test_a_training_whose_loss_becomes_nan_fails_and_saves_no_model(data, tmp_path):
+    """--lr 1e6: 'loss: nan', exit 0, a model.keras of NaN weights and 13.5% in its metrics."""
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt, "--epochs", "2",
+                             "--arch", "tiny", "--batch-size", "4", "--lr", "1e6"])
+    assert rc == EXIT_USAGE, stderr[-2000:]
+    assert "the training loss became nan in epoch 1: the network diverged" in stderr
+    assert "start again (--overwrite) with a lower --lr than 1e+06" in stderr
+    assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()
+    assert not (ckpt / "backup").exists() or not list((ckpt / "backup").glob("*.h5"))  # no NaN checkpoint
+
+
+def test_checkpoints_that_outlive_their_run_folder_are_named_as_such(trained, data, tmp_path):
+    """The run folder deleted, its checkpoints left in the cache: 'already holds a run' named a folder that did not
+    exist."""
+    import shutil
+
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    shutil.copytree(trained["ckpt"], ckpt)
+    rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt,
+                             "--epochs", "1", *QUICK])
+    assert rc == EXIT_USAGE and f"{ckpt / 'backup'} holds the checkpoints of an earlier run of --out '{out}', " \
+        "which is gone; pass --resume to continue that run, --overwrite to start again (deleting them)" in stderr
+    assert "already holds a run" not in stderr
+
+
+def test_every_skipped_file_is_listed_in_the_run_folder(tmp_path):
+    """Only the first 20 unreadable images were named; the rest were counted and forgotten."""
+    x, y = make_faces(6, seed=3)
+    root = write_folder(tmp_path / "faces", x, y)
+    bad = [root / "sad" / f"bad{i:02d}.png" for i in range(25)]
+    for path in bad:
+        path.write_bytes(b"not a png")
+    out = tmp_path / "run"
+    rc, _, stderr = run_cli(["train", "--data", root, "--out", out, "--checkpoint-dir", tmp_path / "ckpt",
+                             "--epochs", "1", *QUICK])
+    assert rc == EXIT_OK, stderr[-2000:]
+    assert stderr.count("skipped: ") == 21 and f"; every one in {out / 'skipped.txt'})" in stderr
+    listed = (out / "skipped.txt").read_text(encoding="utf-8").splitlines()
+    assert len(listed) == 25 and all(any(str(p) in line for line in listed) for p in bad)
+    rc, _, stderr = run_cli(["evaluate", "--model", out / "model.keras", "--data", root, "--out", tmp_path / "ev"])
+    assert rc == EXIT_OK and len((tmp_path / "ev" / "skipped.txt").read_text().splitlines()) == 25
+    rc, _, stderr = run_cli(["evaluate", "--model", out / "model.keras", "--data", root])
+    assert rc == EXIT_OK and "; --out lists every one)" in stderr

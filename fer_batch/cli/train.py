@@ -32,7 +32,8 @@ TRAIN_HELP = """Train an emotion classifier on a FER-2013 CSV (emotion,pixels[,U
 `fer-batch analyze --model OUT/model.keras` and `fer-batch evaluate` load), metrics.json, confusion_<split>.png,
 history.csv, curves.png and config.json. Splits: a CSV's Usage column (Training -> train, PublicTest -> val,
 PrivateTest -> test) or split folders; data without splits is split 80/20, stratified by class and seeded by --seed.
-Malformed rows and unreadable images are skipped and listed (with line numbers) on stderr."""
+Malformed rows and unreadable images are skipped and listed (with line numbers) on stderr, every one of them in
+OUT/skipped.txt."""
 
 #: evaluate's splits (fer_batch.training.evaluate.SPLIT_CHOICES; a test checks they agree), without importing numpy.
 SPLIT_CHOICES = ("val", "test", "train", "all")
@@ -225,12 +226,22 @@ def run_train(args: argparse.Namespace) -> int:
                 check_keras_file(resolve_model(model, option=option), option)
     ckpt = config.resolved_checkpoint_dir()
     if not config.resume and not args.overwrite:
-        earlier = [p for p in (Path(config.out) / "model.keras", ckpt / "backup") if p.exists()]
-        if earlier:
+        if (Path(config.out) / "model.keras").exists():
+            earlier = [p for p in (Path(config.out) / "model.keras", ckpt / "backup") if p.exists()]
             raise UsageError(
                 f"--out {config.out!r} already holds a run ({', '.join(map(str, earlier))}); pass --resume to "
                 "continue it or --overwrite to start again"
             )
+        if (ckpt / "backup").exists():  # --out deleted (or never finished): its checkpoints outlive it
+            where = "is gone" if not Path(config.out).exists() else "holds no model (the run did not finish)"
+            raise UsageError(
+                f"{ckpt / 'backup'} holds the checkpoints of an earlier run of --out {config.out!r}, which {where}; "
+                "pass --resume to continue that run, --overwrite to start again (deleting them), or delete "
+                f"{ckpt} yourself"
+            )
+    from ..sinks import check_unlocked
+
+    check_unlocked(Path(config.out))  # a run still training into it: said now, not after Keras loads
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
 
     quiet_native_logs()
@@ -274,13 +285,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, seed=args.seed, holdout=False, faces=args.faces,
                            detector_factory=quiet_photo_detector_factory())
-    report_problems(dataset)
+    report_problems(dataset, out=args.out)
     select_splits(dataset, args.splits, seed=args.seed)  # a --split the data lacks fails before the model loads
     if dataset.split_method == "none" and not args.splits:
         print(f"note: {args.data} has no train/val/test splits; evaluating all {len(dataset['all'])} rows "
               "(use --split val for the holdout that `fer-batch train` kept aside)", file=sys.stderr)
     metrics = evaluate(str(path), dataset, out=args.out, splits=args.splits, seed=args.seed,
                        batch_size=args.batch_size)
+    if args.out:
+        from ..training.datasets import write_problems
+
+        write_problems(dataset, args.out)
     print(f"model: {path}")
     for name, report in metrics["splits"].items():
         print(format_report(report, title=f"== {name} =="))

@@ -135,7 +135,8 @@ def epoch_clock(path: Path, append: bool):
 
 
 def write_run_record(config: TrainConfig, dataset) -> None:
-    """``out/config.json``: the settings (what a resume is checked against), the data's splits and the machine."""
+    """``out/config.json``: the settings (what a resume is checked against), the data's splits and the machine;
+    ``out/skipped.txt``: the rows or images of the data skipped as unreadable, where any were."""
     import keras
 
     out = Path(config.out)
@@ -146,6 +147,9 @@ def write_run_record(config: TrainConfig, dataset) -> None:
             kept = {k: before[k] for k in ("epochs_settled_by_time_budget",) if k in before}
         except (OSError, ValueError):
             pass
+    from .datasets import write_problems
+
+    write_problems(dataset, out)
     write_atomically(out / "config.json", json.dumps(
         {**kept, "config": dataclasses.asdict(config),
          # Absolute: a resume from another working folder must still find it (refuse_a_resume_that_would_start_over).

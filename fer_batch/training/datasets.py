@@ -96,19 +96,35 @@ def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, 
     return load_csv(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
 
 
-def report_problems(dataset: Dataset, limit: int = 20, file=None) -> None:
+#: The file in a run's --out (train, evaluate) that lists every row or image skipped while the data was read.
+SKIPPED_FILE = "skipped.txt"
+
+
+def report_problems(dataset: Dataset, limit: int = 20, file=None, out: str | Path | None = None) -> None:
     """Print the rows/images skipped while loading (with their line numbers or paths), at most ``limit`` of them,
-    then the dataset's :attr:`~Dataset.notes`."""
+    then the dataset's :attr:`~Dataset.notes`. Where more were skipped, the last line says where every one is
+    listed: ``out``'s :data:`SKIPPED_FILE` (:func:`write_problems`), or that an --out would list them."""
     import sys
 
     file = file or sys.stderr
     for problem in dataset.problems[:limit]:
         print(f"skipped: {problem}", file=file)
     if len(dataset.problems) > limit:
+        where = f"every one in {Path(out) / SKIPPED_FILE}" if out is not None else "--out lists every one"
         print(f"skipped: ... and {len(dataset.problems) - limit} more (in all {len(dataset.problems)} of "
-              f"{len(dataset.problems) + sum(len(s) for s in dataset.splits.values())})", file=file)
+              f"{len(dataset.problems) + sum(len(s) for s in dataset.splits.values())}; {where})", file=file)
     for note in dataset.notes:
         print(f"note: {note}", file=file)
+
+
+def write_problems(dataset: Dataset, out: str | Path) -> None:
+    """``out``/:data:`SKIPPED_FILE`, a line per row or image skipped while loading, where any was (a stale one of an
+    earlier run goes)."""
+    path = Path(out) / SKIPPED_FILE
+    if dataset.problems:
+        path.write_text("".join(f"{p}\n" for p in dataset.problems), encoding="utf-8", errors="surrogateescape")
+    else:
+        path.unlink(missing_ok=True)
 
 
 def describe_splits(dataset: Dataset) -> str:

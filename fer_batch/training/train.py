@@ -37,11 +37,32 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     ``callbacks`` are extra Keras callbacks, run after the checkpoint and history ones (tests use one to interrupt a
     run at an epoch boundary, as Ctrl-C would).
     """
+    # Every setting that can be refused is refused before the data is read or anything is written.
+    init_weights, teacher_path = _check_before_work(config)
+    with _locked(config):
+        return _train(config, init_weights, teacher_path, verbose, callbacks, detector_factory)
+
+
+@contextmanager
+def _locked(config: TrainConfig) -> Iterator[None]:
+    """The run folder and the checkpoint folder held for this process alone: a second training into either (a
+    --resume started while the first still runs) wrote its epochs into the same history, or resumed from the
+    first's checkpoint into another network."""
+    from ..sinks import take_lock
+
+    locks = [take_lock(Path(config.out), "--out")]
+    try:
+        locks.append(take_lock(config.resolved_checkpoint_dir(), "--checkpoint-dir"))
+        yield
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _train(config: TrainConfig, init_weights, teacher_path, verbose, callbacks, detector_factory) -> dict:
     from .checkpoints import (backup_epoch, check_resumable, check_same_data, refuse_a_resume_that_would_start_over,
                               start_or_resume)
 
-    # Every setting that can be refused is refused before the data is read or anything is written.
-    init_weights, teacher_path = _check_before_work(config)
     # Only a resume reads (and repairs) the checkpoint: a fresh run deletes it, damaged or not.
     restored_epoch = backup_epoch(config.resolved_checkpoint_dir() / "backup") if config.resume else None
     if config.resume and restored_epoch is not None:
@@ -106,7 +127,9 @@ def _fit(config: TrainConfig, init_weights, teacher_path, dataset, train_split, 
     trainer = compile_trainer(net, config, make_optimizer(config, schedule), teacher_path)
     val_data = _validation_data(val_split, soft.get("val"))
 
-    all_callbacks = [epoch_seed(batches), *checkpoint_callbacks(config, resuming), *(callbacks or [])]
+    # The NaN check before the checkpoint's: a diverged epoch must not become the checkpoint a --resume loads.
+    all_callbacks = [epoch_seed(batches), _finite_loss(config), *checkpoint_callbacks(config, resuming),
+                     *(callbacks or [])]
     if config.time_budget_min is not None:
         # Last, so that the epoch it times includes writing the history row and the checkpoint.
         all_callbacks.append(time_budget(config.time_budget_min * 60, batches.num_batches, config.epochs, schedule,
@@ -122,6 +145,28 @@ def _fit(config: TrainConfig, init_weights, teacher_path, dataset, train_split, 
     finally:
         batches.close()
     return net, time.perf_counter() - started
+
+
+def _finite_loss(config: TrainConfig):
+    """A callback that ends the run with :class:`TrainingDiverged` at the end of an epoch whose loss is not finite:
+    it had trained on, saved NaN weights as its model and reported 13.5% (every face "angry") as a result, exit 0.
+    The last good epoch's checkpoint stays as it was."""
+    import math
+
+    import keras
+
+    from ..errors import TrainingDiverged
+
+    class FiniteLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise TrainingDiverged(
+                    f"the training loss became {float(loss)} in epoch {epoch + 1}: the network diverged and its "
+                    f"weights are no longer numbers, so no model was saved; start again (--overwrite) with a lower "
+                    f"--lr than {config.lr:g}" + (", or --precision float32" if config.precision != "float32" else ""))
+
+    return FiniteLoss()
 
 
 def _teacher_views(config: TrainConfig, teacher_path, x, augmenter) -> dict:
@@ -164,7 +209,7 @@ def _read_data(config: TrainConfig, detector_factory):
     from .datasets import describe_splits, load_dataset, report_problems
 
     dataset = load_dataset(config.data, seed=config.seed, faces=config.faces, detector_factory=detector_factory)
-    report_problems(dataset)
+    report_problems(dataset, out=config.out)  # listed whole in out/skipped.txt by write_run_record
     print(describe_splits(dataset), file=sys.stderr)
     train_split = dataset.get("train")
     if train_split is None or not len(train_split):
