@@ -266,6 +266,25 @@ def existing_paths(paths) -> tuple[str, ...]:
     return paths
 
 
+def check_data(data: str | Path) -> None:
+    """:class:`~fer_batch.errors.DatasetError` for a train/evaluate ``--data`` that is missing, or a photo or video:
+    read as a CSV, a PNG failed on its first byte ("'utf-8' codec can't decode byte 0x89"), after Keras loaded."""
+    from .errors import DatasetError
+
+    path = Path(data)
+    if not path.exists():
+        raise DatasetError(f"--data {str(data)!r}: no such file or directory")
+    if path.is_file():
+        from .sources.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+        suffix = path.suffix.lower()
+        kind = "an image" if suffix in IMAGE_SUFFIXES else "a video" if suffix in VIDEO_SUFFIXES else None
+        if kind is not None:
+            raise DatasetError(f"--data {str(data)!r} is {kind}; --data takes a FER-2013 CSV (emotion,pixels[,Usage]; "
+                               "plain or .gz) or a folder of class folders (ROOT/<emotion>/*.png, or "
+                               "ROOT/train|val|test/<emotion>/...)")
+
+
 def check_faces(faces: str, data: str | Path | None = None) -> None:
     """:class:`UsageError` unless ``faces`` is one of :data:`FACE_MODES` and, given ``data``, fits it: only an image
     folder has images to find faces in."""

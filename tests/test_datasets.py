@@ -76,6 +76,36 @@ def test_malformed_rows_are_skipped_and_reported_with_line_numbers(tmp_path):
         assert message in problem, problem
 
 
+def test_a_wrong_pixel_count_or_usage_says_what_it_may_be(tmp_path):
+    """"expected 2304 pixel values, got 1" for commas between the values, "got 6912" for a colour face, and an unknown
+    Usage without the values taken: messages that did not say what to change."""
+    x, y = make_faces(1)
+    good = pixels_text(x[0])
+    rows = ["emotion,pixels,Usage", f'0,"{good.replace(" ", ",")}",Training', f"1,{' '.join([good] * 3)},Training",
+            f"2,{' '.join(['7'] * 64 * 64)},Training", f"3,{good},Testing", f"4,{good},Training"]
+    path = tmp_path / "odd.csv"
+    path.write_text("\n".join(rows) + "\n")
+    problems = load_csv(path).problems
+    assert len(problems) == 4, problems
+    assert "got 1 (the values seem separated by commas or semicolons; FER-2013 separates them by spaces)" in problems[0]
+    assert "got 6912 (6912 = 3 x 2304: a colour face? the pixels must be one grayscale value each)" in problems[1]
+    assert "got 4096 (a 64x64 face? the pixels must be a 48x48 one)" in problems[2]
+    assert "unknown Usage 'Testing' (FER-2013's are Training, PublicTest and PrivateTest; also taken: privatetest, " \
+           "publictest, test, train, training, val, valid, validation)" in problems[3]
+
+
+def test_a_photo_or_video_given_as_the_data_is_named_as_such(tmp_path):
+    """A PNG read as a CSV failed on its first byte: "'utf-8' codec can't decode byte 0x89"."""
+    x, _ = make_faces(1)
+    Image.fromarray(x[0]).save(tmp_path / "face48.png")
+    (tmp_path / "clip.MP4").write_bytes(b"\0" * 100)
+    with pytest.raises(DatasetError, match=r"--data '.*face48.png' is an image; --data takes a FER-2013 CSV "
+                                           r"\(emotion,pixels\[,Usage\]; plain or .gz\) or a folder of class folders"):
+        load_dataset(tmp_path / "face48.png")
+    with pytest.raises(DatasetError, match=r"clip.MP4' is a video; --data takes"):
+        load_dataset(tmp_path / "clip.MP4")
+
+
 def test_no_usable_rows_names_the_file_and_shows_problems(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("emotion,pixels\n9,1 2 3\nfoo,bar\n")
@@ -404,3 +434,21 @@ def test_a_training_image_is_read_as_analyze_reads_it(tmp_path, variant):
     path = save_image(tmp_path / "face.png", rgb, variant=variant)
     analysed = Image.fromarray(read_image(Source(path, str(path), "image"))).convert("L")
     np.testing.assert_array_equal(read_face_image(path), np.asarray(analysed))
+
+
+def test_faces_shared_by_training_and_validation_and_alias_folders_are_noted(tmp_path):
+    """A class folder copied under an alias (happy/ and happiness/) was read as one class without a word, and its
+    validation faces, also training faces, inflated the validation accuracy unseen."""
+    x, y = make_faces(6, seed=4)
+    root = write_folder(tmp_path / "faces", x, y, splits=["train"] * 35 + ["val"] * 7)
+    happy = [i for i in range(35) if y[i] == EMOTIONS.index("happy")]
+    for n, i in enumerate(happy[:3]):  # three training faces saved again among the validation ones
+        Image.fromarray(x[i]).save(root / "val" / "happy" / f"again{n}.png")
+    (root / "train" / "happiness").mkdir()
+    Image.fromarray(x[0]).save(root / "train" / "happiness" / "more.png")
+    ds = load_dataset(root)
+    assert "class folders of one emotion read as one class: happiness and happy in train/ (happy)" in ds.notes
+    assert "3 of the 10 val faces are also training faces (the same pixels): val accuracy counts them as unseen" \
+        in ds.notes, ds.notes
+    clean = load_dataset(write_folder(tmp_path / "clean", x, y, splits=["train"] * 35 + ["val"] * 7))
+    assert not any("also training faces" in n or "read as one class" in n for n in clean.notes)

@@ -214,7 +214,7 @@ def test_a_finished_run_is_not_overwritten_without_asking(trained, data):
     assert rc == EXIT_USAGE and "--resume" in stderr and "--overwrite" in stderr
     # A checkpoint made with another architecture cannot be resumed.
     rc, _, stderr = run_cli([*argv, "--resume", "--arch", "vgg-small"])
-    assert rc == EXIT_USAGE and "arch 'tiny' -> 'vgg-small'" in stderr
+    assert rc == EXIT_USAGE and "--arch 'tiny' -> 'vgg-small'" in stderr
     # Nor one made from other data: another seed (another split, other batches) or other --faces.
     rc, _, stderr = run_cli([*argv, "--resume", "--seed", "7"])
     assert rc == EXIT_USAGE and "seed 0 -> 7" in stderr
@@ -362,7 +362,7 @@ def test_resume_with_more_epochs_continues_with_a_recomputed_schedule(data, tmp_
     # Another recipe is another run: refused by name, not continued on a different learning-rate curve.
     changed = [*common[:-len(opts)], *[("0.02" if o == "0.01" else o) for o in opts]]
     rc, _, stderr = run_cli([*changed, "--epochs", "2", "--resume"])
-    assert rc == EXIT_USAGE and "learning_rate 0.01 -> 0.02" in stderr
+    assert rc == EXIT_USAGE and "--lr 0.01 -> 0.02" in stderr
     # Other data would train the checkpoint on other faces: refused, with what differs; a moved copy resumes.
     fewer = tmp_path / "fewer.csv"
     lines = Path(data["csv"]).read_text().splitlines()
@@ -462,7 +462,7 @@ def test_distillation_from_cached_teacher_views_and_resume(trained, data, tmp_pa
     assert len(_history(out / "history.csv")) == 2
     # ...and a resume with another number of views is refused before any work.
     rc, _, stderr = run_cli([*[a if a != "2" else "3" for a in common], "--epochs", "3", "--resume"])
-    assert rc == 2 and "teacher_views 2 -> 3" in stderr
+    assert rc == 2 and "--teacher-views 2 -> 3" in stderr
 
 
 def test_cached_distillation_loss_is_the_online_distillers():
@@ -824,7 +824,7 @@ def test_a_resume_with_the_default_rate_written_out_is_the_same_run(data, tmp_pa
     rc, _, stderr = run_cli([*common, "--epochs", "1", "--lr", "0.02", "--resume"])
     assert rc == EXIT_OK, stderr
     rc, _, stderr = run_cli([*common, "--epochs", "1", "--lr", "0.03", "--resume"])
-    assert rc == EXIT_USAGE and "learning_rate 0.02 -> 0.03" in stderr
+    assert rc == EXIT_USAGE and "--lr 0.02 -> 0.03" in stderr
 
 
 def test_models_shows_a_trained_run_from_its_metrics(trained):
@@ -928,3 +928,18 @@ def test_every_skipped_file_is_listed_in_the_run_folder(tmp_path):
     assert rc == EXIT_OK and len((tmp_path / "ev" / "skipped.txt").read_text().splitlines()) == 25
     rc, _, stderr = run_cli(["evaluate", "--model", out / "model.keras", "--data", root])
     assert rc == EXIT_OK and "; --out lists every one)" in stderr
+
+
+def test_a_photo_given_as_the_data_is_refused_at_once(tmp_path):
+    import time
+
+    from PIL import Image
+
+    x, _ = make_faces(1)
+    Image.fromarray(x[0]).save(tmp_path / "face48.png")
+    for argv in (["evaluate", "--data", tmp_path / "face48.png"],
+                 ["train", "--data", tmp_path / "face48.png", "--out", tmp_path / "run", *QUICK]):
+        started = time.perf_counter()
+        rc, _, stderr = run_cli(argv)
+        assert rc == EXIT_DATASET and "face48.png' is an image; --data takes a FER-2013 CSV" in stderr, stderr
+        assert time.perf_counter() - started < 2 and not (tmp_path / "run").exists()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..config import FACE_MODES  # a light module: no numpy, TensorFlow or MediaPipe
+from ..wording import count
 from . import EXIT_OK
 
 #: Keep in step with fer_batch.training.architectures.ARCHITECTURES (a test checks it); listed here so that
@@ -197,7 +198,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..errors import DatasetError, UsageError
+    from ..errors import UsageError
 
     config = config_from_args(args)  # validates option values (UsageError -> exit 2)
     # Options that would change nothing are refused, as --teacher-mode cached without a teacher is: a user who gives
@@ -212,10 +213,9 @@ def run_train(args: argparse.Namespace) -> int:
                          f"the teacher mode is {config.teacher_mode!r}")
     if config.arch not in ARCH_HELP:  # the names of training.architectures (a test keeps them equal), without Keras
         raise UsageError(f"--arch {config.arch!r} is not an architecture; choose one of {', '.join(ARCH_HELP)}")
-    if not Path(config.data).exists():
-        raise DatasetError(f"--data {config.data!r}: no such file or directory")
-    from ..config import check_faces
+    from ..config import check_data, check_faces
 
+    check_data(config.data)  # a missing file, or a photo given as the data: said before Keras loads
     check_faces(config.faces, config.data)
     config.check_outputs()  # before Keras loads (seconds) and the data is read
     if config.teacher or config.init:
@@ -257,15 +257,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..classify import check_keras_file, resolve_model
-    from ..config import check_faces
-    from ..errors import DatasetError, UsageError
+    from ..config import check_data, check_faces
+    from ..errors import UsageError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 <= args.seed < 2**32:  # as train refuses it (NumPy's generators take no other), before Keras loads
         raise UsageError(f"--seed must lie in [0, 2**32), got {args.seed}")
-    if not Path(args.data).exists():  # as train does: seconds before Keras loads, not after
-        raise DatasetError(f"--data {args.data!r}: no such file or directory")
+    check_data(args.data)  # as train does: seconds before Keras loads, not after
     check_faces(args.faces, args.data)
     if args.out:
         from ..config import check_not_a_training_run, check_output_dir, check_outside_data
@@ -288,7 +287,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report_problems(dataset, out=args.out)
     select_splits(dataset, args.splits, seed=args.seed)  # a --split the data lacks fails before the model loads
     if dataset.split_method == "none" and not args.splits:
-        print(f"note: {args.data} has no train/val/test splits; evaluating all {len(dataset['all'])} rows "
+        what = "face" if Path(args.data).is_dir() else "row"
+        print(f"note: {args.data} has no train/val/test splits; evaluating all {count(len(dataset['all']), what)} "
               "(use --split val for the holdout that `fer-batch train` kept aside)", file=sys.stderr)
     metrics = evaluate(str(path), dataset, out=args.out, splits=args.splits, seed=args.seed,
                        batch_size=args.batch_size)

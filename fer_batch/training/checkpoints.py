@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..wording import count
 from .train_config import TrainConfig, default_lr, machine_info
 
 
@@ -326,6 +327,15 @@ MUST_MATCH_ON_RESUME = ("arch", "batch_size", "optimizer", "teacher", "teacher_m
                         # (--init is not here: a resume starts from the checkpoint, whatever --init names.)
                         "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "augment",
                         "augment_engine", "mixup", "temperature", "distill_weight")
+def _option(field: str) -> str:
+    """The option that sets a TrainConfig field, as a resume refusal names it ("--lr" for learning_rate)."""
+    if field == "learning_rate":
+        return "--lr"
+    if field == "warmup_epochs":  # no option of its own
+        return "warmup_epochs (of --recipe)"
+    return "--" + field.replace("_", "-")
+
+
 #: What a run whose config.json predates a field did, for that field.
 BEFORE_THE_FIELD_EXISTED = {"faces": "as-is", "teacher_views": 4, "precision": "float32"}
 
@@ -346,8 +356,8 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
                          "--time-budget settled the run's length (one epoch in); start again with --overwrite")
     if settled is not None and config.epochs != settled:
         raise UsageError(
-            f"--resume: this run settled on {settled} epochs under --time-budget (its learning-rate schedule ends "
-            f"there); resume it with --epochs {settled}"
+            f"--resume: this run settled on {count(settled, 'epoch')} under --time-budget (its learning-rate schedule "
+            f"ends there); resume it with --epochs {settled}"
         )
     before = {**BEFORE_THE_FIELD_EXISTED, **before}
     if before.get("learning_rate") is None and "optimizer" in before:  # the default rate, as a value: --lr 0.02 is it
@@ -355,7 +365,7 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
     now["learning_rate"] = config.lr
     changed = [k for k in MUST_MATCH_ON_RESUME if k in before and before[k] != now.get(k)]
     if changed:
-        diffs = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+        diffs = ", ".join(f"{_option(k)} {before[k]!r} -> {now[k]!r}" for k in changed)
         raise UsageError(
             f"--resume: the checkpoint in {config.resolved_checkpoint_dir()} was made with different settings "
             f"({diffs}); resume with the original ones, or start again without --resume (with --overwrite)"
@@ -363,7 +373,7 @@ def check_resumable(config: TrainConfig, config_json: Path) -> None:
     if "epochs" in before and config.epochs not in (before["epochs"], settled) and not config.paper_recipe:
         print(
             f"warning: --epochs changed from {before['epochs']} to {config.epochs} on resume: the cosine learning-rate "
-            f"schedule is recomputed for {config.epochs} epochs and continues from the step reached, so the result "
-            "differs from an uninterrupted run of either length",
+            f"schedule is recomputed for {count(config.epochs, 'epoch')} and continues from the step reached, so the "
+            "result differs from an uninterrupted run of either length",
             file=sys.stderr,
         )

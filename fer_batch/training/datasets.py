@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import check_faces
+from ..config import check_data, check_faces
 from ..errors import DatasetError, InputError
 from ..labels import ALIASES, EMOTIONS, NUM_CLASSES, label_for_name
 from ..sources import IMAGE_SUFFIXES  # what analyze reads is what training reads
@@ -87,13 +87,37 @@ def load_dataset(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, 
     skipped and listed.
     """
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"--data {str(path)!r}: no such file or directory")
+    check_data(path)
     check_faces(faces, path)
     if path.is_dir():
-        return load_folder(path, seed=seed, val_fraction=val_fraction, holdout=holdout, faces=faces,
-                           detector_factory=detector_factory)
-    return load_csv(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
+        dataset = load_folder(path, seed=seed, val_fraction=val_fraction, holdout=holdout, faces=faces,
+                              detector_factory=detector_factory)
+    else:
+        dataset = load_csv(path, seed=seed, val_fraction=val_fraction, holdout=holdout)
+    dataset.notes += overlap_notes(dataset)
+    return dataset
+
+
+def overlap_notes(dataset: Dataset) -> list[str]:
+    """A note per split (val, test) holding faces identical, pixel for pixel, to training faces: measured on them,
+    an accuracy counts faces the network learnt as unseen (a class folder copied under an alias, a photo saved
+    twice; FER-2013 itself repeats some)."""
+    import hashlib
+
+    train = dataset.splits.get("train")
+    if train is None or not len(train):
+        return []
+    key = lambda face: hashlib.blake2b(face.tobytes(), digest_size=16).digest()  # noqa: E731
+    learnt = {key(face) for face in train.x}
+    notes = []
+    for name in ("val", "test"):
+        split = dataset.splits.get(name)
+        if split is not None and len(split):
+            same = sum(key(face) in learnt for face in split.x)
+            if same:
+                notes.append(f"{same:,} of the {len(split):,} {name} faces are also training faces (the same pixels): "
+                             f"{name} accuracy counts them as unseen")
+    return notes
 
 
 #: The file in a run's --out (train, evaluate) that lists every row or image skipped while the data was read.
@@ -192,7 +216,7 @@ def parse_pixels(text: str) -> np.ndarray:
         return fast.astype(np.uint8).reshape(SIZE, SIZE)
     tokens = text.split()
     if len(tokens) != PIXELS:
-        raise ValueError(f"expected {PIXELS} pixel values, got {len(tokens)}")
+        raise ValueError(f"expected {PIXELS} pixel values, got {len(tokens)}{_pixel_count_hint(text, len(tokens))}")
     try:
         values = np.array(tokens, dtype=np.float64)
     except ValueError:
@@ -201,6 +225,18 @@ def parse_pixels(text: str) -> np.ndarray:
     if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
         raise ValueError("pixel values must lie in 0..255")
     return np.rint(values).astype(np.uint8).reshape(SIZE, SIZE)
+
+
+def _pixel_count_hint(text: str, n: int) -> str:
+    """Why a pixels cell may hold another count than 48 x 48, where the count or the text shows it."""
+    if n <= 1 and ("," in text or ";" in text):
+        return " (the values seem separated by commas or semicolons; FER-2013 separates them by spaces)"
+    if n == 3 * PIXELS:
+        return f" ({n} = 3 x {PIXELS}: a colour face? the pixels must be one grayscale value each)"
+    root = round(n ** 0.5)
+    if root * root == n and root != SIZE:
+        return f" (a {root}x{root} face? the pixels must be a {SIZE}x{SIZE} one)"
+    return f" (a {SIZE}x{SIZE} grayscale face, row by row)"
 
 
 def _is_number(token: str) -> bool:
@@ -262,7 +298,8 @@ def load_csv(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2, hold
                     if i_usage is not None:
                         usage = row[i_usage].strip().lower()
                         if usage not in SPLIT_ALIASES:
-                            raise ValueError(f"unknown Usage {row[i_usage]!r}")
+                            raise ValueError(f"unknown Usage {row[i_usage]!r} (FER-2013's are Training, PublicTest "
+                                             f"and PrivateTest; also taken: {', '.join(sorted(SPLIT_ALIASES))})")
                         split = SPLIT_ALIASES[usage]
                 except IndexError:
                     problems.append(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}")
@@ -389,9 +426,11 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
         reading = PhotoFaceCropper(detector_factory)
     else:
         reading = contextlib.nullcontext()
+    merged: list[str] = []  # "happy and happiness (train)": two class folders of one emotion, read as one
     with reading as cropper:
         for split, split_dir in layout.items():
             xs, ys = [], []
+            named: dict[int, list[str]] = {}
             entries = sorted(p for p in split_dir.iterdir() if not p.name.startswith("."))
             loose += [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
             for class_dir in (p for p in entries if p.is_dir()):
@@ -401,6 +440,7 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                         f"{class_dir}: unknown emotion folder {class_dir.name!r}{_closest(class_dir.name)}; expected "
                         f"one of {', '.join(EMOTIONS)} (or an alias such as anger, happiness, sadness)"
                     )
+                named.setdefault(label, []).append(class_dir.name)
                 kept = len(ys)
                 for image in sorted(class_dir.rglob("*")):
                     # hidden files and whatever lies in hidden folders (.ipynb_checkpoints, .thumbnails) are not data
@@ -422,7 +462,12 @@ def load_folder(root: str | Path, *, seed: int = 0, val_fraction: float = 0.2, h
                     empty.append(class_dir)
             if ys:
                 splits[split] = _stack(xs, ys)
+            where = "" if split == "all" else f" in {split_dir.name}/"
+            merged += [f"{' and '.join(names)}{where} ({EMOTIONS[label]})" for label, names in named.items()
+                       if len(names) > 1]
     notes = []
+    if merged:
+        notes.append(f"class folders of one emotion read as one class: {'; '.join(merged)}")
     if other:
         kinds = ", ".join(f"{suffix} {n}" for suffix, n in sorted(other.items()))
         notes.append(f"{sum(other.values())} file(s) in class folders left out for their suffix ({kinds}); images "

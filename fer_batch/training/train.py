@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DatasetError, UsageError
 from ..labels import NUM_CLASSES
+from ..wording import count
 from .saved_models import inference_copy, tta_inner, with_tta
 from .train_config import TrainConfig, machine_info
 
@@ -68,7 +69,8 @@ def _train(config: TrainConfig, init_weights, teacher_path, verbose, callbacks, 
     if config.resume and restored_epoch is not None:
         if config.epochs < restored_epoch:  # Keras would train no epoch and save the longer run as this one
             raise UsageError(f"--epochs {config.epochs}: the checkpoint in {config.resolved_checkpoint_dir()} has "
-                             f"already completed {restored_epoch} epochs; resume with --epochs {restored_epoch} or more")
+                             f"already completed {count(restored_epoch, 'epoch')}; resume with --epochs {restored_epoch} "
+                             "or more")
         check_resumable(config, Path(config.out) / "config.json")  # before the data: reading FER-2013 takes a while
     elif config.resume:
         refuse_a_resume_that_would_start_over(config)
