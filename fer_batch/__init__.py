@@ -54,15 +54,21 @@ _PUBLIC = {
     "Timeline": "timeline",  # the same, one source at a time (what summarize, charts and the report stream)
     "summarize": "summary",
     "FerBatchError": "errors",  # every error the library raises on purpose derives from it
+    "UsageError": "errors",  # a bad argument or option value
+    "InputError": "errors",  # a media file that cannot be read
+    "ModelError": "errors",  # a model name or file that cannot be resolved or loaded
+    "OutputError": "errors",  # an output that could not be written
 }
 __all__ = ["EMOTIONS", "__version__", *_PUBLIC]
 
 
 def __getattr__(name: str):
-    if name in _PUBLIC:
-        import importlib
+    import importlib
 
+    if name in _PUBLIC:
         return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    if name == "errors":  # fer_batch.errors.UsageError, as the README writes it, in a fresh interpreter
+        return importlib.import_module(".errors", __name__)
     raise AttributeError(f"module 'fer_batch' has no attribute {name!r}")
 
 

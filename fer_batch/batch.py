@@ -72,6 +72,8 @@ class _Partial(Progress):
 
 
 def _as_progress(progress) -> Progress | None:
+    if isinstance(progress, type):  # the class itself: analysed everything, then failed at close()
+        raise UsageError(f"progress= takes an object, got the class {progress.__name__}; give {progress.__name__}()")
     return progress if progress is None or isinstance(progress, Progress) else _Partial(progress)
 
 

@@ -119,11 +119,15 @@ def write_charts(timeline, directory: str | Path, smooth: float | None = None, b
     called before each source's chart (a run checks there whether it was asked to stop). ``timeline``: a DataFrame
     (:func:`~fer_batch.timeline.read_timeline`), a timeline CSV's path or a :class:`~fer_batch.timeline.Timeline`;
     a file is read one source at a time, and the distribution is counted on the way."""
+    from .config import check_not_foreign, check_smoothing
     from .sources import mark_output_dir
     from .timeline import as_timeline
 
     timeline = as_timeline(timeline)
     directory = Path(directory)
+    if smooth is not None:
+        check_smoothing(smooth, "smooth")
+    check_not_foreign("write_charts(directory=...)", directory)  # as the CLI refuses such a --charts
     mark_output_dir(directory)
     names = chart_names(source for source, media in timeline.media() if media == "video")
     written = []

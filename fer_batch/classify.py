@@ -18,6 +18,7 @@ averaged (:mod:`fer_batch.unsure_faces`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -406,7 +407,17 @@ def tflite_quantization(path: Path) -> str | None:
 def check_classifier(classifier, model: str | Path | None, runtime: str, where: str) -> None:
     """:class:`UsageError` where a loaded ``classifier`` runs another network than ``model`` names (None: not
     asked) or another runtime than an explicit ``runtime``: the options would be recorded (a run's journal and
-    report) or believed while another network made the rows. A caller's own object without ``path`` is trusted."""
+    report) or believed while another network made the rows. A caller's own object without ``path`` is trusted, if
+    it can ``predict``; a model's name given as the classifier, or a closed Classifier, is refused now rather than
+    at the first batch (after a run's output files were made)."""
+    if classifier is None:
+        return
+    if isinstance(classifier, (str, os.PathLike)) or not callable(getattr(classifier, "predict", None)):
+        raise UsageError(f"{where}: classifier= takes a loaded classifier (fer_batch.load_model('fast')), got "
+                         f"{type(classifier).__name__} {str(classifier)[:60]!r}; to choose the network by name, "
+                         "give model=... instead")
+    if getattr(classifier, "_closed", False):
+        raise UsageError(f"{where}: the classifier given was closed; load another (fer_batch.load_model(...))")
     path = getattr(classifier, "path", None)
     if path is None:
         return
@@ -444,9 +455,14 @@ def _as_crops(crops):
 
     from .errors import UsageError
 
+    if isinstance(crops, (str, os.PathLike)):
+        raise UsageError(f"crops: expected face pixels, got the path {str(crops)!r}; read and cut the faces first "
+                         "(fer_batch.analyze() takes files)")
     given = np.asarray(crops)
     shape = given.shape
-    if shape in ((48, 48), (48, 48, 1)):
+    if given.size == 0 and given.ndim <= 1:  # predict([]): the empty batch the docstring promises
+        arr = np.zeros((0, 48, 48, 1), np.float32)
+    elif shape in ((48, 48), (48, 48, 1)):
         arr = given.reshape(1, 48, 48, 1)
     elif given.ndim == 3 and shape[1:] == (48, 48):
         arr = given[..., None]

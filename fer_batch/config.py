@@ -169,6 +169,9 @@ class RunConfig:
         # Strings as the API's callers write them (out="results.csv"), Paths from here on.
         for name in ("out", "summary", "charts", "annotate", "report"):
             value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or str(value) == ""):
+                # summary=True read as a path gave pathlib's TypeError; "" became '.', the current folder
+                raise UsageError(f"RunConfig({name}=...) takes a path (str or Path) or None, got {value!r}")
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         if not isinstance(self.analyze, AnalyzeConfig):
@@ -219,11 +222,7 @@ class RunConfig:
                 raise UsageError(f"{option} {str(folder)!r} holds the input {inside[0]!r}: a folder fer-batch writes "
                                  "is marked as its output, and later runs skip it with everything in it; give a "
                                  "folder of its own (one inside the input folder is fine)")
-            media = _foreign_media(folder)
-            if media is not None:  # the same, for photos that are not among this run's inputs
-                raise UsageError(f"{option} {str(folder)!r} already holds {media}: a folder fer-batch writes is "
-                                 "marked as its output, and later runs skip it with everything in it; give an empty "
-                                 "or new folder")
+            check_not_foreign(option, folder)
 
     def _check_distinct_outputs(self) -> None:
         """No two outputs may be the same path: the later one would fail (or overwrite the other) after all the
@@ -335,6 +334,15 @@ def _probe_dir(option: str, path: Path, directory: Path, hint: str = "") -> None
 
 #: Entries of an existing output folder looked at for media before it is marked (:func:`_foreign_media`).
 FOREIGN_MEDIA_SCAN = 10_000
+
+
+def check_not_foreign(option: str, folder: Path) -> None:
+    """:class:`UsageError` where ``folder`` already holds photos or videos fer-batch did not write: marked as its
+    output, they would vanish from every later walk."""
+    media = _foreign_media(Path(folder))
+    if media is not None:
+        raise UsageError(f"{option} {str(folder)!r} already holds {media}: a folder fer-batch writes is marked as its "
+                         "output, and later runs skip it with everything in it; give an empty or new folder")
 
 
 def _foreign_media(folder: Path) -> str | None:

@@ -20,6 +20,7 @@ batching of crops for the classifier :mod:`fer_batch.batcher`.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -142,11 +143,14 @@ def analyze(paths: Iterable[str | Path], config: AnalyzeConfig | None = None, *,
         raise FerBatchError(f"analyze(errors=...) takes a list to append failures to, got {type(errors).__name__}")
     # Checked now, not at the first next(): a missing path is the CLI's usage error, before any model loads.
     found = existing_paths(paths)
-    _check_model(config, classifier, batch_size_given="batch_size" in options)
+    # Given in a config, a batch_size other than the default is as much a request as the keyword. (stream_source
+    # is another matter: it runs the classifier's batch whatever the config says, as the Ray engine's workers do.)
+    default = AnalyzeConfig.__dataclass_fields__["batch_size"].default
+    _check_model(config, classifier, batch_size_given="batch_size" in options or config.batch_size != default)
     return _records(found, config, classifier, errors)
 
 
-def _check_model(config: AnalyzeConfig, classifier, batch_size_given: bool) -> None:
+def _check_model(config: AnalyzeConfig, classifier, batch_size_given: bool, where: str = "analyze()") -> None:
     """A wrong model name fails at the call, as a missing path does; so do a ``model`` or ``runtime`` that the
     classifier given does not run, and a ``batch_size`` that it would override (its network runs its own batch:
     records would come a batch of 256 faces at a time)."""
@@ -156,7 +160,7 @@ def _check_model(config: AnalyzeConfig, classifier, batch_size_given: bool) -> N
     if classifier is None:
         resolve_model(config.model)
         return
-    check_classifier(classifier, config.model, config.runtime, "analyze()")
+    check_classifier(classifier, config.model, config.runtime, where)
     runs = getattr(classifier, "batch_size", None)
     if batch_size_given and runs is not None and runs != config.batch_size:
         raise UsageError(f"batch_size={config.batch_size}, but the classifier given runs batches of {runs}; make "
@@ -182,7 +186,8 @@ def analyze_source(path: str | Path | Source, config: AnalyzeConfig | None = Non
     """
     records: list[FaceRecord] = []
     done = None
-    for event in stream_source(path, config, classifier=classifier, detector=detector):
+    events = stream_source(path, config, classifier=classifier, detector=detector)  # checks its arguments now
+    for event in events:
         if isinstance(event, FaceRecord):
             records.append(event)
         elif isinstance(event, SourceDone):
@@ -200,9 +205,17 @@ def stream_source(path: str | Path | Source, config: AnalyzeConfig | None = None
     from .errors import UsageError
     from .sources import frames_kind, media_kind, not_media_reason
 
-    config = config or AnalyzeConfig()
+    config = AnalyzeConfig() if config is None else config
+    if not isinstance(config, AnalyzeConfig):
+        raise UsageError(f"stream_source(config=...) takes an AnalyzeConfig, got {type(config).__name__}; e.g. "
+                         "AnalyzeConfig(every=5)")
+    # At the call, as analyze() checks them: a wrong model name, and a classifier of another model than config's.
+    _check_model(config, classifier, batch_size_given=False, where="stream_source()")
     if isinstance(path, Source):
         return _stream_source(path, config, classifier, detector)
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"stream_source() and analyze_source() take one file, got {type(path).__name__} "
+                         f"{str(path)[:60]!r}; analyze() and run_batch() take several")
     (name,) = existing_paths(path)
     file = Path(name)
     if file.is_dir():

@@ -275,7 +275,8 @@ def report_parts(timeline, errors, *, settings: dict, line: str, paths: dict[str
     colours = bgr_colours()
     timeline = as_timeline(timeline)
     totals = timeline.totals()
-    errors = list(errors)
+    # (source, reason) pairs, or the SourceDone failures that analyze(errors=[...]) collects
+    errors = [(e.source, e.error) if hasattr(e, "error") and hasattr(e, "source") else tuple(e) for e in errors]
     out = ['<!doctype html><html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>fer-batch report</title><style>{CSS}</style></head><body><main>",

@@ -29,10 +29,38 @@ def _csv_options() -> dict:
 
 
 def read_timeline(path: str | Path):
-    """The timeline CSV as a DataFrame with its documented dtypes (source names kept exactly as written)."""
+    """The timeline CSV as a DataFrame with its documented dtypes (source names kept exactly as written);
+    :class:`~fer_batch.errors.UsageError` for a path that is no timeline CSV (missing, a folder, another file)."""
     import pandas as pd
 
+    check_timeline_file(path)
     return pd.read_csv(path, **_csv_options())
+
+
+def check_timeline_file(path: str | Path) -> None:
+    """:class:`~fer_batch.errors.UsageError` unless ``path`` is a file whose header holds a timeline's columns:
+    the summary CSV or the errors CSV given instead (an easy slip) failed deep in pandas (KeyError: 'emotion'), or
+    gave an empty summary."""
+    import csv
+
+    from .records import COLUMNS
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"timeline {str(path)!r}: {'a folder' if path.is_dir() else 'no such file'}; give the "
+                         "timeline CSV a run wrote (its --out)")
+    with open(path, "rb") as f:
+        first = f.readline(65536)
+    try:
+        header = next(csv.reader([first.decode("utf-8").lstrip("\ufeff")]), []) if b"\0" not in first else None
+    except (UnicodeDecodeError, csv.Error):  # a photo's bytes, say
+        header = None
+    missing = [c for c in READ_COLUMNS if header is None or c not in header]
+    if missing:
+        shown = f"its first line has {', '.join(header[:8])[:120]!r}" if header else "binary data, not a CSV"
+        raise UsageError(f"timeline {str(path)!r} is not a timeline CSV ({shown}; a timeline has "
+                         f"{', '.join(COLUMNS[:6])}, ...): give the --out CSV of a run, not its summary or errors "
+                         "file")
 
 
 @dataclass
@@ -70,6 +98,10 @@ class Timeline:
 
     @classmethod
     def from_csv(cls, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Timeline:
+        from .config import check_count
+
+        check_count("chunk_rows", chunk_rows)
+        check_timeline_file(path)  # at the call, not at the first pass
         return cls(lambda columns: _stream(Path(path), chunk_rows, columns))
 
     @classmethod
@@ -126,8 +158,6 @@ def as_timeline(timeline) -> Timeline:
     if isinstance(timeline, Timeline):
         return timeline
     if isinstance(timeline, (str, os.PathLike)):
-        if not Path(timeline).is_file():
-            raise UsageError(f"timeline {str(timeline)!r}: no such file")
         return Timeline.from_csv(timeline)
     if hasattr(timeline, "groupby") and hasattr(timeline, "columns"):
         missing = [c for c in READ_COLUMNS if c not in timeline.columns]

@@ -607,3 +607,96 @@ def test_arguments_of_the_wrong_kind_are_refused_at_the_call_by_name(one_face_ph
         run_batch(AnalyzeConfig())
     with pytest.raises(UsageError, match=f"'{tmp_path}' is a folder; analyze_source and stream_source take one file"):
         analyze_source(tmp_path)
+
+
+def test_library_arguments_that_would_fail_later_are_refused_at_the_call(one_face_photo, classifier, tmp_path):
+    """From a walk-through of the library: stream_source/analyze_source ran another model than their config named
+    (analyze() refused it); a model's name given as classifier= failed at the first batch with an AttributeError,
+    after run_batch had made its output files (and the next run was refused over them); a batch_size in a config
+    was overridden by the classifier's without a word; summary=True failed in pathlib; progress=Progress (the
+    class) failed at close(), after the whole run."""
+    from fer_batch.batch import Progress, run_batch
+    from fer_batch.classify import Classifier
+    from fer_batch.pipeline import stream_source
+
+    with pytest.raises(UsageError, match=r"stream_source\(\): the classifier given runs .*fast.keras, but the model "
+                                         r"asked for is 'accurate'"):
+        analyze_source(one_face_photo, AnalyzeConfig(model="accurate"), classifier=classifier)
+    with pytest.raises(ModelError):
+        stream_source(one_face_photo, AnalyzeConfig(model="nope"))  # at the call, not at the first next()
+    with pytest.raises(UsageError, match=r"stream_source\(config=...\) takes an AnalyzeConfig, got dict"):
+        analyze_source(one_face_photo, {"every": 2})
+    with pytest.raises(UsageError, match=r"take one file, got list"):
+        analyze_source([one_face_photo, one_face_photo])
+    with pytest.raises(UsageError, match=r"analyze\(\): classifier= takes a loaded classifier "
+                                         r"\(fer_batch.load_model\('fast'\)\), got str 'fast'"):
+        analyze([one_face_photo], classifier="fast")
+    out = tmp_path / "r.csv"
+    with pytest.raises(UsageError, match=r"run_batch\(\): classifier= takes a loaded classifier"):
+        run_batch(RunConfig(paths=(str(one_face_photo),), out=out), classifier="fast")
+    closed = Classifier()
+    closed.close()
+    with pytest.raises(UsageError, match=r"run_batch\(\): the classifier given was closed"):
+        run_batch(RunConfig(paths=(str(one_face_photo),), out=out), classifier=closed)
+    assert not out.exists() and not (tmp_path / "r.errors.csv").exists()
+    with pytest.raises(UsageError, match=r"batch_size=64, but the classifier given runs batches of 256"):
+        analyze([one_face_photo], AnalyzeConfig(batch_size=64), classifier=classifier)
+    with pytest.raises(UsageError, match=r"RunConfig\(summary=...\) takes a path \(str or Path\) or None, got True"):
+        RunConfig(paths=(str(one_face_photo),), out=out, summary=True)
+    with pytest.raises(UsageError, match=r"RunConfig\(charts=...\) takes a path .* got ''"):
+        RunConfig(paths=(str(one_face_photo),), out=out, charts="")
+    with pytest.raises(UsageError, match=r"progress= takes an object, got the class Progress; give Progress\(\)"):
+        run_batch(RunConfig(paths=(str(one_face_photo),), out=out), progress=Progress)
+    assert not out.exists()
+    # The empty batch the docstring promises, and a path where pixels were expected.
+    assert classifier.predict([]).shape == (0, 7)
+    with pytest.raises(UsageError, match=r"crops: expected face pixels, got the path '.*'; read and cut the faces"):
+        classifier.predict(str(one_face_photo))
+
+
+def test_timeline_readers_and_writers_refuse_what_is_not_theirs(tmp_path, one_face_photo):
+    """read_timeline and summarize given the summary CSV (an easy slip) failed with pandas' KeyError: 'emotion';
+    the errors CSV gave an empty summary; write_charts marked a folder of photos as output (every later walk then
+    skipped them); write_report took the SourceDone list analyze(errors=...) fills only as pairs."""
+    from fer_batch.batch import run_batch
+    from fer_batch.charts import write_charts
+    from fer_batch.records import SourceDone
+    from fer_batch.report import build_report
+    from fer_batch.sources import discover
+    from fer_batch.summary import summarize
+    from fer_batch.timeline import Timeline
+
+    config = RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv", summary=tmp_path / "s.csv")
+    run_batch(config)
+    for wrong in (tmp_path / "s.csv", tmp_path / "r.errors.csv"):
+        with pytest.raises(UsageError, match=rf"timeline '{wrong}' is not a timeline CSV \(its first line has "
+                                             r"'source, .*give the --out CSV of a run, not its summary or errors"):
+            read_timeline(wrong)
+        with pytest.raises(UsageError, match="is not a timeline CSV"):
+            summarize(wrong)
+    with pytest.raises(UsageError, match=rf"timeline '{tmp_path}': a folder"):
+        read_timeline(tmp_path)
+    with pytest.raises(UsageError, match=r"is not a timeline CSV \(binary data, not a CSV; a timeline has source"):
+        Timeline.from_csv(one_face_photo)
+    with pytest.raises(UsageError, match=r"chunk_rows must be a whole number of at least 1, got 0"):
+        Timeline.from_csv(tmp_path / "r.csv", chunk_rows=0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(one_face_photo, photos / "me.jpg")
+    with pytest.raises(UsageError, match=r"write_charts\(directory=...\) '.*photos' already holds photos or videos "
+                                         r"that fer-batch did not write \(me.jpg\)"):
+        write_charts(tmp_path / "r.csv", photos)
+    assert [s.name for s in discover([str(tmp_path)]).sources if s.name.endswith("me.jpg")]  # still walked
+    with pytest.raises(UsageError, match="smooth must be a positive number of seconds, got -1"):
+        write_charts(tmp_path / "r.csv", tmp_path / "charts", smooth=-1)
+    page = build_report(tmp_path / "r.csv", [SourceDone("gone.jpg", "image", 0, 0, error="file gone")], settings={},
+                        line="", paths={})
+    assert "<td>gone.jpg</td><td>file gone</td>" in page
+
+
+def test_the_errors_module_is_reachable_from_a_fresh_import():
+    """The README's fer_batch.errors.UsageError raised AttributeError until something had imported the submodule."""
+    code = ("import fer_batch, sys; assert 'fer_batch.pipeline' not in sys.modules; "
+            "print(fer_batch.errors.UsageError.__name__, fer_batch.UsageError is fer_batch.errors.UsageError)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0 and res.stdout.strip() == "UsageError True", res.stderr
