@@ -64,6 +64,24 @@ def import_ray():
     return ray
 
 
+def _signal_handlers() -> dict:
+    """SIGINT's and SIGTERM's handlers now (none off the main thread, where they cannot be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    import signal
+
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
+
+
 def check_address(address: str | None) -> None:
     """:class:`UsageError` unless ``address`` is None, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``."""
     if address is None or address == "auto":
@@ -78,10 +96,11 @@ def check_address(address: str | None) -> None:
 @dataclass
 class RayEngine:
     """Runs sources as Ray tasks. With ``address`` None it joins the Ray instance this process already has, or else
-    starts a local one sized to this machine (``num_cpus``/``object_store_memory`` override the sizing of a local
-    instance only); otherwise it joins that cluster. ``retries`` is how many times a source is run again after its
-    worker dies; ``in_flight`` bounds the tasks out at once (default: twice the cluster's CPUs); ``chunk_rows`` is
-    how many events (rows, mostly) a task sends back at a time.
+    starts a new local one sized to this machine (``num_cpus``/``object_store_memory`` override its sizing), never
+    the cluster that ``RAY_ADDRESS`` names (``address="auto"`` joins that); otherwise it joins that cluster.
+    ``retries`` is how many times a source is run again after its worker dies; ``in_flight`` bounds the tasks out
+    at once (default: twice the cluster's CPUs); ``chunk_rows`` is how many events (rows, mostly) a task sends back
+    at a time.
 
     ``sources_per_node`` counts, after a run, how many sources each Ray node (by id) analysed; ``chunks`` how many
     chunks each source's events came in.
@@ -95,6 +114,7 @@ class RayEngine:
     chunk_rows: int = CHUNK_ROWS
     sources_per_node: Counter = field(default_factory=Counter)
     chunks: Counter = field(default_factory=Counter)
+    _owned: bool = field(default=False, init=False, repr=False)  # this engine started the connection: it ends it
 
     def __post_init__(self):
         check_address(self.address)
@@ -105,21 +125,34 @@ class RayEngine:
         if self.chunk_rows < 1:
             raise UsageError(f"chunk_rows must be at least 1, got {self.chunk_rows}")
 
-    def _connect(self, ray) -> bool:
-        """Join or start Ray; True when this call started (and so must shut down) the connection."""
+    def connect(self) -> None:
+        """Join or start Ray now, where this process has no Ray yet (:meth:`events` does it otherwise): the CLI calls
+        it before any output file is made, so that a cluster it cannot join leaves nothing to refuse the next try
+        over. A connection made here is shut down when :meth:`events` ends."""
+        ray = import_ray()
         if ray.is_initialized():
-            return False
-        if self.address is None:
-            ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.ERROR)
-        else:
-            check_reachable(self.address)
-            try:
-                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
-            except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by how the address fails
-                raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there ({type(exc).__name__}:"
-                                 f" {exc}); is `ray start --head` running, and is the address its head's?") from None
-        return True
+            return
+        kept = _signal_handlers()
+        try:
+            if self.address is None:
+                # "local": a new instance sized to this machine, whatever RAY_ADDRESS or the record of the last
+                # `ray start` in /tmp/ray say (a head that had died without `ray stop` hung the run for good).
+                ray.init(address="local", num_cpus=self.num_cpus, object_store_memory=self.object_store_memory,
+                         include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                check_reachable(self.address)
+                try:
+                    ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+                except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by how the address fails
+                    raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there "
+                                     f"({type(exc).__name__}: {exc}); is `ray start --head` running, is the address "
+                                     "its head's, and does the cluster ask for an authentication token this shell "
+                                     "lacks?") from None
+        finally:
+            # ray.init puts its own SIGTERM handler in place of the CLI's: a kill then exited 1 with a stack dump
+            # instead of 130 and the --resume hint.
+            _restore_signal_handlers(kept)
+        self._owned = True
 
     def events(self, *, config: AnalyzeConfig, sources: list[Source], skip: set[str] | None = None,
                classifier=None, detector_factory=None, faces_before: int = 0, stop=None) -> Iterator[Event]:
@@ -132,7 +165,7 @@ class RayEngine:
         if not todo:
             return
         ray = import_ray()
-        started = self._connect(ray)
+        self.connect()
         pending: deque = deque()
         try:
             task = ray.remote(_analyze_task)
@@ -157,8 +190,9 @@ class RayEngine:
         finally:
             for _, chunks in pending:  # Ctrl-C or an error: stop the cluster's work on the rest
                 ray.cancel(chunks, force=True)
-            if started:
+            if self._owned:
                 ray.shutdown()
+                self._owned = False
 
     def _stream(self, ray, source: Source, chunks, stop) -> Iterator[Event]:
         """The events of one task as its chunks arrive, ending with its SourceDone; a worker that died on every try

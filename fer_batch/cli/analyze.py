@@ -320,6 +320,8 @@ def _run(args: argparse.Namespace) -> int:
             where = f"joining the Ray cluster at {args.ray_address}" if args.ray_address else "starting Ray"
             print(f"{where}; its workers load model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr,
                   flush=True)
+        if plan.todo and engine:
+            engine.connect()  # before any output is made: a cluster that cannot be joined leaves none behind
         if plan.todo and not engine:
             if not args.quiet:
                 print(f"loading model {config.analyze.model or DEFAULT_MODEL} ...", file=sys.stderr, flush=True)
