@@ -247,7 +247,13 @@ def as_paths(paths) -> tuple[str, ...]:
     its characters, "/" among them. An empty path is refused, since ``Path("")`` is the working directory."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    paths = tuple(os.fsdecode(p) for p in (paths or ()))
+    elif paths is not None and not hasattr(paths, "__iter__"):
+        raise UsageError(f"paths: give a file or folder, or a list of them, got {type(paths).__name__} {paths!r}")
+    given = tuple(paths or ())
+    wrong = [p for p in given if not isinstance(p, (str, bytes, os.PathLike))]
+    if wrong:  # os.fsdecode's "expected str, bytes or os.PathLike object, not NoneType"
+        raise UsageError(f"paths: each must be a str or Path, got {type(wrong[0]).__name__} {wrong[0]!r}")
+    paths = tuple(os.fsdecode(p) for p in given)
     if "" in paths:
         raise UsageError("an empty path was given; name a file or directory (use '.' for this one)")
     return paths
@@ -256,9 +262,12 @@ def as_paths(paths) -> tuple[str, ...]:
 def existing_paths(paths) -> tuple[str, ...]:
     """:func:`as_paths`, and :class:`UsageError` unless there is at least one and each exists: the same check for
     the CLI and the Python API, made before any model loads."""
+    used_up = iter(paths) is paths if hasattr(paths, "__iter__") and not isinstance(paths, (str, bytes)) else False
     paths = as_paths(paths)
     if not paths:
-        raise UsageError("give at least one file or directory to analyse")
+        # An iterator (a generator, map()) passed a second time is empty: say so, not only that nothing was given.
+        hint = " (the paths were given as an iterator that was already used up: pass a list)" if used_up else ""
+        raise UsageError(f"give at least one file or directory to analyse{hint}")
     missing = [p for p in paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")

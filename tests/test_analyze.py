@@ -700,3 +700,18 @@ def test_the_errors_module_is_reachable_from_a_fresh_import():
             "print(fer_batch.errors.UsageError.__name__, fer_batch.UsageError is fer_batch.errors.UsageError)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0 and res.stdout.strip() == "UsageError True", res.stderr
+
+
+def test_paths_of_the_wrong_kind_are_named(one_face_photo):
+    """analyze(5) raised "'int' object is not iterable", analyze([None]) os.fsdecode's TypeError, and a generator
+    passed a second time "give at least one file" with no word of why."""
+    with pytest.raises(UsageError, match=r"paths: give a file or folder, or a list of them, got int 5"):
+        analyze(5)
+    with pytest.raises(UsageError, match=r"paths: each must be a str or Path, got NoneType None"):
+        analyze([None])
+    paths = (p for p in [str(one_face_photo)])
+    assert len(list(analyze(paths))) == 1
+    with pytest.raises(UsageError, match=r"an iterator that was already used up: pass a list"):
+        analyze(paths)
+    with pytest.raises(UsageError, match=r"give at least one file or directory to analyse$"):
+        analyze([])
