@@ -515,7 +515,10 @@ class AnnotateSink:
             return None
         self.written.append(dst)
         if self.timeline is not None:
-            record(self.directory, self.timeline, "annotate", [dst])
+            try:
+                record(self.directory, self.timeline, "annotate", [dst])
+            except OSError as exc:  # the copy is made; only a later run's clean-up would miss it
+                log.info("could not record %s in %s: %s", dst, self.directory, exc)
         return dst
 
     def remove_earlier(self) -> list[Path]:

@@ -249,7 +249,7 @@ def as_paths(paths) -> tuple[str, ...]:
         paths = [paths]
     elif paths is not None and not hasattr(paths, "__iter__"):
         raise UsageError(f"paths: give a file or folder, or a list of them, got {type(paths).__name__} {paths!r}")
-    given = tuple(paths or ())
+    given = () if paths is None else tuple(paths)  # not `paths or ()`: a NumPy array or pandas Series has no truth
     wrong = [p for p in given if not isinstance(p, (str, bytes, os.PathLike))]
     if wrong:  # os.fsdecode's "expected str, bytes or os.PathLike object, not NoneType"
         raise UsageError(f"paths: each must be a str or Path, got {type(wrong[0]).__name__} {wrong[0]!r}")

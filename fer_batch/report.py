@@ -95,6 +95,7 @@ def _binned(t: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n < len(t):
         tb = np.append(tb, t[n:].mean())
         pb = np.vstack([pb, probs[n:].mean(axis=0)])
+    tb[0], tb[-1] = t[0], t[-1]  # the stretch keeps its extent: averaged ends stopped short of the axis's end
     return tb, pb
 
 

@@ -167,16 +167,21 @@ def lock_path(out: Path) -> Path:
     return Path(out).with_name(f".{Path(out).name}.lock")
 
 
-def take_lock(out: Path, option: str = "--out"):
-    """The open lock file of ``out``, locked (``flock``) for this process: two runs writing one timeline would
-    interleave their rows and journals (two trainings one run folder, their histories and checkpoints). The kernel
-    drops the lock when the process ends, however it ends, so a killed run never leaves it held. :class:`UsageError`
-    naming ``option`` and the other run's process when it is taken."""
+def take_lock(out: Path, option: str = "--out", path: Path | None = None):
+    """The open lock file of ``out`` (``path``, by default :func:`lock_path`), locked (``flock``) for this process:
+    two runs writing one timeline would interleave their rows and journals (two trainings one run folder, their
+    histories and checkpoints). The kernel drops the lock when the process ends, however it ends, so a killed run
+    never leaves it held. :class:`UsageError` naming ``option`` and the other run's process when it is taken, or
+    where the lock file cannot be made."""
     import fcntl
 
-    path = lock_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+", encoding="utf-8")
+    path = lock_path(out) if path is None else path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{option} {str(out)!r}: its lock file {str(path)!r} cannot be made "
+                         f"({exc.strerror or exc})") from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -207,8 +207,9 @@ def face_stretches(g, timed: bool, span: float, smooth: float | None = None):
     breaks = np.flatnonzero(dt > 3 * step) + 1
     for seg_t, seg_p in zip(np.split(t, breaks), np.split(probs, breaks)):
         # Each analysed frame stands for the step after it, as seconds_seen counts it: a stretch ends a step after
-        # its last frame (a face in every frame fills its band; one analysed frame is a column a step wide).
-        yield np.append(seg_t, seg_t[-1] + step), np.vstack([seg_p, seg_p[-1:]])
+        # its last frame (a face in every frame fills its band; one analysed frame is a column a step wide). At most
+        # the video's own step: a face seen every other frame would run past the axis's end.
+        yield np.append(seg_t, seg_t[-1] + min(step, span)), np.vstack([seg_p, seg_p[-1:]])
 
 
 def save_summary(df, summary_path: str | Path) -> None:

@@ -7,6 +7,7 @@ about one source's rows (plus a chunk of the file) however many sources an archi
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,27 +38,35 @@ def read_timeline(path: str | Path):
     return pd.read_csv(path, **_csv_options())
 
 
-def check_timeline_file(path: str | Path) -> None:
+def check_timeline_file(path) -> None:
     """:class:`~fer_batch.errors.UsageError` unless ``path`` is a file whose header holds a timeline's columns:
     the summary CSV or the errors CSV given instead (an easy slip) failed deep in pandas (KeyError: 'emotion'), or
-    gave an empty summary."""
-    import csv
+    gave an empty summary. Read as pandas reads it (a .gz timeline too); what is not a path (an open file) is left
+    to pandas."""
+    import pandas as pd
 
     from .records import COLUMNS
 
+    if not isinstance(path, (str, os.PathLike)):
+        return
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"timeline {str(path)!r}: {'a folder' if path.is_dir() else 'no such file'}; give the "
                          "timeline CSV a run wrote (its --out)")
-    with open(path, "rb") as f:
-        first = f.readline(65536)
     try:
-        header = next(csv.reader([first.decode("utf-8").lstrip("\ufeff")]), []) if b"\0" not in first else None
-    except (UnicodeDecodeError, csv.Error):  # a photo's bytes, say
-        header = None
+        if path.suffix.lower() not in (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"):
+            with open(path, "rb") as f:
+                if b"\0" in f.read(4096):  # a photo's bytes, say: text has no NUL
+                    raise ValueError("binary")
+        header = list(pd.read_csv(path, nrows=0, encoding="utf-8", encoding_errors="surrogateescape").columns)
+    except pd.errors.EmptyDataError:
+        header, shown = None, "an empty file"
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError, OSError, EOFError):
+        header, shown = None, "binary data, not a CSV"
     missing = [c for c in READ_COLUMNS if header is None or c not in header]
     if missing:
-        shown = f"its first line has {', '.join(header[:8])[:120]!r}" if header else "binary data, not a CSV"
+        if header is not None:
+            shown = f"its first line has {', '.join(map(str, header[:8]))[:120]!r}"
         raise UsageError(f"timeline {str(path)!r} is not a timeline CSV ({shown}; a timeline has "
                          f"{', '.join(COLUMNS[:6])}, ...): give the --out CSV of a run, not its summary or errors "
                          "file")

@@ -715,3 +715,23 @@ def test_paths_of_the_wrong_kind_are_named(one_face_photo):
         analyze(paths)
     with pytest.raises(UsageError, match=r"give at least one file or directory to analyse$"):
         analyze([])
+
+
+def test_a_gzipped_timeline_and_arrays_of_paths_are_taken(tmp_path, one_face_photo):
+    """The timeline check first refused a .gz timeline that pandas reads (as binary data); NumPy arrays and pandas
+    Series of paths failed on their truth value."""
+    import gzip
+
+    from fer_batch.batch import run_batch
+    from fer_batch.summary import summarize
+
+    run_batch(RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv"))
+    with open(tmp_path / "r.csv", "rb") as f, gzip.open(tmp_path / "r.csv.gz", "wb") as g:
+        g.write(f.read())
+    assert len(summarize(tmp_path / "r.csv.gz")) == len(summarize(tmp_path / "r.csv")) == 1
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"is not a timeline CSV \(an empty file"):
+        read_timeline(tmp_path / "empty.csv")
+    both = [str(shutil.copy(one_face_photo, tmp_path / name)) for name in ("a.jpg", "b.jpg")]
+    for paths in (np.array(both), pd.Series(both)):
+        assert len(list(analyze(paths))) == 2

@@ -26,6 +26,26 @@ def test_only_the_files_recorded_for_the_timeline_are_removed(tmp_path):
     assert remove_earlier(out, tmp_path / "r.csv", "charts") == [kept] and other.exists() and users.exists()
 
 
+def test_a_file_written_again_by_another_timeline_or_changed_since_is_not_removed(tmp_path):
+    """day1 and day2 share a charts folder and a source: day2's chart replaced day1's under the same name, and a
+    later --overwrite of day1 deleted it; nor may a file the user put at a recorded name go."""
+    import os
+
+    out = tmp_path / "charts"
+    out.mkdir()
+    shared, mine = out / "clip.mp4.png", out / "other.mp4.png"
+    shared.write_bytes(b"day1")
+    mine.write_bytes(b"day1")
+    record(out, tmp_path / "day1.csv", "charts", [shared, mine])
+    shared.write_bytes(b"day2's chart")
+    record(out, tmp_path / "day2.csv", "charts", [shared])
+    mine.write_bytes(b"the user's own, saved over it")
+    os.utime(mine, ns=(1, 1))
+    assert remove_earlier(out, tmp_path / "day1.csv", "charts") == []
+    assert shared.read_bytes() == b"day2's chart" and mine.exists()
+    assert remove_earlier(out, tmp_path / "day2.csv", "charts") == [shared]
+
+
 def test_a_record_that_names_a_path_outside_its_folder_or_is_cut_off_removes_nothing_else(tmp_path):
     out = tmp_path / "ann"
     out.mkdir()

@@ -449,3 +449,18 @@ def test_sources_whose_names_hold_undecodable_bytes_stay_apart():
                       FaceRecord(b, "image", 0, None, 0, 0, 0, 5, 5, 0.9, _p(4))])
     s = summarize(rows)
     assert list(s.source) == [a, b] and list(s.dominant_emotion) == ["happy", "sad"]
+
+
+def test_a_band_ends_within_the_axis_and_a_long_one_keeps_its_extent_when_binned():
+    """A face seen every other analysed frame ran a step of its own (two of the video's) past the axis's end; a face
+    over more points than the report draws stopped short where its last bin was averaged."""
+    from fer_batch.report import timeline_svg
+
+    recs = [FaceRecord("v.mp4", "video", i, i / 10, None) for i in range(20)]
+    recs += [FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(1, 20, 2)]
+    rows = _timeline(recs).sort_values("frame", kind="stable")
+    xs = _polygon_xs(timeline_svg(rows, [0]))
+    assert xs.max() == pytest.approx(56 + 936, abs=0.1)  # the axis's end (2.0 s), not past it
+    long = _timeline([FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(i % 7)) for i in range(1000)])
+    xs = _polygon_xs(timeline_svg(long, [0]))
+    assert (xs.min(), xs.max()) == pytest.approx((56, 56 + 936), abs=0.1)

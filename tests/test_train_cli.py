@@ -842,7 +842,7 @@ def test_models_shows_a_trained_run_from_its_metrics(trained):
         assert f"  {emotion:<10}{row['precision']:>10.3f}{row['recall']:>8.3f}" in stdout
 
 
-def test_a_second_training_into_the_same_run_is_refused_while_the_first_runs(data, tmp_path):
+def test_a_second_training_into_the_same_run_is_refused_while_the_first_runs(data, tmp_path, monkeypatch):
     """A --resume started in a second terminal while the first still trained wrote its epochs into the same history
     (twice each); an --overwrite with another --arch crashed on the first's checkpoint."""
     import os
@@ -850,38 +850,46 @@ def test_a_second_training_into_the_same_run_is_refused_while_the_first_runs(dat
     import sys
     import time
 
-    from fer_batch.sinks import lock_path
+    from fer_batch.errors import UsageError
+    from fer_batch.training.checkpoints import locked
+    from fer_batch.training.train import TrainConfig, train
 
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
-    # The first run: a process that holds the run's lock as a training does (take_lock, the same call).
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fer_batch.sinks import take_lock; "
-                               "lock = take_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
+    first = TrainConfig.paper(data=str(data["csv"]), out=str(out), checkpoint_dir=str(ckpt), arch="tiny",
+                              batch_size=4, learning_rate=0.01, epochs=1)
+    # The first run: a process that holds the run's locks as a training does (the same call).
+    code = ("import sys, time; from fer_batch.training.checkpoints import locked; "
+            "from fer_batch.training.train_config import TrainConfig; "
+            "c = TrainConfig(data=sys.argv[1], out=sys.argv[2], checkpoint_dir=sys.argv[3]); "
+            "m = locked(c); m.__enter__(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(data["csv"]), str(out), str(ckpt)],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.perf_counter()
         rc, _, stderr = run_cli(["train", "--data", data["csv"], "--out", out, "--checkpoint-dir", ckpt,
-                                 "--epochs", "1", *QUICK])
+                                 "--epochs", "1", "--resume", *QUICK])
         assert rc == EXIT_USAGE and f"--out '{out}' is being written by another fer-batch run (process " \
             f"{holder.pid})" in stderr, stderr
         assert time.perf_counter() - started < 5 and not out.exists()  # said before Keras or the data
+        # The same folder reached another way (relative, through ..) is the same lock.
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(UsageError, match="is being written by another fer-batch run"):
+            train(TrainConfig.paper(data=str(data["csv"]), out="ckpt/../run", checkpoint_dir=str(tmp_path / "c2"),
+                                    arch="tiny", batch_size=4, learning_rate=0.01, epochs=1), verbose=0)
     finally:
         holder.kill()
         holder.wait()
     # The checkpoint folder too: two runs into other --out folders but one --checkpoint-dir.
-    from fer_batch.errors import UsageError
-    from fer_batch.sinks import take_lock
-    from fer_batch.training.train import TrainConfig, train
-
-    lock = take_lock(ckpt, "--checkpoint-dir")
-    try:
+    with locked(first):
         config = TrainConfig.paper(data=str(data["csv"]), out=str(tmp_path / "other"), checkpoint_dir=str(ckpt),
                                    arch="tiny", batch_size=4, learning_rate=0.01, epochs=1)
         with pytest.raises(UsageError, match="--checkpoint-dir .* is being written by another fer-batch run"):
             train(config, verbose=0)
-    finally:
-        lock.close()
-    assert lock_path(out).exists()  # beside the run folder, as analyze's beside its timeline
+    # No lock file beside or inside the folders the user named; --out . and one folder for both work.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    with locked(TrainConfig.paper(data=str(data["csv"]), out=".", checkpoint_dir=".")):
+        pass
 
 
 def test_a_training_whose_loss_becomes_nan_fails_and_saves_no_model(data, tmp_path):

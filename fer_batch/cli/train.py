@@ -225,6 +225,9 @@ def run_train(args: argparse.Namespace) -> int:
             if model:  # a wrong name or a file that is no model fails now (exit 3), before the data is read
                 check_keras_file(resolve_model(model, option=option), option)
     ckpt = config.resolved_checkpoint_dir()
+    from ..training.checkpoints import check_unlocked
+
+    check_unlocked(config)  # another run still training into either folder: said now, before Keras and the below
     if not config.resume and not args.overwrite:
         if (Path(config.out) / "model.keras").exists():
             earlier = [p for p in (Path(config.out) / "model.keras", ckpt / "backup") if p.exists()]
@@ -239,9 +242,6 @@ def run_train(args: argparse.Namespace) -> int:
                 "pass --resume to continue that run, --overwrite to start again (deleting them), or delete "
                 f"{ckpt} yourself"
             )
-    from ..sinks import check_unlocked
-
-    check_unlocked(Path(config.out))  # a run still training into it: said now, not after Keras loads
     from ._native import import_keras_quietly, quiet_native_logs, quiet_photo_detector_factory
 
     quiet_native_logs()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UsageError
@@ -29,6 +31,45 @@ def write_atomically(path: Path, text: str) -> None:
     with open(tmp, "w", newline="") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _lock_file(folder: Path) -> Path:
+    """The lock of a run or checkpoint folder: in the user cache, named for the folder's resolved path, so that
+    ``.``, ``..``, a link and its target are one folder, and no lock file lands beside or inside a folder the user
+    named (``--out .`` has no name to put one beside)."""
+    import hashlib
+    import os
+
+    from ..user_cache import user_cache_dir
+
+    key = hashlib.sha256(os.fsencode(Path(folder).resolve())).hexdigest()[:24]
+    return user_cache_dir() / "locks" / f"{key}.lock"
+
+
+@contextmanager
+def locked(config: TrainConfig) -> Iterator[None]:
+    """The run folder and the checkpoint folder held for this process alone (one lock where they are one folder):
+    a second training into either (a --resume started while the first still runs) wrote its epochs into the same
+    history, or resumed from the first's checkpoint into another network."""
+    from ..sinks import take_lock
+
+    folders = {}
+    for option, folder in (("--out", Path(config.out)), ("--checkpoint-dir", config.resolved_checkpoint_dir())):
+        folders.setdefault(folder.resolve(), (option, folder))
+    locks = []
+    try:
+        for resolved, (option, folder) in folders.items():
+            locks.append(take_lock(folder, option, _lock_file(resolved)))
+        yield
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def check_unlocked(config: TrainConfig) -> None:
+    """:class:`UsageError` now, before Keras loads, where another training holds either folder (:func:`locked`)."""
+    with locked(config):
+        pass
 
 
 def start_or_resume(config: TrainConfig, restored_epoch: int | None) -> bool:

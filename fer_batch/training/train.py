@@ -40,24 +40,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks: list |
     """
     # Every setting that can be refused is refused before the data is read or anything is written.
     init_weights, teacher_path = _check_before_work(config)
-    with _locked(config):
+    from .checkpoints import locked
+
+    with locked(config):
         return _train(config, init_weights, teacher_path, verbose, callbacks, detector_factory)
-
-
-@contextmanager
-def _locked(config: TrainConfig) -> Iterator[None]:
-    """The run folder and the checkpoint folder held for this process alone: a second training into either (a
-    --resume started while the first still runs) wrote its epochs into the same history, or resumed from the
-    first's checkpoint into another network."""
-    from ..sinks import take_lock
-
-    locks = [take_lock(Path(config.out), "--out")]
-    try:
-        locks.append(take_lock(config.resolved_checkpoint_dir(), "--checkpoint-dir"))
-        yield
-    finally:
-        for lock in locks:
-            lock.close()
 
 
 def _train(config: TrainConfig, init_weights, teacher_path, verbose, callbacks, detector_factory) -> dict:
@@ -69,8 +55,8 @@ def _train(config: TrainConfig, init_weights, teacher_path, verbose, callbacks, 
     if config.resume and restored_epoch is not None:
         if config.epochs < restored_epoch:  # Keras would train no epoch and save the longer run as this one
             raise UsageError(f"--epochs {config.epochs}: the checkpoint in {config.resolved_checkpoint_dir()} has "
-                             f"already completed {count(restored_epoch, 'epoch')}; resume with --epochs {restored_epoch} "
-                             "or more")
+                             f"already completed {count(restored_epoch, 'epoch')}; resume with --epochs "
+                             f"{restored_epoch} or more")
         check_resumable(config, Path(config.out) / "config.json")  # before the data: reading FER-2013 takes a while
     elif config.resume:
         refuse_a_resume_that_would_start_over(config)
