@@ -735,3 +735,17 @@ def test_a_gzipped_timeline_and_arrays_of_paths_are_taken(tmp_path, one_face_pho
     both = [str(shutil.copy(one_face_photo, tmp_path / name)) for name in ("a.jpg", "b.jpg")]
     for paths in (np.array(both), pd.Series(both)):
         assert len(list(analyze(paths))) == 2
+
+
+def test_load_model_and_write_report_name_what_they_take(tmp_path, one_face_photo):
+    from fer_batch.batch import run_batch
+    from fer_batch.report import write_report
+
+    with pytest.raises(UsageError, match=r"load_model\(\): unknown option 'batchsize' \(did you mean 'batch_size'\?\); "
+                                         r"it takes batch_size, runtime, threads"):
+        load_model("fast", batchsize=3)
+    run_batch(RunConfig(paths=(str(one_face_photo),), out=tmp_path / "r.csv"))
+    with pytest.raises(UsageError, match=r"write_report\(path=...\) must name an .html file, got '.*report.txt'"):
+        write_report(tmp_path / "report.txt", tmp_path / "r.csv", [], settings={}, line="", paths={})
+    assert not (tmp_path / "report.txt").exists()
+
