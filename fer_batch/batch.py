@@ -99,8 +99,9 @@ class RunReport:
     few_faces: list[tuple[str, int, int]] = field(default_factory=list)
     hint: str = ""  # the option that may help where little was found
     #: What ran the classifier in this process ("tflite, dynamic-int8"), where --runtime auto chose it; None with an
-    #: engine (its workers choose) or with nothing to classify.
+    #: engine (its workers choose: see ``engine``) or with nothing to classify.
     runtime: str | None = None
+    engine: bool = False  # the sources ran on an engine (Ray), each worker with its own classifier
     #: Charts and annotated copies that an earlier run of the same timeline wrote and this one replaced or did not
     #: make (sources gone from the inputs, or failed now): removed (:mod:`~fer_batch.output_files`).
     removed: list[Path] = field(default_factory=list)
@@ -179,7 +180,11 @@ def _report_settings(config: RunConfig, report: RunReport) -> dict:
     from .classify import DEFAULT_MODEL
 
     a = config.analyze
-    runtime = f"{report.runtime} (chosen by auto)" if report.runtime and a.runtime == "auto" else a.runtime
+    runtime = a.runtime
+    if a.runtime == "auto" and report.runtime:
+        runtime = f"{report.runtime} (chosen by auto)"
+    elif a.runtime == "auto" and report.engine:  # each worker loads its own classifier: a GPU node chooses Keras
+        runtime = "auto (chosen on each worker)"
     return {"inputs": list(config.paths), "timeline": str(config.out), "analysed": sampling_text(a.every, a.fps),
             "model": a.model or DEFAULT_MODEL, "runtime": runtime, "detector": a.detector,
             "min face": f"{a.min_face} px" if a.min_face else None, "min score": a.min_score,
@@ -366,7 +371,7 @@ def run_batch(config: RunConfig, progress: Progress | None = None, classifier=No
             # Loaded here rather than by iter_events, so that the report can say what `--runtime auto` chose.
             classifier = Classifier(config.analyze.model, batch_size=config.analyze.batch_size,
                                     runtime=config.analyze.runtime)
-        report.runtime = _runtime_ran(classifier)
+        report.runtime, report.engine = _runtime_ran(classifier), engine is not None
         events = iter_events if engine is None else functools.partial(engine.events, stop=stop)
         for event in events(config=config.analyze, sources=found.sources, skip=committed,
                             classifier=classifier, detector_factory=detector_factory, faces_before=faces_before):

@@ -188,6 +188,16 @@ def test_plain_engine_ray_starts_its_own_instance_and_a_failed_join_leaves_no_ou
 
 
 @pytest.mark.ray
+def test_the_report_of_a_ray_run_says_each_worker_chose_the_runtime(ray_local, tmp_path, synthetic_photos):
+    from fer_batch.engine_ray import RayEngine
+
+    photo = shutil.copy(synthetic_photos["one_face"][0], tmp_path / "me.jpg")
+    config = RunConfig(paths=(str(photo),), out=tmp_path / "r.csv", report=tmp_path / "r.html")
+    run_batch(config, engine=RayEngine())
+    assert "<tr><th>runtime</th><td>auto (chosen on each worker)</td></tr>" in config.report.read_text()
+
+
+@pytest.mark.ray
 def test_cli_ray_run_equals_local_run(ray_local, media, local_out, tmp_path, capsys):
     out = tmp_path / "cli.csv"
     code = main(["analyze", str(media), "--out", str(out), "--batch-size", "32", "--engine", "ray"])
