@@ -109,6 +109,8 @@ def model_card(name_or_path: str | Path | None = None) -> dict:
     if not isinstance(card, dict):
         raise ModelError(f"{str(path)!r}, beside the model, is read as its card but holds a "
                          f"{type(card).__name__}, not an object; rename it or the model")
+    if "class_name" in card and "config" in card:  # Keras's model.to_json(), saved beside the model: no card
+        return {}
     return card
 
 
@@ -162,7 +164,8 @@ class Classifier:
     Keras one mirrored face at a time (a batch of 1, the same bits whatever batch the face came in).
 
     One Classifier may be shared between threads: their :meth:`predict` calls take turns on its one network. A
-    model whose outputs are not probabilities (no softmax at the end) is refused at its first batch.
+    model whose outputs are not probabilities (no softmax at the end) is refused when loaded (one blank face is
+    run through it), and at any batch where they are not.
     :meth:`close` (or a ``with`` block) lets its interpreters and model go at once rather than with the object.
     """
 
@@ -179,6 +182,8 @@ class Classifier:
             raise UsageError(f"--runtime {runtime!r} is not allowed; choose one of {', '.join(RUNTIMES)}")
         self.batch_size = batch_size
         self.path = resolve_model(model)
+        # Milliseconds, and the right words: an empty or truncated file read as "File not found" from Keras.
+        check_keras_file(self.path)
         self.name = str(model) if model is not None and str(model) in PACKAGED else self.path.stem
         self._model = None
         # One interpreter (or Keras model) per Classifier: calls from several threads take turns on it.
@@ -235,6 +240,28 @@ class Classifier:
             self.model  # noqa: B018  loaded and checked now, not at the first batch
         self.runtime = chosen
         self.network_batch = self._tflite.batch_size if self._tflite is not None else batch_size
+        self._probe()
+
+    def _probe(self) -> None:
+        """One blank face through the network now: a model without a softmax at its end was refused only at its
+        first batch, after a run had made its output files (and on inputs without a face, never)."""
+        import numpy as np
+
+        if self._tflite is not None:
+            probs = self._tflite(np.zeros((self.network_batch, 48, 48, 1), np.float32))
+        else:  # called eagerly: predict_on_batch would trace a function for this one-face shape
+            probs = np.asarray(self.model(np.zeros((1, 48, 48, 1), np.float32), training=False))
+        self._check_probabilities(np.asarray(probs, dtype=np.float64))
+
+    def _check_probabilities(self, probs) -> None:
+        import numpy as np
+
+        sums = probs.sum(axis=1)
+        # 1e-2: a softmax computed in bfloat16 (a model saved under mixed_bfloat16) sums to 1 within about 0.003.
+        if not (np.all(np.isfinite(probs)) and probs.min() >= -1e-4 and np.all(np.abs(sums - 1.0) <= 1e-2)):
+            raise ModelError(f"--model {str(self.path)!r}: its outputs are not probabilities (a row sums to "
+                             f"{sums[np.argmax(np.abs(sums - 1.0))]:.4g}, the smallest value is {probs.min():.4g}): "
+                             "end the network with a softmax")
 
     @property
     def model(self):
@@ -361,12 +388,7 @@ class Classifier:
                         first = run(face).astype(np.float64)
                         return second_look(first, face, run, near_tie_rows(first, margin))
                 probs = recheck_near_ties(probs, padded[start:start + n], one, rows)
-        sums = probs.sum(axis=1)
-        # 1e-2: a softmax computed in bfloat16 (a model saved under mixed_bfloat16) sums to 1 within about 0.003.
-        if not (np.all(np.isfinite(probs)) and probs.min() >= -1e-4 and np.all(np.abs(sums - 1.0) <= 1e-2)):
-            raise ModelError(f"--model {str(self.path)!r}: its outputs are not probabilities (a row sums to "
-                             f"{sums[np.argmax(np.abs(sums - 1.0))]:.4g}, the smallest value is {probs.min():.4g}): "
-                             "end the network with a softmax")
+        self._check_probabilities(probs)
         probs = np.clip(probs, 0.0, None)  # float rounding only, after the check above
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 

@@ -89,6 +89,9 @@ class TFLiteRunner:
                 raise ValueError(f"expected input (N, 48, 48, 1) and output (N, {NUM_CLASSES}), got "
                                  f"{tuple(inp['shape'])} -> {tuple(out['shape'])}")
             self.input, self.output = inp["index"], out["index"]
+            # A model may take its crops as uint8 (or any numeric type), as Keras lets a user declare its Input: fed
+            # float32, the interpreter refused them ("Got value of type FLOAT32 but expected type UINT8").
+            self.input_dtype = inp["dtype"]
             self.batch_size, self.data, self.path = batch_size, data, path
             self.interpreter.resize_tensor_input(self.input, [batch_size, 48, 48, 1])
             self.interpreter.allocate_tensors()
@@ -103,6 +106,6 @@ class TFLiteRunner:
     def __call__(self, batch):
         import numpy as np
 
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=np.float32))
+        self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=self.input_dtype))
         self.interpreter.invoke()
         return np.array(self.interpreter.get_tensor(self.output))

@@ -318,9 +318,9 @@ def test_a_model_without_a_softmax_is_refused_by_name(tmp_path, runtime):
     logits = keras.layers.Dense(7)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))
     path = tmp_path / "logits.keras"
     keras.Model(inputs, logits).save(path)
-    faces = np.random.default_rng(1).integers(0, 256, size=(4, 48, 48, 1), dtype=np.uint8)
+    # At load, not at the first batch: a run had made its output files by then (and never saw it without faces).
     with pytest.raises(ModelError, match="outputs are not probabilities .* end the network with a softmax"):
-        Classifier(str(path), batch_size=8, runtime=runtime).predict(faces)
+        Classifier(str(path), batch_size=8, runtime=runtime)
 
 
 @pytest.mark.parametrize("content", ['["not", "a", "card"]', '{"broken": '])
@@ -456,3 +456,48 @@ def test_a_card_with_a_bad_flip_margin_is_refused_by_name(tmp_path, margin):
 
     with pytest.raises(ModelError, match=r"flip_margin .* expected a number in \(0, 1\]"):
         Classifier(_with_card(tmp_path, "mine", flip_margin=margin), runtime="keras")
+
+
+def test_a_model_without_a_softmax_leaves_no_output_files(tmp_path, one_face_photo, capsys):
+    import keras
+
+    from fer_batch.cli import EXIT_MODEL, main
+
+    inputs = keras.Input((48, 48, 1))
+    keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(inputs))).save(tmp_path / "logits.keras")
+    out = tmp_path / "out" / "r.csv"
+    assert main(["analyze", str(one_face_photo), "--out", str(out), "--model", str(tmp_path / "logits.keras"),
+                 "--quiet"]) == EXIT_MODEL
+    assert "outputs are not probabilities" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("out/.*"))
+
+
+def test_user_models_with_a_uint8_input_an_empty_file_or_a_keras_json_beside_them(tmp_path):
+    """A model declaring keras.Input(..., dtype="uint8") failed in TFLite with "Got value of type FLOAT32 but
+    expected type UINT8" (exit 70); an empty .keras file was "File not found"; model.to_json() saved beside a model
+    was shown as its card."""
+    import json
+
+    import keras
+    import numpy as np
+
+    from fer_batch.classify import Classifier, model_card
+    from fer_batch.errors import ModelError
+
+    inp = keras.Input((48, 48, 1), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(keras.ops.cast(inp, "float32"))
+    out = keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    model.save(tmp_path / "u8.keras")
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    expected = model.predict(faces[..., None], verbose=0)
+    for runtime in ("tflite", "keras"):
+        got = Classifier(tmp_path / "u8.keras", runtime=runtime).predict(faces)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    (tmp_path / "empty.keras").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"empty.keras': not a .keras file"):
+        Classifier(tmp_path / "empty.keras")
+    (tmp_path / "u8.json").write_text(model.to_json())
+    assert model_card(tmp_path / "u8.keras") == {}
+    (tmp_path / "u8.json").write_text(json.dumps({"name": "mine", "status": "final"}))
+    assert model_card(tmp_path / "u8.keras")["name"] == "mine"
