@@ -467,16 +467,9 @@ def load_model(model: str | Path | None = None, **options) -> Classifier:
     """Load a packaged model by name (``fast``, ``accurate``) or a ``.keras`` file; ``None`` gives ``fast``.
     ``options`` are :class:`Classifier`'s (``batch_size``, ``runtime``, ``threads``); another name is a
     :class:`UsageError` naming the closest (``batchsize`` was Python's TypeError)."""
-    import difflib
+    from .config import check_option_names
 
-    from .errors import UsageError
-
-    known = ("batch_size", "runtime", "threads")
-    for name in options:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"load_model(): unknown option {name!r}{hint}; it takes {', '.join(known)}")
+    check_option_names(options, ("batch_size", "runtime", "threads"), takes="it takes", lead="load_model(): ")
     return Classifier(model, **options)
 
 

@@ -38,15 +38,28 @@ def analyze_config(**options) -> "AnalyzeConfig":
     """``AnalyzeConfig(**options)``, where an unknown name is a :class:`UsageError` that lists the valid ones (and
     the closest), not Python's TypeError."""
     import dataclasses
+
+    check_option_names(options, [f.name for f in dataclasses.fields(AnalyzeConfig)], takes="analyze() takes")
+    return AnalyzeConfig(**options)
+
+
+def check_option_names(options, known, *, takes: str, lead: str = "") -> None:
+    """:class:`UsageError` for the first name in ``options`` that is not ``known``, with the closest one and the
+    list (``lead`` before the message, ``takes`` before the list): keyword arguments a function passes on, where
+    Python's TypeError would name neither."""
     import difflib
 
-    fields = [f.name for f in dataclasses.fields(AnalyzeConfig)]
     for name in options:
-        if name not in fields:
-            close = difflib.get_close_matches(name, fields, n=1)
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"unknown option {name!r}{hint}; analyze() takes {', '.join(fields)}")
-    return AnalyzeConfig(**options)
+            raise UsageError(f"{lead}unknown option {name!r}{hint}; {takes} {', '.join(known)}")
+
+
+def check_report_path(option: str, path: str | Path) -> None:
+    """:class:`UsageError` unless ``path`` names an .html (or .htm) file: a browser would not open it as a page."""
+    if Path(path).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"{option} must name an .html file, got {str(path)!r}")
 
 
 @dataclass(frozen=True)
@@ -199,8 +212,7 @@ class RunConfig:
                                  "copies")
             check_output_dir("--annotate", self.annotate)
         if self.report is not None:
-            if Path(self.report).suffix.lower() not in (".html", ".htm"):
-                raise UsageError(f"--report must name an .html file, got {str(self.report)!r}")
+            check_report_path("--report", self.report)
             if Path(self.report).is_dir():
                 raise UsageError(f"--report {str(self.report)!r} is a directory; give an .html file path")
             _check_parent("--report", self.report)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import check_report_path
 from .errors import UsageError
 from .labels import EMOTIONS
 from .wording import count, shown_name
@@ -325,8 +326,7 @@ def write_report(path: str | Path, timeline, errors, *, settings: dict, line: st
     """Write :func:`report_parts` to ``path`` as they come (through a temporary file, so a reader never sees
     half); ``timeline`` as :func:`report_parts` takes it."""
     path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm"):  # as --report refuses it: a browser would not open it as a page
-        raise UsageError(f"write_report(path=...) must name an .html file, got {str(path)!r}")
+    check_report_path("write_report(path=...)", path)  # as --report is checked
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     try:

@@ -9,17 +9,9 @@ Each model runs as ``fer-batch analyze`` runs it (``Classifier``, runtime auto).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 
 import numpy as np
-
-
-def seen_in_training(dataset) -> np.ndarray:
-    """Whether each val face has the pixels of a training face."""
-    key = lambda face: hashlib.blake2b(face.tobytes(), digest_size=16).digest()  # noqa: E731
-    learnt = {key(face) for face in dataset["train"].x}
-    return np.array([key(face) in learnt for face in dataset["val"].x])
 
 
 def main() -> None:
@@ -28,10 +20,10 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="packaged names or .keras files")
     args = parser.parse_args()
     from fer_batch.classify import Classifier
-    from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.datasets import load_dataset, seen_in_training
 
     dataset = load_dataset(args.data)
-    val, seen = dataset["val"], seen_in_training(dataset)
+    val, seen = dataset["val"], seen_in_training(dataset)["val"]
     print(f"PublicTest: {len(val):,} faces, {seen.sum():,} of them also Training faces")
     for name in args.models:
         started = time.perf_counter()

@@ -102,22 +102,24 @@ def overlap_notes(dataset: Dataset) -> list[str]:
     """A note per split (val, test) holding faces identical, pixel for pixel, to training faces: measured on them,
     an accuracy counts faces the network learnt as unseen (a class folder copied under an alias, a photo saved
     twice; FER-2013 itself repeats some)."""
+    seen = seen_in_training(dataset)
+    return [f"{int(seen[name].sum()):,} of the {len(seen[name]):,} {name} faces are also training faces (the same "
+            f"pixels): {name} accuracy counts them as unseen" for name in ("val", "test")
+            if name in seen and seen[name].any()]
+
+
+def seen_in_training(dataset: Dataset) -> dict[str, np.ndarray]:
+    """For each split but train, whether each of its faces has the pixels of a training face (none without a
+    training split)."""
     import hashlib
 
     train = dataset.splits.get("train")
     if train is None or not len(train):
-        return []
+        return {}
     key = lambda face: hashlib.blake2b(face.tobytes(), digest_size=16).digest()  # noqa: E731
     learnt = {key(face) for face in train.x}
-    notes = []
-    for name in ("val", "test"):
-        split = dataset.splits.get(name)
-        if split is not None and len(split):
-            same = sum(key(face) in learnt for face in split.x)
-            if same:
-                notes.append(f"{same:,} of the {len(split):,} {name} faces are also training faces (the same pixels): "
-                             f"{name} accuracy counts them as unseen")
-    return notes
+    return {name: np.array([key(face) in learnt for face in split.x], dtype=bool)
+            for name, split in dataset.splits.items() if name != "train"}
 
 
 #: The file in a run's --out (train, evaluate) that lists every row or image skipped while the data was read.
