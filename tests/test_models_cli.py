@@ -83,6 +83,10 @@ def test_a_model_file_shows_the_card_beside_it_or_says_it_has_none(tmp_path):
     model.with_suffix(".json").write_text(json.dumps(card | {"publictest_per_class": {"angry": {"recall": 0.5}}}))
     code, _, _, err = probe_cli("models", str(model))
     assert code == EXIT_MODEL and f"{str(model.with_suffix('.json'))!r} is not as fer-batch writes it" in err, err
+    # A margin analyze would refuse is no "second look within 5" in the list or the card.
+    model.with_suffix(".json").write_text(json.dumps(card | {"flip_margin": 5}))
+    code, _, _, err = probe_cli("models", str(model))
+    assert code == EXIT_MODEL and "flip_margin 5; expected a number in (0, 1]" in err, err
 
 
 def test_a_runs_model_shows_what_the_run_measured_and_on_which_faces(tmp_path):
