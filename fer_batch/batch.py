@@ -463,9 +463,9 @@ def _write_after_run(config: RunConfig, report: RunReport, paths: dict, progress
 
         starting("--charts")
         with _writing("--charts", config.charts):
-            written = write_charts(timeline, config.charts, smooth=config.smooth, between=lambda: check("--charts"))
+            written = write_charts(timeline, config.charts, smooth=config.smooth, between=lambda: check("--charts"),
+                                   on_written=lambda path: record(config.charts, config.out, "charts", [path]))
             report.outputs["charts"] = written
-            record(config.charts, config.out, "charts", written)
             report.removed += remove_earlier(config.charts, config.out, "charts", keep=written)
     if config.report:
         from .report import write_report

@@ -114,9 +114,12 @@ def plot_distribution(timeline, path: Path) -> Path:
     return path
 
 
-def write_charts(timeline, directory: str | Path, smooth: float | None = None, between=None) -> list[Path]:
+def write_charts(timeline, directory: str | Path, smooth: float | None = None, between=None,
+                 on_written=None) -> list[Path]:
     """A timeline PNG per video source and ``emotion_distribution.png``; returns the files written. ``between`` is
-    called before each source's chart (a run checks there whether it was asked to stop). ``timeline``: a DataFrame
+    called before each source's chart (a run checks there whether it was asked to stop), ``on_written`` with each
+    file as soon as it is written (a run records it there, so that one stopped half-way still knows its charts:
+    :mod:`~fer_batch.output_files`). ``timeline``: a DataFrame
     (:func:`~fer_batch.timeline.read_timeline`), a timeline CSV's path or a :class:`~fer_batch.timeline.Timeline`;
     a file is read one source at a time, and the distribution is counted on the way."""
     from .config import check_not_foreign, check_smoothing
@@ -137,5 +140,9 @@ def write_charts(timeline, directory: str | Path, smooth: float | None = None, b
         if rows["media"].iloc[0] != "video":
             continue
         written.append(plot_video_timeline(source, rows, directory / names[source], smooth=smooth))
+        if on_written is not None:
+            on_written(written[-1])
     written.append(plot_distribution(timeline.totals(), directory / DISTRIBUTION_PNG))
+    if on_written is not None:
+        on_written(written[-1])
     return written

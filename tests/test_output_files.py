@@ -111,3 +111,45 @@ def test_charts_and_copies_sharing_a_folder_leave_each_other_alone(tmp_path, fac
     assert files() == first and "note: removed" not in capsys.readouterr().err
     assert main([*args[:-1], "--resume"]) == EXIT_OK  # a finished run resumed: charts again, copies kept
     assert files() == first
+
+
+def test_charts_written_before_a_stop_are_recorded_and_go_with_their_source(tmp_path, face_video, monkeypatch):
+    """A run stopped half-way through its charts had recorded none of them, so a later --overwrite without their
+    source left them beside its own as if they were its results."""
+    import dataclasses
+    import threading
+
+    import pytest
+
+    from fer_batch import charts
+    from fer_batch.batch import run_batch
+    from fer_batch.config import AnalyzeConfig, RunConfig
+    from fer_batch.errors import Interrupted
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(face_video.path, inputs / name)
+    stop = threading.Event()
+    plot = charts.plot_video_timeline
+
+    def plot_then_ctrl_c(*args, **kwargs):  # the real chart, then a Ctrl-C as the CLI's handler gives it
+        path = plot(*args, **kwargs)
+        stop.set()
+        return path
+
+    monkeypatch.setattr(charts, "plot_video_timeline", plot_then_ctrl_c)
+    config = RunConfig(paths=(str(inputs),), out=tmp_path / "r.csv", charts=tmp_path / "charts",
+                       analyze=AnalyzeConfig(every=5))
+    with pytest.raises(Interrupted, match="stopped while writing --charts"):
+        run_batch(config, stop=stop)
+    (first,) = (tmp_path / "charts").glob("*.mp4.png")
+    assert [json.loads(line)["file"] for line in (tmp_path / "charts" / MANIFEST).read_text().splitlines()] == [
+        first.name]
+    monkeypatch.setattr(charts, "plot_video_timeline", plot)
+    gone = "a.mp4" if "a.mp4" in first.name else "b.mp4"
+    (inputs / gone).unlink()
+    report = run_batch(dataclasses.replace(config, overwrite=True))
+    assert report.removed == [first] and not first.exists()
+    kept = "b.mp4" if gone == "a.mp4" else "a.mp4"
+    assert [p.name.endswith(f"{kept}.png") for p in (tmp_path / "charts").glob("*.mp4.png")] == [True]
