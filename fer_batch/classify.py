@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from . import tflite_cache
 from .dequantize import dequantized, is_quantized
-from .config import RUNTIMES  # auto (tflite on CPU-only hosts, keras with a GPU), keras, tflite
+from .config import RUNTIMES  # auto (keras with a GPU or for Keras-int8 layers, else tflite), keras, tflite
 from .errors import ModelError, UsageError
 from .labels import NUM_CLASSES
 from .threads import classifier_threads

@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--runtime", default="auto", metavar="auto|keras|tflite",
                    help="classifier runtime: keras (GPU when TensorFlow sees one), tflite (XNNPACK on the CPU, "
                         "where it converts), auto (default: keras "
-                        "with a GPU, else tflite)")
+                        "with a GPU or for a model with Keras-int8 layers such as accurate, else tflite)")
     p.add_argument("--detector", default="auto", metavar="auto|short|full",
                    help="MediaPipe BlazeFace: auto (default: both models, faces from ~24 px wide to frame-filling), "
                         "short (close faces only, fastest) or full (faces down to ~7%% of the frame's longer side)")

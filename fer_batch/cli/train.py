@@ -47,10 +47,11 @@ DEFAULTS = {"arch": "vgg-m", "epochs": 60, "batch_size": 64, "seed": 0, "optimiz
 
 TRAIN_EPILOG = "architectures (--arch):\n" + "".join(f"  {k:<10} {v}\n" for k, v in ARCH_HELP.items()) + """
 
-Checkpoints are written after every epoch to --checkpoint-dir (default: a folder under ~/.cache/fer-batch/checkpoints
-named after OUT). After an interruption, run the same command with --resume: training continues from the end of the
-last completed epoch with the same optimizer state and learning-rate schedule. Changing --epochs on resume continues
-too, but the cosine schedule is then recomputed for the new length from the step reached.
+Checkpoints are written after every epoch to --checkpoint-dir (default: a folder named after OUT under
+$XDG_CACHE_HOME/fer-batch/checkpoints, or ~/.cache/fer-batch/checkpoints). After an interruption, run the same
+command with --resume: training continues from the end of the last completed epoch with the same optimizer state
+and learning-rate schedule. Changing --epochs on resume continues too, but the cosine schedule is then recomputed
+for the new length from the step reached.
 
 exit codes: 0 trained; 2 usage error (bad option, or OUT holds a run: use --resume or --overwrite); 3 the --teacher
 or --init model cannot be found or loaded (an --init that --arch does not build is 2); 4 the dataset is unusable
@@ -61,8 +62,8 @@ FACES_HELP = ("image folders: as-is resizes each image whole to 48x48 (face crop
               "without a face are skipped and listed; of several faces the largest is used)")
 
 EVAL_HELP = """Evaluate a model on a labelled FER-2013 CSV or image folder: prints per-class precision, recall, F1 and
-support, accuracy and macro-F1 for each split evaluated; with --out also writes metrics.json and
-confusion_<split>.png there."""
+support, accuracy and macro-F1 for each split evaluated; with --out also writes metrics.json,
+confusion_<split>.png and, where rows or images were passed over, skipped.txt there."""
 
 EVAL_EPILOG = """which rows are evaluated (--split, repeatable):
   default   every split present except train: for FER-2013, PublicTest (val) and PrivateTest (test), each
@@ -136,7 +137,8 @@ def _add_train(subparsers) -> None:
                         "image; crops averages ten views (the face and four 2 px shifts, each mirrored) at ten "
                         f"times the cost (default {DEFAULTS['tta']})")
     p.add_argument("--checkpoint-dir", metavar="DIR",
-                   help="where per-epoch checkpoints go (default ~/.cache/fer-batch/checkpoints/<OUT name>-<hash>)")
+                   help="where per-epoch checkpoints go (default CACHE/fer-batch/checkpoints/<OUT name>-<hash>, "
+                        "CACHE being $XDG_CACHE_HOME or ~/.cache)")
     mode = p.add_mutually_exclusive_group()
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="stop fitting after about MIN minutes: after epoch 1 the run settles how many epochs fit "
@@ -164,7 +166,9 @@ def _add_evaluate(subparsers) -> None:
                    help="packaged model (fast, accurate; `fer-batch models` compares them) or a .keras file "
                         "(default: fast)")
     p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
-    p.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion_<split>.png into DIR")
+    p.add_argument("--out", metavar="DIR",
+                   help="also write metrics.json, confusion_<split>.png (and skipped.txt, where any data was "
+                        "passed over) into DIR")
     p.add_argument("--faces", choices=FACE_MODES, default="as-is", help=FACES_HELP)
     p.add_argument("--split", action="append", choices=SPLIT_CHOICES, dest="splits",
                    help="split to evaluate; repeat for several (default: see below)")
