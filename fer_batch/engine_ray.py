@@ -115,6 +115,7 @@ class RayEngine:
     sources_per_node: Counter = field(default_factory=Counter)
     chunks: Counter = field(default_factory=Counter)
     _owned: bool = field(default=False, init=False, repr=False)  # this engine started the connection: it ends it
+    _session_dir: str | None = field(default=None, init=False, repr=False)  # of the instance it started: removed
 
     def __post_init__(self):
         check_address(self.address)
@@ -137,8 +138,11 @@ class RayEngine:
             if self.address is None:
                 # "local": a new instance sized to this machine, whatever RAY_ADDRESS or the record of the last
                 # `ray start` in /tmp/ray say (a head that had died without `ray stop` hung the run for good).
-                ray.init(address="local", num_cpus=self.num_cpus, object_store_memory=self.object_store_memory,
-                         include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+                context = ray.init(address="local", num_cpus=self.num_cpus,
+                                   object_store_memory=self.object_store_memory, include_dashboard=False,
+                                   log_to_driver=False, logging_level=logging.ERROR)
+                # A new head, this process's alone ("local" never joins): its folder is ours to remove.
+                self._session_dir = context.address_info.get("session_dir")
             else:
                 check_reachable(self.address)
                 try:
@@ -163,6 +167,7 @@ class RayEngine:
         skip = skip or set()
         todo = deque(s for s in sources if s.name not in skip)
         if not todo:
+            self.close()  # a connection the CLI made for it ends here too
             return
         ray = import_ray()
         self.connect()
@@ -190,9 +195,22 @@ class RayEngine:
         finally:
             for _, chunks in pending:  # Ctrl-C or an error: stop the cluster's work on the rest
                 ray.cancel(chunks, force=True)
-            if self._owned:
-                ray.shutdown()
-                self._owned = False
+            self.close()
+
+    def close(self) -> None:
+        """End the connection this engine made (:meth:`connect`, :meth:`events`), and remove the folder of the local
+        instance it started; nothing where it made none (Ray the caller started stays). :meth:`events` calls it as
+        it ends; a caller that connected and then did not run it calls it itself."""
+        if not self._owned:
+            return
+        import ray
+
+        self._owned = False
+        session, self._session_dir = self._session_dir, None
+        # Waiting for the processes: none of them writes into the folder as it is removed.
+        ray.shutdown(wait_for_processes=session is not None)
+        if session is not None:
+            remove_session(session)
 
     def _stream(self, ray, source: Source, chunks, stop) -> Iterator[Event]:
         """The events of one task as its chunks arrive, ending with its SourceDone; a worker that died on every try
@@ -345,19 +363,104 @@ class _Mark:
         return self.count, self._hash.hexdigest()
 
 
+def _dialled(address: str) -> str:
+    """The HOST:PORT that ray.init dials for ``address``: Ray puts this node's IP for 127.0.0.1 and localhost
+    (ray._private.services.canonicalize_bootstrap_address), so a listener on loopback only is not what it reaches."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(address) or address
+    except Exception:  # a private helper that moved or failed: probe the address as given
+        return address
+
+
+def _not_gcs(target: str, timeout_s: float) -> str | None:
+    """None when ``target`` answers as a Ray cluster's GCS the call ray.init makes first
+    (NodeInfoGcsService.GetClusterId, over Ray's own channel: TLS and token as ray.init would), or refuses it as a
+    GCS wanting a token this shell lacks (ray.init then says so); else what answered instead."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # a Ray that moved its stubs: ray.init gives its own answer, if slowly
+        return None
+    try:
+        from ray._private.grpc_utils import init_grpc_channel
+    except ImportError:
+        init_grpc_channel = grpc.insecure_channel
+    channel = init_grpc_channel(target)
+    try:
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(),
+                                                                          timeout=timeout_s)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"no gRPC answer in {timeout_s:g} s"
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return "a gRPC server without Ray's GCS service"
+        return (exc.details() or code.name).rpartition("last error: ")[2][:200]
+    finally:
+        channel.close()
+    return None
+
+
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """For ``HOST:PORT`` and ``ray://HOST:PORT``: :class:`UsageError` at once when nothing accepts a connection
-    there. ``ray.init`` would retry such an address for minutes, silently; ``auto`` is left to Ray."""
+    """For ``HOST:PORT`` and ``ray://HOST:PORT``: :class:`UsageError` within ``timeout_s`` when nothing accepts a
+    connection where Ray will dial, and for ``HOST:PORT`` when what answers there is not a Ray cluster's GCS.
+    ray.init would retry either for about 14 minutes, silently (RAY_NUM_REDIS_GET_RETRIES, 20, tries of
+    RAY_py_gcs_connect_timeout_s, 30 s, plus about 10 s each); Ray Client (ray://) gives up by itself after 3
+    tries (about 30 s). ``auto`` is left to Ray."""
     import socket
 
     if address == "auto":
         return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    client = address.startswith("ray://")
+    given = address.removeprefix("ray://")
+    host, _, port = given.rpartition(":")
     if not host or not port.isdigit():
         return  # Ray's own message for a malformed address is clear enough
+    target = given if client else _dialled(given)
+    via = "" if target == given else f" (Ray dials {target} for it)"
+    t_host, _, t_port = target.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        socket.create_connection((t_host.strip("[]"), int(t_port)), timeout=timeout_s).close()
     except OSError as exc:
         raise UsageError(f"--ray-address {address}: nothing accepts connections at {host}:{port} "
-                         f"({exc.strerror or exc}); is `ray start --head` running there, and is that its "
+                         f"({exc.strerror or exc}){via}; is `ray start --head` running there, and is that its "
                          "port?") from None
+    if client:
+        return
+    wrong = _not_gcs(target, timeout_s)
+    if wrong is not None:
+        raise UsageError(f"--ray-address {address}: what listens at {host}:{port}{via} is not a Ray cluster's head "
+                         f"({wrong}); give the address `ray start --head` printed (its GCS port, 6379 by default), "
+                         "or ray://HOST:10001 for Ray Client") from None
+
+
+def remove_session(session_dir: str) -> None:
+    """Remove the folder (logs, sockets, port files) of a Ray instance this process started and has shut down:
+    ray.shutdown stops its processes but keeps the folder for good, one more /tmp/ray/session_* a run. Only that
+    folder goes, and Ray's session_latest link where it names that folder (Ray's next instance cannot replace a
+    dangling link: ray._private.utils.try_to_symlink). With the fer_batch logger at DEBUG (--debug) it is kept and
+    its path logged, for Ray's logs."""
+    import os
+    import shutil
+    import time
+
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("Ray's logs of this run are in %s", session_dir)
+        return
+    if not os.path.basename(session_dir).startswith("session_"):
+        return  # not the shape of a Ray session folder: leave it
+    for _ in range(3):  # a worker process that outlived its raylet by a moment can still add a log file
+        shutil.rmtree(session_dir, ignore_errors=True)
+        if not os.path.lexists(session_dir):
+            break
+        time.sleep(0.2)
+    latest = os.path.join(os.path.dirname(session_dir), "session_latest")
+    try:
+        if os.readlink(latest) == session_dir:
+            os.unlink(latest)
+    except OSError:
+        pass

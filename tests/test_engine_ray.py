@@ -49,10 +49,15 @@ def assert_same_timeline(a: Path, b: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ray_local():
+    import tempfile
+
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, object_store_memory=100 * 1024 ** 2, include_dashboard=False, log_to_driver=False)
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    ray.init(num_cpus=2, object_store_memory=100 * 1024 ** 2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=ray_tmp)  # not one more /tmp/ray/session_* a test run
     yield ray
     ray.shutdown()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +161,76 @@ def test_ray_address_is_checked(capsys, tmp_path, one_face_photo):
     assert not (tmp_path / "t.csv").exists()  # refused before any output was made
 
 
+class _NotRay:
+    """A TCP listener on every interface (Ray dials this machine's address for 127.0.0.1) that is no Ray head:
+    ``silent`` accepts and never answers, ``http`` answers as an HTTP/1 server does."""
+
+    def __init__(self, kind: str):
+        import socket
+
+        self.kind, self.held = kind, []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            if self.kind == "http":
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    conn.close()
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_an_address_where_no_ray_head_answers_is_refused_in_seconds(kind):
+    """Any TCP listener passed the check, and ray.init then retried it for 14 minutes (20 tries of 30 s and more),
+    silently."""
+    pytest.importorskip("ray")
+    from fer_batch.engine_ray import check_reachable
+    from fer_batch.errors import UsageError
+
+    with _NotRay(kind) as listener:
+        t0 = time.monotonic()
+        with pytest.raises(UsageError, match=f"127.0.0.1:{listener.port}.* is not a Ray cluster's head"):
+            check_reachable(f"127.0.0.1:{listener.port}", timeout_s=2)
+        assert time.monotonic() - t0 < 10
+
+
+def test_a_run_at_a_silent_listener_is_a_usage_error_with_no_output(tmp_path, one_face_photo):
+    import subprocess
+
+    from test_reliability import cli_command
+
+    pytest.importorskip("ray")
+    out = tmp_path / "t.csv"
+    with _NotRay("silent") as listener:
+        res = subprocess.run(cli_command() + ["analyze", str(one_face_photo), "--out", str(out), "--engine", "ray",
+                                              "--ray-address", f"127.0.0.1:{listener.port}", "--quiet"],
+                             capture_output=True, text=True, timeout=120)
+    assert res.returncode == EXIT_USAGE, res.stderr[-2000:]
+    assert "is not a Ray cluster's head (no gRPC answer in 5 s)" in res.stderr, res.stderr[-2000:]
+    assert not any(tmp_path.glob("t.csv*"))
+
+
 @pytest.mark.ray
 def test_plain_engine_ray_starts_its_own_instance_and_a_failed_join_leaves_no_output(tmp_path, one_face_photo):
     """RAY_ADDRESS naming nothing (or a dead head's record in /tmp/ray) hung a plain --engine ray for good, Ctrl-C
@@ -169,12 +244,17 @@ def test_plain_engine_ray_starts_its_own_instance_and_a_failed_join_leaves_no_ou
 
     pytest.importorskip("ray")
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    other = Path(ray_tmp, "ray", "session_2000-01-01_00-00-00_000000_1")  # another instance's folder: it stays
+    (other / "logs").mkdir(parents=True)
     env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1", "RAY_TMPDIR": ray_tmp}
     out = tmp_path / "t.csv"
     res = subprocess.run(cli_command() + ["analyze", str(one_face_photo), "--out", str(out), "--engine", "ray",
                                           "--quiet"], capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert len(read_timeline(out)) == 1
+    # Ray keeps an instance's folder after ray.shutdown, one more a run: the run's own went, and the session_latest
+    # link that named it (a dangling one Ray's next instance cannot replace); another instance's stays.
+    assert sorted(p.name for p in Path(ray_tmp, "ray").iterdir()) == [other.name]
     env.pop("RAY_ADDRESS")
     out = tmp_path / "u.csv"
     argv = cli_command() + ["analyze", str(one_face_photo), "--out", str(out), "--engine", "ray", "--ray-address",
@@ -185,6 +265,16 @@ def test_plain_engine_ray_starts_its_own_instance_and_a_failed_join_leaves_no_ou
             res.stderr[-2000:]
         assert not any(tmp_path.glob("*u.csv*")), list(tmp_path.iterdir())
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.ray
+def test_a_ray_head_passes_the_check_by_its_address_or_loopback(ray_local):
+    # (after test_plain_engine_ray_..., whose `--ray-address auto` must find no instance: ray_local's is found)
+    from fer_batch.engine_ray import check_reachable
+
+    gcs = ray_local.get_runtime_context().gcs_address
+    check_reachable(gcs)
+    check_reachable(f"127.0.0.1:{gcs.rpartition(':')[2]}")
 
 
 @pytest.mark.ray

@@ -4,6 +4,9 @@ single-node instance must be shut down first: a process joins one Ray cluster at
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
 import pytest
 
 from fer_batch.batch import run_batch
@@ -24,8 +27,9 @@ def test_two_node_cluster_runs_sources_on_both_nodes(synthetic_photos, face_vide
     analyze = AnalyzeConfig(batch_size=32)
     local = run_batch(RunConfig(paths=paths, out=tmp_path / "local.csv", analyze=analyze))
     store = 80 * 1024 ** 2
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=store,
-                                                                include_dashboard=False))
+                                                                include_dashboard=False, temp_dir=ray_tmp))
     try:
         cluster.add_node(num_cpus=1, object_store_memory=store)
         cluster.wait_for_nodes()
@@ -35,6 +39,7 @@ def test_two_node_cluster_runs_sources_on_both_nodes(synthetic_photos, face_vide
     finally:
         ray.shutdown()
         cluster.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)  # not one more /tmp/ray/session_* a test run
     assert report.succeeded == local.succeeded == 4
     print("sources per node:", dict(engine.sources_per_node))
     assert len(engine.sources_per_node) == 2 and sum(engine.sources_per_node.values()) == 4

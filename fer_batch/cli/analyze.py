@@ -336,6 +336,8 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if engine:
+                engine.close()  # where run_batch failed before the engine ran (it closes itself otherwise)
     print(f"timeline: {report.outputs['timeline']}", file=sys.stderr)
     if not report.ok:
         print(f"errors:   {report.outputs['errors']}", file=sys.stderr)
