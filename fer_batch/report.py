@@ -77,7 +77,9 @@ def _shares_bar(shares: np.ndarray, label: str) -> str:
 
 
 def _top_text(shares: np.ndarray) -> str:
-    top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), reverse=True)
+    # Largest first; a tie in the order of EMOTIONS, as argmax breaks it (the headline's "mostly angry" above a bar
+    # of "angry 25%, fear 25%", not "fear 25%, angry 25%").
+    top = sorted(((s, e) for e, s in zip(EMOTIONS, shares) if s >= 0.05), key=lambda se: -se[0])
     return ", ".join(f"{e} {100 * s:.0f}%" for s, e in top)
 
 
@@ -162,16 +164,20 @@ def distribution_svg(counts) -> str:
     return "".join(out)
 
 
-def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step: float) -> str:
+def _face_card(fid: int, g, media: str, thumbs: tuple[bytes, bytes] | None, step: float, timed: bool) -> str:
+    from .summary import time_seen
+
     probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
     dominant = EMOTIONS[int(probs.mean(axis=0).argmax())]
     frames = g["frame"].nunique()
-    if media == "video" and g["time_s"].notna().any():
-        first, last = g["time_s"].min(), g["time_s"].max()
+    first, last, seconds = time_seen(g, timed, step) if media == "video" else (None, None, None)
+    if first is not None:  # the summary's first_s, last_s and seconds_seen (none for one analysed frame)
         when = f"seen at {first:.2f} s" if first == last else f"seen {first:.2f}-{last:.2f} s"
-        # As the summary's seconds_seen, which a video analysed in one frame leaves empty (no interval to count).
-        seconds = f", ~{frames * step:.1f} s" if step > 0 else ""
-        seen = f"{when} ({count(frames, 'analysed frame')}{seconds})"
+        seen = f"{when} ({count(frames, 'analysed frame')}{f', ~{seconds:.1f} s' if seconds else ''})"
+    elif media == "video":  # not timed: frame numbers, as the summary gives no seconds
+        lo, hi = int(g["frame"].min()), int(g["frame"].max())
+        seen = f"seen in frame {lo}" if lo == hi else f"seen in frames {lo}-{hi}"
+        seen += f" ({count(frames, 'analysed frame')})"
     else:
         seen = count(frames, "frame")
     imgs = ""
@@ -246,10 +252,12 @@ def _source_section(name: str, rows, path: Path | None, opened: bool, bgr_colour
         which = f"the first {thumbnails_left} faces" if thumbnails_left > 0 else "no face"
         body.append(f'<p class="muted">Thumbnails for {which} here: a report holds those of its first '
                     f'{count(thumbnail_faces, "face")}, to stay small enough to open.</p>')
-    step = step_s(rows) if media == "video" else 0.0
+    timed = has_times(rows)
+    step = step_s(rows, timed) if media == "video" else 0.0
     if face_ids:
         body.append('<div class="faces">' + "".join(
-            _face_card(fid, faces[faces["face_id"] == fid], media, thumbs.get(fid), step) for fid in face_ids)
+            _face_card(fid, faces[faces["face_id"] == fid], media, thumbs.get(fid), step, timed)
+            for fid in face_ids)
             + "</div>")
     return f'<details class="src"{" open" if opened else ""}>{head}{"".join(body)}</details>', len(thumbs)
 

@@ -68,25 +68,37 @@ def shown_faces(rows, most: int = MAX_FACES_SHOWN) -> tuple[list[int], int, int]
     return [int(f) for f in tracked.index[np.sort(order)]], fragments, len(tracked) - most
 
 
-def step_s(frame_rows) -> float:
-    """Seconds between analysed frames of a video (median), the time each analysed frame stands for."""
-    t = np.unique(frame_rows["time_s"].to_numpy(dtype=np.float64))
-    t = t[np.isfinite(t)]
+def step_s(frame_rows, timed: bool | None = None) -> float:
+    """Seconds between analysed frames of a video (median), the time each analysed frame stands for, on the video's
+    time base (:func:`face_times`; ``timed``: :func:`has_times` of the video, found when None); 0.0 for a video
+    analysed in one frame."""
+    t = np.unique(face_times(frame_rows, timed))
     return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
 
 
-def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray | None) -> dict:
+def time_seen(g, timed: bool, step: float) -> tuple[float | None, float | None, float | None]:
+    """(first_s, last_s, seconds_seen) of a face's (or a whole file's) rows ``g`` of a video: seconds_seen is its
+    analysed frames times ``step`` (:func:`step_s`), None for a video analysed in one frame (no interval to count:
+    unknown, not 0). All None where the video's frames are not all timed (``timed``, :func:`has_times`): its chart
+    and the report's timeline count such a video as frame / 30, an estimate a table would give as if measured, and
+    the times of only its timed frames would be on another scale than that chart."""
+    if not timed:
+        return None, None, None
+    t = g["time_s"].to_numpy(dtype=np.float64)
+    frames = g["frame"].nunique()
+    # Rounded once, here, so the summary CSV and the report's cards show one figure (31 x 0.0499999 is 1.55, not 1.5).
+    return round(float(t.min()), 4), round(float(t.max()), 4), (round(frames * step, 4) if step > 0 else None)
+
+
+def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray | None,
+           timed: bool = True) -> dict:
     """The figures of one summary row from a face's (or a whole file's) timeline rows and probabilities."""
     mean = probs.mean(axis=0)
     share = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
     frames = g["frame"].nunique()
     row = {"frames_with_face": frames, "dominant_emotion": EMOTIONS[int(mean.argmax())]}
     if media == "video":
-        t = g["time_s"].to_numpy(dtype=np.float64)
-        if np.isfinite(t).any():
-            # A video analysed in one frame has no interval between analysed frames: its seconds are unknown, not 0.
-            row.update(first_s=round(float(np.nanmin(t)), 4), last_s=round(float(np.nanmax(t)), 4),
-                       seconds_seen=round(frames * step, 4) if step > 0 else None)
+        row.update(zip(("first_s", "last_s", "seconds_seen"), time_seen(g, timed, step)))
     row.update({f"mean_{e}": round(float(mean[i]), 6) for i, e in enumerate(EMOTIONS)})
     row.update({f"share_{e}": round(float(share[i]), 6) for i, e in enumerate(EMOTIONS)})
     if smoothed is not None:
@@ -102,7 +114,9 @@ def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray |
 def smooth_probabilities(times: np.ndarray, probs: np.ndarray, window_s: float) -> np.ndarray:
     """Centred moving average of probabilities over ``window_s`` seconds of video time (rows stay normalised)."""
     out = np.empty_like(probs)
-    half = window_s / 2.0
+    # Both edges count, whatever the float rounding of t +- S/2 (0.55 - 0.5 is 0.05000000000000004, which left out
+    # the frame at 0.05): a microsecond of slack, far below any frame interval.
+    half = window_s / 2.0 + 1e-6
     lo = np.searchsorted(times, times - half, side="left")
     hi = np.searchsorted(times, times + half, side="right")
     csum = np.vstack([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0)])
@@ -132,8 +146,8 @@ def summarize(timeline, smooth: float | None = None):
         if faces.empty:
             rows.append({**base, "face_id": None, "frames_with_face": 0, "dominant_emotion": None})
             continue
-        step = step_s(frame_rows) if media == "video" else 0.0
         timed = has_times(frame_rows)
+        step = step_s(frame_rows, timed) if media == "video" else 0.0
         pooled, pooled_smoothed = [], []
         for face_id, g in faces.groupby("face_id", sort=True):
             probs = g[list(EMOTIONS)].to_numpy(dtype=np.float64)
@@ -142,10 +156,10 @@ def summarize(timeline, smooth: float | None = None):
                 sm = smooth_probabilities(face_times(g, timed), probs, smooth) if media == "video" else probs
                 pooled_smoothed.append(sm)
             pooled.append(probs)
-            rows.append({**base, "face_id": int(face_id), **_stats(g, probs, media, step, sm)})
+            rows.append({**base, "face_id": int(face_id), **_stats(g, probs, media, step, sm, timed)})
         if media == "video":
             sm = np.concatenate(pooled_smoothed) if smooth is not None else None
-            rows.append({**base, "face_id": None, **_stats(faces, np.concatenate(pooled), media, step, sm)})
+            rows.append({**base, "face_id": None, **_stats(faces, np.concatenate(pooled), media, step, sm, timed)})
     columns = list(SUMMARY_COLUMNS) + (list(SMOOTHED_COLUMNS) if smooth is not None else [])
     df = pd.DataFrame(rows, columns=columns)
     df["face_id"] = df["face_id"].astype("Int64")

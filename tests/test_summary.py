@@ -464,3 +464,53 @@ def test_a_band_ends_within_the_axis_and_a_long_one_keeps_its_extent_when_binned
     long = _timeline([FaceRecord("v.mp4", "video", i, i / 10, 0, 0, 0, 5, 5, 0.9, _p(i % 7)) for i in range(1000)])
     xs = _polygon_xs(timeline_svg(long, [0]))
     assert (xs.min(), xs.max()) == pytest.approx((56, 56 + 936), abs=0.1)
+
+
+def test_a_smoothing_window_counts_both_its_edges_whatever_the_float_rounding():
+    """0.55 - 0.5 is 0.05000000000000004: the frame at 0.05 was left out of 0.55's window while 0.0 was kept in
+    0.5's, so 7 of 63 frames averaged 20 frames instead of 21 (smoothed means off by up to 5e-4)."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), size=63)
+    t = np.arange(63) * 0.05
+    sm = smooth_probabilities(t, probs, window_s=1.0)
+    want = np.array([probs[max(0, i - 10):i + 11].mean(axis=0) for i in range(63)])  # 10 frames either side
+    np.testing.assert_allclose(sm, want / want.sum(axis=1, keepdims=True), atol=1e-12)
+
+
+def test_a_video_not_timed_in_every_frame_has_no_seconds_in_the_summary_or_the_report():
+    """Frames 0-2 without timestamps, 3-9 at 25 fps: the summary gave 0.12-0.36 s from the timed frames alone,
+    while the chart and the report's timeline count such a video as frame / 30 (0-0.3 s), and the report's card
+    said "seen 0.12-0.36 s" under that axis. A video with no timestamps at all had empty seconds already."""
+    from fer_batch.report import build_report
+
+    import dataclasses
+
+    recs = [FaceRecord("v.mp4", "video", i, None if i < 3 else i / 25, 0, 0, 0, 5, 5, 0.9, _p(3)) for i in range(10)]
+    for rows in (_timeline(recs), _timeline([dataclasses.replace(r, time_s=None) for r in recs])):
+        s = summarize(rows)
+        assert len(s) == 2 and s[["first_s", "last_s", "seconds_seen"]].isna().all().all(), s
+        page = build_report(rows, [], settings={}, line="", paths={})
+        assert "seen in frames 0-9 (10 analysed frames)" in page and " s (10 analysed frames" not in page
+
+
+def test_the_reports_seconds_seen_is_the_summarys():
+    """31 frames at a step of 0.04999999999999982 s: 1.55 s in the summary, "~1.5 s" in the report's card (1.55
+    unrounded is 1.5499999999999945)."""
+    from fer_batch.report import build_report
+
+    step = 0.04999999999999982  # as a real clip's timestamps gave it
+    recs = [FaceRecord("v.mp4", "video", i, i * step, 0, 0, 0, 5, 5, 0.9, _p(3)) if i < 31
+            else FaceRecord("v.mp4", "video", i, i * step) for i in range(63)]
+    rows = _timeline(recs)
+    rows["time_s"] = np.arange(63) * step  # unrounded, as a library caller's table may hold them
+    assert summarize(rows).seconds_seen.iloc[0] == 1.55
+    assert "(31 analysed frames, ~1.6 s)" in build_report(rows, [], settings={}, line="", paths={})
+
+
+def test_a_tie_in_the_shares_is_listed_in_the_order_that_picks_the_headline():
+    from fer_batch.report import build_report
+
+    recs = [FaceRecord("v.mp4", "video", i, i / 5, 0, 0, 0, 10, 10, 0.9, _p(k)) for i, k in enumerate((5, 0, 2, 4))]
+    page = build_report(_timeline(recs), [], settings={}, line="", paths={})
+    assert "1 face, mostly angry</span>" in page
+    assert "top emotion of 4 face detections: angry 25%, fear 25%, sad 25%, surprise 25%" in page
