@@ -303,7 +303,9 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
                 raise Interrupted(f"stopped while annotating {src}; continue with --resume")
             if vout is None:  # sized by the first frame (a TIFF's later pages may differ: fitted to it)
                 facts["size"] = (img.shape[1], img.shape[0])
-                vout, size = _h264_stream(out, int(NO_TIMESTAMP_FPS), tb, facts["size"])
+                # No B-frames: with them x264 spaces the decoding times evenly, and the MP4's durations, taken from
+                # those, lost a GIF's long frames (12 frames over 2.6 s, the last held 1.5 s, read as 1.23 s long).
+                vout, size = _h264_stream(out, int(NO_TIMESTAMP_FPS), tb, facts["size"], b_frames=False)
             img = drawn(img, index, size)
             new = av.VideoFrame.from_ndarray(img, format="bgr24")
             # A frame of no duration still needs a time of its own in the MP4.
@@ -349,18 +351,20 @@ class _Drawing:
         placed = self.draw_faces(img, self.current, self.colours)
         if self.note:
             avoid = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in self.current if r.has_face]
-            avoid += [rect for _, label, panel in placed for rect in (label, panel)]
-            self.corner = self.draw_legend(img, self.note, avoid, self.corner)
+            avoid += [panel for _, _, panel in placed]
+            self.corner = self.draw_legend(img, self.note, avoid, self.corner, labels=[label for _, label, _ in placed])
         return _fit(img, size) if (img.shape[1], img.shape[0]) != size else img
 
 
-def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int]):
-    """The copy's H.264 stream and its size: ``frame_size`` made even, as yuv420p needs."""
+def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int], b_frames: bool = True):
+    """The copy's H.264 stream and its size: ``frame_size`` made even, as yuv420p needs. Without ``b_frames``
+    decoding order is showing order, so that the MP4's sample durations keep uneven frame times (see
+    :func:`_annotate_animation`)."""
     w, h = frame_size
     size = (w + w % 2, h + h % 2)
     vout = out.add_stream("libx264", rate=rate)
     vout.pix_fmt = "yuv420p"
-    vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF)}
+    vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF), **({} if b_frames else {"bf": "0"})}
     vout.codec_context.time_base = time_base
     vout.width, vout.height = size
     return vout, size

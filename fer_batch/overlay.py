@@ -135,9 +135,14 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
     spots.append((clamp_x(x1 - panel_w), clamp_y(y0)))
     spots.append((clamp_x(x1 - panel_w), clamp_y(max(y0, label[3]))))  # inside the box, clear of its own label
 
+    own = (x0, y0, x1, y1)
+
     def covered(spot):
+        # Labels first, then other faces and panels, then its own face: a panel on a neighbour's face reads as that
+        # face's (in a portrait frame of two faces one above the other, face #1's bars sat inside face #0's box).
         rect = (spot[0], spot[1], spot[0] + panel_w, spot[1] + panel_h)
-        return (sum(_overlap(rect, t) for t in labels), sum(_overlap(rect, t) for t in taken))
+        return (sum(_overlap(rect, t) for t in labels), sum(_overlap(rect, t) for t in taken if t != own),
+                _overlap(rect, own))
 
     px, py = min(spots, key=covered)
     _shade(img, px, py, px + panel_w, py + panel_h)
@@ -158,12 +163,13 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
 LEGEND_CORNERS = ("bottom-left", "top-left", "bottom-right", "top-right")
 
 
-def draw_legend(img: np.ndarray, text: str, avoid=(), prefer: str | None = None) -> str:
+def draw_legend(img: np.ndarray, text: str, avoid=(), prefer: str | None = None, labels=()) -> str:
     """A line of explanation in a corner of the frame, on a shaded band; on a narrow frame it breaks at its "; "
     into two lines rather than shrinking below the readable size. The corner is ``prefer`` (the last frame's, so
-    that the legend does not jump about) while it covers none of the rectangles ``avoid`` (faces, their labels and
-    panels, as (x0, y0, x1, y1)), else the first of :data:`LEGEND_CORNERS` that covers none, else the one that
-    covers least. Returns the corner used."""
+    that the legend does not jump about) while it covers none of the rectangles ``labels`` (the faces' labels, as
+    (x0, y0, x1, y1)) and ``avoid`` (faces, their panels), else the first of :data:`LEGEND_CORNERS` that covers
+    none, else the one that covers least of the labels, then of the rest (a covered face is still seen, a covered
+    label is lost). Returns the corner used."""
     import cv2
 
     scale = text_scale(img.shape) * 0.85
@@ -187,7 +193,8 @@ def draw_legend(img: np.ndarray, text: str, avoid=(), prefer: str | None = None)
         return x0, y0, x0 + band_w, y0 + band_h
 
     order = ([prefer] if prefer in LEGEND_CORNERS else []) + list(LEGEND_CORNERS)
-    corner = min(order, key=lambda c: sum(_overlap(band(c), r) for r in avoid))  # min keeps the first of equals
+    corner = min(order, key=lambda c: (sum(_overlap(band(c), r) for r in labels),
+                                       sum(_overlap(band(c), r) for r in avoid)))  # min keeps the first of equals
     x0, top, x1, y1 = band(corner)
     _shade(img, x0, top, x1, y1, 0.55)
     for i, t in enumerate(lines):
