@@ -397,6 +397,24 @@ _TIFF_KEPT_TAGS = frozenset({269, 270, 271, 272, 274, 282, 283, 285, 296, 305, 3
                              34853})
 
 
+#: Photo formats whose copies keep the source's transparency (the rest are written without it, as RGB).
+_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """Whether a WebP file holds lossless (VP8L) pixels: its first image chunk, past VP8X, ICCP, ANIM, ALPH..."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            return False
+        while len(chunk := f.read(8)) == 8:
+            tag, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if tag in (b"VP8L", b"VP8 ", b"ANMF"):
+                return tag == b"VP8L"
+            f.seek(size + size % 2, os.SEEK_CUR)
+    return False
+
+
 def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     """Copy ``src`` to ``dst`` in its own format with ``records`` drawn. The faces are drawn upright (boxes are in
     the EXIF-rotated frame), then the pixels are turned back, so the copy has the source's stored size and EXIF
@@ -420,13 +438,25 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         # decoding upright and without its orientation tag: its copy is stored upright, with no tag to turn it.
         turned, turn = upright(im)
         exif = im.getexif()
-        rgb = to_rgb(turned)
+        # Transparency kept where the format holds it: the analysis saw the photo on white, the copy stays
+        # see-through, its colours as stored (not blended with that white).
+        see_through = turned.mode in ("RGBA", "LA", "PA") or (turned.mode == "P" and "transparency" in turned.info)
+        if see_through and fmt in _ALPHA_FORMATS:
+            rgba = np.asarray(turned.convert("RGBA"))
+            rgb, alpha = rgba[:, :, :3], rgba[:, :, 3].copy()
+        else:
+            rgb, alpha = to_rgb(turned), None
     if fmt == "TIFF":
         for tag in [tag for tag in exif if tag not in _TIFF_KEPT_TAGS]:
             del exif[tag]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    before = bgr.copy() if alpha is not None else None
     draw_faces(bgr, list(records))
-    out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    if alpha is not None:
+        alpha[(bgr != before).any(axis=2)] = 255  # what is drawn shows, on transparent pixels too
+        out = Image.fromarray(np.dstack([bgr[:, :, ::-1], alpha]), "RGBA")
+    else:
+        out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     if turn is not None:
         out = out.transpose(getattr(Image.Transpose, _UNDO_TURN.get(turn, turn)))
     options = {}
@@ -439,6 +469,8 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         options["icc_profile"] = icc
     if fmt == "JPEG":
         options.update(quality=92)
+    elif fmt == "WEBP":  # Pillow's default is lossy at quality 80, also for a lossless source
+        options.update({"lossless": True} if _webp_is_lossless(src) else {"quality": 92})
     tmp = dst.with_name(f".{dst.name}.part")
     out.save(tmp, format=fmt, **options)
     os.replace(tmp, dst)

@@ -212,8 +212,8 @@ def test_a_photo_without_faces_comes_back_pixel_for_pixel_under_every_exif_orien
 
 @pytest.mark.parametrize("mode", ["I;16", "L", "P", "RGBA", "CMYK", "RGB"])
 def test_a_tiffs_copy_opens_with_the_pixels_analysed_and_keeps_its_descriptive_tags(tmp_path, mode):
-    """The copy is RGB: the source's layout tags (bits and samples per pixel, colour map) had been written over
-    the copy's, and no reader opened the copy of a grey, palette, RGBA or CMYK TIFF."""
+    """The copy is RGB (RGBA for an RGBA source): the source's layout tags (bits and samples per pixel, colour map)
+    had been written over the copy's, and no reader opened the copy of a grey, palette, RGBA or CMYK TIFF."""
     from PIL import Image
 
     from fer_batch.annotate import annotate_photo
@@ -227,9 +227,13 @@ def test_a_tiffs_copy_opens_with_the_pixels_analysed_and_keeps_its_descriptive_t
     source.save(tmp_path / "a.tif", tiffinfo={271: "Acme", 315: "A. Photographer"})
     annotate_photo(tmp_path / "a.tif", tmp_path / "b.tif", [])
     with Image.open(tmp_path / "b.tif") as b:
-        assert b.mode == "RGB" and b.getexif().get(271) == "Acme" and b.getexif().get(315) == "A. Photographer"
-        copy = np.asarray(b.convert("RGB"))
-    np.testing.assert_array_equal(copy, read_image(Source(tmp_path / "a.tif", "a.tif", "image")))
+        assert b.mode == ("RGBA" if mode == "RGBA" else "RGB")
+        assert b.getexif().get(271) == "Acme" and b.getexif().get(315) == "A. Photographer"
+        copy = np.asarray(b)
+    if mode == "RGBA":  # transparency kept, colours as stored
+        np.testing.assert_array_equal(copy, np.asarray(source))
+    else:
+        np.testing.assert_array_equal(copy, read_image(Source(tmp_path / "a.tif", "a.tif", "image")))
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 7])
@@ -834,3 +838,49 @@ def test_the_sampling_legend_takes_a_corner_clear_of_labels_before_one_clear_of_
     (y0, x0), (y1, x1) = legend.min(axis=0), legend.max(axis=0) + 1
     assert x1 - x0 > 150 and y1 - y0 > 15  # a band of text
     assert all(_overlap((x0, y0, x1, y1), label) == 0 for label in labels), (drawing.corner, labels)
+
+
+@pytest.mark.parametrize("name, save", [("a.png", {}), ("a.webp", {"lossless": True}), ("a.tif", {})])
+def test_a_see_through_photo_stays_see_through_and_a_lossless_one_lossless(tmp_path, name, save):
+    """The copy of an RGBA PNG had white corners where the photo was transparent, and a lossless WebP came back
+    lossy at quality 80 (414 kB -> 31 kB). What is drawn shows on transparent pixels too."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.records import FaceRecord
+
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)
+    rgba[:20, :, 3] = 0  # the top third transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / name, **save)
+    annotate_photo(tmp_path / name, tmp_path / f"none-{name}", [])
+    with Image.open(tmp_path / f"none-{name}") as copy:
+        assert copy.mode == "RGBA"
+        back = np.asarray(copy)
+    np.testing.assert_array_equal(back[:, :, 3], rgba[:, :, 3])
+    seen = rgba[:, :, 3] > 0  # (a lossless format may store anything under a transparent pixel)
+    np.testing.assert_array_equal(back[seen][:, :3], rgba[seen][:, :3])
+    face = FaceRecord(name, "image", 0, None, 0, 10, 5, 40, 40, 0.9, (0.05, 0.0, 0.0, 0.85, 0.05, 0.0, 0.05))
+    annotate_photo(tmp_path / name, tmp_path / f"face-{name}", [face])
+    with Image.open(tmp_path / f"face-{name}") as copy:
+        drawn = np.asarray(copy)
+    assert (drawn[5:20, 10, 3] == 255).all()  # the box's left edge, over the transparent top: opaque
+
+
+def test_a_lossy_webp_is_copied_at_the_quality_of_a_jpeg(tmp_path):
+    """Pillow's default for WebP is quality 80: the copy of a photo lost more than a JPEG's copy (quality 92) does."""
+    from PIL import Image
+
+    from fer_batch.annotate import _webp_is_lossless, annotate_photo
+
+    y, x = np.mgrid[0:96, 0:128]
+    pixels = np.dstack([x * 2, y * 2, (x + y)]).astype(np.uint8)  # a photo-like smooth image
+    Image.fromarray(pixels).save(tmp_path / "a.webp", quality=95)
+    annotate_photo(tmp_path / "a.webp", tmp_path / "b.webp", [])
+    assert not _webp_is_lossless(tmp_path / "b.webp")
+    with Image.open(tmp_path / "a.webp") as a:
+        source = np.asarray(a.convert("RGB"), np.int16)
+        a.save(tmp_path / "default.webp")  # as the copy was made before
+    with Image.open(tmp_path / "b.webp") as b, Image.open(tmp_path / "default.webp") as d:
+        assert np.abs(np.asarray(b.convert("RGB"), np.int16) - source).mean() < \
+            np.abs(np.asarray(d.convert("RGB"), np.int16) - source).mean()
