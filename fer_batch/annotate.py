@@ -303,9 +303,7 @@ def _annotate_animation(src: Path, dst: Path, records: Iterable[FaceRecord], *, 
                 raise Interrupted(f"stopped while annotating {src}; continue with --resume")
             if vout is None:  # sized by the first frame (a TIFF's later pages may differ: fitted to it)
                 facts["size"] = (img.shape[1], img.shape[0])
-                # No B-frames: with them x264 spaces the decoding times evenly, and the MP4's durations, taken from
-                # those, lost a GIF's long frames (12 frames over 2.6 s, the last held 1.5 s, read as 1.23 s long).
-                vout, size = _h264_stream(out, int(NO_TIMESTAMP_FPS), tb, facts["size"], b_frames=False)
+                vout, size = _h264_stream(out, int(NO_TIMESTAMP_FPS), tb, facts["size"])
             img = drawn(img, index, size)
             new = av.VideoFrame.from_ndarray(img, format="bgr24")
             # A frame of no duration still needs a time of its own in the MP4.
@@ -356,15 +354,16 @@ class _Drawing:
         return _fit(img, size) if (img.shape[1], img.shape[0]) != size else img
 
 
-def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int], b_frames: bool = True):
-    """The copy's H.264 stream and its size: ``frame_size`` made even, as yuv420p needs. Without ``b_frames``
-    decoding order is showing order, so that the MP4's sample durations keep uneven frame times (see
-    :func:`_annotate_animation`)."""
+def _h264_stream(out, rate, time_base: Fraction, frame_size: tuple[int, int]):
+    """The copy's H.264 stream and its size: ``frame_size`` made even, as yuv420p needs."""
     w, h = frame_size
     size = (w + w % 2, h + h % 2)
     vout = out.add_stream("libx264", rate=rate)
     vout.pix_fmt = "yuv420p"
-    vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF), **({} if b_frames else {"bf": "0"})}
+    # No B-frames: with them x264 spaces the decoding times of the last frames evenly, and the MP4's durations, taken
+    # from those, lost a long gap before a last frame (a GIF of 2.6 s whose last frame is held 1.5 s read as 1.23 s
+    # long; a 1-s clip whose last frame came at 3 s, as 1.02 s).
+    vout.options = {"preset": ENCODER_PRESET, "crf": str(ENCODER_CRF), "bf": "0"}
     vout.codec_context.time_base = time_base
     vout.width, vout.height = size
     return vout, size
@@ -424,7 +423,7 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
     from PIL import Image
 
     from .overlay import draw_faces
-    from .sources import to_rgb, upright
+    from .sources import has_alpha, to_rgb, upright
     from .threads import warnings_ignored
 
     with warnings_ignored():  # PIL's complaints about odd EXIF, as when the analysis read the photo
@@ -440,8 +439,7 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         exif = im.getexif()
         # Transparency kept where the format holds it: the analysis saw the photo on white, the copy stays
         # see-through, its colours as stored (not blended with that white).
-        see_through = turned.mode in ("RGBA", "LA", "PA") or (turned.mode == "P" and "transparency" in turned.info)
-        if see_through and fmt in _ALPHA_FORMATS:
+        if has_alpha(turned) and fmt in _ALPHA_FORMATS:
             rgba = np.asarray(turned.convert("RGBA"))
             rgb, alpha = rgba[:, :, :3], rgba[:, :, 3].copy()
         else:
@@ -450,10 +448,15 @@ def annotate_photo(src: Path, dst: Path, records: Iterable[FaceRecord]) -> dict:
         for tag in [tag for tag in exif if tag not in _TIFF_KEPT_TAGS]:
             del exif[tag]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    records = list(records)
     before = bgr.copy() if alpha is not None else None
-    draw_faces(bgr, list(records))
+    draw_faces(bgr, records)
     if alpha is not None:
-        alpha[(bgr != before).any(axis=2)] = 255  # what is drawn shows, on transparent pixels too
+        # What is drawn shows, on transparent pixels too. Drawn again on the negative, to find every pixel the
+        # drawing touched: a shaded panel leaves a black (transparent) pixel black, the negative's white one not.
+        negative = 255 - before
+        draw_faces(negative, records)
+        alpha[(bgr != before).any(axis=2) | (negative != 255 - before).any(axis=2)] = 255
         out = Image.fromarray(np.dstack([bgr[:, :, ::-1], alpha]), "RGBA")
     else:
         out = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))

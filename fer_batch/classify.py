@@ -402,12 +402,17 @@ def flip_margin(path: Path) -> float | None:
     own model runs as trained.
     """
     margin = model_card(path).get("flip_margin")
-    if margin is None:
+    problem = flip_margin_problem(margin)
+    if problem:
+        raise ModelError(f"the card of {str(path)!r} gives {problem}")
+    return None if margin is None else float(margin)
+
+
+def flip_margin_problem(margin) -> str | None:
+    """What is wrong with a card's ``flip_margin`` value (None: no second look), or None where nothing is."""
+    if margin is None or (not isinstance(margin, bool) and isinstance(margin, (int, float)) and 0 < margin <= 1):
         return None
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin <= 1:
-        raise ModelError(f"the card of {str(path)!r} gives flip_margin {margin!r}; expected a number in (0, 1] "
-                         "(or no flip_margin)")
-    return float(margin)
+    return f"flip_margin {margin!r}; expected a number in (0, 1] (or no flip_margin)"
 
 
 def tflite_quantization(path: Path) -> str | None:

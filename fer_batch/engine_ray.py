@@ -102,6 +102,9 @@ class RayEngine:
     at once (default: twice the cluster's CPUs); ``chunk_rows`` is how many events (rows, mostly) a task sends back
     at a time.
 
+    ``keep_session``: keep the folder of a local instance it starts (``/tmp/ray/session_*``: Ray's logs), which
+    is otherwise removed when the run ends (``--debug`` keeps it).
+
     ``sources_per_node`` counts, after a run, how many sources each Ray node (by id) analysed; ``chunks`` how many
     chunks each source's events came in.
     """
@@ -112,6 +115,7 @@ class RayEngine:
     num_cpus: int | None = None
     object_store_memory: int | None = None
     chunk_rows: int = CHUNK_ROWS
+    keep_session: bool = False
     sources_per_node: Counter = field(default_factory=Counter)
     chunks: Counter = field(default_factory=Counter)
     _owned: bool = field(default=False, init=False, repr=False)  # this engine started the connection: it ends it
@@ -209,7 +213,9 @@ class RayEngine:
         session, self._session_dir = self._session_dir, None
         # Waiting for the processes: none of them writes into the folder as it is removed.
         ray.shutdown(wait_for_processes=session is not None)
-        if session is not None:
+        if session is not None and self.keep_session:
+            log.info("Ray's logs of this run are in %s", session)
+        elif session is not None:
             remove_session(session)
 
     def _stream(self, ray, source: Source, chunks, stop) -> Iterator[Event]:
@@ -433,24 +439,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         return
     wrong = _not_gcs(target, timeout_s)
     if wrong is not None:
-        raise UsageError(f"--ray-address {address}: what listens at {host}:{port}{via} is not a Ray cluster's head "
-                         f"({wrong}); give the address `ray start --head` printed (its GCS port, 6379 by default), "
-                         "or ray://HOST:10001 for Ray Client") from None
+        raise UsageError(f"--ray-address {address}: no Ray cluster's head answered at {host}:{port}{via} ({wrong}); "
+                         "give the address `ray start --head` printed (its GCS port, 6379 by default), or "
+                         "ray://HOST:10001 for Ray Client") from None
 
 
 def remove_session(session_dir: str) -> None:
     """Remove the folder (logs, sockets, port files) of a Ray instance this process started and has shut down:
     ray.shutdown stops its processes but keeps the folder for good, one more /tmp/ray/session_* a run. Only that
     folder goes, and Ray's session_latest link where it names that folder (Ray's next instance cannot replace a
-    dangling link: ray._private.utils.try_to_symlink). With the fer_batch logger at DEBUG (--debug) it is kept and
-    its path logged, for Ray's logs."""
+    dangling link: ray._private.utils.try_to_symlink)."""
     import os
     import shutil
     import time
 
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("Ray's logs of this run are in %s", session_dir)
-        return
     if not os.path.basename(session_dir).startswith("session_"):
         return  # not the shape of a Ray session folder: leave it
     for _ in range(3):  # a worker process that outlived its raylet by a moment can still add a log file

@@ -105,8 +105,9 @@ def _overlap(a, b) -> int:
 def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken: list,
           labels: list) -> tuple[int, int, int, int]:
     """Seven horizontal bars, one per emotion, beside the box where they cover least of the faces and the panels
-    already drawn (``taken``) and, before anything, of the ``labels`` (its own, ``label``, among them): a covered
-    face is still seen, a covered label is lost. Returns the panel's rectangle."""
+    already drawn (``taken``: its own face counting a quarter, another's in full) and, before anything, of the
+    ``labels`` (its own, ``label``, among them): a covered face is still seen, a covered label is lost, and bars
+    on another face read as that face's. Returns the panel's rectangle."""
     import cv2
 
     h, w = img.shape[:2]
@@ -127,7 +128,7 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
         return min(max(x, 0), max(w - panel_w, 0))
 
     # Beside the box (right, then left), else below or above it, else inside its right edge: the first of those
-    # that covers least of every face, its own included, and of the panels already placed.
+    # that covers least of the labels, then of the faces and panels already placed (covered() weighs them).
     spots = [(x, clamp_y(y0)) for x in (x1 + pad, x0 - pad - panel_w) if 0 <= x and x + panel_w <= w]
     # (Below or above the box means past its own label when the label is on that side.)
     below, above = max(y1, label[3]) + pad, min(y0, label[1]) - pad - panel_h
@@ -138,11 +139,12 @@ def _bars(img, rec: FaceRecord, label: tuple, scale: float, colours: dict, taken
     own = (x0, y0, x1, y1)
 
     def covered(spot):
-        # Labels first, then other faces and panels, then its own face: a panel on a neighbour's face reads as that
-        # face's (in a portrait frame of two faces one above the other, face #1's bars sat inside face #0's box).
+        # Its own face weighs a quarter of another's: bars on a neighbour's face read as that face's (in a portrait
+        # frame of two faces one above the other, face #1's sat inside face #0's box), yet a sliver of a neighbour
+        # is better than half of its own face hidden.
         rect = (spot[0], spot[1], spot[0] + panel_w, spot[1] + panel_h)
-        return (sum(_overlap(rect, t) for t in labels), sum(_overlap(rect, t) for t in taken if t != own),
-                _overlap(rect, own))
+        return (sum(_overlap(rect, t) for t in labels),
+                sum(_overlap(rect, t) for t in taken if t != own) + _overlap(rect, own) / 4)
 
     px, py = min(spots, key=covered)
     _shade(img, px, py, px + panel_w, py + panel_h)

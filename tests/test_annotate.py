@@ -884,3 +884,68 @@ def test_a_lossy_webp_is_copied_at_the_quality_of_a_jpeg(tmp_path):
     with Image.open(tmp_path / "b.webp") as b, Image.open(tmp_path / "default.webp") as d:
         assert np.abs(np.asarray(b.convert("RGB"), np.int16) - source).mean() < \
             np.abs(np.asarray(d.convert("RGB"), np.int16) - source).mean()
+
+
+def test_a_video_whose_last_frame_comes_after_a_gap_keeps_its_length(tmp_path):
+    """A 1-s clip whose last frame comes at 3 s (a screen recording that stood still): with B-frames the copy's MP4
+    durations read 1.02 s, as tools that read them (FFmpeg's) then play it."""
+    import av
+
+    from fer_batch.annotate import annotate_video
+
+    tb = Fraction(1, 1000)
+    with av.open(str(tmp_path / "vfr.mp4"), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.pix_fmt, v.width, v.height, v.options = "yuv420p", 64, 48, {"bf": "0"}
+        v.codec_context.time_base = tb
+        for i, pts in enumerate([*range(0, 990, 33), 3000]):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = pts, tb
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    annotate_video(tmp_path / "vfr.mp4", tmp_path / "copy.mp4", [])
+    with av.open(str(tmp_path / "vfr.mp4")) as a, av.open(str(tmp_path / "copy.mp4")) as b:
+        assert a.duration / av.time_base >= 3.0  # (the source is right)
+        assert 3.0 < b.duration / av.time_base < 3.2  # its last frame lasts one frame interval of its own rate
+        assert [f.time for f in b.decode(video=0)][-2:] == pytest.approx([0.957, 3.0])
+
+
+def test_what_is_drawn_on_a_see_through_photo_is_opaque_all_over(tmp_path):
+    """Pixels stored as (0, 0, 0, 0), as Pillow and most editors store full transparency: a shaded panel left them
+    black, so they stayed transparent (4,759 of a panel's 6,264 pixels) and its grey text sat on whatever the page
+    behind showed."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.overlay import draw_faces
+    from fer_batch.records import FaceRecord
+
+    Image.new("RGBA", (200, 150), (0, 0, 0, 0)).save(tmp_path / "a.png")
+    face = FaceRecord("a.png", "image", 0, None, 0, 40, 40, 60, 60, 0.9, (0.05, 0.0, 0.0, 0.85, 0.05, 0.0, 0.05))
+    annotate_photo(tmp_path / "a.png", tmp_path / "b.png", [face])
+    with Image.open(tmp_path / "b.png") as b:
+        alpha = np.asarray(b)[:, :, 3]
+    ((_, label, panel),) = draw_faces(np.full((150, 200, 3), 255, np.uint8), [face])
+    for x0, y0, x1, y1 in (label, panel):
+        assert (alpha[y0:y1, x0:x1] == 255).all(), (label, panel)
+    assert alpha.mean() < 255 / 2  # the rest stays see-through
+
+
+def test_a_png_whose_one_colour_stands_for_transparent_keeps_it(tmp_path):
+    """An RGB PNG with a tRNS colour (transparency=(0, 255, 0)): the analysis saw the green as green, and the copy
+    showed it solid."""
+    from PIL import Image
+
+    from fer_batch.annotate import annotate_photo
+    from fer_batch.sources import Source, read_image
+
+    pixels = np.full((30, 40, 3), 90, np.uint8)
+    pixels[:10] = (0, 255, 0)
+    Image.fromarray(pixels).save(tmp_path / "a.png", transparency=(0, 255, 0))
+    assert (read_image(Source(tmp_path / "a.png", "a.png", "image"))[:10] == 255).all()  # on white, as RGBA's are
+    annotate_photo(tmp_path / "a.png", tmp_path / "b.png", [])
+    with Image.open(tmp_path / "b.png") as b:
+        alpha = np.asarray(b.convert("RGBA"))[:, :, 3]
+    assert (alpha[:10] == 0).all() and (alpha[10:] == 255).all()

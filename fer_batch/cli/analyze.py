@@ -238,13 +238,11 @@ def _engine(args: argparse.Namespace):
         if args.workers != 1:
             raise UsageError(f"--workers {args.workers} applies to --engine local; on Ray each CPU of the cluster "
                              "analyses one source at a time")
-        from ..engine_ray import RayEngine, check_reachable, import_ray
+        from ..engine_ray import RayEngine, import_ray
 
         import_ray()
-        engine = RayEngine(address=args.ray_address)
-        if args.ray_address is not None:
-            check_reachable(args.ray_address)  # before any output is made
-        return engine
+        # The address is checked by connect(), before any output is made; --debug keeps Ray's logs.
+        return RayEngine(address=args.ray_address, keep_session=args.debug)
     else:
         raise UsageError(f"--engine {args.engine!r} is not allowed; choose local or ray")
 

@@ -87,10 +87,11 @@ def _percent(x) -> str:
 def _as_analyze_runs_it(card: dict) -> str:
     """The card's accuracy for the runtime ``analyze --runtime auto`` picks (see ``Classifier``): Keras for a model
     with Keras-int8 layers, else TFLite on a CPU (int8 where the card asks for it) and Keras on a GPU."""
+    from ..classify import flip_margin_problem
+
     margin = card.get("flip_margin")
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
-                               or not 0 < margin <= 1):  # as classify.flip_margin, which analyze would refuse
-        raise ValueError(f"flip_margin {margin!r}; expected a number in (0, 1] (or no flip_margin)")
+    if flip_margin_problem(margin):  # a card analyze would refuse
+        raise ValueError(flip_margin_problem(margin))
     look = f", second look within {margin}" if margin else ""
     if "publictest_accuracy" not in card:
         return "not measured (no card)"

@@ -15,15 +15,15 @@ import numpy as np
 from .discovery import (MAX_WALK_DEPTH, OUTPUT_MARKER, Discovery, discover, frames_kind, mark_output_dir,
                         media_kind, not_a_regular_file, not_media_reason,
                         supported_suffixes)
-from .images import (EXIF_ORIENTATION, AnimationFrame, animation_frames, exif_turn, is_animation, read_image,
-                     sniff_container, to_rgb, upright)
+from .images import (EXIF_ORIENTATION, AnimationFrame, animation_frames, exif_turn, has_alpha, is_animation,
+                     read_image, sniff_container, to_rgb, upright)
 from .media import (IMAGE_SUFFIXES, MEDIA, MULTI_FRAME_SUFFIXES, NO_TIMESTAMP_FPS, VIDEO_SUFFIXES, Frame, Source,
                     media_error)
 from .video import Sampling, decode_packet, display_turns, iter_video, open_video, probe_video, size_changes
 
 __all__ = ["EXIF_ORIENTATION", "IMAGE_SUFFIXES", "MAX_WALK_DEPTH", "MEDIA", "MULTI_FRAME_SUFFIXES", "NO_TIMESTAMP_FPS",
            "OUTPUT_MARKER", "VIDEO_SUFFIXES", "AnimationFrame", "Discovery", "Frame", "Source", "animation_frames",
-           "decode_packet", "discover", "display_turns", "exif_turn", "frames_kind", "is_animation", "iter_frames",
+           "decode_packet", "discover", "display_turns", "exif_turn", "frames_kind", "has_alpha", "is_animation", "iter_frames",
            "mark_output_dir", "media_error", "media_kind", "not_a_regular_file", "not_media_reason", "open_video",
            "probe_video", "read_image", "size_changes", "supported_suffixes", "sniff_container", "to_rgb", "upright"]
 

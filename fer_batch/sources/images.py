@@ -100,6 +100,12 @@ def sniff_container(path: Path) -> str | None:
     return None
 
 
+def has_alpha(im) -> bool:
+    """Whether a PIL image has transparent pixels to reckon with: an alpha channel, or one colour (a palette entry,
+    or a PNG's single grey or RGB value: its tRNS chunk) that stands for transparent."""
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
 def to_rgb(im) -> np.ndarray:
     """A PIL image's pixels as RGB uint8, as every reader of images (analysis, annotation, training folders) sees
     them: 16-bit grey mapped from 0..65535, transparency composited onto white."""
@@ -112,7 +118,7 @@ def to_rgb(im) -> np.ndarray:
             arr = arr / 257.0
         gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if has_alpha(im):
         # Composite transparent pixels onto white rather than whatever colour they happen to store.
         from PIL import Image
 
