@@ -122,6 +122,8 @@ def load_keras_model(path: str | Path, option: str = "--model"):
     from . import layers  # noqa: F401  registers the package's custom layers for deserialisation
 
     path = Path(path)
+    if path.is_dir():  # Keras's own words for a folder are an UnboundLocalError
+        resolve_model(path, option=option)  # "is a folder; did you mean RUN/model.keras ...?"
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, TypeError...

@@ -77,3 +77,16 @@ def test_usage_errors_name_what_is_wrong(tmp_path):
     assert f"--chain: {tmp_path / 'old'} has no timed epoch" in _usage_error(tmp_path / "old", tmp_path / "a",
                                                                              "--chain")
     assert "two runs share a folder name" in _usage_error(tmp_path / "a", tmp_path / "other" / "a")
+
+
+def test_a_run_without_validation_faces_counts_its_hours_and_draws_no_points(tmp_path):
+    """Its history.csv says NA for val_accuracy: the whole chart failed (ValueError: could not convert 'NA')."""
+    _run_folder(tmp_path / "a", [0.60, 0.62], [1800, 1800])
+    _run_folder(tmp_path / "b", ["NA", "NA"], [3600, 3600])
+    _run_folder(tmp_path / "c", [0.63], [1800])
+    done = subprocess.run([sys.executable, SCRIPT, tmp_path / "a", tmp_path / "b", tmp_path / "c", "--chain",
+                           "--png", tmp_path / "curve.png"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "     1             -     3600         2.00" in done.stdout, done.stdout
+    assert "c: 1 epochs" in done.stdout and "     1         63.00     1800         3.50" in done.stdout, done.stdout
+    assert (tmp_path / "curve.png").stat().st_size > 1000

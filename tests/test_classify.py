@@ -501,3 +501,18 @@ def test_user_models_with_a_uint8_input_an_empty_file_or_a_keras_json_beside_the
     assert model_card(tmp_path / "u8.keras") == {}
     (tmp_path / "u8.json").write_text(json.dumps({"name": "mine", "status": "final"}))
     assert model_card(tmp_path / "u8.keras")["name"] == "mine"
+
+
+def test_loading_a_run_folder_names_its_model_file():
+    """load_keras_model (the training/ scripts' loader) said "cannot load as a Keras model (UnboundLocalError:
+    cannot access local variable 'weights_store' ...)" for a run folder."""
+    import tempfile
+    from pathlib import Path
+
+    from fer_batch.classify import load_keras_model
+    from fer_batch.errors import ModelError
+
+    with tempfile.TemporaryDirectory() as run:
+        (Path(run) / "model.keras").write_bytes(b"")
+        with pytest.raises(ModelError, match=r"is a folder; did you mean .*model\.keras', the model of the run"):
+            load_keras_model(run, option="MODEL")

@@ -452,3 +452,33 @@ def test_faces_shared_by_training_and_validation_and_alias_folders_are_noted(tmp
         in ds.notes, ds.notes
     clean = load_dataset(write_folder(tmp_path / "clean", x, y, splits=["train"] * 35 + ["val"] * 7))
     assert not any("also training faces" in n or "read as one class" in n for n in clean.notes)
+
+
+def test_a_re_measure_holds_out_the_faces_its_run_held_out(tmp_path):
+    """training/ scripts re-measured a run on data without splits by load_dataset's defaults: a seed-3 run was
+    measured on seed 0's holdout, 22 of whose 28 faces it had trained on, and the card said so as its accuracy."""
+    import json
+
+    from fer_batch.errors import UsageError
+    from fer_batch.training.holdout import holdout, model_file
+
+    x, y = make_faces(20, seed=1)
+    folder = write_folder(tmp_path / "faces", x, y)
+    runs = []
+    for seed in (3, 4):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "model.keras").write_bytes(b"")
+        (run / "config.json").write_text(json.dumps({"config": {"arch": "tiny", "seed": seed, "faces": "as-is"}}))
+        runs.append(run)
+    assert model_file(runs[0]) == runs[0] / "model.keras"
+    for given in (runs[0], runs[0] / "model.keras"):  # a run folder, or its model file
+        np.testing.assert_array_equal(_sorted(holdout(folder, [given])["val"])[0],
+                                      _sorted(load_dataset(str(folder), seed=3)["val"])[0])
+    assert not np.array_equal(_sorted(load_dataset(str(folder), seed=3)["val"])[0],
+                              _sorted(load_dataset(str(folder), seed=0)["val"])[0])
+    with pytest.raises(UsageError, match=r"held out different faces \(--seed 3, 4\)"):
+        holdout(folder, runs)
+    csv_path = write_csv(tmp_path / "priv.csv", x, y, ["Training"] * 100 + ["PrivateTest"] * (len(y) - 100))
+    with pytest.raises(UsageError, match="has no validation faces to measure on"):
+        holdout(csv_path, runs)

@@ -651,7 +651,7 @@ def test_make_soup_refuses_what_it_cannot_measure_and_writes_nothing(tmp_path, p
         message = f"runs differ in arch: {runs[0]} tiny, {runs[1]} vgg-tiny"
     else:
         csv_path = write_csv(tmp_path / "train-only.csv", x, y, ["Training"] * len(y))
-        message = f"--data {str(csv_path)!r}: no PublicTest (validation) rows to measure the soup on"
+        message = f"--data {str(csv_path)!r} has no validation faces to measure on (FER-2013's PublicTest rows"
     out = tmp_path / "soup"
     done = subprocess.run([sys.executable, str(ROOT / "training" / "make_soup.py"), str(out), *map(str, runs),
                            "--data", str(csv_path)], capture_output=True, text=True, timeout=600)
@@ -708,3 +708,30 @@ def test_the_default_checkpoint_folder_follows_xdg_and_ignores_an_empty_or_relat
         folder = config.resolved_checkpoint_dir()
         assert folder.parent == tmp_path / "home" / ".cache" / "fer-batch" / "checkpoints"
         assert folder.name.startswith("run-")
+
+
+def test_a_model_of_ones_own_ships_under_its_own_name_and_only_outside_the_package(tmp_path):
+    """ship_ensemble.py and ship_model.py took fast or accurate only, so a user's model shipped over the package's
+    own unless --dest moved it, and under their name."""
+    import subprocess
+
+    from fer_batch.classify import Classifier
+
+    x, y = make_faces(6, seed=3)
+    csv_path = write_csv(tmp_path / "fer.csv", x, y, ["PublicTest"] * len(y))
+    _run_folder(tmp_path / "run0", 0)
+    dest = tmp_path / "mine"
+    script = ROOT / "training" / "ship_ensemble.py"
+    done = subprocess.run([sys.executable, str(script), "smiles", str(tmp_path / "run0"),
+                           "--views", "flip", "--data", str(csv_path), "--status", "interim", "--command", "mine",
+                           "--dest", str(dest)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((dest / "smiles.json").read_text())["name"] == "smiles"
+    assert Classifier(str(dest / "smiles.keras"), runtime="keras").predict(x[..., None]).shape == (len(y), 7)
+    for script, args in (("ship_ensemble.py", [str(tmp_path / "run0"), "--views", "flip", "--data", str(csv_path)]),
+                         ("ship_model.py", [str(tmp_path / "run0")])):
+        argv = ([str(tmp_path / "run0"), "smiles"] if script == "ship_model.py" else ["smiles", *args])
+        done = subprocess.run([sys.executable, str(ROOT / "training" / script), *argv, "--status", "interim",
+                               "--command", "mine"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2 and "NAME 'smiles': the package ships fast and accurate; give --dest" in \
+            done.stderr, (script, done.stderr[-2000:])

@@ -39,7 +39,11 @@ def curve(run: Path) -> list[dict]:
         cpu = times.get(epoch, typical)
         if cpu is not None:
             total += cpu
-        out.append({"epoch": epoch + 1, "accuracy": 100 * float(r["val_accuracy"]), "cpu_s": cpu,
+        try:
+            accuracy = 100 * float(r["val_accuracy"])
+        except (TypeError, ValueError):  # "NA": a run on data without validation faces (its hours still count)
+            accuracy = None
+        out.append({"epoch": epoch + 1, "accuracy": accuracy, "cpu_s": cpu,
                     "measured": epoch in times, "cpu_h": total / 3600 if cpu is not None else None})
     return out
 
@@ -53,7 +57,7 @@ def draw(curves: dict, floors=(), ymin: float | None = None, chained: bool = Fal
 
     fig, ax = plt.subplots(figsize=(8.5, 4), dpi=120)
     for name, points in curves.items():
-        pts = [q for q in points if q["cpu_h"] is not None]
+        pts = [q for q in points if q["cpu_h"] is not None and q["accuracy"] is not None]
         ax.plot([q["cpu_h"] for q in pts], [q["accuracy"] for q in pts], marker=".", label=name)
     for name, value in floors:
         ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=f"_{name} floor")
@@ -108,9 +112,11 @@ def main(argv=None) -> int:
             mark = "" if pt["measured"] else "~"
             cpu = f"{mark}{pt['cpu_s']:.0f}" if pt["cpu_s"] is not None else "-"
             hours = f"{mark}{pt['cpu_h']:.2f}" if pt["cpu_h"] is not None else "-"
-            print(f"{pt['epoch']:>6} {pt['accuracy']:>13.2f} {cpu:>8} {hours:>12}")
-        if points:
-            best = max(points, key=lambda q: q["accuracy"])
+            shown = f"{pt['accuracy']:.2f}" if pt["accuracy"] is not None else "-"
+            print(f"{pt['epoch']:>6} {shown:>13} {cpu:>8} {hours:>12}")
+        measured = [q for q in points if q["accuracy"] is not None]
+        if measured:
+            best = max(measured, key=lambda q: q["accuracy"])
             print(f"best: {best['accuracy']:.2f}% after epoch {best['epoch']}")
     if args.png:
         draw(curves, floors, args.ymin, args.chain).savefig(args.png)

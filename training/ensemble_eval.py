@@ -58,23 +58,26 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fer-batch" / "ensemble-eval")
     args = ap.parse_args()
 
-    from fer_batch.classify import load_keras_model, resolve_model
+    from fer_batch.classify import load_keras_model
     from fer_batch.tflite_cache import file_sha256
-    from fer_batch.training.datasets import load_dataset
+    from fer_batch.errors import FerBatchError
+    from fer_batch.training.holdout import holdout, model_file
     from fer_batch.training.ensemble import ensemble_members
     from fer_batch.training.saved_models import tta_inner
     from fer_batch.training.views import CROP_SHIFT
 
-    val = load_dataset(args.data).get("val")
-    if val is None:
-        raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
+    try:
+        val = holdout(args.data, args.models)["val"]
+        files = {name: model_file(name) for name in args.models}
+    except FerBatchError as exc:
+        raise SystemExit(str(exc)) from None
     x = val.x.astype("float32")
     args.cache.mkdir(parents=True, exist_ok=True)
     # Cached probabilities hold for this model file, these faces and these views only.
     faces_key = hashlib.sha256(np.ascontiguousarray(val.x).tobytes()).hexdigest()[:12]
     probs = {}
     for name in args.models:
-        path = Path(resolve_model(name))
+        path = files[name]
         digest = file_sha256(path)[:16]
         cached = args.cache / f"{digest}-{faces_key}-shift{CROP_SHIFT}.npz"
         if cached.exists():

@@ -3,8 +3,8 @@ shipped ``accurate`` (see ``fer_batch.training.ensemble``).
 
     python training/make_ensemble.py OUT.keras MODEL MODEL [...]
 
-MODEL is a packaged name (fast, accurate) or a .keras file; each is used as saved (with its own TTA wrapper, if it
-has one).
+MODEL is a packaged name (fast, accurate), a .keras file or a ``fer-batch train`` run folder; each is used as saved
+(with its own TTA wrapper, if it has one).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 def make_ensemble(out: str | Path, members: list[str]) -> None:
     from fer_batch.classify import load_keras_model
     from fer_batch.training.ensemble import ensemble
+    from fer_batch.training.holdout import model_file
 
-    ensemble([load_keras_model(m) for m in members]).save(out)
+    ensemble([load_keras_model(model_file(m)) for m in members]).save(out)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     """Write the soup of ``runs`` into ``out``; returns its metrics. Checks everything before writing anything."""
     from fer_batch.classify import load_keras_model
     from fer_batch.errors import UsageError
-    from fer_batch.training.datasets import load_dataset
+    from fer_batch.training.holdout import holdout
     from fer_batch.training.ensemble import weight_average
     from fer_batch.training.evaluate import split_reports, write_report
 
@@ -33,20 +33,11 @@ def make_soup(out: Path, runs: list[Path], data: str) -> dict:
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     settings = [c.get("config", {}) for c in configs]
-    for key, values in (("arch", [m.get("arch") for m in metrics]), ("tta", [m.get("tta", "none") for m in metrics]),
-                        ("faces", [c.get("faces", "as-is") for c in settings])):
+    for key, values in (("arch", [m.get("arch") for m in metrics]), ("tta", [m.get("tta", "none") for m in metrics])):
         if len(set(values)) > 1:
             raise UsageError(f"runs differ in {key}: " + ", ".join(f"{r} {v}" for r, v in zip(runs, values)))
     tta = metrics[-1].get("tta", "none")
-    # Measured as the runs were: the same seed (a holdout of data without splits) and the same face cutting.
-    seed, faces = settings[-1].get("seed", 0), settings[-1].get("faces", "as-is")
-    dataset = load_dataset(data, seed=seed, faces=faces)
-    if dataset.split_method.startswith("stratified") and len({c.get("seed", 0) for c in settings}) > 1:
-        raise UsageError(f"--data {data!r} has no splits of its own, and the runs held out different rows (seeds "
-                         f"{', '.join(str(c.get('seed', 0)) for c in settings)}): no rows are unseen by all of them")
-    val = dataset.get("val")
-    if val is None or not len(val):
-        raise UsageError(f"--data {data!r}: no PublicTest (validation) rows to measure the soup on")
+    dataset = holdout(data, runs)  # as the runs held it out: the same seed and face cutting
     for before, run, setting in zip(runs, runs[1:], settings[1:]):
         if not str(setting.get("init") or "").startswith(str(before)):
             print(f"note: {run} did not start from {before} (--init {setting.get('init')}); networks from different "

@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from ship_model import NAME_HELP, check_name
 
 MODELS = Path(__file__).resolve().parents[1] / "fer_batch" / "models"
 LIMIT = 25 * 2**20
@@ -52,7 +53,8 @@ def members_of(spec: str, unpacked: Path) -> list[tuple[Path, dict]]:
             "source": str(folder),
             "arch": metrics["arch"],
             "epochs": metrics["epochs"],
-            "publictest_accuracy_in_run": round(metrics["splits"]["val"]["accuracy"], 4),
+            "publictest_accuracy_in_run": round(metrics["splits"]["val"]["accuracy"], 4)
+            if "val" in metrics["splits"] else None,  # a run on data without validation faces
             "training_config": config.get("config", {}),
             "machine": config.get("machine", {}),
         })]
@@ -82,29 +84,33 @@ def members_of(spec: str, unpacked: Path) -> list[tuple[Path, dict]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", choices=["fast", "accurate"])
+    ap.add_argument("name", help=NAME_HELP)
     ap.add_argument("members", nargs="+")
     ap.add_argument("--views", choices=["none", "flip", "crops"], required=True)
-    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the ensemble")
+    ap.add_argument("--data", required=True, help="the FER-2013 CSV whose PublicTest rows measure the ensemble (or "
+                                                  "other data: its validation faces, held out as the runs held them)")
     ap.add_argument("--status", choices=["interim", "final"], required=True)
     ap.add_argument("--command", required=True, help="the exact commands that produced the members")
     ap.add_argument("--quantize", choices=list(QUANTIZE), help="; ".join(f"{k}: {v}" for k, v in QUANTIZE.items()))
     ap.add_argument("--notes", default="")
     ap.add_argument("--dest", type=Path, default=MODELS, help="folder to ship into (default: the package's models)")
     args = ap.parse_args()
+    check_name(ap, args.name, args.dest)
 
     from fer_batch.classify import Classifier
     from fer_batch.training.architectures import build_model
-    from fer_batch.training.datasets import load_dataset
+    from fer_batch.errors import FerBatchError
     from fer_batch.training.compress import int8_convolutions
     from fer_batch.training.ensemble import ensemble
+    from fer_batch.training.holdout import holdout
     from fer_batch.training.metrics import classification_report, per_class_table
     from fer_batch.training.saved_models import load_initial_weights
     from fer_batch.training.views import with_views
 
-    val = load_dataset(args.data).get("val")
-    if val is None:
-        raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
+    try:
+        val = holdout(args.data, args.members)["val"]
+    except FerBatchError as exc:
+        raise SystemExit(str(exc)) from None
     unpacked = tempfile.TemporaryDirectory()  # a shipped ensemble's members, while this runs (removed at the end)
     found = [m for spec in args.members for m in members_of(spec, Path(unpacked.name))]
     paths, infos = [p for p, _ in found], [info for _, info in found]
@@ -173,6 +179,7 @@ def main() -> None:
             "quantization": QUANTIZE[args.quantize] if args.quantize else None,
             "notes": args.notes,
         }
+        args.dest.mkdir(parents=True, exist_ok=True)
         (args.dest / f"{args.name}.keras").write_bytes(path.read_bytes())
     (args.dest / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"shipped {args.name}: {card['arch']}, PublicTest {card['publictest_accuracy']:.4f} with {args.views} "

@@ -49,6 +49,18 @@ TFLITE_INT8_MAX_LOSS = 0.002
 TFLITE_INT8_MIN_AGREEMENT = 0.99
 
 
+NAME_HELP = "fast or accurate (the package's models); with --dest, any name (the model is then DEST/NAME.keras)"
+
+
+def check_name(ap: argparse.ArgumentParser, name: str, dest: Path) -> None:
+    """Only ``fast`` and ``accurate`` go into the package; a model shipped elsewhere (``--dest``: a user's own) may
+    have any name that makes a plain file name."""
+    if dest.resolve() == MODELS.resolve() and name not in ("fast", "accurate"):
+        ap.error(f"NAME {name!r}: the package ships fast and accurate; give --dest DIR to ship a model of your own")
+    if not name or name.startswith(".") or any(c in name for c in "/\\"):
+        ap.error(f"NAME {name!r}: expected a plain file name")
+
+
 def main() -> None:
     if "--recard-tflite-int8" in sys.argv:
         return recard_main()
@@ -56,7 +68,7 @@ def main() -> None:
         return recard_per_class_main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("name", choices=["fast", "accurate"])
+    ap.add_argument("name", help=NAME_HELP)
     ap.add_argument("--status", choices=["interim", "final"], required=True)
     ap.add_argument("--command", required=True, help="the exact command that produced the run")
     ap.add_argument("--tflite-int8", action="store_true",
@@ -68,8 +80,10 @@ def main() -> None:
                     help="ship the network without its test-time-augmentation wrapper (needs --data)")
     ap.add_argument("--flip-margin", type=float, metavar="M",
                     help="classify the faces whose top two emotions lie within M again, mirrored (needs --data)")
-    ap.add_argument("--data", help="the FER-2013 CSV whose PublicTest rows re-measure a changed model")
+    ap.add_argument("--data", help="the FER-2013 CSV whose PublicTest rows re-measure a changed model (or the run's "
+                                   "own data: its validation faces, held out as the run held them)")
     args = ap.parse_args()
+    check_name(ap, args.name, args.dest)
     if (args.quantize or args.strip_tta or args.tflite_int8 or args.flip_margin) and not args.data:
         ap.error("--quantize, --strip-tta, --tflite-int8 and --flip-margin need --data to re-measure the model that "
                  "ships")
@@ -78,7 +92,11 @@ def main() -> None:
 
     metrics = json.loads((args.run_dir / "metrics.json").read_text())
     config = json.loads((args.run_dir / "config.json").read_text())
-    val = metrics["splits"]["val"]
+    val = metrics["splits"].get("val")
+    if val is None:
+        raise SystemExit(f"{args.run_dir} measured no validation faces (its data had none: FER-2013's PublicTest "
+                         "rows, a val/ folder, or data without splits, of which fer-batch train holds out 20%); a "
+                         "card's figures are measured on them")
     card = {
         "name": args.name,
         "status": args.status,
@@ -108,7 +126,7 @@ def main() -> None:
     if args.flip_margin is not None and card["tta"] != "none" and not args.strip_tta:
         raise SystemExit(f"--flip-margin: {source} already averages each face with its mirror image (test-time "
                          f"views {card['tta']!r}); ship it with --strip-tta")
-    publictest = _publictest(args.data) if args.data else None  # read once
+    publictest = _publictest(args.data, args.run_dir) if args.data else None  # read once
     if args.strip_tta:
         source = strip_tta(source, publictest, card)
     if args.quantize:
@@ -119,6 +137,7 @@ def main() -> None:
     size = source.stat().st_size
     if size > 25 * 2**20:
         raise SystemExit(f"{source} is {size / 2**20:.1f} MB: too big to ship (limit 25 MB)")
+    args.dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, args.dest / f"{args.name}.keras")
     (args.dest / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"shipped {args.name}: {card['arch']}, PublicTest {card['publictest_accuracy']:.4f}, {size / 1e6:.1f} MB")
@@ -133,14 +152,16 @@ def _record(card: dict, report: dict, prefix: str = "publictest") -> None:
         card[f"{prefix}_per_class"] = per_class_table(report)
 
 
-def _publictest(data: str):
-    """The PublicTest rows of ``data``, on which a changed model is re-measured."""
-    from fer_batch.training.datasets import load_dataset
+def _publictest(data: str, run: Path | None = None):
+    """The PublicTest rows of ``data`` (the validation faces of other data, as ``run`` held them out), on which a
+    changed model is re-measured."""
+    from fer_batch.errors import FerBatchError
+    from fer_batch.training.holdout import holdout
 
-    val = load_dataset(data).get("val")
-    if val is None:
-        raise SystemExit(f"{data}: no PublicTest (validation) rows to re-measure the model on")
-    return val
+    try:
+        return holdout(data, [run] if run is not None else [])["val"]
+    except FerBatchError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def strip_tta(path: Path, val, card: dict) -> Path:

@@ -30,13 +30,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from fer_batch.classify import load_keras_model
-    from fer_batch.training.datasets import load_dataset
+    from fer_batch.errors import FerBatchError
+    from fer_batch.training.holdout import holdout, model_file
     from fer_batch.training.train import tta_inner
 
-    val = load_dataset(args.data).get("val")
-    if val is None:
-        raise SystemExit(f"{args.data}: no PublicTest (validation) rows")
-    net = tta_inner(load_keras_model(args.model))
+    try:
+        val = holdout(args.data, [args.model])["val"]
+        net = tta_inner(load_keras_model(model_file(args.model)))
+    except FerBatchError as exc:
+        raise SystemExit(str(exc)) from None
     x = val.x.astype("float32")
     probs = {}
     for flip in (0, 1):

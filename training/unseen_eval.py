@@ -16,23 +16,32 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", help="a FER-2013 CSV with Training and PublicTest rows")
-    parser.add_argument("models", nargs="+", help="packaged names or .keras files")
+    parser.add_argument("data", help="a FER-2013 CSV with Training and PublicTest rows (or other data with a "
+                                     "validation split: its faces also among the training ones are counted apart)")
+    parser.add_argument("models", nargs="+", help="packaged names, .keras files or fer-batch train run folders")
     args = parser.parse_args()
     from fer_batch.classify import Classifier
-    from fer_batch.training.datasets import load_dataset, seen_in_training
+    from fer_batch.errors import FerBatchError
+    from fer_batch.training.datasets import seen_in_training
+    from fer_batch.training.holdout import holdout, model_file
 
-    dataset = load_dataset(args.data)
+    try:
+        dataset = holdout(args.data, args.models)
+        files = [model_file(name) for name in args.models]
+    except FerBatchError as exc:
+        raise SystemExit(str(exc)) from None
     val, seen = dataset["val"], seen_in_training(dataset)["val"]
     print(f"PublicTest: {len(val):,} faces, {seen.sum():,} of them also Training faces")
-    for name in args.models:
+    for name, path in zip(args.models, files):
         started = time.perf_counter()
-        classifier = Classifier(name)
+        classifier = Classifier(path)
         probs = np.concatenate([classifier.predict(val.x[i:i + 256, ..., 0]) for i in range(0, len(val), 256)])
         right = probs.argmax(axis=1) == val.y
-        print(f"{name} ({classifier.runtime}): all {right.mean():.2%}, also in Training {right[seen].mean():.2%} "
-              f"({right[seen].sum()}/{seen.sum()}), not in Training {right[~seen].mean():.2%} "
-              f"({right[~seen].sum()}/{(~seen).sum()}); {time.perf_counter() - started:.0f} s")
+        def share(mask):
+            return f"{right[mask].mean():.2%} ({right[mask].sum()}/{mask.sum()})" if mask.any() else "none"
+
+        print(f"{name} ({classifier.runtime}): all {right.mean():.2%}, also in Training {share(seen)}, not in "
+              f"Training {share(~seen)}; {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
