@@ -19,5 +19,6 @@ scripts for lent GPU machines. One module a concern:
 ``evaluate``          ``fer-batch evaluate`` and a run's report (``metrics``, ``plots``: its figures and charts)
 ``ensemble``          shipping: several models as one (their mean, or one network of their mean weights)
 ``compress``          shipping: convolution kernels stored as int8
+``holdout``           shipping: the validation faces a model is measured on again, as its run held them out
 ====================  ==========================================================================================
 """
