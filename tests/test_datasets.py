@@ -482,3 +482,34 @@ def test_a_re_measure_holds_out_the_faces_its_run_held_out(tmp_path):
     csv_path = write_csv(tmp_path / "priv.csv", x, y, ["Training"] * 100 + ["PrivateTest"] * (len(y) - 100))
     with pytest.raises(UsageError, match="has no validation faces to measure on"):
         holdout(csv_path, runs)
+
+
+def test_a_shipped_models_card_gives_its_runs_holdout_and_a_packaged_name_is_the_packaged_model(tmp_path,
+                                                                                               monkeypatch):
+    """A model shipped with --dest (a card beside it, no config.json) was measured on seed 0's holdout again; and
+    beside a run folder named `fast`, `fast` had meant that folder's model and its config.json."""
+    import json
+
+    from fer_batch.classify import resolve_model
+    from fer_batch.errors import UsageError
+    from fer_batch.training.holdout import holdout, model_file, run_settings
+
+    x, y = make_faces(20, seed=1)
+    folder = write_folder(tmp_path / "faces", x, y)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "smiles.keras").write_bytes(b"")
+    card = {"name": "smiles", "members": [{"training_config": {"arch": "tiny", "seed": 3}},
+                                          {"training_config": {"arch": "tiny", "seed": "3", "faces": None}}]}
+    (tmp_path / "mine" / "smiles.json").write_text(json.dumps(card))
+    assert [(s["seed"], s["faces"]) for s in run_settings(tmp_path / "mine" / "smiles.keras")] == [(3, "as-is")] * 2
+    np.testing.assert_array_equal(_sorted(holdout(folder, [tmp_path / "mine" / "smiles.keras"])["val"])[0],
+                                  _sorted(load_dataset(str(folder), seed=3)["val"])[0])
+    card["members"][1]["training_config"]["seed"] = None
+    (tmp_path / "mine" / "smiles.json").write_text(json.dumps(card))
+    with pytest.raises(UsageError, match=r"smiles.json' gives seed None: expected a whole number"):
+        holdout(folder, [tmp_path / "mine" / "smiles.keras"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "fast" / "model.keras").write_bytes(b"")
+    (tmp_path / "fast" / "config.json").write_text(json.dumps({"config": {"arch": "tiny", "seed": 5}}))
+    assert model_file("fast") == resolve_model("fast") and run_settings("fast") == []

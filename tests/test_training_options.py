@@ -735,3 +735,26 @@ def test_a_model_of_ones_own_ships_under_its_own_name_and_only_outside_the_packa
                                "--command", "mine"], capture_output=True, text=True, timeout=600)
         assert done.returncode == 2 and "NAME 'smiles': the package ships fast and accurate; give --dest" in \
             done.stderr, (script, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("name, dest, said", [
+    ("smiles", "fer_batch/models/sub", "the package ships fast and accurate"),  # anywhere inside the package's
+    ("smiles.keras", "elsewhere", "give the name without .keras"),
+    ("CON", "elsewhere", "expected a plain file name"),
+    ("a:b", "elsewhere", "expected a plain file name"),
+    ("mine.", "elsewhere", "expected a plain file name"),
+])
+def test_a_ship_name_is_a_plain_file_name_and_the_package_holds_only_its_own(tmp_path, capsys, name, dest, said):
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "training"))
+    try:
+        from ship_model import check_name
+    finally:
+        sys.path.pop(0)
+    where = ROOT / dest if dest.startswith("fer_batch") else tmp_path / dest
+    with pytest.raises(SystemExit):
+        check_name(argparse.ArgumentParser(prog="ship"), name, where)
+    err = capsys.readouterr().err
+    assert f"NAME {name!r}: " in err and said in err, err
+    check_name(argparse.ArgumentParser(prog="ship"), "my model-2.b", tmp_path)  # letters, digits, . _ - spaces

@@ -2,13 +2,14 @@
 
     python training/ensemble_eval.py FER2013.csv[.gz] MODEL [MODEL ...] [--cache DIR]
 
-MODEL is a packaged name (fast, accurate) or a .keras file. Each model's network (its TTA wrapper removed) is run
-once over the PublicTest rows for each of the ten ``crops`` views (``fer_batch.training.views``: the face and four
-2 px shifts, each mirrored); ``none``, ``flip`` and ``crops`` are then means over subsets of those probabilities,
-and every ensemble of two or more of the models is the mean of its members' means, as
-``fer_batch.training.ensemble`` computes it. The probabilities are cached under ``--cache`` by the SHA-256 of the
-model file, of the faces and the crop shift, so a later call with one more model runs only that one. A model that
-is itself an ensemble is refused: name its members. Selects on PublicTest only.
+MODEL is a packaged name (fast, accurate), a .keras file or a ``fer-batch train`` run folder; the data is a FER-2013
+CSV or the runs' own data (its validation faces, held out as the runs held them: ``fer_batch.training.holdout``).
+Each model's network (its TTA wrapper removed) is run once over the PublicTest rows for each of the ten ``crops``
+views (``fer_batch.training.views``: the face and four 2 px shifts, each mirrored); ``none``, ``flip`` and
+``crops`` are then means over subsets of those probabilities, and every ensemble of two or more of the models is
+the mean of its members' means, as ``fer_batch.training.ensemble`` computes it. The probabilities are cached under
+``--cache`` by the SHA-256 of the model file, of the faces and the crop shift, so a later call with one more model
+runs only that one. A model that is itself an ensemble is refused: name its members. Selects on PublicTest only.
 """
 
 from __future__ import annotations

@@ -53,12 +53,19 @@ NAME_HELP = "fast or accurate (the package's models); with --dest, any name (the
 
 
 def check_name(ap: argparse.ArgumentParser, name: str, dest: Path) -> None:
-    """Only ``fast`` and ``accurate`` go into the package; a model shipped elsewhere (``--dest``: a user's own) may
-    have any name that makes a plain file name."""
-    if dest.resolve() == MODELS.resolve() and name not in ("fast", "accurate"):
+    """Only ``fast`` and ``accurate`` go into the package's models folder (or anywhere inside it); a model shipped
+    elsewhere (``--dest``: a user's own) may have any name of letters, digits, ``.``, ``_``, ``-`` and spaces that
+    makes a plain file name on every system."""
+    import re
+
+    models, where = MODELS.resolve(), dest.resolve()
+    if (where == models or models in where.parents) and name not in ("fast", "accurate"):
         ap.error(f"NAME {name!r}: the package ships fast and accurate; give --dest DIR to ship a model of your own")
-    if not name or name.startswith(".") or any(c in name for c in "/\\"):
-        ap.error(f"NAME {name!r}: expected a plain file name")
+    if name.lower().endswith(".keras"):
+        ap.error(f"NAME {name!r}: give the name without .keras (the model is written as DEST/NAME.keras)")
+    reserved = {"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(10))}  # Windows
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]*(?<![ .])", name) or name.split(".")[0].upper() in reserved:
+        ap.error(f"NAME {name!r}: expected a plain file name (letters, digits, '.', '_', '-', spaces)")
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ def main() -> None:
         files = [model_file(name) for name in args.models]
     except FerBatchError as exc:
         raise SystemExit(str(exc)) from None
-    val, seen = dataset["val"], seen_in_training(dataset)["val"]
+    val = dataset["val"]
+    seen = seen_in_training(dataset).get("val", np.zeros(len(val), bool))  # data without a training split: none
     print(f"PublicTest: {len(val):,} faces, {seen.sum():,} of them also Training faces")
     for name, path in zip(args.models, files):
         started = time.perf_counter()

@@ -17,42 +17,76 @@ from ..errors import UsageError
 
 def model_file(spec: str | Path, option: str = "MODEL") -> Path:
     """The ``.keras`` file for a packaged name, a ``.keras`` file or a ``fer-batch train`` run folder (its
-    ``model.keras``)."""
-    from ..classify import resolve_model
+    ``model.keras``). A packaged name is the packaged model, as everywhere, also beside a folder of that name."""
+    from ..classify import PACKAGED, resolve_model
 
     folder = Path(spec).expanduser()
-    if folder.is_dir() and (folder / "model.keras").is_file():
+    if str(spec) not in PACKAGED and folder.is_dir() and (folder / "model.keras").is_file():
         return folder / "model.keras"
     return resolve_model(spec, option=option)
 
 
-def run_settings(model: str | Path) -> dict | None:
-    """The ``fer-batch train`` settings of the run that made ``model`` (a run folder, or a model file inside one:
-    its ``config.json``); None for a packaged model or a file without a run around it."""
-    folder = Path(model).expanduser()
-    folder = folder if folder.is_dir() else folder.parent
+def run_settings(model: str | Path) -> list[dict]:
+    """The ``fer-batch train`` settings of the runs that made ``model``: a run folder's (or a model file's inside
+    one: its ``config.json``), or those a card beside a shipped file records (``training_config``, one per member of
+    an ensemble); none for a packaged model (trained on FER-2013, whose splits are its own) or a file without either.
+    """
+    from ..classify import PACKAGED
+
+    if str(model) in PACKAGED:
+        return []
+    path = Path(model).expanduser()
+    folder = path if path.is_dir() else path.parent
+    config = _json(folder / "config.json")
+    settings = config.get("config") if isinstance(config, dict) else None
+    if isinstance(settings, dict) and "arch" in settings:
+        return [_checked(settings, folder / "config.json")]
+    card = _json(path.with_suffix(".json")) if path.suffix == ".keras" else None
+    if not isinstance(card, dict):
+        return []
+    found = [card.get("training_config")] + [m.get("training_config") for m in card.get("members") or []
+                                              if isinstance(m, dict)]
+    return [_checked(s, path.with_suffix(".json")) for s in found if isinstance(s, dict) and s]
+
+
+def _json(path: Path):
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    settings = config.get("config") if isinstance(config, dict) else None
-    return settings if isinstance(settings, dict) and "arch" in settings else None
+
+
+def _checked(settings: dict, where: Path) -> dict:
+    """``settings`` with a whole-number seed and a face cutting (None: as-is), else :class:`UsageError` naming the
+    file that gives them."""
+    seed, faces = settings.get("seed", 0), settings.get("faces") or "as-is"
+    if isinstance(seed, bool) or not str(seed).lstrip("-").isdigit():
+        raise UsageError(f"{str(where)!r} gives seed {seed!r}: expected a whole number, as fer-batch train writes it")
+    if faces not in ("as-is", "detect"):
+        raise UsageError(f"{str(where)!r} gives faces {faces!r}: expected as-is or detect, as fer-batch train "
+                         "writes it")
+    return {**settings, "seed": int(seed), "faces": faces}
 
 
 def holdout(data: str | Path, models=(), option: str = "--data"):
-    """The dataset of ``data`` as the runs of ``models`` (run folders or model files) split and cut it (their
-    ``--seed`` and ``--faces``; seed 0 and faces as-is for models without a run), with a validation split to measure
-    on. :class:`UsageError` where runs cut faces differently, where data without splits was held out by different
-    seeds (no faces are unseen by all of them), or where ``data`` has no validation faces."""
+    """The dataset of ``data`` as the runs of ``models`` (run folders, model files, shipped files with a card)
+    split and cut it (their ``--seed`` and ``--faces``; seed 0 and faces as-is for models without a run), with a
+    validation split to measure on. :class:`UsageError` where runs cut faces differently, where data without splits
+    was held out by different seeds (no faces are unseen by all of them), or where ``data`` has no validation faces.
+    """
     from .datasets import load_dataset
 
-    settings = [s for s in map(run_settings, models) if s is not None]
-    faces = {str(s.get("faces", "as-is")) for s in settings} or {"as-is"}
+    settings = [s for model in models for s in run_settings(model)]
+    faces = {s["faces"] for s in settings} or {"as-is"}
     if len(faces) > 1:
         raise UsageError(f"{option} {str(data)!r}: the runs cut the faces differently (--faces "
                          f"{', '.join(sorted(faces))}); measure them one by one")
-    seeds = sorted({int(s.get("seed", 0)) for s in settings}) or [0]
-    dataset = load_dataset(str(data), seed=seeds[0], faces=faces.pop())
+    seeds = sorted({s["seed"] for s in settings}) or [0]
+    face = faces.pop()
+    try:
+        dataset = load_dataset(str(data), seed=seeds[0], faces=face)
+    except UsageError as exc:  # an option the runs were trained with, not one given here
+        raise UsageError(f"{option} {str(data)!r}, read as the runs were trained (--faces {face}): {exc}") from None
     if dataset.split_method.startswith("stratified") and len(seeds) > 1:
         raise UsageError(f"{option} {str(data)!r} has no splits of its own, and the runs held out different faces "
                          f"(--seed {', '.join(map(str, seeds))}): no faces are unseen by all of them")
