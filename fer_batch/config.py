@@ -280,10 +280,19 @@ def existing_paths(paths) -> tuple[str, ...]:
         # An iterator (a generator, map()) passed a second time is empty: say so, not only that nothing was given.
         hint = " (the paths were given as an iterator that was already used up: pass a list)" if used_up else ""
         raise UsageError(f"give at least one file or directory to analyse{hint}")
-    missing = [p for p in paths if not Path(p).exists() and not Path(p).is_symlink()]
+    missing = [p for p in paths if not _exists(p)]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(repr(m) for m in missing)}")
     return paths
+
+
+def _exists(path) -> bool:
+    """Whether ``path`` exists (a dangling symlink does: it is named as such later); a name too long to be a file's
+    does not (pathlib raised "[Errno 36] File name too long", exit 5 before any work)."""
+    try:
+        return Path(path).exists() or Path(path).is_symlink()
+    except OSError:
+        return False
 
 
 def check_data(data: str | Path) -> None:
@@ -432,17 +441,38 @@ def check_not_a_training_run(option: str, path: str | Path) -> None:
                          "folder")
 
 
+#: The most bytes a file name has on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+#: How much longer than --out's own name the names of the files beside it are (``.OUT.journal.commit``).
+BESIDE_OUT = 16
+
+
+def _check_name_length(option: str, path: Path) -> None:
+    """:class:`UsageError` for an output whose name, or that of a file fer-batch writes beside it, is longer than a
+    file name may be: the run failed before any work with "output error: [Errno 36] File name too long" (exit 5),
+    and its --resume the same way."""
+    extra = BESIDE_OUT if option == "--out" else 0
+    size = len(os.fsencode(Path(path).name))
+    if size + extra > NAME_MAX:
+        beside = f" (fer-batch writes files beside it with names up to {extra} bytes longer)" if extra else ""
+        raise UsageError(f"{option} {str(path)!r}: its name is {size} bytes; a file name may have {NAME_MAX}"
+                         f"{beside}: give a name of at most {NAME_MAX - extra} bytes")
+
+
 def _check_writable_file(option: str, path: Path, *, overwrite: bool,
                          hint: str = "pass --overwrite to replace it") -> None:
     """A .csv output path: not a directory, under a directory, and not replaced unless ``overwrite``."""
     if Path(path).suffix.lower() != ".csv":
         raise UsageError(f"{option} must name a .csv file, got {str(path)!r}")
+    _check_name_length(option, path)
     if Path(path).is_dir():
         raise UsageError(f"{option} {str(path)!r} is a directory; give a .csv file path")
     _check_parent(option, path)
     if Path(path).exists():
         if not overwrite:
             raise UsageError(f"{option} {str(path)!r} already exists; {hint}")
+        if Path(path).is_fifo() or Path(path).is_socket():  # opening one to append waits for a reader for ever
+            raise UsageError(f"{option} {str(path)!r} is a named pipe or socket; give a .csv file path")
         try:
             open(path, "ab").close()  # opening to append changes nothing, and fails where writing would
         except OSError as exc:

@@ -871,3 +871,42 @@ def test_with_two_workers_every_failed_file_is_named_on_stderr(tmp_path, one_fac
     for path in bad:
         assert f"error: {path}: " in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and "lost sys.stderr" not in res.stderr
+
+
+def test_output_names_too_long_for_the_files_beside_them_and_named_pipes_are_usage_errors(tmp_path, capsys):
+    """A 243-byte --out is a valid name, but its journal's commit marker (.NAME.journal.commit) is not: the run
+    failed before any work with exit 5, "output error: [Errno 36] File name too long", and its --resume alike. A
+    300-byte input name gave the same. A named pipe as --out with --overwrite waited for a reader for ever."""
+    from fer_batch.cli import EXIT_SOME_FAILED, EXIT_USAGE, main
+
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"")
+    long_out = tmp_path / ("x" * 239 + ".csv")
+    assert main(["analyze", str(photo), "--out", str(long_out), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "its name is 243 bytes; a file name may have 255 (fer-batch writes files beside it with names up to 16 " \
+           "bytes longer): give a name of at most 239 bytes" in err, err
+    assert not list(tmp_path.glob("*.csv*")) and not list(tmp_path.glob(".x*"))
+    assert main(["analyze", str(tmp_path / ("y" * 300 + ".jpg")), "--out", str(tmp_path / "r.csv")]) == EXIT_USAGE
+    assert "no such file or directory: " in capsys.readouterr().err
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert main(["analyze", str(photo), "--out", str(tmp_path / "pipe.csv"), "--overwrite", "--quiet"]) == EXIT_USAGE
+    assert "pipe.csv' is a named pipe or socket; give a .csv file path" in capsys.readouterr().err
+    # A device named as it is: said to be one (it has no suffix, which had been the reason given)
+    assert main(["analyze", "/dev/zero", "--out", str(tmp_path / "dev.csv"), "--quiet"]) == EXIT_SOME_FAILED
+    assert read_errors(tmp_path / "dev.errors.csv")["error"].tolist() == ["not a regular file (a device)"]
+
+
+def test_a_tilde_in_an_output_option_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """The shell leaves --out=~/r.csv as it is: a folder named ~ was made here, while the run said "timeline:
+    ~/r.csv"."""
+    from fer_batch.cli import EXIT_SOME_FAILED, main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not media")
+    code = main(["analyze", "notes.txt", "notes.txt", "--out=~/r.csv", "--quiet"])
+    assert code == EXIT_SOME_FAILED and (tmp_path / "home" / "r.csv").is_file() and not (tmp_path / "~").exists()
+    # the same file named twice is one failure, not two
+    assert len(read_errors(tmp_path / "home" / "r.errors.csv")) == 1

@@ -22,18 +22,24 @@ started (what was written before stays valid: fix the cause, then --resume); 70 
 please report it); 130 interrupted by Ctrl-C or SIGTERM (use --resume)."""
 
 
+def output_path(text: str) -> Path:
+    """An output option's path, ``~`` expanded: the shell leaves ``--out=~/r.csv`` as it is, which had made a
+    folder named ``~`` here while the run said "timeline: ~/r.csv"."""
+    return Path(text).expanduser()
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("analyze", help="analyse images and videos", description=HELP, epilog=EPILOG)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image/video files and/or directories (walked recursively)")
-    p.add_argument("--out", required=True, type=Path, help="timeline CSV to write")
-    p.add_argument("--summary", type=Path, help="per-source, per-face summary CSV to write")
-    p.add_argument("--charts", type=Path, metavar="DIR",
+    p.add_argument("--out", required=True, type=output_path, help="timeline CSV to write")
+    p.add_argument("--summary", type=output_path, help="per-source, per-face summary CSV to write")
+    p.add_argument("--charts", type=output_path, metavar="DIR",
                    help="directory for PNG charts: per video its faces' emotions over time (the 32 seen longest), "
                         "and the distribution over everything analysed")
-    p.add_argument("--annotate", type=Path, metavar="DIR",
+    p.add_argument("--annotate", type=output_path, metavar="DIR",
                    help="directory for annotated copies: each video as an H.264 MP4 with every face's box, id, "
                         "emotion and probabilities drawn, each photo in its own format")
-    p.add_argument("--report", type=Path, metavar="FILE.html",
+    p.add_argument("--report", type=output_path, metavar="FILE.html",
                    help="one self-contained HTML page of the run: settings, failures, per file its timeline and "
                         "each face's thumbnails and emotions")
     sampling = p.add_mutually_exclusive_group()

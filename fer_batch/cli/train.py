@@ -6,6 +6,7 @@ Nothing heavy is imported at module level: TensorFlow, Keras and the training pa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -87,8 +88,10 @@ def _add_train(subparsers) -> None:
     p = subparsers.add_parser("train", help="train an emotion model on FER-2013 or an image folder",
                               description=TRAIN_HELP, epilog=TRAIN_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory to write the model and report into")
+    p.add_argument("--data", required=True, metavar="PATH", type=os.path.expanduser,
+                   help="FER-2013 CSV (.csv or .csv.gz) or image folder")
+    p.add_argument("--out", required=True, metavar="DIR", type=os.path.expanduser,  # --out=~/run: as the shell would
+                   help="run directory to write the model and report into")
     p.add_argument("--faces", choices=FACE_MODES, help=FACES_HELP)
     p.add_argument("--recipe", choices=("paper",),
                    help="paper: the seed paper's recipe (arch seed, 20 epochs, Adam 1e-3, no augmentation, no "
@@ -136,7 +139,7 @@ def _add_train(subparsers) -> None:
                    help="test-time augmentation built into the saved model: flip averages the face and its mirror "
                         "image; crops averages ten views (the face and four 2 px shifts, each mirrored) at ten "
                         f"times the cost (default {DEFAULTS['tta']})")
-    p.add_argument("--checkpoint-dir", metavar="DIR",
+    p.add_argument("--checkpoint-dir", metavar="DIR", type=os.path.expanduser,
                    help="where per-epoch checkpoints go (default CACHE/fer-batch/checkpoints/<OUT name>-<hash>, "
                         "CACHE being $XDG_CACHE_HOME or ~/.cache)")
     mode = p.add_mutually_exclusive_group()
@@ -165,8 +168,9 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="packaged model (fast, accurate; `fer-batch models` compares them) or a .keras file "
                         "(default: fast)")
-    p.add_argument("--data", required=True, metavar="PATH", help="FER-2013 CSV (.csv or .csv.gz) or image folder")
-    p.add_argument("--out", metavar="DIR",
+    p.add_argument("--data", required=True, metavar="PATH", type=os.path.expanduser,
+                   help="FER-2013 CSV (.csv or .csv.gz) or image folder")
+    p.add_argument("--out", metavar="DIR", type=os.path.expanduser,
                    help="also write metrics.json, confusion_<split>.png (and skipped.txt, where any data was "
                         "passed over) into DIR")
     p.add_argument("--faces", choices=FACE_MODES, default="as-is", help=FACES_HELP)

@@ -153,21 +153,25 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
     skip = {os.path.realpath(d) for d in skip_dirs if d is not None}
 
     def add(path: Path, name: str, explicit: bool):
+        # Each file once, whether reached twice or named twice, media or not (a text file named twice was two
+        # failures, and a folder reached twice counted its non-media files twice).
         kind = media_kind(path)
+        key = os.path.realpath(path)
+        if key in seen:
+            found.duplicates += kind is not None  # the note says how many were analysed once
+            return
+        seen.add(key)
+        odd = not_a_regular_file(path)
+        if odd is not None and (kind is not None or explicit):
+            # A decoder would wait on a named pipe for ever, or read a device without end; said before the
+            # suffix, which a device (/dev/zero) has none of.
+            found.rejected.append((name, f"not a regular file ({odd})"))
+            return
         if kind is None:
             if explicit:
                 found.rejected.append((name, not_media_reason(path)))
             else:
                 found.skipped += 1
-            return
-        key = os.path.realpath(path)
-        if key in seen:
-            found.duplicates += 1
-            return
-        seen.add(key)
-        odd = not_a_regular_file(path)
-        if odd is not None:  # a decoder would wait on a named pipe for ever, or read a device without end
-            found.rejected.append((name, f"not a regular file ({odd})"))
             return
         kind = frames_kind(path, kind)
         found.sources.append(Source(path=path, name=name, media=kind))
