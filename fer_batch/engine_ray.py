@@ -133,7 +133,7 @@ class RayEngine:
     def connect(self) -> None:
         """Join or start Ray now, where this process has no Ray yet (:meth:`events` does it otherwise): the CLI calls
         it before any output file is made, so that a cluster it cannot join leaves nothing to refuse the next try
-        over. A connection made here is shut down when :meth:`events` ends."""
+        over. A connection made here is shut down by :meth:`close`, which :meth:`events` calls as it ends."""
         ray = import_ray()
         if ray.is_initialized():
             return

@@ -72,7 +72,11 @@ def step_s(frame_rows, timed: bool | None = None) -> float:
     """Seconds between analysed frames of a video (median), the time each analysed frame stands for, on the video's
     time base (:func:`face_times`; ``timed``: :func:`has_times` of the video, found when None); 0.0 for a video
     analysed in one frame."""
-    t = np.unique(face_times(frame_rows, timed))
+    return _median_step(np.unique(face_times(frame_rows, timed)))
+
+
+def _median_step(t: np.ndarray) -> float:
+    """The median step between sorted, distinct times ``t``; 0.0 for one."""
     return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
 
 
@@ -90,8 +94,7 @@ def time_seen(g, timed: bool, step: float) -> tuple[float | None, float | None, 
     return round(float(t.min()), 4), round(float(t.max()), 4), (round(frames * step, 4) if step > 0 else None)
 
 
-def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray | None,
-           timed: bool = True) -> dict:
+def _stats(g, probs: np.ndarray, media: str, step: float, smoothed: np.ndarray | None, timed: bool) -> dict:
     """The figures of one summary row from a face's (or a whole file's) timeline rows and probabilities."""
     mean = probs.mean(axis=0)
     share = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
@@ -202,7 +205,7 @@ def time_axis(rows) -> tuple[bool, float, float]:
     span (it stands for the time after it)."""
     timed = has_times(rows)
     t = np.unique(face_times(rows, timed))
-    span = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    span = _median_step(t) or 1.0  # (as step_s, the seconds_seen step)
     return timed, span, float(t.max()) + span
 
 

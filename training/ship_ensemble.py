@@ -27,9 +27,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from ship_model import NAME_HELP, check_name
+from ship_model import MODELS, NAME_HELP, check_name, publictest_faces
 
-MODELS = Path(__file__).resolve().parents[1] / "fer_batch" / "models"
 LIMIT = 25 * 2**20
 QUANTIZE = {"int8": "int8 dense kernels (keras Model.quantize)",
             "int8-all": "int8 dense kernels (keras Model.quantize) and int8 Conv2D kernels, one scale per output "
@@ -99,18 +98,13 @@ def main() -> None:
 
     from fer_batch.classify import Classifier
     from fer_batch.training.architectures import build_model
-    from fer_batch.errors import FerBatchError
     from fer_batch.training.compress import int8_convolutions
     from fer_batch.training.ensemble import ensemble
-    from fer_batch.training.holdout import holdout
     from fer_batch.training.metrics import classification_report, per_class_table
     from fer_batch.training.saved_models import load_initial_weights
     from fer_batch.training.views import with_views
 
-    try:
-        val = holdout(args.data, args.members)["val"]
-    except FerBatchError as exc:
-        raise SystemExit(str(exc)) from None
+    val = publictest_faces(args.data, args.members)
     unpacked = tempfile.TemporaryDirectory()  # a shipped ensemble's members, while this runs (removed at the end)
     found = [m for spec in args.members for m in members_of(spec, Path(unpacked.name))]
     paths, infos = [p for p, _ in found], [info for _, info in found]

@@ -133,7 +133,7 @@ def main() -> None:
     if args.flip_margin is not None and card["tta"] != "none" and not args.strip_tta:
         raise SystemExit(f"--flip-margin: {source} already averages each face with its mirror image (test-time "
                          f"views {card['tta']!r}); ship it with --strip-tta")
-    publictest = _publictest(args.data, args.run_dir) if args.data else None  # read once
+    publictest = publictest_faces(args.data, [args.run_dir]) if args.data else None  # read once
     if args.strip_tta:
         source = strip_tta(source, publictest, card)
     if args.quantize:
@@ -159,14 +159,14 @@ def _record(card: dict, report: dict, prefix: str = "publictest") -> None:
         card[f"{prefix}_per_class"] = per_class_table(report)
 
 
-def _publictest(data: str, run: Path | None = None):
-    """The PublicTest rows of ``data`` (the validation faces of other data, as ``run`` held them out), on which a
+def publictest_faces(data: str, runs=()):
+    """The PublicTest rows of ``data`` (the validation faces of other data, as ``runs`` held them out), on which a
     changed model is re-measured."""
     from fer_batch.errors import FerBatchError
     from fer_batch.training.holdout import holdout
 
     try:
-        return holdout(data, [run] if run is not None else [])["val"]
+        return holdout(data, runs)["val"]
     except FerBatchError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -382,7 +382,7 @@ def recard_main() -> None:
                          "not measure: ship the run again with --tflite-int8 --flip-margin")
     # A card that asked for int8 before must not keep asking for it after failing the check.
     card = {k: v for k, v in card.items() if not k.startswith("tflite_")}
-    ok = tflite_int8(args.dest / f"{args.name}.keras", _publictest(args.data), card) is not None
+    ok = tflite_int8(args.dest / f"{args.name}.keras", publictest_faces(args.data), card) is not None
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"updated {card_path}" + ("" if ok else ": int8 TFLite no longer requested"))
     if not ok:
@@ -396,7 +396,7 @@ def recard_per_class_main() -> None:
 
     card_path, model_path = args.dest / f"{args.name}.json", args.dest / f"{args.name}.keras"
     card = json.loads(card_path.read_text())
-    val = _publictest(args.data)
+    val = publictest_faces(args.data)
     # publictest_accuracy is measured in Keras (with the card's views and second look), tflite_publictest_accuracy
     # as the TFLite runtime runs the card's int8.
     wanted = [("keras", "publictest_accuracy", "publictest_per_class")]

@@ -38,11 +38,13 @@ def main() -> None:
         classifier = Classifier(path)
         probs = np.concatenate([classifier.predict(val.x[i:i + 256, ..., 0]) for i in range(0, len(val), 256)])
         right = probs.argmax(axis=1) == val.y
-        def share(mask):
-            return f"{right[mask].mean():.2%} ({right[mask].sum()}/{mask.sum()})" if mask.any() else "none"
+        print(f"{name} ({classifier.runtime}): all {right.mean():.2%}, also in Training {_share(right, seen)}, "
+              f"not in Training {_share(right, ~seen)}; {time.perf_counter() - started:.0f} s")
 
-        print(f"{name} ({classifier.runtime}): all {right.mean():.2%}, also in Training {share(seen)}, not in "
-              f"Training {share(~seen)}; {time.perf_counter() - started:.0f} s")
+
+def _share(right: np.ndarray, mask: np.ndarray) -> str:
+    """The accuracy on the faces ``mask`` picks, with its counts; "none" where it picks none."""
+    return f"{right[mask].mean():.2%} ({right[mask].sum()}/{mask.sum()})" if mask.any() else "none"
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def _as_analyze_runs_it(card: dict) -> str:
     from ..classify import flip_margin_problem
 
     margin = card.get("flip_margin")
-    if flip_margin_problem(margin):  # a card analyze would refuse
-        raise ValueError(flip_margin_problem(margin))
+    problem = flip_margin_problem(margin)
+    if problem:  # a card analyze would refuse
+        raise ValueError(problem)
     look = f", second look within {margin}" if margin else ""
     if "publictest_accuracy" not in card:
         return "not measured (no card)"

@@ -23,9 +23,10 @@ from .video import Sampling, decode_packet, display_turns, iter_video, open_vide
 
 __all__ = ["EXIF_ORIENTATION", "IMAGE_SUFFIXES", "MAX_WALK_DEPTH", "MEDIA", "MULTI_FRAME_SUFFIXES", "NO_TIMESTAMP_FPS",
            "OUTPUT_MARKER", "VIDEO_SUFFIXES", "AnimationFrame", "Discovery", "Frame", "Source", "animation_frames",
-           "decode_packet", "discover", "display_turns", "exif_turn", "frames_kind", "has_alpha", "is_animation", "iter_frames",
-           "mark_output_dir", "media_error", "media_kind", "not_a_regular_file", "not_media_reason", "open_video",
-           "probe_video", "read_image", "size_changes", "supported_suffixes", "sniff_container", "to_rgb", "upright"]
+           "decode_packet", "discover", "display_turns", "exif_turn", "frames_kind", "has_alpha", "is_animation",
+           "iter_frames", "mark_output_dir", "media_error", "media_kind", "not_a_regular_file", "not_media_reason",
+           "open_video", "probe_video", "read_image", "size_changes", "supported_suffixes", "sniff_container", "to_rgb",
+           "upright"]
 
 def iter_frames(source: Source, every: int = 1, fps: float | None = None,
                 max_pixels: int = 100_000_000, *, bgr: bool = False) -> Iterator[Frame]:

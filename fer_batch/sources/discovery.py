@@ -161,8 +161,9 @@ def discover(paths, *, skip_dirs=()) -> Discovery:
             found.duplicates += kind is not None  # the note says how many were analysed once
             return
         seen.add(key)
-        odd = not_a_regular_file(path)
-        if odd is not None and (kind is not None or explicit):
+        # (a stat, only where the answer matters: not for every sidecar file of a walked folder)
+        odd = not_a_regular_file(path) if kind is not None or explicit else None
+        if odd is not None:
             # A decoder would wait on a named pipe for ever, or read a device without end; said before the
             # suffix, which a device (/dev/zero) has none of.
             found.rejected.append((name, f"not a regular file ({odd})"))
